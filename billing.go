@@ -1,0 +1,324 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/stripe/stripe-go/v82"
+)
+
+// Defaults for the zero values of Config's fields.
+const (
+	DefaultGraceAttempts   = 3
+	DefaultAccessLeeway    = 24 * time.Hour
+	DefaultMaxWebhookBytes = 512 << 10
+	DefaultSuccessPath     = "/checkout/return?session_id={CHECKOUT_SESSION_ID}"
+	DefaultCancelPath      = "/pricing"
+	DefaultReturnPath      = "/account"
+)
+
+// PlanKind says how a price is charged.
+type PlanKind int
+
+const (
+	// Recurring prices start subscriptions (Checkout mode subscription).
+	Recurring PlanKind = iota
+	// OneTime prices are paid once (Checkout mode payment) and grant
+	// Plan.Credits per unit.
+	OneTime
+)
+
+func (k PlanKind) String() string {
+	if k == OneTime {
+		return "one-time"
+	}
+	return "recurring"
+}
+
+// Plan is one Stripe price the app sells.
+type Plan struct {
+	// PriceID is the Stripe price ID (price_...).
+	PriceID string
+	// Tier is the membership tier the price gives, such as "basic" or
+	// "pro". Plans are listed from the lowest tier to the highest: a tier
+	// ranks by the position of its first plan. May be empty for OneTime.
+	Tier string
+	// Kind is Recurring (the default) or OneTime.
+	Kind PlanKind
+	// Credits is what one unit of a OneTime price grants.
+	Credits int64
+}
+
+// Config configures [New]. Only SecretKey, WebhookSecrets, SiteURL and
+// Plans are required.
+type Config struct {
+	// SecretKey is the Stripe secret or restricted key (sk_test_, sk_live_,
+	// rk_test_, rk_live_). Its mode decides which events are accepted.
+	SecretKey string
+
+	// WebhookSecrets are the endpoint signing secrets (whsec_...). A
+	// delivery is accepted when any of them verifies it, so that a secret
+	// can be rolled: add the new one, deploy, then drop the old one.
+	WebhookSecrets []string
+
+	// SiteURL is the app's public base URL (https://example.com). The
+	// success, cancel and portal return URLs derive from it.
+	SiteURL string
+
+	// SuccessPath, CancelPath and ReturnPath are joined to SiteURL; they
+	// default to DefaultSuccessPath, DefaultCancelPath and
+	// DefaultReturnPath. SuccessPath must contain {CHECKOUT_SESSION_ID}.
+	SuccessPath, CancelPath, ReturnPath string
+
+	// Plans are the prices the app sells, lowest tier first.
+	Plans []Plan
+
+	// GraceAttempts is how many failed payment attempts a past_due
+	// subscription keeps access through while Stripe still retries
+	// (default DefaultGraceAttempts).
+	GraceAttempts int
+
+	// AccessLeeway is how long past a period's end access lasts, so that a
+	// renewal in flight never cuts access (default DefaultAccessLeeway).
+	AccessLeeway time.Duration
+
+	// MaxWebhookBytes caps a webhook body (default DefaultMaxWebhookBytes);
+	// larger bodies are answered 413.
+	MaxWebhookBytes int64
+
+	// Logger receives billing's logs and stripe-go's own (default
+	// slog.Default()). Secrets are never logged.
+	Logger *slog.Logger
+
+	// Now is the clock (default time.Now). Tests pass the offline Stripe's
+	// clock here.
+	Now func() time.Time
+
+	// StripeURL points the Stripe client at another API base URL (the
+	// offline Stripe of package billingtest, or stripe-mock). Empty means
+	// https://api.stripe.com. A live key is refused with a StripeURL.
+	StripeURL string
+
+	// HTTPClient is the client for Stripe API calls (default: a client
+	// with an 80-second timeout).
+	HTTPClient *http.Client
+
+	// MaxNetworkRetries is how often stripe-go retries a call that failed
+	// on the network (default 2). Negative means 0.
+	MaxNetworkRetries int
+}
+
+// Billing is the library's entry point: checkout, portal, the webhook
+// handler, and membership lookups. Make one with [New]; it is safe for
+// concurrent use.
+type Billing struct {
+	cfg      Config
+	sc       *stripe.Client
+	store    Store
+	users    UserResolver
+	log      *slog.Logger
+	now      func() time.Time
+	livemode bool
+	plans    map[string]Plan
+	rank     map[string]int // tier → rank, higher is better
+	site     *url.URL
+
+	// tieWait waits before re-fetching an object whose Date tied the
+	// stored version; tests may replace it.
+	tieWait func(ctx context.Context) error
+}
+
+// New checks cfg and returns a Billing. Every error wraps ErrConfig and
+// never contains a secret.
+func New(cfg Config, store Store, users UserResolver) (*Billing, error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: nil Store", ErrConfig)
+	}
+	if users == nil {
+		return nil, fmt.Errorf("%w: nil UserResolver", ErrConfig)
+	}
+	live, err := keyMode(cfg.SecretKey)
+	if err != nil {
+		return nil, err
+	}
+	if live && cfg.StripeURL != "" {
+		return nil, fmt.Errorf("%w: a live secret key must not be sent to StripeURL %q; use a test key (sk_test_...) with the offline Stripe or stripe-mock", ErrConfig, cfg.StripeURL)
+	}
+	if len(cfg.WebhookSecrets) == 0 {
+		return nil, fmt.Errorf("%w: no WebhookSecrets: add the endpoint's signing secret (whsec_...)", ErrConfig)
+	}
+	for i, s := range cfg.WebhookSecrets {
+		if !strings.HasPrefix(s, "whsec_") {
+			return nil, fmt.Errorf("%w: WebhookSecrets[%d] is not a webhook signing secret (it must start with whsec_)", ErrConfig, i)
+		}
+	}
+	site, err := url.Parse(cfg.SiteURL)
+	if err != nil || (site.Scheme != "http" && site.Scheme != "https") || site.Host == "" {
+		return nil, fmt.Errorf("%w: SiteURL %q is not an absolute http(s) URL", ErrConfig, cfg.SiteURL)
+	}
+	site.Path = strings.TrimSuffix(site.Path, "/")
+	if cfg.SuccessPath == "" {
+		cfg.SuccessPath = DefaultSuccessPath
+	}
+	if !strings.Contains(cfg.SuccessPath, "{CHECKOUT_SESSION_ID}") {
+		return nil, fmt.Errorf("%w: SuccessPath %q lacks {CHECKOUT_SESSION_ID}", ErrConfig, cfg.SuccessPath)
+	}
+	if cfg.CancelPath == "" {
+		cfg.CancelPath = DefaultCancelPath
+	}
+	if cfg.ReturnPath == "" {
+		cfg.ReturnPath = DefaultReturnPath
+	}
+	plans, rank, err := checkPlans(cfg.Plans)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.GraceAttempts < 0 {
+		return nil, fmt.Errorf("%w: GraceAttempts %d is negative", ErrConfig, cfg.GraceAttempts)
+	}
+	if cfg.GraceAttempts == 0 {
+		cfg.GraceAttempts = DefaultGraceAttempts
+	}
+	if cfg.AccessLeeway < 0 {
+		return nil, fmt.Errorf("%w: AccessLeeway %v is negative", ErrConfig, cfg.AccessLeeway)
+	}
+	if cfg.AccessLeeway == 0 {
+		cfg.AccessLeeway = DefaultAccessLeeway
+	}
+	if cfg.MaxWebhookBytes <= 0 {
+		cfg.MaxWebhookBytes = DefaultMaxWebhookBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 80 * time.Second}
+	}
+	retries := int64(2)
+	if cfg.MaxNetworkRetries != 0 {
+		retries = int64(max(cfg.MaxNetworkRetries, 0))
+	}
+	bc := &stripe.BackendConfig{
+		HTTPClient:        cfg.HTTPClient,
+		LeveledLogger:     slogLeveled{cfg.Logger.With("component", "stripe-go")},
+		MaxNetworkRetries: stripe.Int64(retries),
+	}
+	if cfg.StripeURL != "" {
+		bc.URL = stripe.String(strings.TrimSuffix(cfg.StripeURL, "/"))
+	}
+	b := &Billing{
+		cfg:      cfg,
+		sc:       stripe.NewClient(cfg.SecretKey, stripe.WithBackends(stripe.NewBackendsWithConfig(bc))),
+		store:    store,
+		users:    users,
+		log:      cfg.Logger.With("component", "billing"),
+		now:      cfg.Now,
+		livemode: live,
+		plans:    plans,
+		rank:     rank,
+		site:     site,
+	}
+	b.tieWait = b.waitNextSecond
+	return b, nil
+}
+
+// keyMode checks a secret key's shape and says whether it is live. The
+// error never contains the key.
+func keyMode(key string) (live bool, err error) {
+	switch {
+	case key == "":
+		return false, fmt.Errorf("%w: SecretKey is empty: set it to your Stripe secret key (sk_test_... or sk_live_...)", ErrConfig)
+	case strings.HasPrefix(key, "pk_"):
+		return false, fmt.Errorf("%w: SecretKey is a publishable key (pk_...): use the secret key (sk_...) from the same Dashboard page", ErrConfig)
+	case strings.HasPrefix(key, "whsec_"):
+		return false, fmt.Errorf("%w: SecretKey is a webhook signing secret (whsec_...): put it in WebhookSecrets and use the API secret key (sk_...)", ErrConfig)
+	case strings.HasPrefix(key, "sk_live_"), strings.HasPrefix(key, "rk_live_"):
+		return true, nil
+	case strings.HasPrefix(key, "sk_test_"), strings.HasPrefix(key, "rk_test_"):
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: SecretKey is not a Stripe secret key (it must start with sk_test_, sk_live_, rk_test_ or rk_live_)", ErrConfig)
+}
+
+func checkPlans(ps []Plan) (map[string]Plan, map[string]int, error) {
+	if len(ps) == 0 {
+		return nil, nil, fmt.Errorf("%w: no Plans: list the Stripe prices the app sells", ErrConfig)
+	}
+	plans := make(map[string]Plan, len(ps))
+	rank := make(map[string]int)
+	for i, p := range ps {
+		switch {
+		case !strings.HasPrefix(p.PriceID, "price_"):
+			return nil, nil, fmt.Errorf("%w: Plans[%d].PriceID %q is not a Stripe price ID (price_...)", ErrConfig, i, p.PriceID)
+		case p.Kind != Recurring && p.Kind != OneTime:
+			return nil, nil, fmt.Errorf("%w: Plans[%d] (%s) has an unknown Kind %d", ErrConfig, i, p.PriceID, p.Kind)
+		case p.Kind == Recurring && p.Tier == "":
+			return nil, nil, fmt.Errorf("%w: Plans[%d] (%s) is recurring but has no Tier", ErrConfig, i, p.PriceID)
+		case p.Credits < 0:
+			return nil, nil, fmt.Errorf("%w: Plans[%d] (%s) has negative Credits", ErrConfig, i, p.PriceID)
+		}
+		if _, dup := plans[p.PriceID]; dup {
+			return nil, nil, fmt.Errorf("%w: price %s is listed twice in Plans", ErrConfig, p.PriceID)
+		}
+		plans[p.PriceID] = p
+		if _, ok := rank[p.Tier]; !ok && p.Tier != "" {
+			rank[p.Tier] = len(rank) + 1
+		}
+	}
+	return plans, rank, nil
+}
+
+// Plan returns the configured plan of a price, or an error wrapping
+// ErrUnknownPrice.
+func (b *Billing) Plan(priceID string) (Plan, error) {
+	p, ok := b.plans[priceID]
+	if !ok {
+		return Plan{}, fmt.Errorf("%w: %q", ErrUnknownPrice, priceID)
+	}
+	return p, nil
+}
+
+// Livemode reports whether the secret key is a live-mode key.
+func (b *Billing) Livemode() bool { return b.livemode }
+
+// siteURL joins a configured path (which may carry a query) to SiteURL.
+func (b *Billing) siteURL(path string) string {
+	if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
+		return path
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	return b.site.String() + path
+}
+
+// Membership returns the user's membership now. A user with nothing
+// stored gets the zero Membership (status none), not an error.
+func (b *Billing) Membership(ctx context.Context, userID string) (Membership, error) {
+	if userID == "" {
+		return Membership{}, errors.New("billing: Membership: empty user ID")
+	}
+	f, err := b.store.Facts(ctx, userID)
+	if err != nil {
+		return Membership{}, fmt.Errorf("billing: read facts of user %q: %w", userID, err)
+	}
+	return b.policy().compute(f, b.now()), nil
+}
+
+// slogLeveled routes stripe-go's leveled logger to slog. stripe-go logs
+// every request at info level; those go to debug here.
+type slogLeveled struct{ l *slog.Logger }
+
+func (s slogLeveled) Debugf(format string, v ...any) { s.l.Debug(fmt.Sprintf(format, v...)) }
+func (s slogLeveled) Infof(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }
+func (s slogLeveled) Warnf(format string, v ...any)  { s.l.Warn(fmt.Sprintf(format, v...)) }
+func (s slogLeveled) Errorf(format string, v ...any) { s.l.Error(fmt.Sprintf(format, v...)) }

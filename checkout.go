@@ -1,0 +1,357 @@
+package billing
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stripe/stripe-go/v82"
+)
+
+// idempotencyWindow is how long a repeated identical request (a double
+// click, a retry) gets the same Checkout or portal session back.
+const idempotencyWindow = time.Minute
+
+// CheckoutOptions says what to buy.
+type CheckoutOptions struct {
+	// PriceID is a price from Config.Plans. Its Kind picks the Checkout
+	// mode: subscription for Recurring, payment for OneTime.
+	PriceID string
+	// Quantity defaults to 1.
+	Quantity int64
+	// TrialDays starts a subscription with a trial of that many days.
+	TrialDays int64
+	// AllowPromotionCodes shows the promotion code field.
+	AllowPromotionCodes bool
+	// AllowAnotherSubscription lets a user with a live subscription start
+	// a second one; without it Checkout returns ErrAlreadySubscribed.
+	AllowAnotherSubscription bool
+	// SuccessURL and CancelURL override the URLs derived from Config.
+	// SuccessURL must contain {CHECKOUT_SESSION_ID}.
+	SuccessURL, CancelURL string
+}
+
+// CheckoutSession is a hosted Checkout page to send the user to.
+type CheckoutSession struct {
+	ID  string
+	URL string
+}
+
+// Checkout starts a hosted Checkout for the user: it gets or creates the
+// user's Stripe customer (linked to the user before the session exists)
+// and creates the session, both with idempotency keys, so that a double
+// click gets one customer and one session. Redirect the user to the URL
+// with 303 See Other.
+func (b *Billing) Checkout(ctx context.Context, userID string, opts CheckoutOptions) (CheckoutSession, error) {
+	if userID == "" {
+		return CheckoutSession{}, errors.New("billing: Checkout: empty user ID")
+	}
+	plan, err := b.Plan(opts.PriceID)
+	if err != nil {
+		return CheckoutSession{}, err
+	}
+	if opts.Quantity == 0 {
+		opts.Quantity = 1
+	}
+	if opts.Quantity < 0 || opts.TrialDays < 0 {
+		return CheckoutSession{}, fmt.Errorf("billing: Checkout: negative quantity or trial days")
+	}
+	if opts.TrialDays > 0 && plan.Kind != Recurring {
+		return CheckoutSession{}, fmt.Errorf("billing: Checkout: a trial needs a recurring price, %s is one-time", plan.PriceID)
+	}
+	success := b.siteURL(b.cfg.SuccessPath)
+	if opts.SuccessURL != "" {
+		success = opts.SuccessURL
+	}
+	if !strings.Contains(success, "{CHECKOUT_SESSION_ID}") {
+		return CheckoutSession{}, fmt.Errorf("billing: Checkout: SuccessURL %q lacks {CHECKOUT_SESSION_ID}", success)
+	}
+	cancel := b.siteURL(b.cfg.CancelPath)
+	if opts.CancelURL != "" {
+		cancel = opts.CancelURL
+	}
+	facts, err := b.store.Facts(ctx, userID)
+	if err != nil {
+		return CheckoutSession{}, fmt.Errorf("billing: read facts of user %q: %w", userID, err)
+	}
+	if plan.Kind == Recurring && !opts.AllowAnotherSubscription {
+		for _, s := range facts.Subscriptions {
+			if live(s.Status) {
+				return CheckoutSession{}, fmt.Errorf("%w: %s is %s", ErrAlreadySubscribed, s.ID, s.Status)
+			}
+		}
+	}
+	customer, err := b.customerFor(ctx, userID, facts.CustomerID)
+	if err != nil {
+		return CheckoutSession{}, err
+	}
+
+	qty := strconv.FormatInt(opts.Quantity, 10)
+	p := &stripe.CheckoutSessionCreateParams{
+		Customer:          stripe.String(customer),
+		ClientReferenceID: stripe.String(userID),
+		SuccessURL:        stripe.String(success),
+		CancelURL:         stripe.String(cancel),
+		LineItems: []*stripe.CheckoutSessionCreateLineItemParams{{
+			Price:    stripe.String(plan.PriceID),
+			Quantity: stripe.Int64(opts.Quantity),
+		}},
+		Metadata: map[string]string{metaUserID: userID, metaPriceID: plan.PriceID, metaQuantity: qty},
+	}
+	if opts.AllowPromotionCodes {
+		p.AllowPromotionCodes = stripe.Bool(true)
+	}
+	if plan.Kind == Recurring {
+		p.Mode = stripe.String(string(stripe.CheckoutSessionModeSubscription))
+		p.SubscriptionData = &stripe.CheckoutSessionCreateSubscriptionDataParams{
+			Metadata: map[string]string{metaUserID: userID},
+		}
+		if opts.TrialDays > 0 {
+			p.SubscriptionData.TrialPeriodDays = stripe.Int64(opts.TrialDays)
+		}
+	} else {
+		p.Mode = stripe.String(string(stripe.CheckoutSessionModePayment))
+	}
+	p.SetIdempotencyKey(b.idempotencyKey("checkout", userID, customer, plan.PriceID, qty,
+		strconv.FormatInt(opts.TrialDays, 10), strconv.FormatBool(opts.AllowPromotionCodes), success, cancel))
+	var s *stripe.CheckoutSession
+	err = retryConflict(ctx, func() error {
+		var err error
+		s, err = b.sc.V1CheckoutSessions.Create(ctx, p)
+		return err
+	})
+	if err != nil {
+		return CheckoutSession{}, &StripeError{Op: "create checkout session", Err: err}
+	}
+	return CheckoutSession{ID: s.ID, URL: s.URL}, nil
+}
+
+// live reports whether a subscription status still bills the user.
+func live(st stripe.SubscriptionStatus) bool {
+	switch st {
+	case stripe.SubscriptionStatusTrialing, stripe.SubscriptionStatusActive, stripe.SubscriptionStatusPastDue,
+		stripe.SubscriptionStatusUnpaid, stripe.SubscriptionStatusPaused:
+		return true
+	}
+	return false
+}
+
+// idempotencyKey derives a key from what a request creates and the
+// current time window. Stripe replays the first answer to a key for 24
+// hours and refuses a key reused with other parameters, so every parameter
+// is part of the key, and the window lets a later, deliberate repeat
+// create a new session.
+func (b *Billing) idempotencyKey(kind string, parts ...string) string {
+	h := sha256.New()
+	window := b.now().Unix() / int64(idempotencyWindow/time.Second)
+	fmt.Fprintf(h, "%s\x00%d", kind, window)
+	for _, p := range parts {
+		fmt.Fprintf(h, "\x00%s", p)
+	}
+	return "billing-" + kind + "-" + hex.EncodeToString(h.Sum(nil))[:40]
+}
+
+// customerFor returns the user's Stripe customer, creating and linking it
+// if there is none. The create's idempotency key is the user's ID, so
+// concurrent first checkouts of one user make one customer.
+func (b *Billing) customerFor(ctx context.Context, userID, known string) (string, error) {
+	if known != "" {
+		return known, nil
+	}
+	u, err := b.users.User(ctx, userID)
+	if err != nil {
+		return "", fmt.Errorf("billing: resolve user %q: %w", userID, err)
+	}
+	p := &stripe.CustomerCreateParams{Metadata: map[string]string{metaUserID: userID}}
+	if u.Email != "" {
+		p.Email = stripe.String(u.Email)
+	}
+	if u.Name != "" {
+		p.Name = stripe.String(u.Name)
+	}
+	sum := sha256.Sum256([]byte(userID + "\x00" + u.Email + "\x00" + u.Name))
+	p.SetIdempotencyKey("billing-customer-" + hex.EncodeToString(sum[:20]))
+	var c *stripe.Customer
+	err = retryConflict(ctx, func() error {
+		var err error
+		c, err = b.sc.V1Customers.Create(ctx, p)
+		return err
+	})
+	if err != nil {
+		return "", &StripeError{Op: "create customer", Err: err}
+	}
+	err = b.store.Apply(ctx, "", func(ctx context.Context, tx Tx) error {
+		return tx.LinkCustomer(ctx, userID, c.ID)
+	})
+	if errors.Is(err, ErrCustomerConflict) {
+		// Another request linked the user first (with a customer made
+		// more than a day apart): use the linked one.
+		if linked, err2 := b.store.CustomerID(ctx, userID); err2 == nil {
+			b.log.Warn("user already linked to another customer; using it", "user", userID, "unused_customer", c.ID, "customer", linked)
+			return linked, nil
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("billing: link user %q to customer %s: %w", userID, c.ID, err)
+	}
+	return c.ID, nil
+}
+
+// retryConflict retries a create that Stripe answered 409 (the same
+// idempotency key in use by a concurrent request) or 429 (rate limited).
+// The retry carries the same key, so it replays the first answer.
+func retryConflict(ctx context.Context, call func() error) error {
+	delay := 200 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := call()
+		var se *stripe.Error
+		if err == nil || attempt == 4 || !errors.As(err, &se) || (se.HTTPStatusCode != 409 && se.HTTPStatusCode != 429) {
+			return err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		delay *= 2
+	}
+}
+
+// CheckoutResult is the state of a Checkout Session, for the return page.
+type CheckoutResult struct {
+	ID string
+	// Status is open, complete or expired.
+	Status stripe.CheckoutSessionStatus
+	// PaymentStatus is paid, unpaid or no_payment_required.
+	PaymentStatus  stripe.CheckoutSessionPaymentStatus
+	Mode           stripe.CheckoutSessionMode
+	SubscriptionID string
+}
+
+// Settled reports whether the session's outcome is final: paid (or
+// needing no payment), or expired.
+func (r CheckoutResult) Settled() bool {
+	return r.Status == stripe.CheckoutSessionStatusExpired ||
+		(r.Status == stripe.CheckoutSessionStatusComplete && r.PaymentStatus != stripe.CheckoutSessionPaymentStatusUnpaid)
+}
+
+// CheckoutStatus reports a Checkout Session's state after checking that
+// it belongs to the user (ErrSessionNotOwned otherwise).
+func (b *Billing) CheckoutStatus(ctx context.Context, userID, sessionID string) (CheckoutResult, error) {
+	s, err := b.ownedSession(ctx, userID, sessionID)
+	if err != nil {
+		return CheckoutResult{}, err
+	}
+	return resultOf(s), nil
+}
+
+func resultOf(s *stripe.CheckoutSession) CheckoutResult {
+	r := CheckoutResult{ID: s.ID, Status: s.Status, PaymentStatus: s.PaymentStatus, Mode: s.Mode}
+	if s.Subscription != nil {
+		r.SubscriptionID = s.Subscription.ID
+	}
+	return r
+}
+
+// ownedSession retrieves a session (with what SyncCheckout needs
+// expanded) and checks that its customer is the user's.
+func (b *Billing) ownedSession(ctx context.Context, userID, sessionID string, expand ...string) (*stripe.CheckoutSession, error) {
+	if userID == "" || !strings.HasPrefix(sessionID, "cs_") {
+		return nil, fmt.Errorf("%w: %q is not a Checkout Session ID of user %q", ErrSessionNotOwned, sessionID, userID)
+	}
+	customer, err := b.store.CustomerID(ctx, userID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: user %q has no customer", ErrSessionNotOwned, userID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("billing: read customer of user %q: %w", userID, err)
+	}
+	p := &stripe.CheckoutSessionRetrieveParams{}
+	for _, e := range expand {
+		p.AddExpand(e)
+	}
+	s, err := b.sc.V1CheckoutSessions.Retrieve(ctx, sessionID, p)
+	if err != nil {
+		var se *stripe.Error
+		if errors.As(err, &se) && se.HTTPStatusCode == 404 {
+			return nil, fmt.Errorf("%w: %s does not exist", ErrSessionNotOwned, sessionID)
+		}
+		return nil, &StripeError{Op: "retrieve checkout session " + sessionID, Err: err}
+	}
+	if s.Customer == nil || s.Customer.ID != customer {
+		return nil, fmt.Errorf("%w: %s", ErrSessionNotOwned, sessionID)
+	}
+	return s, nil
+}
+
+// SyncCheckout applies a Checkout Session's outcome at once, so that the
+// return page is right even when the webhook is late: it checks that the
+// session belongs to the user, then writes its subscription (through the
+// same conditional write as webhooks) or its one-time grant (once, by
+// session ID, whichever of this and the webhook comes first). It returns
+// the session's state and the user's membership afterwards.
+func (b *Billing) SyncCheckout(ctx context.Context, userID, sessionID string) (CheckoutResult, Membership, error) {
+	s, err := b.ownedSession(ctx, userID, sessionID, "subscription", "subscription.latest_invoice", "line_items")
+	if err != nil {
+		return CheckoutResult{}, Membership{}, err
+	}
+	res := resultOf(s)
+	if s.Status == stripe.CheckoutSessionStatusComplete {
+		switch {
+		case s.Mode == stripe.CheckoutSessionModeSubscription && s.Subscription != nil && s.Subscription.Status != "":
+			if err := b.syncSubscription(ctx, s); err != nil {
+				return res, Membership{}, err
+			}
+		case s.Mode == stripe.CheckoutSessionModePayment && s.PaymentStatus == stripe.CheckoutSessionPaymentStatusPaid:
+			g, err := b.grantOf(ctx, s, unix(s.Created))
+			if err != nil {
+				return res, Membership{}, err
+			}
+			g.UserID = userID
+			err = b.store.Apply(ctx, "", func(ctx context.Context, tx Tx) error {
+				_, err := tx.AddGrant(ctx, g)
+				return err
+			})
+			if err != nil {
+				return res, Membership{}, fmt.Errorf("billing: write grant %s: %w", s.ID, err)
+			}
+		}
+	}
+	m, err := b.Membership(ctx, userID)
+	return res, m, err
+}
+
+// syncSubscription writes the subscription expanded on a session,
+// versioned by the response's Date.
+func (b *Billing) syncSubscription(ctx context.Context, s *stripe.CheckoutSession) error {
+	version, err := responseTime(s.LastResponse)
+	if err != nil {
+		return fmt.Errorf("billing: retrieve checkout session %s: %w", s.ID, err)
+	}
+	facts := subscriptionFacts(s.Subscription, version)
+	if facts.CustomerID == "" && s.Customer != nil {
+		facts.CustomerID = s.Customer.ID
+	}
+	var inv *Invoice
+	if li := s.Subscription.LatestInvoice; li != nil && li.Status != "" {
+		f := invoiceFacts(li)
+		inv = &f
+	}
+	err = b.store.Apply(ctx, "", func(ctx context.Context, tx Tx) error {
+		return putSubscription(ctx, tx, facts, inv, false)
+	})
+	if errors.Is(err, errTie) {
+		return b.applyFetched(ctx, "", facts.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("billing: sync subscription %s: %w", facts.ID, err)
+	}
+	return nil
+}

@@ -1,0 +1,149 @@
+package billing
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/stripe/stripe-go/v82"
+)
+
+// unix turns Stripe's unix seconds into a UTC time; 0 stays the zero time.
+func unix(sec int64) time.Time {
+	if sec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec, 0).UTC()
+}
+
+// subscriptionFacts reads what Membership needs from a subscription in
+// basil's layout (periods on the items).
+func subscriptionFacts(sub *stripe.Subscription, version time.Time) Subscription {
+	s := Subscription{
+		ID:                sub.ID,
+		Status:            sub.Status,
+		CancelAtPeriodEnd: sub.CancelAtPeriodEnd,
+		CancelAt:          unix(sub.CancelAt),
+		CanceledAt:        unix(sub.CanceledAt),
+		EndedAt:           unix(sub.EndedAt),
+		TrialStart:        unix(sub.TrialStart),
+		TrialEnd:          unix(sub.TrialEnd),
+		Version:           version.UTC().Truncate(time.Second),
+	}
+	if sub.Customer != nil {
+		s.CustomerID = sub.Customer.ID
+	}
+	if sub.LatestInvoice != nil {
+		s.LatestInvoiceID = sub.LatestInvoice.ID
+	}
+	if sub.Items != nil {
+		for _, it := range sub.Items.Data {
+			if it == nil {
+				continue
+			}
+			item := Item{Quantity: it.Quantity, CurrentPeriodStart: unix(it.CurrentPeriodStart), CurrentPeriodEnd: unix(it.CurrentPeriodEnd)}
+			if it.Price != nil {
+				item.PriceID = it.Price.ID
+			}
+			s.Items = append(s.Items, item)
+		}
+	}
+	return s
+}
+
+// Invoice version progress: attempts count up; a settled invoice is last.
+const (
+	progressSettled = 9998 // void or uncollectible
+	progressPaid    = 9999
+)
+
+// invoiceFacts reads an invoice's payment facts and orders them: later
+// invoices first by creation, and within one invoice by attempts, paid
+// last of all.
+func invoiceFacts(inv *stripe.Invoice) Invoice {
+	f := Invoice{
+		ID:                 inv.ID,
+		Created:            unix(inv.Created),
+		Paid:               inv.Status == stripe.InvoiceStatusPaid,
+		AttemptCount:       inv.AttemptCount,
+		NextPaymentAttempt: unix(inv.NextPaymentAttempt),
+	}
+	progress := min(inv.AttemptCount, progressSettled-1)
+	switch inv.Status {
+	case stripe.InvoiceStatusPaid:
+		progress = progressPaid
+		f.NextPaymentAttempt = time.Time{}
+	case stripe.InvoiceStatusVoid, stripe.InvoiceStatusUncollectible:
+		progress = progressSettled
+		f.NextPaymentAttempt = time.Time{}
+	}
+	f.Version = fmt.Sprintf("%012d|%s|%04d", inv.Created, inv.ID, progress)
+	return f
+}
+
+// invoiceSubscriptionID finds an invoice's subscription in basil's layout:
+// parent.subscription_details.subscription, else a line's parent.
+func invoiceSubscriptionID(inv *stripe.Invoice) string {
+	if p := inv.Parent; p != nil && p.SubscriptionDetails != nil && p.SubscriptionDetails.Subscription != nil {
+		return p.SubscriptionDetails.Subscription.ID
+	}
+	if inv.Lines != nil {
+		for _, l := range inv.Lines.Data {
+			if l != nil && l.Parent != nil && l.Parent.SubscriptionItemDetails != nil && l.Parent.SubscriptionItemDetails.Subscription != "" {
+				return l.Parent.SubscriptionItemDetails.Subscription
+			}
+		}
+	}
+	return ""
+}
+
+// Checkout Session metadata keys billing sets.
+const (
+	metaUserID   = "billing_user_id"
+	metaPriceID  = "billing_price_id"
+	metaQuantity = "billing_quantity"
+)
+
+// grantOf builds the grant of a paid payment-mode session. Sessions made
+// by Checkout carry their price in metadata; for others (Payment Links,
+// say) the line items are fetched.
+func (b *Billing) grantOf(ctx context.Context, s *stripe.CheckoutSession, at time.Time) (Grant, error) {
+	g := Grant{
+		CheckoutSessionID: s.ID,
+		AmountTotal:       s.AmountTotal,
+		Currency:          string(s.Currency),
+		GrantedAt:         at.UTC().Truncate(time.Second),
+	}
+	if s.Customer != nil {
+		g.CustomerID = s.Customer.ID
+	}
+	if price := s.Metadata[metaPriceID]; price != "" {
+		q, err := strconv.ParseInt(s.Metadata[metaQuantity], 10, 64)
+		if err != nil || q < 1 {
+			q = 1
+		}
+		g.PriceID, g.Quantity = price, q
+	} else {
+		items := s.LineItems
+		if items == nil {
+			p := &stripe.CheckoutSessionRetrieveParams{}
+			p.AddExpand("line_items")
+			full, err := b.sc.V1CheckoutSessions.Retrieve(ctx, s.ID, p)
+			if err != nil {
+				return Grant{}, &StripeError{Op: "retrieve checkout session " + s.ID, Err: err}
+			}
+			items = full.LineItems
+		}
+		if items == nil || len(items.Data) == 0 || items.Data[0].Price == nil {
+			return Grant{}, fmt.Errorf("billing: checkout session %s has no line items", s.ID)
+		}
+		g.PriceID, g.Quantity = items.Data[0].Price.ID, max(items.Data[0].Quantity, 1)
+	}
+	if p, ok := b.plans[g.PriceID]; ok {
+		g.Credits = p.Credits * g.Quantity
+	} else {
+		b.log.Warn("one-time purchase of a price not in Plans: granted with no credits", "session", s.ID, "price", g.PriceID)
+	}
+	return g, nil
+}

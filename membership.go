@@ -1,0 +1,242 @@
+package billing
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/stripe/stripe-go/v82"
+)
+
+// Status is a membership's status, derived from Stripe's subscription
+// status. The zero value is StatusNone.
+type Status int
+
+// Membership statuses.
+const (
+	StatusNone     Status = iota // nothing bought, or the subscription never started
+	StatusPending                // the first payment is not through yet (Stripe: incomplete)
+	StatusTrialing               // in a trial
+	StatusActive                 // paid up, or failing but still within the grace attempts
+	StatusPastDue                // payment failed past the grace attempts, or unpaid
+	StatusPaused                 // paused (a trial ended without a payment method)
+	StatusCanceled               // ended
+)
+
+var statusNames = [...]string{"none", "pending", "trialing", "active", "past_due", "paused", "canceled"}
+
+func (s Status) String() string {
+	if s >= 0 && int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return fmt.Sprintf("Status(%d)", int(s))
+}
+
+// MarshalText encodes the status as its name.
+func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes a status name.
+func (s *Status) UnmarshalText(b []byte) error {
+	for i, n := range statusNames {
+		if n == string(b) {
+			*s = Status(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("billing: unknown membership status %q", b)
+}
+
+// Membership is what a user has paid for, computed from the stored facts.
+// The zero Membership is a user with nothing (StatusNone).
+type Membership struct {
+	UserID string
+	Status Status
+	// Tier is the highest configured tier among the subscription's prices.
+	Tier string
+	// PriceID is the price that gives Tier.
+	PriceID        string
+	SubscriptionID string
+	// StripeStatus is Stripe's own status of the subscription.
+	StripeStatus stripe.SubscriptionStatus
+	// CurrentPeriodEnd is when the current period ends (the renewal date),
+	// the earliest among the subscription's items.
+	CurrentPeriodEnd time.Time
+	// TrialEnd is when the trial ends, while trialing.
+	TrialEnd time.Time
+	// CancelAt is when the subscription will end, when it is set to cancel
+	// (at the period end, or at a chosen time).
+	CancelAt time.Time
+	// AccessUntil is the instant access ends; zero when there is none.
+	AccessUntil time.Time
+	// FailedAttempts counts the failed payment attempts of the latest
+	// invoice while the subscription is past_due.
+	FailedAttempts int
+	// Credits is the sum of the credits of the user's one-time purchases.
+	Credits int64
+	// HasCustomer reports whether the user has a Stripe customer (and so
+	// can open the Customer Portal).
+	HasCustomer bool
+}
+
+// Active reports whether the membership gives access at now.
+func (m Membership) Active(now time.Time) bool {
+	return now.Before(m.AccessUntil)
+}
+
+// HasTier reports whether the membership gives access at now to one of the
+// tiers (to any tier when none is given).
+func (m Membership) HasTier(now time.Time, tiers ...string) bool {
+	if !m.Active(now) {
+		return false
+	}
+	if len(tiers) == 0 {
+		return true
+	}
+	for _, t := range tiers {
+		if t == m.Tier {
+			return true
+		}
+	}
+	return false
+}
+
+// policy holds what the membership function needs from Config.
+type policy struct {
+	plans  map[string]Plan
+	rank   map[string]int
+	grace  int
+	leeway time.Duration
+}
+
+func (b *Billing) policy() policy {
+	return policy{plans: b.plans, rank: b.rank, grace: b.cfg.GraceAttempts, leeway: b.cfg.AccessLeeway}
+}
+
+// compute is the one pure function from stored facts and now to a
+// Membership (DESIGN.md's table).
+func (p policy) compute(f Facts, now time.Time) Membership {
+	var best Membership
+	found := false
+	for _, s := range f.Subscriptions {
+		if s.Version.IsZero() || s.Status == "" {
+			continue // only invoice facts so far
+		}
+		m := p.one(s, now)
+		if !found || p.better(m, best, now) {
+			best, found = m, true
+		}
+	}
+	best.UserID = f.UserID
+	best.HasCustomer = f.CustomerID != ""
+	for _, g := range f.Grants {
+		best.Credits += g.Credits
+	}
+	return best
+}
+
+// one maps one subscription.
+func (p policy) one(s Subscription, now time.Time) Membership {
+	m := Membership{SubscriptionID: s.ID, StripeStatus: s.Status}
+	for _, it := range s.Items {
+		if m.CurrentPeriodEnd.IsZero() || it.CurrentPeriodEnd.Before(m.CurrentPeriodEnd) {
+			m.CurrentPeriodEnd = it.CurrentPeriodEnd
+		}
+		r, ok := p.rank[p.plans[it.PriceID].Tier]
+		if ok && (m.Tier == "" || r > p.rank[m.Tier]) {
+			m.Tier, m.PriceID = p.plans[it.PriceID].Tier, it.PriceID
+		}
+	}
+	if m.PriceID == "" && len(s.Items) > 0 {
+		m.PriceID = s.Items[0].PriceID // a price the config does not know: no tier
+	}
+	periodAccess := m.CurrentPeriodEnd.Add(p.leeway)
+	if m.CurrentPeriodEnd.IsZero() {
+		periodAccess = time.Time{}
+	}
+	switch s.Status {
+	case stripe.SubscriptionStatusTrialing:
+		m.Status, m.TrialEnd = StatusTrialing, s.TrialEnd
+		end := s.TrialEnd
+		if end.IsZero() {
+			end = m.CurrentPeriodEnd
+		}
+		if !end.IsZero() {
+			m.AccessUntil = end.Add(p.leeway)
+		}
+		p.cancel(&m, s)
+	case stripe.SubscriptionStatusActive:
+		m.Status, m.AccessUntil = StatusActive, periodAccess
+		p.cancel(&m, s)
+	case stripe.SubscriptionStatusPastDue:
+		attempts := int(s.Invoice.AttemptCount)
+		if s.Invoice.Paid {
+			attempts = 0
+		}
+		willRetry := !s.Invoice.Paid && !s.Invoice.NextPaymentAttempt.IsZero()
+		if attempts < p.grace && willRetry {
+			m.Status, m.AccessUntil, m.FailedAttempts = StatusActive, periodAccess, attempts
+			p.cancel(&m, s)
+		} else {
+			m.Status, m.FailedAttempts = StatusPastDue, attempts
+		}
+	case stripe.SubscriptionStatusUnpaid:
+		m.Status = StatusPastDue
+		if !s.Invoice.Paid {
+			m.FailedAttempts = int(s.Invoice.AttemptCount)
+		}
+	case stripe.SubscriptionStatusPaused:
+		m.Status = StatusPaused
+	case stripe.SubscriptionStatusIncomplete:
+		m.Status = StatusPending
+	case stripe.SubscriptionStatusCanceled:
+		m.Status = StatusCanceled
+	default: // incomplete_expired, or a status this version does not know
+		m.Status = StatusNone
+	}
+	return m
+}
+
+// cancel applies a scheduled cancellation: access ends at the cancel time
+// (or at the period's access end, whichever comes first).
+func (p policy) cancel(m *Membership, s Subscription) {
+	var at time.Time
+	if s.CancelAtPeriodEnd {
+		at = m.CurrentPeriodEnd
+		if s.Status == stripe.SubscriptionStatusTrialing && !s.TrialEnd.IsZero() {
+			at = s.TrialEnd
+		}
+	}
+	if !s.CancelAt.IsZero() && (at.IsZero() || s.CancelAt.Before(at)) {
+		at = s.CancelAt
+	}
+	if at.IsZero() {
+		return
+	}
+	m.CancelAt = at
+	if m.AccessUntil.IsZero() || at.Before(m.AccessUntil) {
+		m.AccessUntil = at
+	}
+}
+
+// better reports whether a gives more than b: access now first, then the
+// later end of access, then the higher tier, then the more pressing status.
+func (p policy) better(a, b Membership, now time.Time) bool {
+	if aa, ba := a.Active(now), b.Active(now); aa != ba {
+		return aa
+	}
+	if !a.AccessUntil.Equal(b.AccessUntil) {
+		return a.AccessUntil.After(b.AccessUntil)
+	}
+	if ra, rb := p.rank[a.Tier], p.rank[b.Tier]; ra != rb {
+		return ra > rb
+	}
+	if sa, sb := statusWeight[a.Status], statusWeight[b.Status]; sa != sb {
+		return sa > sb
+	}
+	return a.SubscriptionID > b.SubscriptionID
+}
+
+// statusWeight orders memberships without access: the one that asks the
+// user to act comes first.
+var statusWeight = map[Status]int{
+	StatusActive: 6, StatusTrialing: 5, StatusPastDue: 4, StatusPaused: 3, StatusPending: 2, StatusCanceled: 1, StatusNone: 0,
+}

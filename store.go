@@ -1,0 +1,263 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/stripe/stripe-go/v82"
+)
+
+// Errors a Store returns. Callers test for them with [errors.Is].
+var (
+	// ErrNotFound is returned by lookups by ID that find nothing.
+	ErrNotFound = errors.New("billing: not found")
+
+	// ErrDuplicateEvent is returned by [Store.Apply] when the event ID has
+	// already been recorded: the event was applied before and nothing changed.
+	ErrDuplicateEvent = errors.New("billing: event already processed")
+
+	// ErrCustomerConflict is returned by [Tx.LinkCustomer] when the user is
+	// already linked to another Stripe customer, or the customer to another
+	// user.
+	ErrCustomerConflict = errors.New("billing: user and Stripe customer already linked elsewhere")
+)
+
+// Store keeps what billing knows: which Stripe customer belongs to which
+// user, the facts of each subscription, one-time grants, the IDs of the
+// events already applied, and the events parked for an operator.
+//
+// Every method must be safe for concurrent use, also by several processes
+// sharing one database. Run the conformance suite in package storetest
+// against any implementation.
+type Store interface {
+	// Apply runs fn in one transaction and commits it together with the
+	// record of eventID, or not at all.
+	//
+	// If eventID is already recorded, Apply must return ErrDuplicateEvent
+	// without calling fn (or, if the duplicate is found only when recording,
+	// roll fn's writes back and return ErrDuplicateEvent). Of any number of
+	// concurrent calls with one eventID, exactly one may commit. If fn
+	// returns an error, Apply must roll back every write of fn, leave eventID
+	// unrecorded, and return fn's error unchanged (wrapped is fine), so that a
+	// later Apply with the same ID runs again.
+	//
+	// An empty eventID records nothing: fn's writes commit on their own
+	// (this is how writes without an event, such as SyncCheckout, are made).
+	Apply(ctx context.Context, eventID string, fn func(ctx context.Context, tx Tx) error) error
+
+	// Processed reports whether eventID has been recorded by a committed
+	// Apply.
+	Processed(ctx context.Context, eventID string) (bool, error)
+
+	// CustomerID returns the Stripe customer linked to userID, or
+	// ErrNotFound.
+	CustomerID(ctx context.Context, userID string) (string, error)
+
+	// Facts returns everything stored for userID: its customer, its
+	// subscriptions and its grants. A user with nothing stored is not an
+	// error: Facts returns zero Facts (with UserID set) and nil.
+	Facts(ctx context.Context, userID string) (Facts, error)
+
+	// Park keeps an event that could not be applied (for instance, one for
+	// a customer no user is linked to), replacing any parked event with the
+	// same ID.
+	Park(ctx context.Context, ev ParkedEvent) error
+
+	// Parked returns the parked events, oldest first.
+	Parked(ctx context.Context) ([]ParkedEvent, error)
+
+	// Unpark removes a parked event. Removing one that is not parked is
+	// not an error.
+	Unpark(ctx context.Context, eventID string) error
+}
+
+// Tx is the view of a Store inside [Store.Apply]: every read sees the
+// transaction's own writes, and every write commits or rolls back with it.
+type Tx interface {
+	// UserID returns the user linked to the Stripe customer, or
+	// ErrNotFound.
+	UserID(ctx context.Context, customerID string) (string, error)
+
+	// LinkCustomer links a user to a Stripe customer. Linking a pair that
+	// is already linked is a no-op; linking a user that has another
+	// customer, or a customer that has another user, returns
+	// ErrCustomerConflict and changes nothing.
+	LinkCustomer(ctx context.Context, userID, customerID string) error
+
+	// Subscription returns the stored subscription, or ErrNotFound.
+	Subscription(ctx context.Context, subscriptionID string) (Subscription, error)
+
+	// PutSubscription writes s's subscription state (every field but
+	// Invoice) if, and only if, the stored state is older:
+	//   - nothing is stored for s.ID, or only invoice facts (zero Version); or
+	//   - s.Version is strictly later than the stored Version and the stored
+	//     Status is not final (canceled, incomplete_expired); or
+	//   - s.Status is final and the stored Status is not (nothing follows a
+	//     final state at Stripe, so a final state is never stale).
+	// Equal versions never overwrite. It reports whether it wrote. The
+	// stored Invoice facts are left as they are.
+	PutSubscription(ctx context.Context, s Subscription) (bool, error)
+
+	// PutInvoice writes the latest-invoice facts of a subscription if, and
+	// only if, inv.Version is strictly greater (byte-wise) than the stored
+	// Invoice.Version. When nothing is stored for the subscription it
+	// creates it with these facts, userID and customerID, and a zero
+	// subscription Version. It reports whether it wrote.
+	PutInvoice(ctx context.Context, subscriptionID, userID, customerID string, inv Invoice) (bool, error)
+
+	// AddGrant records a one-time grant unless one with the same
+	// CheckoutSessionID exists. It reports whether it added it.
+	AddGrant(ctx context.Context, g Grant) (bool, error)
+}
+
+// Facts is everything a Store holds for one user.
+type Facts struct {
+	UserID        string
+	CustomerID    string // empty when the user never had a Stripe customer
+	Subscriptions []Subscription
+	Grants        []Grant
+}
+
+// Subscription is what billing keeps of one Stripe subscription: the facts
+// Membership is computed from.
+type Subscription struct {
+	ID         string
+	CustomerID string
+	UserID     string
+
+	// Status is Stripe's status. It is empty while only invoice facts are
+	// known (Version is zero).
+	Status            stripe.SubscriptionStatus
+	Items             []Item
+	CancelAtPeriodEnd bool
+	CancelAt          time.Time // zero when not set
+	CanceledAt        time.Time
+	EndedAt           time.Time
+	TrialStart        time.Time
+	TrialEnd          time.Time
+	LatestInvoiceID   string
+
+	// Version is Stripe's time for the state held, in whole seconds: the
+	// event's created time for a webhook payload, the Date header of the
+	// response for a fetched object. Never the local clock. Zero when no
+	// subscription state is stored yet.
+	Version time.Time
+
+	// Invoice holds the facts of the subscription's latest invoice, with a
+	// version of their own.
+	Invoice Invoice
+}
+
+// Final reports whether the status can never change again.
+func (s Subscription) Final() bool { return isFinal(s.Status) }
+
+func isFinal(st stripe.SubscriptionStatus) bool {
+	return st == stripe.SubscriptionStatusCanceled || st == stripe.SubscriptionStatusIncompleteExpired
+}
+
+// Item is one subscription item: a price and its current period.
+type Item struct {
+	PriceID            string
+	Quantity           int64
+	CurrentPeriodStart time.Time
+	CurrentPeriodEnd   time.Time
+}
+
+// Invoice is what billing keeps of a subscription's latest invoice.
+type Invoice struct {
+	ID      string
+	Created time.Time
+	Paid    bool
+	// AttemptCount is the highest attempt_count Stripe reported for the
+	// invoice: the first attempt plus automatic retries.
+	AttemptCount int64
+	// NextPaymentAttempt is zero when Stripe will not retry again.
+	NextPaymentAttempt time.Time
+	// Version orders the facts: a later invoice is greater, and for one
+	// invoice more attempts are greater and paid is greatest. Stores
+	// compare it byte-wise and never interpret it.
+	Version string
+}
+
+// Grant is a one-time purchase: a paid Checkout Session in payment mode.
+type Grant struct {
+	CheckoutSessionID string
+	UserID            string
+	CustomerID        string
+	PriceID           string
+	Quantity          int64
+	// Credits is the plan's credits times the quantity.
+	Credits     int64
+	AmountTotal int64
+	Currency    string
+	// GrantedAt is Stripe's time of the payment (the event's created time,
+	// or the session's for a return-page sync).
+	GrantedAt time.Time
+}
+
+// ParkedEvent is an event that could not be applied and is kept, verified,
+// for an operator to replay with [Billing.Replay].
+type ParkedEvent struct {
+	ID         string
+	Type       string
+	CustomerID string
+	Reason     string
+	// Payload is the event's JSON exactly as Stripe sent it.
+	Payload  []byte
+	ParkedAt time.Time
+}
+
+// User is who a user is, as far as Stripe needs to know.
+type User struct {
+	ID    string
+	Email string
+	Name  string
+}
+
+// UserResolver tells billing about the app's users: who a user is, and
+// who made a request.
+type UserResolver interface {
+	// User returns the user with the given ID, or an error wrapping
+	// ErrNotFound.
+	User(ctx context.Context, userID string) (User, error)
+
+	// RequestUser returns the ID of the signed-in user who made r, or an
+	// error wrapping ErrNoUser when nobody is signed in.
+	RequestUser(r *http.Request) (string, error)
+}
+
+// UserResolverFunc adapts a function that looks users up by ID to a
+// UserResolver. Its RequestUser reads the user ID that the app's own
+// authentication put in the request's context with [WithUserID].
+type UserResolverFunc func(ctx context.Context, userID string) (User, error)
+
+// User calls f.
+func (f UserResolverFunc) User(ctx context.Context, userID string) (User, error) {
+	return f(ctx, userID)
+}
+
+// RequestUser returns the user ID stored in r's context by [WithUserID],
+// or ErrNoUser.
+func (f UserResolverFunc) RequestUser(r *http.Request) (string, error) {
+	if id, ok := UserIDFrom(r.Context()); ok {
+		return id, nil
+	}
+	return "", ErrNoUser
+}
+
+type userIDKey struct{}
+
+// WithUserID returns a copy of ctx carrying the signed-in user's ID, for
+// [UserResolverFunc.RequestUser]. Call it in the app's authentication
+// middleware.
+func WithUserID(ctx context.Context, userID string) context.Context {
+	return context.WithValue(ctx, userIDKey{}, userID)
+}
+
+// UserIDFrom returns the user ID stored by [WithUserID].
+func UserIDFrom(ctx context.Context) (string, bool) {
+	id, ok := ctx.Value(userIDKey{}).(string)
+	return id, ok && id != ""
+}

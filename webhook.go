@@ -1,0 +1,492 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/stripe/stripe-go/v82"
+	"github.com/stripe/stripe-go/v82/webhook"
+)
+
+// Outcome says what the webhook handler did with a verified event.
+type Outcome int
+
+// Outcomes of a verified event.
+const (
+	OutcomeApplied   Outcome = iota // recorded with its state change (which may have been "nothing newer")
+	OutcomeDuplicate                // already applied: nothing changed, no Stripe call made
+	OutcomeIgnored                  // an event type billing does not use
+	OutcomeParked                   // could not be applied (unknown customer): kept for Replay
+)
+
+var outcomeNames = [...]string{"applied", "duplicate", "ignored", "parked"}
+
+func (o Outcome) String() string {
+	if o >= 0 && int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// WebhookHandler returns the http.Handler for Stripe's webhook endpoint.
+// Mount it on a path of its own (for instance "POST /stripe/webhook"),
+// outside any CSRF or authentication middleware.
+//
+// It answers 405 to anything but POST, 413 to a body over
+// Config.MaxWebhookBytes, 400 to a missing, invalid or stale signature and
+// to an event of the other mode (live or test) or of another API release
+// train (with a log line saying how to fix it), 200 to event types it does
+// not use, to duplicates and to parked events, 200 once an event's change
+// is committed, and 500 when anything fails before the commit (Stripe then
+// retries the delivery).
+func (b *Billing) WebhookHandler() http.Handler { return webhookHandler{b} }
+
+type webhookHandler struct{ b *Billing }
+
+func (h webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b := h.b
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, b.cfg.MaxWebhookBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			b.log.Warn("webhook body too large", "limit", b.cfg.MaxWebhookBytes)
+			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "cannot read body", http.StatusBadRequest)
+		return
+	}
+	ev, err := b.verify(body, r.Header.Get("Stripe-Signature"))
+	if err != nil {
+		b.log.Warn("webhook rejected", "reason", err.Error())
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	if err := b.checkEventMode(ev); err != nil {
+		b.log.Error("webhook event rejected: misconfigured endpoint", "event", ev.ID, "type", ev.Type, "error", err.Error())
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	out, err := b.process(r.Context(), ev, body)
+	if err != nil {
+		b.log.Error("webhook event failed; Stripe will retry it", "event", ev.ID, "type", ev.Type, "error", err.Error())
+		http.Error(w, "event not applied, retry later", http.StatusInternalServerError)
+		return
+	}
+	b.log.Debug("webhook event", "event", ev.ID, "type", ev.Type, "outcome", out.String())
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, "{\"outcome\":%q}\n", out.String())
+}
+
+// verify checks the signature against every configured secret. The
+// release train is checked by checkEventMode, with a clearer error than
+// stripe-go's.
+func (b *Billing) verify(body []byte, header string) (stripe.Event, error) {
+	var err error
+	for _, secret := range b.cfg.WebhookSecrets {
+		var ev stripe.Event
+		ev, err = webhook.ConstructEventWithOptions(body, header, secret, webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
+		if err == nil {
+			if ev.ID == "" || ev.Type == "" {
+				return ev, errors.New("event has no id or type")
+			}
+			return ev, nil
+		}
+		if !errors.Is(err, webhook.ErrNoValidSignature) {
+			break // missing, malformed or stale: no other secret helps
+		}
+	}
+	return stripe.Event{}, err
+}
+
+func (b *Billing) checkEventMode(ev stripe.Event) error {
+	if ev.Livemode != b.livemode {
+		mode := func(live bool) string {
+			if live {
+				return "live"
+			}
+			return "test"
+		}
+		return fmt.Errorf("%w: a %s-mode event reached a setup whose SecretKey is a %s-mode key; point the %s-mode webhook endpoint at the deployment that has the %s key (and its whsec_ secret)",
+			ErrLivemodeMismatch, mode(ev.Livemode), mode(b.livemode), mode(ev.Livemode), mode(ev.Livemode))
+	}
+	if train(ev.APIVersion) != train(stripe.APIVersion) {
+		return &APIVersionError{Got: ev.APIVersion, Want: stripe.APIVersion}
+	}
+	return nil
+}
+
+// train returns an API version's release train ("basil" of
+// "2025-08-27.basil"), or "" for a version from before release trains.
+func train(v string) string {
+	_, t, ok := strings.Cut(v, ".")
+	if !ok {
+		return ""
+	}
+	return t
+}
+
+// Event types billing applies.
+const (
+	evSubCreated      = "customer.subscription.created"
+	evSubUpdated      = "customer.subscription.updated"
+	evSubDeleted      = "customer.subscription.deleted"
+	evSubPaused       = "customer.subscription.paused"
+	evSubResumed      = "customer.subscription.resumed"
+	evSubTrialWillEnd = "customer.subscription.trial_will_end"
+	evInvoicePaid     = "invoice.paid"
+	evInvoiceFailed   = "invoice.payment_failed"
+	evCheckoutDone    = "checkout.session.completed"
+	evCheckoutAsyncOK = "checkout.session.async_payment_succeeded"
+)
+
+// errUnknownCustomer makes an Apply roll back so the event is parked.
+type errUnknownCustomer struct{ customer string }
+
+func (e *errUnknownCustomer) Error() string {
+	return fmt.Sprintf("no user is linked to Stripe customer %q", e.customer)
+}
+
+// errTie rolls back a write whose version equals the stored one: the
+// order of the two cannot be told, so the object is fetched again.
+var errTie = errors.New("billing: version tie")
+
+// errNeedInvoice rolls back a past_due payload whose latest invoice's
+// attempts are not stored yet: the subscription is fetched with its
+// latest invoice instead.
+var errNeedInvoice = errors.New("billing: latest invoice facts missing")
+
+// process applies one verified event. It is also how parked events are
+// replayed.
+func (b *Billing) process(ctx context.Context, ev stripe.Event, raw []byte) (Outcome, error) {
+	switch ev.Type {
+	case evSubCreated, evSubUpdated, evSubDeleted, evSubPaused, evSubResumed, evSubTrialWillEnd,
+		evInvoicePaid, evInvoiceFailed, evCheckoutDone, evCheckoutAsyncOK:
+	default:
+		return OutcomeIgnored, nil
+	}
+	if ev.Data == nil || len(ev.Data.Raw) == 0 {
+		return 0, fmt.Errorf("event %s has no data.object", ev.ID)
+	}
+	// A duplicate makes no Stripe call and no write.
+	done, err := b.store.Processed(ctx, ev.ID)
+	if err != nil {
+		return 0, fmt.Errorf("look up event %s: %w", ev.ID, err)
+	}
+	if done {
+		return OutcomeDuplicate, nil
+	}
+	switch ev.Type {
+	case evInvoicePaid, evInvoiceFailed:
+		var inv stripe.Invoice
+		if err := json.Unmarshal(ev.Data.Raw, &inv); err != nil {
+			return 0, fmt.Errorf("decode invoice of %s: %w", ev.ID, err)
+		}
+		err = b.applyInvoice(ctx, ev, &inv)
+	case evCheckoutDone, evCheckoutAsyncOK:
+		var s stripe.CheckoutSession
+		if err := json.Unmarshal(ev.Data.Raw, &s); err != nil {
+			return 0, fmt.Errorf("decode checkout session of %s: %w", ev.ID, err)
+		}
+		err = b.applyCheckout(ctx, ev, &s)
+	default:
+		var sub stripe.Subscription
+		if err := json.Unmarshal(ev.Data.Raw, &sub); err != nil {
+			return 0, fmt.Errorf("decode subscription of %s: %w", ev.ID, err)
+		}
+		err = b.applySubscriptionEvent(ctx, ev, &sub)
+	}
+	var unknown *errUnknownCustomer
+	switch {
+	case err == nil:
+		return OutcomeApplied, nil
+	case errors.Is(err, ErrDuplicateEvent):
+		return OutcomeDuplicate, nil
+	case errors.As(err, &unknown):
+		if err := b.park(ctx, ev, raw, unknown.customer, unknown.Error()); err != nil {
+			return 0, err
+		}
+		return OutcomeParked, nil
+	}
+	return 0, err
+}
+
+func (b *Billing) park(ctx context.Context, ev stripe.Event, raw []byte, customer, reason string) error {
+	p := ParkedEvent{ID: ev.ID, Type: string(ev.Type), CustomerID: customer, Reason: reason, Payload: raw, ParkedAt: b.now().UTC().Truncate(time.Second)}
+	if err := b.store.Park(ctx, p); err != nil {
+		return fmt.Errorf("park event %s: %w", ev.ID, err)
+	}
+	b.log.Warn("webhook event parked: link the customer to a user with LinkCustomer, then Replay it",
+		"event", ev.ID, "type", ev.Type, "customer", customer, "reason", reason)
+	return nil
+}
+
+// userOf returns the user linked to a customer inside a transaction, or
+// an *errUnknownCustomer.
+func userOf(ctx context.Context, tx Tx, customer string) (string, error) {
+	if customer == "" {
+		return "", &errUnknownCustomer{customer: customer}
+	}
+	u, err := tx.UserID(ctx, customer)
+	if errors.Is(err, ErrNotFound) {
+		return "", &errUnknownCustomer{customer: customer}
+	}
+	return u, err
+}
+
+// applySubscriptionEvent applies a customer.subscription.* payload: if it
+// is strictly newer than what is stored it wins; if it ties, the
+// subscription is fetched; if it is older, the event is recorded and
+// nothing changes.
+func (b *Billing) applySubscriptionEvent(ctx context.Context, ev stripe.Event, sub *stripe.Subscription) error {
+	s := subscriptionFacts(sub, time.Unix(ev.Created, 0))
+	err := b.store.Apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
+		return putSubscription(ctx, tx, s, nil, true)
+	})
+	if errors.Is(err, errTie) || errors.Is(err, errNeedInvoice) {
+		return b.applyFetched(ctx, ev.ID, s.ID)
+	}
+	return err
+}
+
+// putSubscription is the conditional write shared by payloads and fetched
+// objects. inv, when not nil, are the latest invoice's facts fetched with
+// the subscription. needInvoice asks for errNeedInvoice when s is past_due
+// and its latest invoice's attempts are not stored.
+func putSubscription(ctx context.Context, tx Tx, s Subscription, inv *Invoice, needInvoice bool) error {
+	user, err := userOf(ctx, tx, s.CustomerID)
+	if err != nil {
+		return err
+	}
+	s.UserID = user
+	ok, err := tx.PutSubscription(ctx, s)
+	if err != nil {
+		return fmt.Errorf("write subscription %s: %w", s.ID, err)
+	}
+	cur, err := tx.Subscription(ctx, s.ID)
+	if err != nil {
+		return fmt.Errorf("read subscription %s: %w", s.ID, err)
+	}
+	if !ok && cur.Version.Equal(s.Version) && !cur.Final() {
+		return errTie
+	}
+	if inv != nil && inv.ID != "" {
+		if _, err := tx.PutInvoice(ctx, s.ID, user, s.CustomerID, *inv); err != nil {
+			return fmt.Errorf("write invoice %s: %w", inv.ID, err)
+		}
+		return nil
+	}
+	if ok && needInvoice && s.Status == stripe.SubscriptionStatusPastDue && s.LatestInvoiceID != "" && cur.Invoice.ID != s.LatestInvoiceID {
+		return errNeedInvoice
+	}
+	return nil
+}
+
+// maxFetches bounds the re-fetches of one subscription while Stripe's
+// clock has not passed the stored version's second.
+const maxFetches = 3
+
+// applyFetched fetches the subscription with its latest invoice and
+// applies it with the response's Date as its version. A fetched object
+// that ties the stored version is fetched again once Stripe's clock has
+// moved to the next second: only a strictly later Date proves it newer.
+func (b *Billing) applyFetched(ctx context.Context, eventID, subID string) error {
+	for i := 0; ; i++ {
+		s, inv, err := b.fetchSubscription(ctx, subID)
+		if err != nil {
+			return err
+		}
+		err = b.store.Apply(ctx, eventID, func(ctx context.Context, tx Tx) error {
+			return putSubscription(ctx, tx, s, inv, false)
+		})
+		if !errors.Is(err, errTie) {
+			return err
+		}
+		if i+1 == maxFetches {
+			return fmt.Errorf("billing: subscription %s: Stripe's Date stayed at the stored version %s after %d fetches", subID, s.Version.Format(time.RFC3339), maxFetches)
+		}
+		if err := b.tieWait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// waitNextSecond sleeps until the clock has passed into the next second.
+func (b *Billing) waitNextSecond(ctx context.Context) error {
+	now := b.now()
+	d := now.Truncate(time.Second).Add(time.Second).Sub(now) + 20*time.Millisecond
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// fetchSubscription retrieves a subscription with its latest invoice. The
+// version is the response's Date header: Stripe's time, never ours.
+func (b *Billing) fetchSubscription(ctx context.Context, id string) (Subscription, *Invoice, error) {
+	p := &stripe.SubscriptionRetrieveParams{}
+	p.AddExpand("latest_invoice")
+	sub, err := b.sc.V1Subscriptions.Retrieve(ctx, id, p)
+	if err != nil {
+		return Subscription{}, nil, &StripeError{Op: "retrieve subscription " + id, Err: err}
+	}
+	version, err := responseTime(sub.LastResponse)
+	if err != nil {
+		return Subscription{}, nil, fmt.Errorf("billing: retrieve subscription %s: %w", id, err)
+	}
+	s := subscriptionFacts(sub, version)
+	var inv *Invoice
+	if sub.LatestInvoice != nil && sub.LatestInvoice.Status != "" { // expanded
+		f := invoiceFacts(sub.LatestInvoice)
+		inv = &f
+	}
+	return s, inv, nil
+}
+
+// responseTime reads Stripe's Date header.
+func responseTime(r *stripe.APIResponse) (time.Time, error) {
+	if r == nil || r.Header.Get("Date") == "" {
+		return time.Time{}, errors.New("response has no Date header to version it by")
+	}
+	t, err := http.ParseTime(r.Header.Get("Date"))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("response Date header: %w", err)
+	}
+	return t.UTC(), nil
+}
+
+// applyInvoice stores an invoice's payment facts on its subscription. It
+// makes no Stripe call: the subscription's own state arrives with its own
+// customer.subscription.* events.
+func (b *Billing) applyInvoice(ctx context.Context, ev stripe.Event, inv *stripe.Invoice) error {
+	subID := invoiceSubscriptionID(inv)
+	customer := ""
+	if inv.Customer != nil {
+		customer = inv.Customer.ID
+	}
+	facts := invoiceFacts(inv)
+	return b.store.Apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
+		if subID == "" {
+			return nil // an invoice outside subscriptions: nothing to keep
+		}
+		user, err := userOf(ctx, tx, customer)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.PutInvoice(ctx, subID, user, customer, facts); err != nil {
+			return fmt.Errorf("write invoice %s: %w", inv.ID, err)
+		}
+		return nil
+	})
+}
+
+// applyCheckout links nothing new (the customer was linked before the
+// session existed) but grants one-time purchases once paid.
+func (b *Billing) applyCheckout(ctx context.Context, ev stripe.Event, s *stripe.CheckoutSession) error {
+	customer := ""
+	if s.Customer != nil {
+		customer = s.Customer.ID
+	}
+	paid := s.PaymentStatus == stripe.CheckoutSessionPaymentStatusPaid || ev.Type == evCheckoutAsyncOK
+	var grant *Grant
+	if s.Mode == stripe.CheckoutSessionModePayment && paid {
+		g, err := b.grantOf(ctx, s, time.Unix(ev.Created, 0))
+		if err != nil {
+			return err
+		}
+		grant = &g
+	}
+	return b.store.Apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
+		user, err := userOf(ctx, tx, customer)
+		if err != nil {
+			return err
+		}
+		if s.ClientReferenceID != "" && s.ClientReferenceID != user {
+			b.log.Warn("checkout session's client_reference_id differs from the customer's user; the customer link wins",
+				"session", s.ID, "customer", customer)
+		}
+		if grant == nil {
+			return nil
+		}
+		grant.UserID = user
+		if _, err := tx.AddGrant(ctx, *grant); err != nil {
+			return fmt.Errorf("write grant %s: %w", s.ID, err)
+		}
+		return nil
+	})
+}
+
+// Replay applies a parked event again (after, say, linking its customer
+// with [Billing.LinkCustomer]) and unparks it unless it is parked again.
+func (b *Billing) Replay(ctx context.Context, eventID string) (Outcome, error) {
+	parked, err := b.store.Parked(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("billing: list parked events: %w", err)
+	}
+	for _, p := range parked {
+		if p.ID != eventID {
+			continue
+		}
+		var ev stripe.Event
+		if err := json.Unmarshal(p.Payload, &ev); err != nil {
+			return 0, fmt.Errorf("billing: decode parked event %s: %w", eventID, err)
+		}
+		out, err := b.process(ctx, ev, p.Payload)
+		if err != nil {
+			return 0, fmt.Errorf("billing: replay %s: %w", eventID, err)
+		}
+		if out != OutcomeParked {
+			if err := b.store.Unpark(ctx, eventID); err != nil {
+				return out, fmt.Errorf("billing: unpark %s: %w", eventID, err)
+			}
+		}
+		b.log.Info("parked event replayed", "event", eventID, "outcome", out.String())
+		return out, nil
+	}
+	return 0, fmt.Errorf("%w: %s", ErrNotParked, eventID)
+}
+
+// Parked lists the events waiting for an operator, oldest first.
+func (b *Billing) Parked(ctx context.Context) ([]ParkedEvent, error) {
+	p, err := b.store.Parked(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("billing: list parked events: %w", err)
+	}
+	return p, nil
+}
+
+// LinkCustomer links a user to an existing Stripe customer (one created in
+// the Dashboard, say), so that its parked events can be replayed.
+func (b *Billing) LinkCustomer(ctx context.Context, userID, customerID string) error {
+	if userID == "" || !strings.HasPrefix(customerID, "cus_") {
+		return fmt.Errorf("billing: LinkCustomer: need a user ID and a customer ID (cus_...), got %q and %q", userID, customerID)
+	}
+	err := b.store.Apply(ctx, "", func(ctx context.Context, tx Tx) error {
+		return tx.LinkCustomer(ctx, userID, customerID)
+	})
+	if err != nil {
+		return fmt.Errorf("billing: link user %q to %s: %w", userID, customerID, err)
+	}
+	return nil
+}
+
+var _ slog.LogValuer = Outcome(0)
+
+// LogValue logs an Outcome by name.
+func (o Outcome) LogValue() slog.Value { return slog.StringValue(o.String()) }
