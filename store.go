@@ -96,7 +96,9 @@ type Tx interface {
 	//     Status is not final (canceled, incomplete_expired); or
 	//   - s.Status is final and the stored Status is not (nothing follows a
 	//     final state at Stripe, so a final state is never stale).
-	// Equal versions never overwrite. It reports whether it wrote. The
+	// Apart from the last rule, equal versions never overwrite. A final
+	// state written by the last rule keeps its own (possibly older)
+	// Version. It reports whether it wrote. s.Invoice is ignored: the
 	// stored Invoice facts are left as they are.
 	PutSubscription(ctx context.Context, s Subscription) (bool, error)
 
@@ -104,7 +106,8 @@ type Tx interface {
 	// only if, inv.Version is strictly greater (byte-wise) than the stored
 	// Invoice.Version. When nothing is stored for the subscription it
 	// creates it with these facts, userID and customerID, and a zero
-	// subscription Version. It reports whether it wrote.
+	// subscription Version; when a row exists, userID and customerID are
+	// ignored. inv.Version is never empty. It reports whether it wrote.
 	PutInvoice(ctx context.Context, subscriptionID, userID, customerID string, inv Invoice) (bool, error)
 
 	// AddGrant records a one-time grant unless one with the same

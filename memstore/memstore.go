@@ -1,0 +1,338 @@
+// Package memstore is an in-memory [billing.Store], for tests, examples
+// and single-process apps that can afford to lose everything on restart.
+//
+// A [Store] is safe for concurrent use. Calls to [Store.Apply] run one at
+// a time; each transaction's writes go to a private overlay that is merged
+// into the store only when fn returns nil, so a failed transaction leaves
+// no trace. The Store's own read methods (Facts, CustomerID, Processed,
+// Parked) may be called from inside fn and see only committed state; a
+// nested Apply from inside fn deadlocks.
+package memstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/gobilling/billing"
+)
+
+var _ billing.Store = (*Store)(nil)
+
+// errTxDone is returned by a Tx used after its Apply returned.
+var errTxDone = errors.New("memstore: transaction used after Apply returned")
+
+// Store is an in-memory [billing.Store]. Create one with [New]; the zero
+// value is not usable.
+type Store struct {
+	// applyMu serializes Apply calls. It is held while fn runs, so that a
+	// transaction's reads of committed state cannot go stale before it
+	// commits.
+	applyMu sync.Mutex
+
+	// mu guards the maps below. It is held only briefly, never while fn
+	// runs.
+	mu             sync.Mutex
+	customerByUser map[string]string // userID -> customerID
+	userByCustomer map[string]string // customerID -> userID
+	subs           map[string]billing.Subscription
+	grants         map[string]billing.Grant // by CheckoutSessionID
+	events         map[string]struct{}
+	parked         map[string]billing.ParkedEvent
+}
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{
+		customerByUser: make(map[string]string),
+		userByCustomer: make(map[string]string),
+		subs:           make(map[string]billing.Subscription),
+		grants:         make(map[string]billing.Grant),
+		events:         make(map[string]struct{}),
+		parked:         make(map[string]billing.ParkedEvent),
+	}
+}
+
+// Apply runs fn in a transaction and commits its writes together with the
+// record of eventID, or not at all. See [billing.Store.Apply].
+//
+// Apply calls run one at a time. A recorded eventID returns
+// [billing.ErrDuplicateEvent] without calling fn; an error from fn is
+// returned unchanged and nothing fn wrote is kept. If ctx is done before fn
+// runs, Apply returns ctx.Err() and changes nothing.
+func (s *Store) Apply(ctx context.Context, eventID string, fn func(ctx context.Context, tx billing.Tx) error) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if eventID != "" {
+		s.mu.Lock()
+		_, dup := s.events[eventID]
+		s.mu.Unlock()
+		if dup {
+			return billing.ErrDuplicateEvent
+		}
+	}
+
+	tx := &tx{
+		s:              s,
+		customerByUser: make(map[string]string),
+		userByCustomer: make(map[string]string),
+		subs:           make(map[string]billing.Subscription),
+		grants:         make(map[string]billing.Grant),
+	}
+	defer func() { tx.done = true }()
+	if err := fn(ctx, tx); err != nil {
+		return err
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	maps.Copy(s.customerByUser, tx.customerByUser)
+	maps.Copy(s.userByCustomer, tx.userByCustomer)
+	maps.Copy(s.subs, tx.subs)
+	maps.Copy(s.grants, tx.grants)
+	if eventID != "" {
+		s.events[eventID] = struct{}{}
+	}
+	return nil
+}
+
+// Processed reports whether eventID was recorded by a committed Apply.
+func (s *Store) Processed(ctx context.Context, eventID string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.events[eventID]
+	return ok, nil
+}
+
+// CustomerID returns the Stripe customer linked to userID, or
+// [billing.ErrNotFound].
+func (s *Store) CustomerID(ctx context.Context, userID string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.customerByUser[userID]
+	if !ok {
+		return "", billing.ErrNotFound
+	}
+	return c, nil
+}
+
+// Facts returns everything stored for userID. Subscriptions are sorted by
+// ID, grants by GrantedAt and then CheckoutSessionID. A user with nothing
+// stored gets zero Facts with UserID set, and a nil error.
+func (s *Store) Facts(ctx context.Context, userID string) (billing.Facts, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := billing.Facts{UserID: userID, CustomerID: s.customerByUser[userID]}
+	for _, sub := range s.subs {
+		if sub.UserID == userID {
+			f.Subscriptions = append(f.Subscriptions, copySub(sub))
+		}
+	}
+	for _, g := range s.grants {
+		if g.UserID == userID {
+			f.Grants = append(f.Grants, g)
+		}
+	}
+	slices.SortFunc(f.Subscriptions, func(a, b billing.Subscription) int {
+		return cmp.Compare(a.ID, b.ID)
+	})
+	slices.SortFunc(f.Grants, func(a, b billing.Grant) int {
+		if c := a.GrantedAt.Compare(b.GrantedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.CheckoutSessionID, b.CheckoutSessionID)
+	})
+	return f, nil
+}
+
+// Park keeps ev, replacing any parked event with the same ID.
+func (s *Store) Park(ctx context.Context, ev billing.ParkedEvent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.parked[ev.ID] = copyParked(ev)
+	return nil
+}
+
+// Parked returns the parked events, oldest first (by ParkedAt, then ID).
+func (s *Store) Parked(ctx context.Context) ([]billing.ParkedEvent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	evs := make([]billing.ParkedEvent, 0, len(s.parked))
+	for _, ev := range s.parked {
+		evs = append(evs, copyParked(ev))
+	}
+	slices.SortFunc(evs, func(a, b billing.ParkedEvent) int {
+		if c := a.ParkedAt.Compare(b.ParkedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return evs, nil
+}
+
+// Unpark removes the parked event with ID eventID, if there is one.
+func (s *Store) Unpark(ctx context.Context, eventID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.parked, eventID)
+	return nil
+}
+
+// tx is the billing.Tx of one Apply: its writes go to the overlay maps
+// and are merged into s on commit. Reads look in the overlay first, then
+// in s. Only the goroutine running fn may use it.
+type tx struct {
+	s    *Store
+	done bool
+
+	customerByUser map[string]string
+	userByCustomer map[string]string
+	subs           map[string]billing.Subscription
+	grants         map[string]billing.Grant
+}
+
+func (t *tx) customerOf(userID string) (string, bool) {
+	if c, ok := t.customerByUser[userID]; ok {
+		return c, true
+	}
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	c, ok := t.s.customerByUser[userID]
+	return c, ok
+}
+
+func (t *tx) userOf(customerID string) (string, bool) {
+	if u, ok := t.userByCustomer[customerID]; ok {
+		return u, true
+	}
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	u, ok := t.s.userByCustomer[customerID]
+	return u, ok
+}
+
+// sub returns the subscription as the transaction sees it, without
+// copying it: callers must copy before handing it out.
+func (t *tx) sub(id string) (billing.Subscription, bool) {
+	if sub, ok := t.subs[id]; ok {
+		return sub, true
+	}
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	sub, ok := t.s.subs[id]
+	return sub, ok
+}
+
+func (t *tx) grantExists(checkoutSessionID string) bool {
+	if _, ok := t.grants[checkoutSessionID]; ok {
+		return true
+	}
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	_, ok := t.s.grants[checkoutSessionID]
+	return ok
+}
+
+func (t *tx) UserID(ctx context.Context, customerID string) (string, error) {
+	if t.done {
+		return "", errTxDone
+	}
+	u, ok := t.userOf(customerID)
+	if !ok {
+		return "", billing.ErrNotFound
+	}
+	return u, nil
+}
+
+func (t *tx) LinkCustomer(ctx context.Context, userID, customerID string) error {
+	if t.done {
+		return errTxDone
+	}
+	c, hasCustomer := t.customerOf(userID)
+	u, hasUser := t.userOf(customerID)
+	if hasCustomer && c == customerID && hasUser && u == userID {
+		return nil
+	}
+	if hasCustomer || hasUser {
+		return billing.ErrCustomerConflict
+	}
+	t.customerByUser[userID] = customerID
+	t.userByCustomer[customerID] = userID
+	return nil
+}
+
+func (t *tx) Subscription(ctx context.Context, subscriptionID string) (billing.Subscription, error) {
+	if t.done {
+		return billing.Subscription{}, errTxDone
+	}
+	sub, ok := t.sub(subscriptionID)
+	if !ok {
+		return billing.Subscription{}, billing.ErrNotFound
+	}
+	return copySub(sub), nil
+}
+
+func (t *tx) PutSubscription(ctx context.Context, s billing.Subscription) (bool, error) {
+	if t.done {
+		return false, errTxDone
+	}
+	old, ok := t.sub(s.ID)
+	write := !ok || old.Version.IsZero() ||
+		(s.Version.After(old.Version) && !old.Final()) ||
+		(s.Final() && !old.Final())
+	if !write {
+		return false, nil
+	}
+	n := copySub(s)
+	n.Invoice = old.Invoice // zero when nothing was stored
+	t.subs[s.ID] = n
+	return true, nil
+}
+
+func (t *tx) PutInvoice(ctx context.Context, subscriptionID, userID, customerID string, inv billing.Invoice) (bool, error) {
+	if t.done {
+		return false, errTxDone
+	}
+	sub, ok := t.sub(subscriptionID)
+	if inv.Version <= sub.Invoice.Version {
+		// Also when nothing is stored and inv.Version is empty: an empty
+		// version is never greater than the absent one.
+		return false, nil
+	}
+	if ok {
+		sub = copySub(sub)
+	} else {
+		sub = billing.Subscription{ID: subscriptionID, UserID: userID, CustomerID: customerID}
+	}
+	sub.Invoice = inv
+	t.subs[subscriptionID] = sub
+	return true, nil
+}
+
+func (t *tx) AddGrant(ctx context.Context, g billing.Grant) (bool, error) {
+	if t.done {
+		return false, errTxDone
+	}
+	if t.grantExists(g.CheckoutSessionID) {
+		return false, nil
+	}
+	t.grants[g.CheckoutSessionID] = g
+	return true, nil
+}
+
+func copySub(s billing.Subscription) billing.Subscription {
+	s.Items = slices.Clone(s.Items)
+	return s
+}
+
+func copyParked(ev billing.ParkedEvent) billing.ParkedEvent {
+	ev.Payload = slices.Clone(ev.Payload)
+	return ev
+}
