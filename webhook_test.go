@@ -140,7 +140,9 @@ func TestWebhookBadInput(t *testing.T) {
 		log    string
 	}{
 		{"GET is 405", func(e *handlerEnv) *http.Request { return httptest.NewRequest(http.MethodGet, "/", nil) }, 405, ""},
-		{"PUT is 405", func(e *handlerEnv) *http.Request { return httptest.NewRequest(http.MethodPut, "/", bytes.NewReader(good)) }, 405, ""},
+		{"PUT is 405", func(e *handlerEnv) *http.Request {
+			return httptest.NewRequest(http.MethodPut, "/", bytes.NewReader(good))
+		}, 405, ""},
 		{"no signature is 400", func(e *handlerEnv) *http.Request {
 			return httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(good))
 		}, 400, "no Stripe-Signature"},
