@@ -314,11 +314,20 @@ func (b *Billing) Membership(ctx context.Context, userID string) (Membership, er
 	return b.policy().compute(f, b.now()), nil
 }
 
+// LevelTrace is the slog level of stripe-go's debug lines (whole response
+// bodies, which carry customers' emails): below slog.LevelDebug, so that a
+// debug log shows billing's own lines without them.
+const LevelTrace = slog.LevelDebug - 4
+
 // slogLeveled routes stripe-go's leveled logger to slog. stripe-go logs
 // every request at info level; those go to debug here.
 type slogLeveled struct{ l *slog.Logger }
 
-func (s slogLeveled) Debugf(format string, v ...any) { s.l.Debug(fmt.Sprintf(format, v...)) }
+func (s slogLeveled) Debugf(format string, v ...any) {
+	if s.l.Enabled(context.Background(), LevelTrace) {
+		s.l.Log(context.Background(), LevelTrace, fmt.Sprintf(format, v...))
+	}
+}
 func (s slogLeveled) Infof(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }
 func (s slogLeveled) Warnf(format string, v ...any)  { s.l.Warn(fmt.Sprintf(format, v...)) }
 func (s slogLeveled) Errorf(format string, v ...any) { s.l.Error(fmt.Sprintf(format, v...)) }

@@ -90,16 +90,20 @@ type Tx interface {
 	Subscription(ctx context.Context, subscriptionID string) (Subscription, error)
 
 	// PutSubscription writes s's subscription state (every field but
-	// Invoice) if, and only if, the stored state is older:
+	// Invoice) if, and only if, the stored state is older. Statuses move
+	// through three phases that never go back: incomplete (only at the
+	// start), live (trialing, active, past_due, unpaid, paused), final
+	// (canceled, incomplete_expired); see [Subscription.Phase]. It writes
+	// when:
 	//   - nothing is stored for s.ID, or only invoice facts (zero Version); or
-	//   - s.Version is strictly later than the stored Version and the stored
-	//     Status is not final (canceled, incomplete_expired); or
-	//   - s.Status is final and the stored Status is not (nothing follows a
-	//     final state at Stripe, so a final state is never stale).
-	// Apart from the last rule, equal versions never overwrite. A final
-	// state written by the last rule keeps its own (possibly older)
-	// Version. It reports whether it wrote. s.Invoice is ignored: the
-	// stored Invoice facts are left as they are.
+	//   - the stored Status is not final, and s is in a later phase, whatever
+	//     the versions; or
+	//   - the stored Status is not final, s is in the same phase, and
+	//     s.Version is strictly later than the stored Version.
+	// Equal versions in one phase never overwrite. A state written for its
+	// later phase keeps its own (possibly older) Version. It reports whether
+	// it wrote. s.Invoice is ignored: the stored Invoice facts are left as
+	// they are.
 	PutSubscription(ctx context.Context, s Subscription) (bool, error)
 
 	// PutInvoice writes the latest-invoice facts of a subscription if, and
@@ -155,6 +159,21 @@ type Subscription struct {
 
 // Final reports whether the status can never change again.
 func (s Subscription) Final() bool { return isFinal(s.Status) }
+
+// Phase orders statuses that can only follow one another: 0 for
+// incomplete (a subscription's first state, never returned to), 1 for
+// the live statuses, 2 for the final ones (canceled, incomplete_expired).
+// A state of a later phase is newer than any state of an earlier one,
+// whatever their versions say.
+func (s Subscription) Phase() int {
+	switch {
+	case s.Status == stripe.SubscriptionStatusIncomplete:
+		return 0
+	case isFinal(s.Status):
+		return 2
+	}
+	return 1
+}
 
 func isFinal(st stripe.SubscriptionStatus) bool {
 	return st == stripe.SubscriptionStatusCanceled || st == stripe.SubscriptionStatusIncompleteExpired

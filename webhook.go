@@ -279,7 +279,7 @@ func putSubscription(ctx context.Context, tx Tx, s Subscription, inv *Invoice, n
 	if err != nil {
 		return fmt.Errorf("read subscription %s: %w", s.ID, err)
 	}
-	if !ok && cur.Version.Equal(s.Version) && !cur.Final() {
+	if !ok && cur.Version.Equal(s.Version) && cur.Phase() == s.Phase() && !cur.Final() {
 		return errTie
 	}
 	if inv != nil && inv.ID != "" {

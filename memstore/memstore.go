@@ -285,8 +285,7 @@ func (t *tx) PutSubscription(ctx context.Context, s billing.Subscription) (bool,
 	}
 	old, ok := t.sub(s.ID)
 	write := !ok || old.Version.IsZero() ||
-		(s.Version.After(old.Version) && !old.Final()) ||
-		(s.Final() && !old.Final())
+		(!old.Final() && (s.Phase() > old.Phase() || (s.Phase() == old.Phase() && s.Version.After(old.Version))))
 	if !write {
 		return false, nil
 	}

@@ -18,6 +18,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -98,6 +99,8 @@ func groups() []group {
 			{"FinalOverwritesNonFinalWithOlderVersion", testFinalOverwritesOlder},
 			{"FinalOverwritesNonFinalWithEqualVersion", testFinalOverwritesEqual},
 			{"FinalNotOverwrittenByNewerFinal", testFinalNotOverwrittenByFinal},
+			{"LiveOverwritesIncompleteWhateverTheVersion", testLiveOverwritesIncomplete},
+			{"IncompleteNeverOverwritesLive", testIncompleteNeverOverwritesLive},
 		}},
 		{"PutInvoice", []test{
 			{"CreatesRowForUnknownSubscription", testPutInvoiceCreates},
@@ -676,6 +679,32 @@ func testFinalNotOverwrittenByFinal(t *testing.T, st billing.Store) {
 	laterCanceled.Status = stripe.SubscriptionStatusCanceled
 	require.False(t, putSub(t, st, laterCanceled), "newer canceled must not overwrite incomplete_expired")
 	requireSub(t, expired, mustSub(t, st, expired.ID))
+}
+
+func testLiveOverwritesIncomplete(t *testing.T, st billing.Store) {
+	n := namer(t)
+	for i, live := range []stripe.SubscriptionStatus{stripe.SubscriptionStatusActive, stripe.SubscriptionStatusTrialing, stripe.SubscriptionStatusPastDue} {
+		for _, v := range []int{5, 10, 20} { // older, equal, newer
+			id := n(fmt.Sprintf("sub_%d_%d", i, v))
+			incomplete := fullSub(id, n("user"), n("cus"), at(10))
+			incomplete.Status = stripe.SubscriptionStatusIncomplete
+			require.True(t, putSub(t, st, incomplete))
+			next := fullSub(id, n("user"), n("cus"), at(v))
+			next.Status = live
+			require.True(t, putSub(t, st, next), "%s at version %d must overwrite incomplete at 10", live, v)
+			requireSub(t, next, mustSub(t, st, id))
+		}
+	}
+}
+
+func testIncompleteNeverOverwritesLive(t *testing.T, st billing.Store) {
+	n := namer(t)
+	active := fullSub(n("sub"), n("user"), n("cus"), at(10))
+	require.True(t, putSub(t, st, active))
+	later := fullSub(n("sub"), n("user"), n("cus"), at(20))
+	later.Status = stripe.SubscriptionStatusIncomplete
+	require.False(t, putSub(t, st, later), "a newer incomplete must not overwrite a live state")
+	requireSub(t, active, mustSub(t, st, active.ID))
 }
 
 // ---- PutInvoice ----

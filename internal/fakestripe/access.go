@@ -1,0 +1,114 @@
+package fakestripe
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+
+	"github.com/stripe/stripe-go/v82"
+)
+
+// Accessors for tests: the fake's current state, as Stripe JSON or decoded
+// with stripe-go.
+
+// Events returns every event emitted so far, oldest first.
+func (s *Server) Events() []Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Event, len(s.events))
+	for i, e := range s.events {
+		e.JSON = slices.Clone(e.JSON)
+		out[i] = e
+	}
+	return out
+}
+
+// Object returns the current JSON of the object with the given ID (cus_,
+// cs_, bps_, sub_, in_ or evt_; subscriptions with latest_invoice not
+// expanded), or nil if the fake has no such object.
+func (s *Server) Object(id string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var obj any
+	switch {
+	case strings.HasPrefix(id, "cus_") && s.customers[id] != nil:
+		obj = s.customerObj(s.customers[id])
+	case strings.HasPrefix(id, "cs_") && s.sessions[id] != nil:
+		obj = s.sessionObj(s.sessions[id], nil)
+	case strings.HasPrefix(id, "bps_") && s.portals[id] != nil:
+		obj = s.portalObj(s.portals[id])
+	case strings.HasPrefix(id, "sub_") && s.subs[id] != nil:
+		obj = s.subObj(s.subs[id], false)
+	case strings.HasPrefix(id, "in_") && s.invoices[id] != nil:
+		obj = s.invoiceObj(s.invoices[id])
+	case strings.HasPrefix(id, "evt_"):
+		if i, ok := s.eventIndex[id]; ok {
+			return slices.Clone(s.events[i].JSON)
+		}
+		return nil
+	default:
+		return nil
+	}
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		panic(err)
+	}
+	return raw
+}
+
+// decode decodes Object(id) into a new T, or returns nil.
+func decode[T any](s *Server, id string) *T {
+	raw := s.Object(id)
+	if raw == nil {
+		return nil
+	}
+	v := new(T)
+	if err := json.Unmarshal(raw, v); err != nil {
+		panic("fakestripe: " + err.Error())
+	}
+	return v
+}
+
+// Customer returns the customer decoded with stripe-go, or nil.
+func (s *Server) Customer(id string) *stripe.Customer { return decode[stripe.Customer](s, id) }
+
+// CheckoutSession returns the Checkout Session decoded with stripe-go, or nil.
+func (s *Server) CheckoutSession(id string) *stripe.CheckoutSession {
+	return decode[stripe.CheckoutSession](s, id)
+}
+
+// Subscription returns the subscription decoded with stripe-go, or nil.
+func (s *Server) Subscription(id string) *stripe.Subscription {
+	return decode[stripe.Subscription](s, id)
+}
+
+// Invoice returns the invoice decoded with stripe-go, or nil.
+func (s *Server) Invoice(id string) *stripe.Invoice { return decode[stripe.Invoice](s, id) }
+
+// SessionsOf returns the IDs of the customer's Checkout Sessions (those
+// created for it and those that created it on completion), oldest first.
+func (s *Server) SessionsOf(customerID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, id := range s.sessOrder {
+		if s.sessions[id].customer == customerID {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// SubscriptionsOf returns the IDs of the customer's subscriptions, oldest
+// first.
+func (s *Server) SubscriptionsOf(customerID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, id := range s.subOrder {
+		if s.subs[id].customer == customerID {
+			out = append(out, id)
+		}
+	}
+	return out
+}

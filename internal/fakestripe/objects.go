@@ -1,0 +1,335 @@
+package fakestripe
+
+import (
+	"fmt"
+	"maps"
+)
+
+// State kept by the fake. Everything is rendered to Stripe JSON on demand by
+// the *Obj methods below (always building fresh maps, so a rendered object
+// never aliases the state).
+
+type price struct {
+	id, interval, product string
+	unitAmount, created   int64
+}
+
+type customer struct {
+	id, email, name string
+	metadata        map[string]string
+	created         int64
+	cardFailing     bool
+}
+
+type session struct {
+	id, mode, uiMode, status, paymentStatus string
+	customer, customerEmail, clientRef      string
+	successURL, cancelURL, returnURL        string
+	priceID                                 string
+	quantity, trialDays, amountTotal        int64
+	metadata, subMetadata                   map[string]string
+	allowPromo                              bool
+	created, expiresAt                      int64
+	lineItemID, subscription, invoice, pi   string
+	clientSecret                            string // embedded sessions
+}
+
+type portalSession struct {
+	id, customer, returnURL string
+	created                 int64
+}
+
+type subItem struct {
+	id, priceID            string
+	quantity, created      int64
+	periodStart, periodEnd int64
+	metadata               map[string]string
+}
+
+type subscription struct {
+	id, customer, status, latestInvoice string
+	items                               []*subItem
+	metadata                            map[string]string
+	created, startDate, anchor          int64
+	cancelAtPeriodEnd                   bool
+	cancelAt, canceledAt, endedAt       int64
+	cancelReason                        string
+	trialStart, trialEnd                int64
+}
+
+type invoiceLine struct {
+	id, priceID, subItemID string
+	quantity, amount       int64
+	start, end             int64
+}
+
+type invoice struct {
+	id, customer, subscription, billingReason, status, number string
+	subMetadata                                               map[string]string
+	lines                                                     []invoiceLine
+	amountDue, amountPaid, attemptCount                       int64
+	attempted                                                 bool
+	created, periodStart, periodEnd                           int64
+	finalizedAt, paidAt, nextPaymentAttempt, firstAttemptAt   int64
+}
+
+// intervalSeconds is the fake's length of a billing interval (a month is 30
+// days, a year 365).
+func intervalSeconds(interval string) int64 {
+	switch interval {
+	case "day":
+		return 86400
+	case "week":
+		return 7 * 86400
+	case "month":
+		return 30 * 86400
+	case "year":
+		return 365 * 86400
+	}
+	return 0
+}
+
+// AddPrice registers a price the fake knows, in usd. interval is "month",
+// "year" (also "day" or "week") for a recurring price, or "" for a one-time
+// price. It panics on another interval.
+func (s *Server) AddPrice(id, interval string, unitAmount int64) {
+	if interval != "" && intervalSeconds(interval) == 0 {
+		panic(fmt.Sprintf("fakestripe: unknown interval %q", interval))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prices[id] = &price{id: id, interval: interval, unitAmount: unitAmount, created: s.unix(),
+		product: "prod_" + id}
+}
+
+// null returns nil (JSON null) for a zero value.
+func null[T comparable](v T) any {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return v
+}
+
+func meta(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return maps.Clone(m)
+}
+
+func list(url string, data []any) map[string]any {
+	if data == nil {
+		data = []any{}
+	}
+	return map[string]any{"object": "list", "data": data, "has_more": false, "url": url}
+}
+
+func (s *Server) priceObj(p *price) map[string]any {
+	o := map[string]any{
+		"id": p.id, "object": "price", "active": true, "billing_scheme": "per_unit",
+		"created": p.created, "currency": "usd", "livemode": false, "lookup_key": nil,
+		"metadata": map[string]string{}, "nickname": nil, "product": p.product,
+		"recurring": nil, "tax_behavior": "unspecified", "type": "one_time",
+		"unit_amount": p.unitAmount, "unit_amount_decimal": fmt.Sprint(p.unitAmount),
+	}
+	if p.interval != "" {
+		o["type"] = "recurring"
+		o["recurring"] = map[string]any{"interval": p.interval, "interval_count": 1, "meter": nil,
+			"trial_period_days": nil, "usage_type": "licensed"}
+	}
+	return o
+}
+
+func (s *Server) customerObj(c *customer) map[string]any {
+	return map[string]any{
+		"id": c.id, "object": "customer", "created": c.created, "email": null(c.email),
+		"name": null(c.name), "metadata": meta(c.metadata), "livemode": false, "balance": 0,
+		"currency": nil, "delinquent": false, "description": nil, "default_source": nil,
+		"invoice_prefix": prefixOf(c.id), "phone": nil, "preferred_locales": []string{},
+		"invoice_settings": map[string]any{"custom_fields": nil, "default_payment_method": nil,
+			"footer": nil, "rendering_options": nil},
+		"tax_exempt": "none", "test_clock": nil,
+	}
+}
+
+// prefixOf derives an invoice number prefix from a customer ID.
+func prefixOf(customerID string) string {
+	p := customerID[len(customerID)-8:]
+	out := make([]byte, len(p))
+	for i := range len(p) {
+		c := p[i]
+		if c >= 'a' && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return string(out)
+}
+
+func (s *Server) itemsObj(sub *subscription) map[string]any {
+	data := make([]any, 0, len(sub.items))
+	for _, it := range sub.items {
+		data = append(data, map[string]any{
+			"id": it.id, "object": "subscription_item", "created": it.created,
+			"current_period_start": it.periodStart, "current_period_end": it.periodEnd,
+			"discounts": []string{}, "metadata": meta(it.metadata),
+			"price": s.priceObj(s.prices[it.priceID]), "quantity": it.quantity,
+			"subscription": sub.id, "tax_rates": []any{},
+		})
+	}
+	l := list("/v1/subscription_items?subscription="+sub.id, data)
+	l["total_count"] = len(data)
+	return l
+}
+
+func (s *Server) cancellationObj(sub *subscription) map[string]any {
+	return map[string]any{"comment": nil, "feedback": nil, "reason": null(sub.cancelReason)}
+}
+
+func (s *Server) subObj(sub *subscription, expandInvoice bool) map[string]any {
+	var latest any = null(sub.latestInvoice)
+	if expandInvoice && sub.latestInvoice != "" {
+		latest = s.invoiceObj(s.invoices[sub.latestInvoice])
+	}
+	return map[string]any{
+		"id": sub.id, "object": "subscription", "application": nil, "application_fee_percent": nil,
+		"automatic_tax":        map[string]any{"enabled": false, "liability": nil, "disabled_reason": nil},
+		"billing_cycle_anchor": sub.anchor, "cancel_at": null(sub.cancelAt),
+		"cancel_at_period_end": sub.cancelAtPeriodEnd, "canceled_at": null(sub.canceledAt),
+		"cancellation_details": s.cancellationObj(sub), "collection_method": "charge_automatically",
+		"created": sub.created, "currency": "usd", "customer": sub.customer, "days_until_due": nil,
+		"default_payment_method": nil, "default_source": nil, "default_tax_rates": []any{},
+		"description": nil, "discounts": []string{}, "ended_at": null(sub.endedAt),
+		"items": s.itemsObj(sub), "latest_invoice": latest, "livemode": false,
+		"metadata": meta(sub.metadata), "on_behalf_of": nil, "pause_collection": nil,
+		"pending_setup_intent": nil, "pending_update": nil, "schedule": nil,
+		"start_date": sub.startDate, "status": sub.status, "test_clock": nil,
+		"trial_end": null(sub.trialEnd), "trial_start": null(sub.trialStart),
+	}
+}
+
+func (s *Server) invoiceObj(in *invoice) map[string]any {
+	lines := make([]any, 0, len(in.lines))
+	for _, l := range in.lines {
+		p := s.prices[l.priceID]
+		desc := fmt.Sprintf("%d × %s (at $%.2f / %s)", l.quantity, p.product, float64(p.unitAmount)/100, p.interval)
+		if in.amountDue == 0 && l.amount == 0 && p.unitAmount != 0 {
+			desc = fmt.Sprintf("Trial period for %s", p.product)
+		}
+		lines = append(lines, map[string]any{
+			"id": l.id, "object": "line_item", "amount": l.amount, "currency": "usd",
+			"description": desc, "discount_amounts": []any{}, "discountable": true,
+			"discounts": []string{}, "invoice": in.id, "livemode": false,
+			"metadata": meta(in.subMetadata),
+			"parent": map[string]any{
+				"type": "subscription_item_details", "invoice_item_details": nil,
+				"subscription_item_details": map[string]any{
+					"invoice_item": nil, "proration": false, "proration_details": map[string]any{"credited_items": nil},
+					"subscription": in.subscription, "subscription_item": l.subItemID,
+				},
+			},
+			"period":                map[string]any{"start": l.start, "end": l.end},
+			"pretax_credit_amounts": []any{},
+			"pricing": map[string]any{"type": "price_details",
+				"price_details":       map[string]any{"price": p.id, "product": p.product},
+				"unit_amount_decimal": fmt.Sprint(p.unitAmount)},
+			"quantity": l.quantity, "subscription": in.subscription, "taxes": []any{},
+		})
+	}
+	var hosted, pdf any
+	var ending any
+	if in.finalizedAt != 0 {
+		hosted = "https://invoice.stripe.com/i/acct_fake/" + in.id
+		pdf = hosted.(string) + "/pdf"
+		ending = 0
+	}
+	remaining := in.amountDue - in.amountPaid
+	return map[string]any{
+		"id": in.id, "object": "invoice", "account_country": "US", "account_name": "fakestripe",
+		"amount_due": in.amountDue, "amount_overpaid": 0, "amount_paid": in.amountPaid,
+		"amount_remaining": remaining, "amount_shipping": 0, "application": nil,
+		"attempt_count": in.attemptCount, "attempted": in.attempted,
+		"auto_advance":               in.status == "draft" || in.status == "open" && in.nextPaymentAttempt != 0,
+		"automatic_tax":              map[string]any{"enabled": false, "liability": nil, "status": nil, "disabled_reason": nil, "provider": nil},
+		"automatically_finalizes_at": nil, "billing_reason": in.billingReason,
+		"collection_method": "charge_automatically", "created": in.created, "currency": "usd",
+		"customer": in.customer, "customer_email": null(s.customers[in.customer].email),
+		"customer_name": null(s.customers[in.customer].name), "default_payment_method": nil,
+		"default_source": nil, "description": nil, "discounts": []string{}, "due_date": nil,
+		"effective_at": null(in.finalizedAt), "ending_balance": ending, "footer": nil,
+		"hosted_invoice_url": hosted, "invoice_pdf": pdf, "last_finalization_error": nil,
+		"lines": list("/v1/invoices/"+in.id+"/lines", lines), "livemode": false,
+		"metadata": map[string]string{}, "next_payment_attempt": null(in.nextPaymentAttempt),
+		"number": null(in.number), "on_behalf_of": nil,
+		"parent": map[string]any{
+			"type": "subscription_details", "quote_details": nil,
+			"subscription_details": map[string]any{"metadata": meta(in.subMetadata), "subscription": in.subscription},
+		},
+		"period_end": in.periodEnd, "period_start": in.periodStart,
+		"post_payment_credit_notes_amount": 0, "pre_payment_credit_notes_amount": 0,
+		"receipt_number": nil, "starting_balance": 0, "statement_descriptor": nil, "status": in.status,
+		"status_transitions": map[string]any{"finalized_at": null(in.finalizedAt),
+			"marked_uncollectible_at": nil, "paid_at": null(in.paidAt), "voided_at": nil},
+		"subtotal": in.amountDue, "subtotal_excluding_tax": in.amountDue, "test_clock": nil,
+		"total": in.amountDue, "total_discount_amounts": []any{}, "total_excluding_tax": in.amountDue,
+		"total_pretax_credit_amounts": []any{}, "total_taxes": []any{}, "webhooks_delivered_at": nil,
+	}
+}
+
+func (s *Server) sessionObj(cs *session, expand map[string]bool) map[string]any {
+	var sub any = null(cs.subscription)
+	if cs.subscription != "" && (expand["subscription"] || expand["subscription.latest_invoice"]) {
+		sub = s.subObj(s.subs[cs.subscription], expand["subscription.latest_invoice"])
+	}
+	var url, secret any
+	if cs.status == "open" {
+		if cs.uiMode == "embedded" {
+			secret = cs.clientSecret
+		} else {
+			url = s.URL() + "/pay/" + cs.id
+		}
+	}
+	var details any
+	if cs.status == "complete" {
+		email, name := cs.customerEmail, ""
+		if c := s.customers[cs.customer]; c != nil {
+			email, name = c.email, c.name
+		}
+		details = map[string]any{"address": nil, "email": null(email), "name": null(name),
+			"phone": nil, "tax_exempt": "none", "tax_ids": []any{}}
+	}
+	o := map[string]any{
+		"id": cs.id, "object": "checkout.session", "after_expiration": nil,
+		"allow_promotion_codes": null(cs.allowPromo), "amount_subtotal": cs.amountTotal,
+		"amount_total": cs.amountTotal, "billing_address_collection": nil,
+		"cancel_url": null(cs.cancelURL), "client_reference_id": null(cs.clientRef),
+		"client_secret": secret, "created": cs.created, "currency": "usd",
+		"customer": null(cs.customer), "customer_creation": nil, "customer_details": details,
+		"customer_email": null(cs.customerEmail), "expires_at": cs.expiresAt,
+		"invoice": null(cs.invoice), "livemode": false, "locale": nil, "metadata": meta(cs.metadata),
+		"mode": cs.mode, "payment_intent": null(cs.pi), "payment_link": nil,
+		"payment_method_collection": "always", "payment_method_types": []string{"card"},
+		"payment_status": cs.paymentStatus, "recovered_from": nil, "return_url": null(cs.returnURL),
+		"setup_intent": nil, "status": cs.status, "submit_type": nil, "subscription": sub,
+		"success_url": null(cs.successURL), "ui_mode": cs.uiMode, "url": url,
+		"total_details": map[string]any{"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+	}
+	if expand["line_items"] {
+		p := s.prices[cs.priceID]
+		o["line_items"] = list("/v1/checkout/sessions/"+cs.id+"/line_items", []any{map[string]any{
+			"id": cs.lineItemID, "object": "item", "amount_discount": 0, "amount_subtotal": p.unitAmount * cs.quantity,
+			"amount_tax": 0, "amount_total": p.unitAmount * cs.quantity, "currency": "usd",
+			"description": p.product, "price": s.priceObj(p), "quantity": cs.quantity,
+		}})
+	}
+	return o
+}
+
+func (s *Server) portalObj(p *portalSession) map[string]any {
+	return map[string]any{
+		"id": p.id, "object": "billing_portal.session", "configuration": "bpc_fakestripe_default",
+		"created": p.created, "customer": p.customer, "flow": nil, "livemode": false, "locale": nil,
+		"on_behalf_of": nil, "return_url": null(p.returnURL), "url": s.URL() + "/portal/" + p.id,
+	}
+}

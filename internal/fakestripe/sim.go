@@ -1,0 +1,582 @@
+package fakestripe
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"time"
+)
+
+// Event is a webhook event the fake would send.
+type Event struct {
+	ID      string // evt_...
+	Type    string // e.g. "invoice.paid"
+	Created int64  // unix seconds of the simulated clock
+	JSON    []byte // the full event object, as Stripe would POST it
+}
+
+// CompleteOptions tunes [Server.CompleteCheckout].
+type CompleteOptions struct {
+	// Delayed completes a payment-mode session paid with a delayed method
+	// (e.g. a bank debit): payment_status stays "unpaid" until
+	// [Server.SucceedAsyncPayment] or [Server.FailAsyncPayment].
+	Delayed bool
+}
+
+// RenewOptions tunes [Server.Renew] and [Server.EndTrial].
+type RenewOptions struct {
+	// Fail makes this payment attempt fail even if the customer's card works.
+	Fail bool
+}
+
+// step collects the events of one simulator step. All of them share the
+// step's timestamp.
+type step struct {
+	s      *Server
+	t      int64
+	reqID  string // "" for automatic steps: request.id is null
+	events []Event
+}
+
+// step starts a simulator step. byRequest marks steps that Stripe performs
+// because of a request (a customer in Checkout or the portal, an API call);
+// their events carry a request ID.
+func (s *Server) step(byRequest bool) *step {
+	st := &step{s: s, t: s.unix()}
+	if byRequest {
+		st.reqID = newID("req_", 14)
+	}
+	return st
+}
+
+func (st *step) emit(typ string, obj, prev map[string]any) {
+	data := map[string]any{"object": obj}
+	if prev != nil {
+		data["previous_attributes"] = prev
+	}
+	id := newID("evt_", 24)
+	raw, err := json.Marshal(map[string]any{
+		"id": id, "object": "event", "api_version": APIVersion, "created": st.t, "data": data,
+		"livemode": false, "pending_webhooks": 1, "type": typ,
+		"request": map[string]any{"id": null(st.reqID), "idempotency_key": nil},
+	})
+	if err != nil {
+		panic(err)
+	}
+	ev := Event{ID: id, Type: typ, Created: st.t, JSON: raw}
+	st.s.eventIndex[id] = len(st.s.events)
+	st.s.events = append(st.s.events, ev)
+	st.events = append(st.events, ev)
+}
+
+// done returns copies of the step's events.
+func (st *step) done() ([]Event, error) {
+	out := make([]Event, len(st.events))
+	for i, e := range st.events {
+		e.JSON = slices.Clone(e.JSON)
+		out[i] = e
+	}
+	return out, nil
+}
+
+// changed returns previous_attributes: the old values of the top-level keys
+// that differ between two renderings of an object.
+func changed(before, after map[string]any) map[string]any {
+	prev := map[string]any{}
+	for k, v := range before {
+		if !reflect.DeepEqual(v, after[k]) {
+			prev[k] = v
+		}
+	}
+	return prev
+}
+
+// updateSub applies mutate to a subscription and emits
+// customer.subscription.updated with the changed attributes.
+func (st *step) updateSub(sub *subscription, mutate func()) {
+	before := st.s.subObj(sub, false)
+	mutate()
+	after := st.s.subObj(sub, false)
+	st.emit("customer.subscription.updated", after, changed(before, after))
+}
+
+func (s *Server) sub(id string) (*subscription, error) {
+	sub := s.subs[id]
+	if sub == nil {
+		return nil, fmt.Errorf("fakestripe: no such subscription %q", id)
+	}
+	return sub, nil
+}
+
+func (s *Server) session(id string) (*session, error) {
+	cs := s.sessions[id]
+	if cs == nil {
+		return nil, fmt.Errorf("fakestripe: no such checkout session %q", id)
+	}
+	return cs, nil
+}
+
+func (s *Server) interval(it *subItem) int64 { return intervalSeconds(s.prices[it.priceID].interval) }
+
+// newInvoice drafts an invoice for the subscription's current items and makes
+// it the latest invoice. free makes a $0 (trial) invoice.
+func (s *Server) newInvoice(sub *subscription, reason string, t, periodStart, periodEnd int64, free bool) *invoice {
+	in := &invoice{id: newID("in_", 24), customer: sub.customer, subscription: sub.id, billingReason: reason,
+		status: "draft", subMetadata: maps.Clone(sub.metadata), created: t, periodStart: periodStart, periodEnd: periodEnd}
+	for _, it := range sub.items {
+		var amount int64
+		if !free {
+			amount = s.prices[it.priceID].unitAmount * it.quantity
+		}
+		in.lines = append(in.lines, invoiceLine{id: newID("il_", 24), priceID: it.priceID, subItemID: it.id,
+			quantity: it.quantity, amount: amount, start: it.periodStart, end: it.periodEnd})
+		in.amountDue += amount
+	}
+	s.invoices[in.id] = in
+	sub.latestInvoice = in.id
+	return in
+}
+
+// createAndFinalize emits invoice.created (draft) and invoice.finalized.
+func (st *step) createAndFinalize(in *invoice) {
+	s := st.s
+	st.emit("invoice.created", s.invoiceObj(in), nil)
+	s.invoiceSeq++
+	in.status, in.finalizedAt = "open", st.t
+	in.number = fmt.Sprintf("%s-%04d", prefixOf(in.customer), s.invoiceSeq)
+	if in.amountDue > 0 {
+		in.nextPaymentAttempt = st.t
+	}
+	st.emit("invoice.finalized", s.invoiceObj(in), nil)
+}
+
+// pay makes one payment attempt on an open invoice and emits what follows:
+// invoice.paid and invoice.payment_succeeded (and the subscription back to
+// active), or invoice.payment_failed (and the subscription past_due, and
+// after the last attempt the configured failure outcome).
+func (st *step) pay(sub *subscription, in *invoice, ok bool) {
+	s := st.s
+	if in.amountDue == 0 {
+		ok = true // nothing to charge: paid without an attempt
+	} else {
+		in.attemptCount++
+		if in.firstAttemptAt == 0 {
+			in.firstAttemptAt = st.t
+		}
+	}
+	in.attempted = true
+	if ok {
+		in.status, in.amountPaid, in.paidAt, in.nextPaymentAttempt = "paid", in.amountDue, st.t, 0
+		st.emit("invoice.paid", s.invoiceObj(in), nil)
+		st.emit("invoice.payment_succeeded", s.invoiceObj(in), nil)
+		if sub.status == "past_due" || sub.status == "unpaid" {
+			st.updateSub(sub, func() { sub.status = "active" })
+		}
+		return
+	}
+	in.nextPaymentAttempt = 0
+	if i := int(in.attemptCount) - 1; i < len(s.retries) {
+		in.nextPaymentAttempt = in.firstAttemptAt + int64(s.retries[i]/time.Second)
+	}
+	st.emit("invoice.payment_failed", s.invoiceObj(in), nil)
+	if sub.status == "active" {
+		st.updateSub(sub, func() { sub.status = "past_due" })
+	}
+	if in.nextPaymentAttempt != 0 {
+		return
+	}
+	switch s.outcome {
+	case OutcomeCancel:
+		sub.status, sub.canceledAt, sub.endedAt, sub.cancelReason = "canceled", st.t, st.t, "payment_failed"
+		st.emit("customer.subscription.deleted", s.subObj(sub, false), nil)
+	case OutcomeUnpaid:
+		st.updateSub(sub, func() { sub.status = "unpaid" })
+	}
+}
+
+// CompleteCheckout simulates the customer completing an open Checkout
+// Session and returns the events Stripe sends.
+//
+// Subscription mode: creates the customer if the session had none, the
+// subscription (metadata from subscription_data[metadata], one item with the
+// session's price and quantity, a period of one interval from now, or the
+// trial when subscription_data[trial_period_days] was given) and its paid
+// first invoice (billing_reason subscription_create). Events:
+// customer.subscription.created (status incomplete, or trialing),
+// invoice.created, invoice.finalized, invoice.paid,
+// invoice.payment_succeeded, customer.subscription.updated (incomplete →
+// active; not for a trial), checkout.session.completed (payment_status paid,
+// or no_payment_required for a trial).
+//
+// Payment mode: checkout.session.completed with payment_status paid, or
+// unpaid with opts.Delayed.
+func (s *Server) CompleteCheckout(sessionID string, opts CompleteOptions) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs, err := s.session(sessionID)
+	if err != nil {
+		return nil, err
+	}
+	if cs.status != "open" {
+		return nil, fmt.Errorf("fakestripe: checkout session %s is %s, not open", cs.id, cs.status)
+	}
+	st := s.step(true)
+	cs.status = "complete"
+	if cs.mode == "payment" {
+		cs.pi = newID("pi_", 24)
+		cs.paymentStatus = "paid"
+		if opts.Delayed {
+			cs.paymentStatus = "unpaid"
+		}
+		st.emit("checkout.session.completed", s.sessionObj(cs, nil), nil)
+		return st.done()
+	}
+	if cs.customer == "" {
+		c := &customer{id: newID("cus_", 14), email: cs.customerEmail, created: st.t}
+		s.customers[c.id] = c
+		cs.customer = c.id
+	}
+	it := &subItem{id: newID("si_", 14), priceID: cs.priceID, quantity: cs.quantity, created: st.t,
+		periodStart: st.t}
+	sub := &subscription{id: newID("sub_", 24), customer: cs.customer, status: "incomplete",
+		items: []*subItem{it}, metadata: maps.Clone(cs.subMetadata), created: st.t, startDate: st.t, anchor: st.t}
+	it.periodEnd = st.t + s.interval(it)
+	trial := cs.trialDays > 0
+	if trial {
+		sub.status, sub.trialStart, sub.trialEnd = "trialing", st.t, st.t+cs.trialDays*86400
+		it.periodEnd, sub.anchor = sub.trialEnd, sub.trialEnd
+	}
+	s.subs[sub.id] = sub
+	s.subOrder = append(s.subOrder, sub.id)
+	in := s.newInvoice(sub, "subscription_create", st.t, st.t, st.t, trial)
+	st.emit("customer.subscription.created", s.subObj(sub, false), nil)
+	st.createAndFinalize(in)
+	st.pay(sub, in, true)
+	if !trial {
+		st.updateSub(sub, func() { sub.status = "active" })
+	}
+	cs.subscription, cs.invoice, cs.paymentStatus = sub.id, in.id, "paid"
+	if trial {
+		cs.paymentStatus = "no_payment_required"
+	}
+	st.emit("checkout.session.completed", s.sessionObj(cs, nil), nil)
+	return st.done()
+}
+
+// asyncPayment settles a delayed payment of a completed payment-mode session.
+func (s *Server) asyncPayment(sessionID string, succeed bool) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs, err := s.session(sessionID)
+	if err != nil {
+		return nil, err
+	}
+	if cs.mode != "payment" || cs.status != "complete" || cs.paymentStatus != "unpaid" {
+		return nil, fmt.Errorf("fakestripe: checkout session %s has no pending delayed payment", cs.id)
+	}
+	st := s.step(false)
+	typ := "checkout.session.async_payment_failed"
+	if succeed {
+		cs.paymentStatus, typ = "paid", "checkout.session.async_payment_succeeded"
+	}
+	st.emit(typ, s.sessionObj(cs, nil), nil)
+	return st.done()
+}
+
+// SucceedAsyncPayment settles the delayed payment of a session completed with
+// CompleteOptions.Delayed: payment_status becomes paid and the event is
+// checkout.session.async_payment_succeeded.
+func (s *Server) SucceedAsyncPayment(sessionID string) ([]Event, error) {
+	return s.asyncPayment(sessionID, true)
+}
+
+// FailAsyncPayment fails the delayed payment of a session completed with
+// CompleteOptions.Delayed: checkout.session.async_payment_failed, and
+// payment_status stays unpaid.
+func (s *Server) FailAsyncPayment(sessionID string) ([]Event, error) {
+	return s.asyncPayment(sessionID, false)
+}
+
+// ExpireCheckout expires an open session (status expired, no URL):
+// checkout.session.expired.
+func (s *Server) ExpireCheckout(sessionID string) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs, err := s.session(sessionID)
+	if err != nil {
+		return nil, err
+	}
+	if cs.status != "open" {
+		return nil, fmt.Errorf("fakestripe: checkout session %s is %s, not open", cs.id, cs.status)
+	}
+	st := s.step(false)
+	cs.status = "expired"
+	st.emit("checkout.session.expired", s.sessionObj(cs, nil), nil)
+	return st.done()
+}
+
+// charge bills a subscription whose period just moved: a subscription_cycle
+// invoice for periodStart..periodEnd (the period that ended), then a payment
+// attempt that fails if fail is set or the customer's card is failing.
+func (st *step) charge(sub *subscription, periodStart, periodEnd int64, fail bool, mutate func()) {
+	s := st.s
+	st.updateSub(sub, func() {
+		mutate()
+		s.newInvoice(sub, "subscription_cycle", st.t, periodStart, periodEnd, false)
+	})
+	in := s.invoices[sub.latestInvoice]
+	st.createAndFinalize(in)
+	st.pay(sub, in, !fail && !s.customers[sub.customer].cardFailing)
+}
+
+// Renew starts the next billing period of an active or past_due
+// subscription: every item's period moves forward one interval
+// (customer.subscription.updated with previous_attributes items and
+// latest_invoice), then the renewal invoice (billing_reason
+// subscription_cycle): invoice.created, invoice.finalized, and
+// invoice.paid + invoice.payment_succeeded, or — with opts.Fail or a failing
+// card ([Server.SetCardFailing]) — invoice.payment_failed (attempt_count 1,
+// next_payment_attempt per the retry schedule) and
+// customer.subscription.updated to past_due. It does not check the clock:
+// advance it first if the test cares about time.
+func (s *Server) Renew(subID string, opts RenewOptions) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, err := s.sub(subID)
+	if err != nil {
+		return nil, err
+	}
+	if sub.status != "active" && sub.status != "past_due" {
+		return nil, fmt.Errorf("fakestripe: cannot renew subscription %s in status %s", sub.id, sub.status)
+	}
+	if sub.cancelAtPeriodEnd || sub.cancelAt != 0 && sub.cancelAt <= sub.items[0].periodEnd {
+		return nil, fmt.Errorf("fakestripe: subscription %s is set to cancel; use EndPeriodCancellation", sub.id)
+	}
+	st := s.step(false)
+	start, end := sub.items[0].periodStart, sub.items[0].periodEnd
+	st.charge(sub, start, end, opts.Fail, func() {
+		for _, it := range sub.items {
+			it.periodStart, it.periodEnd = it.periodEnd, it.periodEnd+s.interval(it)
+		}
+	})
+	return st.done()
+}
+
+// RetryPayment makes the next automatic payment attempt on the subscription's
+// latest, open invoice (attempt_count+1); it succeeds unless the customer's
+// card is failing. Success: invoice.paid, invoice.payment_succeeded,
+// customer.subscription.updated back to active. Failure:
+// invoice.payment_failed (next_payment_attempt null after the last attempt),
+// then after the last attempt the failure outcome
+// ([Server.SetFailureOutcome]): customer.subscription.deleted, or updated to
+// unpaid, or nothing (past_due). It does not check the clock against
+// next_payment_attempt.
+func (s *Server) RetryPayment(subID string) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, err := s.sub(subID)
+	if err != nil {
+		return nil, err
+	}
+	in := s.invoices[sub.latestInvoice]
+	switch {
+	case sub.status == "canceled":
+		return nil, fmt.Errorf("fakestripe: subscription %s is canceled", sub.id)
+	case in == nil || in.status != "open":
+		return nil, fmt.Errorf("fakestripe: subscription %s has no open invoice", sub.id)
+	case in.nextPaymentAttempt == 0:
+		return nil, fmt.Errorf("fakestripe: invoice %s has no retries left", in.id)
+	}
+	st := s.step(false)
+	st.pay(sub, in, !s.customers[sub.customer].cardFailing)
+	return st.done()
+}
+
+// EndTrial ends a trialing subscription: it becomes active with a new period
+// of one interval starting at the trial end (or now, if that is earlier, which
+// also moves trial_end to now), and the first real invoice is charged:
+// customer.subscription.updated (trialing → active), invoice.created,
+// invoice.finalized, invoice.paid, invoice.payment_succeeded; or with
+// opts.Fail or a failing card invoice.payment_failed and
+// customer.subscription.updated to past_due.
+func (s *Server) EndTrial(subID string, opts RenewOptions) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, err := s.sub(subID)
+	if err != nil {
+		return nil, err
+	}
+	if sub.status != "trialing" {
+		return nil, fmt.Errorf("fakestripe: subscription %s is %s, not trialing", sub.id, sub.status)
+	}
+	st := s.step(false)
+	start := min(st.t, sub.trialEnd)
+	st.charge(sub, sub.trialStart, start, opts.Fail, func() {
+		sub.status, sub.trialEnd, sub.anchor = "active", start, start
+		for _, it := range sub.items {
+			it.periodStart, it.periodEnd = start, start+s.interval(it)
+		}
+	})
+	return st.done()
+}
+
+// TrialWillEnd returns customer.subscription.trial_will_end for a trialing
+// subscription (Stripe sends it three days before trial_end); no state
+// changes.
+func (s *Server) TrialWillEnd(subID string) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, err := s.sub(subID)
+	if err != nil {
+		return nil, err
+	}
+	if sub.status != "trialing" {
+		return nil, fmt.Errorf("fakestripe: subscription %s is %s, not trialing", sub.id, sub.status)
+	}
+	st := s.step(false)
+	st.emit("customer.subscription.trial_will_end", s.subObj(sub, false), nil)
+	return st.done()
+}
+
+// live returns a subscription that is not canceled.
+func (s *Server) live(subID string) (*subscription, error) {
+	sub, err := s.sub(subID)
+	if err == nil && (sub.status == "canceled" || sub.status == "incomplete_expired") {
+		err = fmt.Errorf("fakestripe: subscription %s is %s", sub.id, sub.status)
+	}
+	return sub, err
+}
+
+// CancelAtPeriodEnd schedules the cancellation at the end of the current
+// period, as the portal or the API does: cancel_at_period_end true, cancel_at
+// the period end, canceled_at now, cancellation_details.reason
+// cancellation_requested; customer.subscription.updated.
+func (s *Server) CancelAtPeriodEnd(subID string) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, err := s.live(subID)
+	if err != nil {
+		return nil, err
+	}
+	st := s.step(true)
+	st.updateSub(sub, func() {
+		sub.cancelAtPeriodEnd, sub.cancelAt = true, sub.items[0].periodEnd
+		sub.canceledAt, sub.cancelReason = st.t, "cancellation_requested"
+	})
+	return st.done()
+}
+
+// CancelAt schedules the cancellation at a given time, as the portal does
+// with flexible billing: cancel_at set, cancel_at_period_end false,
+// canceled_at now; customer.subscription.updated.
+func (s *Server) CancelAt(subID string, at time.Time) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, err := s.live(subID)
+	if err != nil {
+		return nil, err
+	}
+	st := s.step(true)
+	if at.Unix() <= st.t {
+		return nil, fmt.Errorf("fakestripe: cancel_at %v is not in the future", at)
+	}
+	st.updateSub(sub, func() {
+		sub.cancelAtPeriodEnd, sub.cancelAt = false, at.Unix()
+		sub.canceledAt, sub.cancelReason = st.t, "cancellation_requested"
+	})
+	return st.done()
+}
+
+// Uncancel withdraws a scheduled cancellation (cancel_at_period_end false,
+// cancel_at and canceled_at null); customer.subscription.updated.
+func (s *Server) Uncancel(subID string) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, err := s.live(subID)
+	if err != nil {
+		return nil, err
+	}
+	if !sub.cancelAtPeriodEnd && sub.cancelAt == 0 {
+		return nil, fmt.Errorf("fakestripe: subscription %s has no scheduled cancellation", sub.id)
+	}
+	st := s.step(true)
+	st.updateSub(sub, func() {
+		sub.cancelAtPeriodEnd, sub.cancelAt, sub.canceledAt, sub.cancelReason = false, 0, 0, ""
+	})
+	return st.done()
+}
+
+// CancelNow cancels immediately: status canceled, canceled_at and ended_at
+// now; customer.subscription.deleted.
+func (s *Server) CancelNow(subID string) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, err := s.live(subID)
+	if err != nil {
+		return nil, err
+	}
+	st := s.step(true)
+	sub.status, sub.cancelAtPeriodEnd, sub.canceledAt, sub.endedAt = "canceled", false, st.t, st.t
+	sub.cancelReason = "cancellation_requested"
+	st.emit("customer.subscription.deleted", s.subObj(sub, false), nil)
+	return st.done()
+}
+
+// EndPeriodCancellation carries out a scheduled cancellation (call it once
+// the clock has reached cancel_at): status canceled, ended_at the scheduled
+// time, canceled_at unchanged (the request time);
+// customer.subscription.deleted.
+func (s *Server) EndPeriodCancellation(subID string) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, err := s.live(subID)
+	if err != nil {
+		return nil, err
+	}
+	if !sub.cancelAtPeriodEnd && sub.cancelAt == 0 {
+		return nil, fmt.Errorf("fakestripe: subscription %s has no scheduled cancellation", sub.id)
+	}
+	st := s.step(false)
+	sub.status, sub.endedAt = "canceled", sub.cancelAt
+	st.emit("customer.subscription.deleted", s.subObj(sub, false), nil)
+	return st.done()
+}
+
+// ChangePrice swaps the price of the subscription's items for another
+// recurring price, without proration or a new invoice and keeping the
+// current periods; customer.subscription.updated with previous_attributes
+// items.
+func (s *Server) ChangePrice(subID, newPriceID string) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, err := s.live(subID)
+	if err != nil {
+		return nil, err
+	}
+	p := s.prices[newPriceID]
+	if p == nil || p.interval == "" {
+		return nil, fmt.Errorf("fakestripe: %q is not a known recurring price", newPriceID)
+	}
+	st := s.step(true)
+	st.updateSub(sub, func() {
+		for _, it := range sub.items {
+			it.priceID = p.id
+		}
+	})
+	return st.done()
+}
+
+// SetCardFailing makes every later charge of the customer's card fail (or
+// succeed again): renewals, retries and trial ends.
+func (s *Server) SetCardFailing(customerID string, failing bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.customers[customerID]
+	if c == nil {
+		return fmt.Errorf("fakestripe: no such customer %q", customerID)
+	}
+	c.cardFailing = failing
+	return nil
+}

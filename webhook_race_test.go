@@ -1,0 +1,227 @@
+package billing_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v82/webhook"
+
+	"github.com/gobilling/billing"
+	"github.com/gobilling/billing/internal/fakestripe"
+	"github.com/gobilling/billing/memstore"
+)
+
+// hookTransport lets a test act between Stripe's answer and billing's
+// reading of it, and rewrite the answer.
+type hookTransport struct {
+	mu    sync.Mutex
+	after func(req *http.Request, res *http.Response)
+}
+
+func (h *hookTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := http.DefaultTransport.RoundTrip(req)
+	h.mu.Lock()
+	after := h.after
+	h.mu.Unlock()
+	if err == nil && after != nil {
+		after(req, res)
+	}
+	return res, err
+}
+
+type fakeEnv struct {
+	fake  *fakestripe.Server
+	b     *billing.Billing
+	store *memstore.Store
+	hook  *hookTransport
+	h     http.Handler
+}
+
+func newFakeEnv(t *testing.T) *fakeEnv {
+	t.Helper()
+	fake := fakestripe.New(time.Date(2026, 2, 2, 10, 0, 0, 0, time.UTC))
+	t.Cleanup(fake.Close)
+	fake.AddPrice("price_basic", "month", 900)
+	fake.AddPrice("price_pro", "month", 2900)
+	fake.AddPrice("price_pack", "", 500)
+	store := memstore.New()
+	hook := &hookTransport{}
+	b, err := billing.New(billing.Config{
+		SecretKey:      "sk_test_race",
+		WebhookSecrets: []string{testSecret},
+		SiteURL:        "https://app.example",
+		Plans: []billing.Plan{
+			{PriceID: "price_basic", Tier: "basic"},
+			{PriceID: "price_pro", Tier: "pro"},
+			{PriceID: "price_pack", Kind: billing.OneTime, Credits: 100},
+		},
+		Logger:            slog.New(slog.DiscardHandler),
+		Now:               fake.Now,
+		StripeURL:         fake.URL(),
+		HTTPClient:        &http.Client{Transport: hook},
+		MaxNetworkRetries: -1,
+	}, store, users)
+	require.NoError(t, err)
+	return &fakeEnv{fake: fake, b: b, store: store, hook: hook, h: b.WebhookHandler()}
+}
+
+func (e *fakeEnv) deliver(t *testing.T, evs ...fakestripe.Event) {
+	t.Helper()
+	for _, ev := range evs {
+		sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: ev.JSON, Secret: testSecret, Timestamp: time.Now()})
+		r := httptest.NewRequest(http.MethodPost, "/stripe/webhook", bytes.NewReader(ev.JSON))
+		r.Header.Set("Stripe-Signature", sp.Header)
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		require.Equal(t, 200, w.Code, "%s: %s", ev.Type, w.Body.String())
+	}
+}
+
+// buy runs a pro checkout for the user and returns the subscription ID
+// and the completion's events (not delivered).
+func (e *fakeEnv) buy(t *testing.T, user string) (string, string, []fakestripe.Event) {
+	t.Helper()
+	cs, err := e.b.Checkout(context.Background(), user, billing.CheckoutOptions{PriceID: "price_pro"})
+	require.NoError(t, err)
+	evs, err := e.fake.CompleteCheckout(cs.ID, fakestripe.CompleteOptions{})
+	require.NoError(t, err)
+	subs := e.fake.SubscriptionsOf(e.fake.CheckoutSession(cs.ID).Customer.ID)
+	require.Len(t, subs, 1)
+	return cs.ID, subs[0], evs
+}
+
+func only(evs []fakestripe.Event, types ...string) []fakestripe.Event {
+	var out []fakestripe.Event
+	for _, e := range evs {
+		for _, t := range types {
+			if e.Type == t {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// A stale fetch that commits after a newer payload of the same second
+// must not win: the return page read the session (active, no
+// cancellation) at second T, the user canceled in the portal in that same
+// second, that event was applied, and only then did the return page's
+// write arrive, stamped T. A rule where fetched objects win ties would
+// store the stale state for good; billing fetches again instead.
+func TestStaleFetchOfTheSameSecondDoesNotWin(t *testing.T) {
+	e := newFakeEnv(t)
+	ctx := context.Background()
+	session, sub, evs := e.buy(t, "u1")
+	e.deliver(t, evs...)
+	e.fake.Advance(24 * time.Hour)
+
+	var once sync.Once
+	var cancelCreated int64
+	e.hook.after = func(req *http.Request, res *http.Response) {
+		if req.Method != http.MethodGet || !strings.HasPrefix(req.URL.Path, "/v1/checkout/sessions/") {
+			return
+		}
+		once.Do(func() {
+			// The stale answer is read; now the user cancels and that
+			// event is applied before SyncCheckout writes.
+			body, _ := io.ReadAll(res.Body)
+			res.Body = io.NopCloser(bytes.NewReader(body))
+			cancel, err := e.fake.CancelAtPeriodEnd(sub)
+			require.NoError(t, err)
+			e.deliver(t, cancel...)
+			cancelCreated = cancel[0].Created
+			// Same second, to the second.
+			res.Header.Set("Date", time.Unix(cancelCreated, 0).UTC().Format(http.TimeFormat))
+		})
+	}
+	_, m, err := e.b.SyncCheckout(ctx, "u1", session)
+	require.NoError(t, err)
+	require.NotZero(t, cancelCreated)
+	end := time.Unix(e.fake.Subscription(sub).Items.Data[0].CurrentPeriodEnd, 0).UTC()
+	assert.Equal(t, end, m.CancelAt, "the cancellation survives the stale write")
+	assert.Equal(t, end, m.AccessUntil)
+}
+
+// Two live states in one second cannot be ordered by their versions: the
+// second payload costs a fetch, and if Stripe's Date is still that second,
+// another fetch once it has passed.
+func TestSameSecondLiveStatesFetch(t *testing.T) {
+	e := newFakeEnv(t)
+	ctx := context.Background()
+	_, sub, evs := e.buy(t, "u1")
+	e.deliver(t, evs...)
+	e.fake.Advance(30 * 24 * time.Hour)
+	require.NoError(t, e.fake.SetCardFailing(e.fake.Subscription(sub).Customer.ID, true))
+	renew, err := e.fake.Renew(sub, fakestripe.RenewOptions{})
+	require.NoError(t, err)
+	updates := only(renew, "customer.subscription.updated")
+	require.Len(t, updates, 2, "period moved, then past_due")
+	require.Equal(t, updates[0].Created, updates[1].Created)
+
+	// Pin every Date to the events' second once: the first fetch ties.
+	var dates []string
+	var mu sync.Mutex
+	e.hook.after = func(req *http.Request, res *http.Response) {
+		if req.Method == http.MethodGet && strings.HasPrefix(req.URL.Path, "/v1/subscriptions/") {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(dates) == 0 {
+				res.Header.Set("Date", time.Unix(updates[1].Created, 0).UTC().Format(http.TimeFormat))
+			}
+			dates = append(dates, res.Header.Get("Date"))
+		}
+	}
+	e.fake.ResetCalls()
+	e.deliver(t, only(renew, "invoice.payment_failed")...)
+	e.deliver(t, updates[1], updates[0]) // newest first: the older one ties
+	m, err := e.b.Membership(ctx, "u1")
+	require.NoError(t, err)
+	assert.Equal(t, billing.StatusActive, m.Status, "past_due within the grace attempts")
+	assert.Equal(t, 1, m.FailedAttempts)
+	assert.EqualValues(t, "past_due", m.StripeStatus)
+	mu.Lock()
+	assert.Len(t, dates, 2, "one tied fetch, one after the second passed")
+	mu.Unlock()
+	assert.Equal(t, 2, e.fake.Calls()["GET /v1/subscriptions/{id}"])
+}
+
+// A past_due payload that arrives before its invoice.payment_failed is
+// right at once: billing fetches the latest invoice's attempts rather than
+// deny access until the invoice event comes.
+func TestPastDueBeforeItsInvoiceEvent(t *testing.T) {
+	e := newFakeEnv(t)
+	ctx := context.Background()
+	_, sub, evs := e.buy(t, "u1")
+	e.deliver(t, evs...)
+	e.fake.Advance(30 * 24 * time.Hour)
+	require.NoError(t, e.fake.SetCardFailing(e.fake.Subscription(sub).Customer.ID, true))
+	renew, err := e.fake.Renew(sub, fakestripe.RenewOptions{})
+	require.NoError(t, err)
+	updates := only(renew, "customer.subscription.updated")
+	e.fake.Advance(time.Hour) // the deliveries come later: no same-second tie
+
+	e.fake.ResetCalls()
+	e.deliver(t, updates[1]) // past_due, alone
+	m, err := e.b.Membership(ctx, "u1")
+	require.NoError(t, err)
+	assert.Equal(t, billing.StatusActive, m.Status)
+	assert.Equal(t, 1, m.FailedAttempts)
+	assert.Equal(t, 1, e.fake.TotalCalls(), "one fetch of the subscription with its latest invoice")
+
+	e.fake.ResetCalls()
+	e.deliver(t, renew...) // the rest, and the same one again
+	m2, err := e.b.Membership(ctx, "u1")
+	require.NoError(t, err)
+	assert.Equal(t, m, m2)
+	assert.Equal(t, 0, e.fake.TotalCalls())
+}
