@@ -358,21 +358,21 @@ func TestWebhookFailureIs5xxAndRetrySucceeds(t *testing.T) {
 }
 
 func TestWebhookStripeFailureIs5xx(t *testing.T) {
-	// An invoice-less tie needs a fetch; Stripe is unreachable: 500, and
-	// the event stays unrecorded.
+	// Two live states in one second tie and need a fetch; Stripe is
+	// unreachable: 500, and the event stays unrecorded.
 	store := memstore.New()
 	linked(t, store, "u1", "cus_1")
 	e := newHandlerEnv(t, store, func(c *billing.Config) { c.MaxNetworkRetries = -1 })
 	now := time.Now().Unix()
-	require.Equal(t, 200, e.deliver(t, event("evt_a", "customer.subscription.created", now, subJSON("sub_1", "cus_1", "incomplete", "price_pro", now+86400*30))).Code)
-	w := e.deliver(t, event("evt_b", "customer.subscription.updated", now, subJSON("sub_1", "cus_1", "active", "price_pro", now+86400*30)))
+	require.Equal(t, 200, e.deliver(t, event("evt_a", "customer.subscription.created", now, subJSON("sub_1", "cus_1", "active", "price_pro", now+86400*30))).Code)
+	w := e.deliver(t, event("evt_b", "customer.subscription.updated", now, subJSON("sub_1", "cus_1", "active", "price_basic", now+86400*30)))
 	assert.Equal(t, 500, w.Code)
 	done, err := store.Processed(context.Background(), "evt_b")
 	require.NoError(t, err)
 	assert.False(t, done)
 	f := facts(t, store, "u1")
 	require.Len(t, f.Subscriptions, 1)
-	assert.EqualValues(t, "incomplete", f.Subscriptions[0].Status)
+	assert.Equal(t, "price_pro", f.Subscriptions[0].Items[0].PriceID)
 }
 
 func TestWebhookEventShapes(t *testing.T) {
