@@ -34,6 +34,7 @@ const (
 	OneTime
 )
 
+// String names the kind: "recurring" or "one-time".
 func (k PlanKind) String() string {
 	if k == OneTime {
 		return "one-time"

@@ -55,6 +55,7 @@ type APIVersionError struct {
 	Want string // stripe.APIVersion of the stripe-go this library uses
 }
 
+// Error says which version arrived and how to fix the endpoint.
 func (e *APIVersionError) Error() string {
 	return fmt.Sprintf("billing: event api_version %q is not of the %s release train; create the webhook endpoint with api_version %q", e.Got, train(e.Want), e.Want)
 }
@@ -66,6 +67,7 @@ type StripeError struct {
 	Err error
 }
 
+// Error names the operation and Stripe's error.
 func (e *StripeError) Error() string { return "billing: stripe: " + e.Op + ": " + e.Err.Error() }
 
 // Unwrap returns the underlying error.

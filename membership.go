@@ -24,6 +24,7 @@ const (
 
 var statusNames = [...]string{"none", "pending", "trialing", "active", "past_due", "paused", "canceled"}
 
+// String names the status: "none", "active", "past_due", ...
 func (s Status) String() string {
 	if s >= 0 && int(s) < len(statusNames) {
 		return statusNames[s]

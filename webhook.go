@@ -28,6 +28,7 @@ const (
 
 var outcomeNames = [...]string{"applied", "duplicate", "ignored", "parked"}
 
+// String names the outcome: "applied", "duplicate", "ignored" or "parked".
 func (o Outcome) String() string {
 	if o >= 0 && int(o) < len(outcomeNames) {
 		return outcomeNames[o]
