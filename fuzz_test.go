@@ -18,6 +18,8 @@ func FuzzWebhook(f *testing.F) {
 	f.Add(event("evt_3", "checkout.session.completed", now, `{"id":"cs_1","object":"checkout.session","mode":"payment","payment_status":"paid","customer":"cus_1","metadata":{"billing_price_id":"price_pack","billing_quantity":"x"}}`))
 	f.Add([]byte(`{"id":"evt_4","type":"customer.subscription.deleted","api_version":"2025-08-27.basil","data":{"object":{"id":"sub_1","items":{"data":[null]}}}}`))
 	f.Add([]byte(`{}`))
+	f.Add(event("evt_5", "customer.subscription.updated", now, `null`))
+	f.Add(event("evt_6", "checkout.session.completed", now, `{"object":"checkout.session","mode":"payment","payment_status":"paid","customer":"cus_1"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		store := memstore.New()
 		linked(t, store, "u1", "cus_1")
@@ -35,6 +37,20 @@ func FuzzWebhook(f *testing.F) {
 			}
 			if len(f.Subscriptions)+len(f.Grants) != 0 {
 				t.Fatalf("a %d answer changed state: %+v", w.Code, f)
+			}
+		}
+		f, err := store.Facts(context.Background(), "u1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range f.Subscriptions {
+			if s.ID == "" {
+				t.Fatalf("stored a subscription without an ID")
+			}
+		}
+		for _, g := range f.Grants {
+			if g.CheckoutSessionID == "" {
+				t.Fatalf("stored a grant without a session ID")
 			}
 		}
 	})

@@ -192,20 +192,20 @@ func (b *Billing) process(ctx context.Context, ev stripe.Event, raw []byte) (Out
 	switch ev.Type {
 	case evInvoicePaid, evInvoiceFailed:
 		var inv stripe.Invoice
-		if err := json.Unmarshal(ev.Data.Raw, &inv); err != nil {
-			return 0, fmt.Errorf("decode invoice of %s: %w", ev.ID, err)
+		if err := json.Unmarshal(ev.Data.Raw, &inv); err != nil || inv.ID == "" {
+			return 0, fmt.Errorf("decode invoice of %s: no invoice ID (%v)", ev.ID, err)
 		}
 		err = b.applyInvoice(ctx, ev, &inv)
 	case evCheckoutDone, evCheckoutAsyncOK:
 		var s stripe.CheckoutSession
-		if err := json.Unmarshal(ev.Data.Raw, &s); err != nil {
-			return 0, fmt.Errorf("decode checkout session of %s: %w", ev.ID, err)
+		if err := json.Unmarshal(ev.Data.Raw, &s); err != nil || s.ID == "" {
+			return 0, fmt.Errorf("decode checkout session of %s: no session ID (%v)", ev.ID, err)
 		}
 		err = b.applyCheckout(ctx, ev, &s)
 	default:
 		var sub stripe.Subscription
-		if err := json.Unmarshal(ev.Data.Raw, &sub); err != nil {
-			return 0, fmt.Errorf("decode subscription of %s: %w", ev.ID, err)
+		if err := json.Unmarshal(ev.Data.Raw, &sub); err != nil || sub.ID == "" {
+			return 0, fmt.Errorf("decode subscription of %s: no subscription ID (%v)", ev.ID, err)
 		}
 		err = b.applySubscriptionEvent(ctx, ev, &sub)
 	}
