@@ -117,18 +117,50 @@ func (b *Billing) Checkout(ctx context.Context, userID string, opts CheckoutOpti
 	} else {
 		p.Mode = stripe.String(string(stripe.CheckoutSessionModePayment))
 	}
-	p.SetIdempotencyKey(b.idempotencyKey("checkout", userID, customer, plan.PriceID, qty,
-		strconv.FormatInt(opts.TrialDays, 10), strconv.FormatBool(opts.AllowPromotionCodes), success, cancel))
-	var s *stripe.CheckoutSession
-	err = retryConflict(ctx, func() error {
-		var err error
-		s, err = b.sc.V1CheckoutSessions.Create(ctx, p)
-		return err
-	})
+	key := b.idempotencyKey("checkout", userID, customer, plan.PriceID, qty,
+		strconv.FormatInt(opts.TrialDays, 10), strconv.FormatBool(opts.AllowPromotionCodes), success, cancel)
+	s, err := b.createSession(ctx, p, key)
 	if err != nil {
-		return CheckoutSession{}, &StripeError{Op: "create checkout session", Err: err}
+		return CheckoutSession{}, err
 	}
 	return CheckoutSession{ID: s.ID, URL: s.URL}, nil
+}
+
+// maxReplays bounds the sessions skipped as finished within one
+// idempotency window.
+const maxReplays = 5
+
+// createSession creates a Checkout Session under key. Stripe replays a
+// key's first answer, so a repeat purchase within the window would get
+// the session the user already paid: when the answer is a replay, the
+// session is looked up, and if it is no longer open a new one is created
+// under a key derived from the finished one (so that a double click after
+// a purchase still makes one session).
+func (b *Billing) createSession(ctx context.Context, p *stripe.CheckoutSessionCreateParams, key string) (*stripe.CheckoutSession, error) {
+	for i := 0; ; i++ {
+		p.SetIdempotencyKey(key)
+		var s *stripe.CheckoutSession
+		err := retryConflict(ctx, func() error {
+			var err error
+			s, err = b.sc.V1CheckoutSessions.Create(ctx, p)
+			return err
+		})
+		if err != nil {
+			return nil, &StripeError{Op: "create checkout session", Err: err}
+		}
+		if s.LastResponse == nil || s.LastResponse.Header.Get("Idempotent-Replayed") != "true" || i == maxReplays {
+			return s, nil
+		}
+		cur, err := b.sc.V1CheckoutSessions.Retrieve(ctx, s.ID, nil)
+		if err != nil {
+			return nil, &StripeError{Op: "retrieve checkout session " + s.ID, Err: err}
+		}
+		if cur.Status == stripe.CheckoutSessionStatusOpen {
+			return s, nil
+		}
+		sum := sha256.Sum256([]byte(key + "\x00" + s.ID))
+		key = "billing-checkout-" + hex.EncodeToString(sum[:20])
+	}
 }
 
 // live reports whether a subscription status still bills the user.
