@@ -16,7 +16,7 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/gobilling/billing"
-	"github.com/gobilling/billing/internal/fakestripe"
+	"github.com/gobilling/billing/billingtest"
 	"github.com/gobilling/billing/memstore"
 )
 
@@ -42,19 +42,19 @@ var benchOpts = webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true} //
 // benchWorld is a Billing on memstore against a fake Stripe, with one
 // paid subscription renewed once.
 type benchWorld struct {
-	fake     *fakestripe.Server
+	fake     *billingtest.Stripe
 	store    *memstore.Store
 	h        http.Handler
 	sub      string
-	renewal  []fakestripe.Event // the successful renewal's events, delivered
-	renewed  int64              // their created time
-	template fakestripe.Event   // the renewal's customer.subscription.updated
+	renewal  []billingtest.Event // the successful renewal's events, delivered
+	renewed  int64               // their created time
+	template billingtest.Event   // the renewal's customer.subscription.updated
 }
 
 func newBenchWorld(b *testing.B) *benchWorld {
 	b.Helper()
 	ctx := context.Background()
-	fake := fakestripe.New(time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
+	fake := billingtest.New(billingtest.Options{Start: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)})
 	b.Cleanup(fake.Close)
 	fake.AddPrice("price_basic", "month", 900)
 	fake.AddPrice("price_pro", "month", 2900)
@@ -89,7 +89,7 @@ func newBenchWorld(b *testing.B) *benchWorld {
 	if err != nil {
 		b.Fatal(err)
 	}
-	evs, err := fake.CompleteCheckout(cs.ID, fakestripe.CompleteOptions{})
+	evs, err := fake.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func newBenchWorld(b *testing.B) *benchWorld {
 	w.deliverAll(b, evs)
 
 	fake.Advance(30 * 24 * time.Hour)
-	w.renewal, err = fake.Renew(w.sub, fakestripe.RenewOptions{})
+	w.renewal, err = fake.Renew(w.sub, billingtest.RenewOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func newBenchWorld(b *testing.B) *benchWorld {
 
 // deliverAll delivers events in order, outside any timing, and fails
 // unless each is applied (or ignored, for the types billing does not use).
-func (w *benchWorld) deliverAll(b *testing.B, evs []fakestripe.Event) {
+func (w *benchWorld) deliverAll(b *testing.B, evs []billingtest.Event) {
 	b.Helper()
 	for _, e := range evs {
 		rec := httptest.NewRecorder()
@@ -132,7 +132,7 @@ func (w *benchWorld) checkNoCalls(b *testing.B) {
 	}
 }
 
-func benchOnly(b *testing.B, evs []fakestripe.Event, typ string) fakestripe.Event {
+func benchOnly(b *testing.B, evs []billingtest.Event, typ string) billingtest.Event {
 	b.Helper()
 	for _, e := range evs {
 		if e.Type == typ {
@@ -140,7 +140,7 @@ func benchOnly(b *testing.B, evs []fakestripe.Event, typ string) fakestripe.Even
 		}
 	}
 	b.Fatalf("no %s among %d events", typ, len(evs))
-	return fakestripe.Event{}
+	return billingtest.Event{}
 }
 
 // benchPayload is a signed webhook delivery.
@@ -166,7 +166,7 @@ func (p benchPayload) request() *http.Request {
 // encoder wrote it: keys sorted, numbers kept as they were.
 type benchTemplate struct{ raw string }
 
-func newBenchTemplate(b *testing.B, ev fakestripe.Event, keys ...string) benchTemplate {
+func newBenchTemplate(b *testing.B, ev billingtest.Event, keys ...string) benchTemplate {
 	b.Helper()
 	dec := json.NewDecoder(bytes.NewReader(ev.JSON))
 	dec.UseNumber()
@@ -311,7 +311,7 @@ func BenchmarkWebhookDuplicate(b *testing.B) {
 func BenchmarkWebhookInvoice(b *testing.B) {
 	w := newBenchWorld(b)
 	w.fake.Advance(30 * 24 * time.Hour)
-	evs, err := w.fake.Renew(w.sub, fakestripe.RenewOptions{Fail: true}) // a template only: not delivered
+	evs, err := w.fake.Renew(w.sub, billingtest.RenewOptions{Fail: true}) // a template only: not delivered
 	if err != nil {
 		b.Fatal(err)
 	}

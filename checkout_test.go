@@ -22,7 +22,7 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/gobilling/billing"
-	"github.com/gobilling/billing/internal/fakestripe"
+	"github.com/gobilling/billing/billingtest"
 	"github.com/gobilling/billing/memstore"
 )
 
@@ -124,7 +124,7 @@ func (c *coRecorder) createdIDs(t *testing.T, method, path string) []string {
 
 // coEnv is a Billing against a fresh fake Stripe.
 type coEnv struct {
-	fake  *fakestripe.Server
+	fake  *billingtest.Stripe
 	b     *billing.Billing
 	store billing.Store
 	rec   *coRecorder
@@ -139,7 +139,7 @@ func newCoEnv(t *testing.T, mod ...func(*billing.Config)) *coEnv {
 
 func newCoEnvWith(t *testing.T, store billing.Store, resolver billing.UserResolver, mod ...func(*billing.Config)) *coEnv {
 	t.Helper()
-	fake := fakestripe.New(coStart)
+	fake := billingtest.New(billingtest.Options{Start: coStart})
 	t.Cleanup(fake.Close)
 	fake.AddPrice("price_basic", "month", 900)
 	fake.AddPrice("price_pro", "month", 2900)
@@ -182,7 +182,7 @@ func (e *coEnv) calls(route string) int { return e.fake.Calls()[route] }
 
 // complete has the customer pay the session at the fake Stripe and returns
 // the events Stripe would send (not delivered).
-func (e *coEnv) complete(t *testing.T, sessionID string, opts fakestripe.CompleteOptions) []fakestripe.Event {
+func (e *coEnv) complete(t *testing.T, sessionID string, opts billingtest.CompleteOptions) []billingtest.Event {
 	t.Helper()
 	evs, err := e.fake.CompleteCheckout(sessionID, opts)
 	require.NoError(t, err)
@@ -192,7 +192,7 @@ func (e *coEnv) complete(t *testing.T, sessionID string, opts fakestripe.Complet
 
 // deliver signs each event with the endpoint's secret and posts it to the
 // webhook handler, requiring 200; it returns the response bodies.
-func (e *coEnv) deliver(t *testing.T, evs ...fakestripe.Event) []string {
+func (e *coEnv) deliver(t *testing.T, evs ...billingtest.Event) []string {
 	t.Helper()
 	var out []string
 	for _, ev := range evs {
@@ -204,7 +204,7 @@ func (e *coEnv) deliver(t *testing.T, evs ...fakestripe.Event) []string {
 }
 
 // post signs one event and posts it to the webhook handler.
-func (e *coEnv) post(ev fakestripe.Event) (int, string) {
+func (e *coEnv) post(ev billingtest.Event) (int, string) {
 	sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: ev.JSON, Secret: testSecret, Timestamp: time.Now()})
 	r := httptest.NewRequest(http.MethodPost, "/stripe/webhook", bytes.NewReader(ev.JSON))
 	r.Header.Set("Stripe-Signature", sp.Header)
@@ -311,7 +311,7 @@ func TestCheckoutSubscriptionCreatesCustomerThenSession(t *testing.T) {
 	assert.NotEmpty(t, cp[0].Header.Get("Idempotency-Key"))
 
 	// The subscription Checkout creates carries the user in its metadata.
-	e.complete(t, cs.ID, fakestripe.CompleteOptions{})
+	e.complete(t, cs.ID, billingtest.CompleteOptions{})
 	sub := e.fake.Subscription(e.subscriptionOf(t, cs.ID))
 	require.NotNil(t, sub)
 	assert.Equal(t, "u1", sub.Metadata["billing_user_id"])
@@ -347,7 +347,7 @@ func TestCheckoutURLsAndOptions(t *testing.T) {
 		assert.Equal(t, "14", posts[0].Form.Get("subscription_data[trial_period_days]"))
 		assert.Equal(t, "2", posts[0].Form.Get("line_items[0][quantity]"))
 
-		e.complete(t, cs.ID, fakestripe.CompleteOptions{})
+		e.complete(t, cs.ID, billingtest.CompleteOptions{})
 		sub := e.fake.Subscription(e.subscriptionOf(t, cs.ID))
 		require.NotNil(t, sub)
 		assert.Equal(t, stripe.SubscriptionStatusTrialing, sub.Status)
@@ -538,16 +538,16 @@ func TestCheckoutAlreadySubscribed(t *testing.T) {
 	ctx := context.Background()
 	subscribe := map[string]func(t *testing.T, e *coEnv, sessionID string){
 		"after webhooks": func(t *testing.T, e *coEnv, id string) {
-			e.deliver(t, e.complete(t, id, fakestripe.CompleteOptions{})...)
+			e.deliver(t, e.complete(t, id, billingtest.CompleteOptions{})...)
 		},
 		"after SyncCheckout": func(t *testing.T, e *coEnv, id string) {
-			e.complete(t, id, fakestripe.CompleteOptions{})
+			e.complete(t, id, billingtest.CompleteOptions{})
 			_, m, err := e.b.SyncCheckout(ctx, "u1", id)
 			require.NoError(t, err)
 			require.Equal(t, billing.StatusActive, m.Status)
 		},
 		"trialing, after SyncCheckout": func(t *testing.T, e *coEnv, id string) {
-			e.complete(t, id, fakestripe.CompleteOptions{})
+			e.complete(t, id, billingtest.CompleteOptions{})
 			_, m, err := e.b.SyncCheckout(ctx, "u1", id)
 			require.NoError(t, err)
 			require.Equal(t, billing.StatusTrialing, m.Status)
@@ -598,7 +598,7 @@ func TestCheckoutAlreadySubscribed(t *testing.T) {
 		e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_basic"})
 
 		// A canceled one is over.
-		e.deliver(t, e.complete(t, first.ID, fakestripe.CompleteOptions{})...)
+		e.deliver(t, e.complete(t, first.ID, billingtest.CompleteOptions{})...)
 		_, err := e.b.Checkout(ctx, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
 		require.ErrorIs(t, err, billing.ErrAlreadySubscribed)
 		e.fake.Advance(time.Hour)
@@ -736,7 +736,7 @@ func TestCheckoutStatus(t *testing.T) {
 		PaymentStatus: stripe.CheckoutSessionPaymentStatusUnpaid, Mode: stripe.CheckoutSessionModeSubscription}, res)
 	assert.False(t, res.Settled())
 
-	e.complete(t, cs.ID, fakestripe.CompleteOptions{})
+	e.complete(t, cs.ID, billingtest.CompleteOptions{})
 	res, err = e.b.CheckoutStatus(ctx, "u1", cs.ID)
 	require.NoError(t, err)
 	assert.Equal(t, stripe.CheckoutSessionStatusComplete, res.Status)
@@ -796,7 +796,7 @@ func TestSyncCheckoutSubscription(t *testing.T) {
 	e := newCoEnv(t)
 	ctx := context.Background()
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
-	evs := e.complete(t, cs.ID, fakestripe.CompleteOptions{}) // no webhook delivered
+	evs := e.complete(t, cs.ID, billingtest.CompleteOptions{}) // no webhook delivered
 	sub := e.subscriptionOf(t, cs.ID)
 
 	before, err := e.b.Membership(ctx, "u1")
@@ -834,7 +834,7 @@ func TestSyncCheckoutTrial(t *testing.T) {
 	e := newCoEnv(t)
 	ctx := context.Background()
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro", TrialDays: 14})
-	e.complete(t, cs.ID, fakestripe.CompleteOptions{})
+	e.complete(t, cs.ID, billingtest.CompleteOptions{})
 	sub := e.subscriptionOf(t, cs.ID)
 	res, m, err := e.b.SyncCheckout(ctx, "u1", cs.ID)
 	require.NoError(t, err)
@@ -852,8 +852,8 @@ func TestSyncCheckoutTrial(t *testing.T) {
 func TestSyncCheckoutOneTimeGrantsOnce(t *testing.T) {
 	ctx := context.Background()
 	want := billing.Membership{UserID: "u1", Credits: 300, HasCustomer: true}
-	orders := map[string]func(t *testing.T, e *coEnv, id string, evs []fakestripe.Event){
-		"sync twice": func(t *testing.T, e *coEnv, id string, evs []fakestripe.Event) {
+	orders := map[string]func(t *testing.T, e *coEnv, id string, evs []billingtest.Event){
+		"sync twice": func(t *testing.T, e *coEnv, id string, evs []billingtest.Event) {
 			for range 2 {
 				res, m, err := e.b.SyncCheckout(ctx, "u1", id)
 				require.NoError(t, err)
@@ -862,20 +862,20 @@ func TestSyncCheckoutOneTimeGrantsOnce(t *testing.T) {
 				assert.Equal(t, want, m)
 			}
 		},
-		"sync then webhook": func(t *testing.T, e *coEnv, id string, evs []fakestripe.Event) {
+		"sync then webhook": func(t *testing.T, e *coEnv, id string, evs []billingtest.Event) {
 			_, m, err := e.b.SyncCheckout(ctx, "u1", id)
 			require.NoError(t, err)
 			assert.Equal(t, want, m)
 			assert.Equal(t, []string{`{"outcome":"applied"}`}, e.deliver(t, evs...))
 			assert.Equal(t, []string{`{"outcome":"duplicate"}`}, e.deliver(t, evs...))
 		},
-		"webhook then sync": func(t *testing.T, e *coEnv, id string, evs []fakestripe.Event) {
+		"webhook then sync": func(t *testing.T, e *coEnv, id string, evs []billingtest.Event) {
 			e.deliver(t, evs...)
 			_, m, err := e.b.SyncCheckout(ctx, "u1", id)
 			require.NoError(t, err)
 			assert.Equal(t, want, m)
 		},
-		"concurrently": func(t *testing.T, e *coEnv, id string, evs []fakestripe.Event) {
+		"concurrently": func(t *testing.T, e *coEnv, id string, evs []billingtest.Event) {
 			var wg sync.WaitGroup
 			for range 3 {
 				wg.Add(2)
@@ -899,7 +899,7 @@ func TestSyncCheckoutOneTimeGrantsOnce(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newCoEnv(t)
 			cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack", Quantity: 3})
-			evs := e.complete(t, cs.ID, fakestripe.CompleteOptions{})
+			evs := e.complete(t, cs.ID, billingtest.CompleteOptions{})
 			require.Len(t, evs, 1)
 			require.Equal(t, "checkout.session.completed", evs[0].Type)
 			do(t, e, cs.ID, evs)
@@ -923,12 +923,12 @@ func TestSyncCheckoutOneTimeGrantsOnce(t *testing.T) {
 	t.Run("a second purchase adds up", func(t *testing.T) {
 		e := newCoEnv(t)
 		a := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack", Quantity: 3})
-		e.complete(t, a.ID, fakestripe.CompleteOptions{})
+		e.complete(t, a.ID, billingtest.CompleteOptions{})
 		_, _, err := e.b.SyncCheckout(ctx, "u1", a.ID)
 		require.NoError(t, err)
 		b := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack"})
 		require.NotEqual(t, a.ID, b.ID)
-		e.complete(t, b.ID, fakestripe.CompleteOptions{})
+		e.complete(t, b.ID, billingtest.CompleteOptions{})
 		_, m, err := e.b.SyncCheckout(ctx, "u1", b.ID)
 		require.NoError(t, err)
 		assert.Equal(t, int64(400), m.Credits)
@@ -937,7 +937,7 @@ func TestSyncCheckoutOneTimeGrantsOnce(t *testing.T) {
 	t.Run("delayed payment grants nothing until paid", func(t *testing.T) {
 		e := newCoEnv(t)
 		cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack", Quantity: 2})
-		e.complete(t, cs.ID, fakestripe.CompleteOptions{Delayed: true})
+		e.complete(t, cs.ID, billingtest.CompleteOptions{Delayed: true})
 		res, m, err := e.b.SyncCheckout(ctx, "u1", cs.ID)
 		require.NoError(t, err)
 		assert.Equal(t, stripe.CheckoutSessionStatusComplete, res.Status)
@@ -980,9 +980,9 @@ func TestSyncCheckoutNotOwned(t *testing.T) {
 	e := newCoEnv(t)
 	ctx := context.Background()
 	sub := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
-	e.complete(t, sub.ID, fakestripe.CompleteOptions{})
+	e.complete(t, sub.ID, billingtest.CompleteOptions{})
 	pack := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack", Quantity: 2})
-	e.complete(t, pack.ID, fakestripe.CompleteOptions{})
+	e.complete(t, pack.ID, billingtest.CompleteOptions{})
 	e.checkout(t, "u2", billing.CheckoutOptions{PriceID: "price_basic"}) // u2 has a customer too
 
 	for _, user := range []string{"u2", "u3", ""} {
@@ -1023,7 +1023,7 @@ func TestSyncCheckoutStripeFailure(t *testing.T) {
 	e := newCoEnv(t)
 	ctx := context.Background()
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack"})
-	e.complete(t, cs.ID, fakestripe.CompleteOptions{})
+	e.complete(t, cs.ID, billingtest.CompleteOptions{})
 	e.fake.SetFail("GET /v1/checkout/sessions/{id}", 503, 1)
 	_, _, err := e.b.SyncCheckout(ctx, "u1", cs.ID)
 	var be *billing.StripeError
@@ -1154,7 +1154,7 @@ func TestCheckoutRepeatAfterCompletionGetsNewSession(t *testing.T) {
 		{PriceID: "price_pro", AllowAnotherSubscription: true},
 	} {
 		first := e.checkout(t, "u1", opts)
-		e.complete(t, first.ID, fakestripe.CompleteOptions{})
+		e.complete(t, first.ID, billingtest.CompleteOptions{})
 		_, _, err := e.b.SyncCheckout(ctx, "u1", first.ID)
 		require.NoError(t, err)
 		again := e.checkout(t, "u1", opts)

@@ -13,7 +13,7 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/gobilling/billing"
-	"github.com/gobilling/billing/internal/fakestripe"
+	"github.com/gobilling/billing/billingtest"
 	"github.com/gobilling/billing/memstore"
 )
 
@@ -25,8 +25,8 @@ var exampleUsers = billing.UserResolverFunc(func(ctx context.Context, id string)
 // exampleBilling returns a Billing that talks to an offline fake Stripe
 // (instead of https://api.stripe.com) selling a basic and a pro plan and a
 // one-time pack of 100 credits.
-func exampleBilling() (*billing.Billing, *fakestripe.Server) {
-	fake := fakestripe.New(time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
+func exampleBilling() (*billing.Billing, *billingtest.Stripe) {
+	fake := billingtest.New(billingtest.Options{Start: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)})
 	fake.AddPrice("price_basic", "month", 900)
 	fake.AddPrice("price_pro", "month", 2900)
 	fake.AddPrice("price_pack", "", 500)
@@ -112,7 +112,7 @@ func ExampleBilling_Membership() {
 		return
 	}
 	// The user pays at Stripe ...
-	if _, err := fake.CompleteCheckout(cs.ID, fakestripe.CompleteOptions{}); err != nil {
+	if _, err := fake.CompleteCheckout(cs.ID, billingtest.CompleteOptions{}); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -159,7 +159,7 @@ func ExampleBilling_WebhookHandler() {
 		fmt.Println(err)
 		return
 	}
-	evs, err := fake.CompleteCheckout(cs.ID, fakestripe.CompleteOptions{})
+	evs, err := fake.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -17,7 +17,7 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/gobilling/billing"
-	"github.com/gobilling/billing/internal/fakestripe"
+	"github.com/gobilling/billing/billingtest"
 	"github.com/gobilling/billing/memstore"
 )
 
@@ -40,7 +40,7 @@ func (h *hookTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 type fakeEnv struct {
-	fake  *fakestripe.Server
+	fake  *billingtest.Stripe
 	b     *billing.Billing
 	store *memstore.Store
 	hook  *hookTransport
@@ -49,7 +49,7 @@ type fakeEnv struct {
 
 func newFakeEnv(t *testing.T) *fakeEnv {
 	t.Helper()
-	fake := fakestripe.New(time.Date(2026, 2, 2, 10, 0, 0, 0, time.UTC))
+	fake := billingtest.New(billingtest.Options{Start: time.Date(2026, 2, 2, 10, 0, 0, 0, time.UTC)})
 	t.Cleanup(fake.Close)
 	fake.AddPrice("price_basic", "month", 900)
 	fake.AddPrice("price_pro", "month", 2900)
@@ -75,7 +75,7 @@ func newFakeEnv(t *testing.T) *fakeEnv {
 	return &fakeEnv{fake: fake, b: b, store: store, hook: hook, h: b.WebhookHandler()}
 }
 
-func (e *fakeEnv) deliver(t *testing.T, evs ...fakestripe.Event) {
+func (e *fakeEnv) deliver(t *testing.T, evs ...billingtest.Event) {
 	t.Helper()
 	for _, ev := range evs {
 		sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: ev.JSON, Secret: testSecret, Timestamp: time.Now()})
@@ -89,19 +89,19 @@ func (e *fakeEnv) deliver(t *testing.T, evs ...fakestripe.Event) {
 
 // buy runs a pro checkout for the user and returns the subscription ID
 // and the completion's events (not delivered).
-func (e *fakeEnv) buy(t *testing.T, user string) (string, string, []fakestripe.Event) {
+func (e *fakeEnv) buy(t *testing.T, user string) (string, string, []billingtest.Event) {
 	t.Helper()
 	cs, err := e.b.Checkout(context.Background(), user, billing.CheckoutOptions{PriceID: "price_pro"})
 	require.NoError(t, err)
-	evs, err := e.fake.CompleteCheckout(cs.ID, fakestripe.CompleteOptions{})
+	evs, err := e.fake.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
 	require.NoError(t, err)
 	subs := e.fake.SubscriptionsOf(e.fake.CheckoutSession(cs.ID).Customer.ID)
 	require.Len(t, subs, 1)
 	return cs.ID, subs[0], evs
 }
 
-func only(evs []fakestripe.Event, types ...string) []fakestripe.Event {
-	var out []fakestripe.Event
+func only(evs []billingtest.Event, types ...string) []billingtest.Event {
+	var out []billingtest.Event
 	for _, e := range evs {
 		for _, t := range types {
 			if e.Type == t {
@@ -162,7 +162,7 @@ func TestSameSecondLiveStatesFetch(t *testing.T) {
 	e.deliver(t, evs...)
 	e.fake.Advance(30 * 24 * time.Hour)
 	require.NoError(t, e.fake.SetCardFailing(e.fake.Subscription(sub).Customer.ID, true))
-	renew, err := e.fake.Renew(sub, fakestripe.RenewOptions{})
+	renew, err := e.fake.Renew(sub, billingtest.RenewOptions{})
 	require.NoError(t, err)
 	updates := only(renew, "customer.subscription.updated")
 	require.Len(t, updates, 2, "period moved, then past_due")
@@ -205,7 +205,7 @@ func TestPastDueBeforeItsInvoiceEvent(t *testing.T) {
 	e.deliver(t, evs...)
 	e.fake.Advance(30 * 24 * time.Hour)
 	require.NoError(t, e.fake.SetCardFailing(e.fake.Subscription(sub).Customer.ID, true))
-	renew, err := e.fake.Renew(sub, fakestripe.RenewOptions{})
+	renew, err := e.fake.Renew(sub, billingtest.RenewOptions{})
 	require.NoError(t, err)
 	updates := only(renew, "customer.subscription.updated")
 	e.fake.Advance(time.Hour) // the deliveries come later: no same-second tie

@@ -8,13 +8,12 @@ import (
 	"path"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/stripe/stripe-go/v82/webhook"
 
-	"github.com/gobilling/billing/internal/fakestripe"
+	"github.com/gobilling/billing/billingtest"
 	"github.com/gobilling/billing/memstore"
 )
 
@@ -22,7 +21,7 @@ import (
 // gated page refused, checkout, payment, webhooks, gated page served,
 // portal.
 func TestQuickstart(t *testing.T) {
-	fake := fakestripe.New(time.Time{})
+	fake := billingtest.New(billingtest.Options{})
 	defer fake.Close()
 	fake.AddPrice("price_pro", "month", 2900)
 	env := map[string]string{
@@ -51,7 +50,7 @@ func TestQuickstart(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, w.Code, w.Body.String())
 	loc := w.Header().Get("Location")
 	require.True(t, strings.HasPrefix(loc, fake.URL()), loc)
-	events, err := fake.CompleteCheckout(path.Base(loc), fakestripe.CompleteOptions{})
+	events, err := fake.CompleteCheckout(path.Base(loc), billingtest.CompleteOptions{})
 	require.NoError(t, err)
 	for _, ev := range events {
 		sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: ev.JSON, Secret: env["STRIPE_WEBHOOK_SECRET"]})

@@ -29,7 +29,7 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/gobilling/billing"
-	"github.com/gobilling/billing/internal/fakestripe"
+	"github.com/gobilling/billing/billingtest"
 )
 
 const (
@@ -70,7 +70,7 @@ type Scenario struct {
 // and the events still to deliver.
 type W struct {
 	T     *testing.T
-	Fake  *fakestripe.Server
+	Fake  *billingtest.Stripe
 	B     *billing.Billing
 	Store billing.Store
 	User  string
@@ -80,9 +80,9 @@ type W struct {
 
 	h        http.Handler
 	rng      *rand.Rand
-	pending  []fakestripe.Event
-	late     []fakestripe.Event
-	all      []fakestripe.Event
+	pending  []billingtest.Event
+	late     []billingtest.Event
+	all      []billingtest.Event
 	calls    int // Stripe calls made by webhook deliveries
 	logs     *syncBuffer
 	synced   bool
@@ -125,7 +125,7 @@ func Run(t *testing.T, newStore func(t *testing.T) billing.Store) {
 }
 
 func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *W {
-	fake := fakestripe.New(time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
+	fake := billingtest.New(billingtest.Options{Start: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)})
 	t.Cleanup(fake.Close)
 	fake.AddPrice("price_basic", "month", 900)
 	fake.AddPrice("price_pro", "month", 2900)
@@ -159,7 +159,7 @@ func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *W {
 
 // Checkout starts a Checkout through the library and completes it at the
 // fake Stripe (the user pays), then delivers the events.
-func (w *W) Checkout(opts billing.CheckoutOptions, complete fakestripe.CompleteOptions) {
+func (w *W) Checkout(opts billing.CheckoutOptions, complete billingtest.CompleteOptions) {
 	w.T.Helper()
 	cs, err := w.B.Checkout(context.Background(), w.User, opts)
 	require.NoError(w.T, err)
@@ -184,7 +184,7 @@ func (w *W) Synced() (billing.Membership, bool) { return w.lastSync, w.synced }
 
 // Step takes the events of one fake Stripe step and delivers them as the
 // mode says.
-func (w *W) Step(evs []fakestripe.Event, err error) {
+func (w *W) Step(evs []billingtest.Event, err error) {
 	w.T.Helper()
 	require.NoError(w.T, err)
 	require.NotEmpty(w.T, evs, "a step with no events")
@@ -219,7 +219,7 @@ func (w *W) PeriodEnd() time.Time {
 	return time.Unix(s.Items.Data[0].CurrentPeriodEnd, 0).UTC()
 }
 
-func (w *W) deliver(evs ...fakestripe.Event) {
+func (w *W) deliver(evs ...billingtest.Event) {
 	w.T.Helper()
 	before := w.Fake.TotalCalls()
 	for _, e := range evs {
@@ -229,7 +229,7 @@ func (w *W) deliver(evs ...fakestripe.Event) {
 	w.calls += w.Fake.TotalCalls() - before
 }
 
-func (w *W) post(e fakestripe.Event) (int, string) {
+func (w *W) post(e billingtest.Event) (int, string) {
 	sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: e.JSON, Secret: secret, Timestamp: time.Now()})
 	r := httptest.NewRequest(http.MethodPost, "/stripe/webhook", bytes.NewReader(e.JSON))
 	r.Header.Set("Stripe-Signature", sp.Header)
@@ -297,7 +297,7 @@ func (m Mode) String() string { return string(m) }
 // Scenarios returns the lifecycle stories.
 func Scenarios() []Scenario {
 	pro := billing.CheckoutOptions{PriceID: "price_pro"}
-	noOpt := fakestripe.CompleteOptions{}
+	noOpt := billingtest.CompleteOptions{}
 	active := func(w *W, tier, price string) billing.Membership {
 		end := w.PeriodEnd()
 		return billing.Membership{UserID: w.User, Status: billing.StatusActive, Tier: tier, PriceID: price, SubscriptionID: w.Sub,
@@ -324,7 +324,7 @@ func Scenarios() []Scenario {
 				w.Checkout(pro, noOpt)
 				checkSynced(w, billing.StatusActive)
 				w.Advance(30 * day)
-				w.Step(w.Fake.Renew(w.Sub, fakestripe.RenewOptions{}))
+				w.Step(w.Fake.Renew(w.Sub, billingtest.RenewOptions{}))
 			},
 			Want:            func(w *W) billing.Membership { return active(w, "pro", "price_pro") },
 			MaxInOrderCalls: 0,
@@ -335,7 +335,7 @@ func Scenarios() []Scenario {
 				w.Checkout(pro, noOpt)
 				w.Advance(30 * day)
 				require.NoError(w.T, w.Fake.SetCardFailing(w.Fake.Subscription(w.Sub).Customer.ID, true))
-				w.Step(w.Fake.Renew(w.Sub, fakestripe.RenewOptions{}))
+				w.Step(w.Fake.Renew(w.Sub, billingtest.RenewOptions{}))
 				w.Advance(day)
 				w.Step(w.Fake.RetryPayment(w.Sub))
 				w.Advance(2 * day)
@@ -354,7 +354,7 @@ func Scenarios() []Scenario {
 				w.Advance(30 * day)
 				cus := w.Fake.Subscription(w.Sub).Customer.ID
 				require.NoError(w.T, w.Fake.SetCardFailing(cus, true))
-				w.Step(w.Fake.Renew(w.Sub, fakestripe.RenewOptions{}))
+				w.Step(w.Fake.Renew(w.Sub, billingtest.RenewOptions{}))
 				w.Advance(day)
 				require.NoError(w.T, w.Fake.SetCardFailing(cus, false))
 				w.Step(w.Fake.RetryPayment(w.Sub))
@@ -436,7 +436,7 @@ func Scenarios() []Scenario {
 				w.Advance(11 * day)
 				w.Step(w.Fake.TrialWillEnd(w.Sub))
 				w.Advance(3 * day)
-				w.Step(w.Fake.EndTrial(w.Sub, fakestripe.RenewOptions{}))
+				w.Step(w.Fake.EndTrial(w.Sub, billingtest.RenewOptions{}))
 			},
 			Want:            func(w *W) billing.Membership { return active(w, "pro", "price_pro") },
 			MaxInOrderCalls: 0,
@@ -457,7 +457,7 @@ func Scenarios() []Scenario {
 		{
 			Name: "one_time_delayed_payment",
 			Run: func(w *W) {
-				w.Checkout(billing.CheckoutOptions{PriceID: "price_pack"}, fakestripe.CompleteOptions{Delayed: true})
+				w.Checkout(billing.CheckoutOptions{PriceID: "price_pack"}, billingtest.CompleteOptions{Delayed: true})
 				if m, ok := w.Synced(); ok {
 					assert.Equal(w.T, int64(0), m.Credits, "nothing is granted before the money arrives")
 				}

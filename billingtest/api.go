@@ -1,4 +1,4 @@
-package fakestripe
+package billingtest
 
 import (
 	"encoding/json"
@@ -7,16 +7,16 @@ import (
 	"time"
 )
 
-// HTTP handlers. They run with s.mu held (see Server.handle).
+// HTTP handlers. They run with s.mu held (see Stripe.handle).
 
-func (s *Server) createCustomer(r *http.Request) (int, any) {
+func (s *Stripe) createCustomer(r *http.Request) (int, any) {
 	c := &customer{id: newID("cus_", 14), email: r.PostForm.Get("email"), name: r.PostForm.Get("name"),
 		metadata: prefixed(r.PostForm, "metadata"), created: s.unix()}
 	s.customers[c.id] = c
 	return 200, s.customerObj(c)
 }
 
-func (s *Server) getCustomer(r *http.Request) (int, any) {
+func (s *Stripe) getCustomer(r *http.Request) (int, any) {
 	id := r.PathValue("id")
 	c := s.customers[id]
 	if c == nil {
@@ -25,7 +25,7 @@ func (s *Server) getCustomer(r *http.Request) (int, any) {
 	return 200, s.customerObj(c)
 }
 
-func (s *Server) createSession(r *http.Request) (int, any) {
+func (s *Stripe) createSession(r *http.Request) (int, any) {
 	f := r.PostForm
 	cs := &session{
 		id: "cs_test_" + newID("", 58), mode: f.Get("mode"), uiMode: f.Get("ui_mode"),
@@ -74,7 +74,7 @@ func (s *Server) createSession(r *http.Request) (int, any) {
 		return 0, missing("line_items")
 	}
 	if f.Has("line_items[1][price]") {
-		return 0, invalid("line_items", "fakestripe supports a single line item")
+		return 0, invalid("line_items", "billingtest supports a single line item")
 	}
 	p := s.prices[cs.priceID]
 	if p == nil {
@@ -113,7 +113,7 @@ func (s *Server) createSession(r *http.Request) (int, any) {
 	return 200, s.sessionObj(cs, nil)
 }
 
-func (s *Server) getSession(r *http.Request) (int, any) {
+func (s *Stripe) getSession(r *http.Request) (int, any) {
 	id := r.PathValue("id")
 	cs := s.sessions[id]
 	if cs == nil {
@@ -122,7 +122,7 @@ func (s *Server) getSession(r *http.Request) (int, any) {
 	return 200, s.sessionObj(cs, expands(r.Form))
 }
 
-func (s *Server) createPortal(r *http.Request) (int, any) {
+func (s *Stripe) createPortal(r *http.Request) (int, any) {
 	id := r.PostForm.Get("customer")
 	if id == "" {
 		return 0, missing("customer")
@@ -135,7 +135,7 @@ func (s *Server) createPortal(r *http.Request) (int, any) {
 	return 200, s.portalObj(p)
 }
 
-func (s *Server) getSubscription(r *http.Request) (int, any) {
+func (s *Stripe) getSubscription(r *http.Request) (int, any) {
 	id := r.PathValue("id")
 	sub := s.subs[id]
 	if sub == nil {
@@ -144,7 +144,7 @@ func (s *Server) getSubscription(r *http.Request) (int, any) {
 	return 200, s.subObj(sub, expands(r.Form)["latest_invoice"])
 }
 
-func (s *Server) getInvoice(r *http.Request) (int, any) {
+func (s *Stripe) getInvoice(r *http.Request) (int, any) {
 	id := r.PathValue("id")
 	in := s.invoices[id]
 	if in == nil {
@@ -153,7 +153,7 @@ func (s *Server) getInvoice(r *http.Request) (int, any) {
 	return 200, s.invoiceObj(in)
 }
 
-func (s *Server) getEvent(r *http.Request) (int, any) {
+func (s *Stripe) getEvent(r *http.Request) (int, any) {
 	id := r.PathValue("id")
 	i, ok := s.eventIndex[id]
 	if !ok {

@@ -1,33 +1,18 @@
-// Package fakestripe is a small, stateful, in-process fake of the Stripe API
-// (version 2025-08-27.basil) for the billing library's own tests.
+// Package billingtest is an offline Stripe for testing apps that use
+// package billing, and for running them without a Stripe account: a
+// stateful fake of the Stripe API subset billing calls, served over HTTP
+// in Stripe's shapes (API 2025-08-27.basil) so that a stripe-go v82
+// client pointed at [Stripe.URL] works unchanged.
 //
-// A [Server] answers the handful of endpoints the library calls (customers,
-// Checkout Sessions, billing portal sessions, subscriptions, invoices, events)
-// over HTTP, so a real stripe-go client can be pointed at [Server.URL]. Its
-// simulator methods ([Server.CompleteCheckout], [Server.Renew],
-// [Server.RetryPayment], ...) mutate the state the way Stripe would and return
-// the webhook events Stripe would send, as full event JSON ready to be signed
-// and delivered by the caller.
+// It keeps state (customers, prices, Checkout Sessions, subscriptions,
+// invoices, events), honours idempotency keys as Stripe does, and answers
+// with Stripe-shaped errors. Its simulated clock keeps ticking in real
+// time from [Options].Start and moves forward with [Stripe.Advance]; pass
+// [Stripe.Now] as billing.Config.Now. Every response carries a Date header
+// in simulated time.
 //
-// Every object is rendered in basil's layout: subscriptions carry their
-// periods on items.data[i], invoices point at their subscription through
-// parent.subscription_details, and references are plain ID strings unless
-// expanded. Time on the Stripe side comes from a simulated clock that keeps
-// ticking in real time and can be moved forward with [Server.Advance].
-//
-// Endpoints (form-encoded like stripe-go sends them): POST /v1/customers,
-// GET /v1/customers/{id}, POST /v1/checkout/sessions (one line item with a
-// price registered by [Server.AddPrice]), GET /v1/checkout/sessions/{id}
-// (expand subscription, subscription.latest_invoice, line_items), POST
-// /v1/billing_portal/sessions, GET /v1/subscriptions/{id} (expand
-// latest_invoice), GET /v1/invoices/{id} and GET /v1/events/{id}. Errors are
-// Stripe-shaped ({"error":{"type","code","param","message"}}) and decode as
-// *stripe.Error. A POST with an Idempotency-Key replays its first successful
-// response (with Idempotent-Replayed: true) when the key comes again with the
-// same parameters and fails with an idempotency_error when they differ;
-// error responses are not saved. Every response carries Date (the simulated
-// clock), Request-Id and Stripe-Version headers.
-package fakestripe
+// It needs no testing.T: the example site runs it in-process.
+package billingtest
 
 import (
 	"encoding/json"
@@ -56,9 +41,9 @@ const (
 	OutcomePastDue FailureOutcome = "past_due" // the subscription is left past_due
 )
 
-// Server is the fake Stripe. Create it with [New]; it is safe for concurrent
+// Stripe is the fake Stripe. Create it with [New]; it is safe for concurrent
 // use.
-type Server struct {
+type Stripe struct {
 	ts  *httptest.Server
 	mux *http.ServeMux
 
@@ -90,11 +75,18 @@ type idemEntry struct {
 	body        []byte
 }
 
-// New starts a fake Stripe whose simulated clock reads start now and then
-// ticks in real time. A zero start means the real current time. Call
-// [Server.Close] when done.
-func New(start time.Time) *Server {
-	s := &Server{
+// Options configures [New].
+type Options struct {
+	// Start is what the simulated clock reads at New; it then ticks in
+	// real time. Zero means the real current time.
+	Start time.Time
+}
+
+// New starts an offline Stripe on a local port. Call [Stripe.Close] when
+// done.
+func New(opts Options) *Stripe {
+	start := opts.Start
+	s := &Stripe{
 		mux:        http.NewServeMux(),
 		prices:     map[string]*price{},
 		customers:  map[string]*customer{},
@@ -118,23 +110,23 @@ func New(start time.Time) *Server {
 }
 
 // URL is the base URL of the fake API (for stripe.BackendConfig.URL).
-func (s *Server) URL() string { return s.ts.URL }
+func (s *Stripe) URL() string { return s.ts.URL }
 
 // Close shuts the HTTP server down.
-func (s *Server) Close() { s.ts.Close() }
+func (s *Stripe) Close() { s.ts.Close() }
 
 // Now returns the simulated current time.
-func (s *Server) Now() time.Time {
+func (s *Stripe) Now() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.now()
 }
 
-func (s *Server) now() time.Time { return time.Now().Add(s.offset) }
-func (s *Server) unix() int64    { return s.now().Unix() }
+func (s *Stripe) now() time.Time { return time.Now().Add(s.offset) }
+func (s *Stripe) unix() int64    { return s.now().Unix() }
 
 // Advance moves the simulated clock forward by d.
-func (s *Server) Advance(d time.Duration) {
+func (s *Stripe) Advance(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.offset += d
@@ -142,11 +134,11 @@ func (s *Server) Advance(d time.Duration) {
 
 // SetFailureOutcome sets what happens after the last failed payment retry
 // (default [OutcomeCancel]). It panics on an unknown outcome.
-func (s *Server) SetFailureOutcome(o FailureOutcome) {
+func (s *Stripe) SetFailureOutcome(o FailureOutcome) {
 	switch o {
 	case OutcomeCancel, OutcomeUnpaid, OutcomePastDue:
 	default:
-		panic(fmt.Sprintf("fakestripe: unknown failure outcome %q", o))
+		panic(fmt.Sprintf("billingtest: unknown failure outcome %q", o))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -157,7 +149,7 @@ func (s *Server) SetFailureOutcome(o FailureOutcome) {
 // from an invoice's first attempt. The default is 1, 3 and 5 days, so an
 // invoice gets at most 4 attempts; after the last one next_payment_attempt is
 // null and the failure outcome applies.
-func (s *Server) SetRetrySchedule(after ...time.Duration) {
+func (s *Stripe) SetRetrySchedule(after ...time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.retries = append([]time.Duration(nil), after...)
@@ -166,7 +158,7 @@ func (s *Server) SetRetrySchedule(after ...time.Duration) {
 // Calls returns how many requests each route received, keyed by method and
 // route pattern, e.g. "GET /v1/subscriptions/{id}". Requests to unknown
 // routes are keyed by their method and literal path.
-func (s *Server) Calls() map[string]int {
+func (s *Stripe) Calls() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make(map[string]int, len(s.calls))
@@ -177,8 +169,8 @@ func (s *Server) Calls() map[string]int {
 }
 
 // TotalCalls returns the number of API requests received since the last
-// [Server.ResetCalls].
-func (s *Server) TotalCalls() int {
+// [Stripe.ResetCalls].
+func (s *Stripe) TotalCalls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -189,17 +181,17 @@ func (s *Server) TotalCalls() int {
 }
 
 // ResetCalls clears the request counters.
-func (s *Server) ResetCalls() {
+func (s *Stripe) ResetCalls() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.calls)
 }
 
-// SetFail makes the next n requests to route (a key as in [Server.Calls],
+// SetFail makes the next n requests to route (a key as in [Stripe.Calls],
 // e.g. "POST /v1/checkout/sessions") fail with a Stripe-style api_error of
 // the given HTTP status (429 gets code rate_limit). Failed requests are not
 // saved for idempotent replay. n <= 0 clears the injection.
-func (s *Server) SetFail(route string, status int, n int) {
+func (s *Stripe) SetFail(route string, status int, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n <= 0 {
@@ -252,7 +244,7 @@ type handler func(r *http.Request) (int, any)
 
 // handle registers an API route with the common Stripe behaviour: request
 // counting, failure injection, idempotency and response headers.
-func (s *Server) handle(pattern string, h handler) {
+func (s *Stripe) handle(pattern string, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -266,7 +258,7 @@ func (s *Server) handle(pattern string, h handler) {
 			if f.n--; f.n <= 0 {
 				delete(s.fails, route)
 			}
-			e := &apiError{status: f.status, typ: "api_error", message: "Injected failure (fakestripe)."}
+			e := &apiError{status: f.status, typ: "api_error", message: "Injected failure (billingtest)."}
 			if f.status == http.StatusTooManyRequests {
 				e.typ, e.code = "invalid_request_error", "rate_limit"
 				e.message = "Request rate limit exceeded."
@@ -312,7 +304,7 @@ func (s *Server) handle(pattern string, h handler) {
 	})
 }
 
-func (s *Server) write(w http.ResponseWriter, status int, body any) {
+func (s *Stripe) write(w http.ResponseWriter, status int, body any) {
 	raw, err := json.Marshal(body)
 	if err != nil {
 		panic(err)
@@ -320,7 +312,7 @@ func (s *Server) write(w http.ResponseWriter, status int, body any) {
 	s.writeRaw(w, status, raw)
 }
 
-func (s *Server) writeRaw(w http.ResponseWriter, status int, raw []byte) {
+func (s *Stripe) writeRaw(w http.ResponseWriter, status int, raw []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Date", s.now().UTC().Format(http.TimeFormat))
@@ -330,7 +322,7 @@ func (s *Server) writeRaw(w http.ResponseWriter, status int, raw []byte) {
 }
 
 // routes registers the API.
-func (s *Server) routes() {
+func (s *Stripe) routes() {
 	s.handle("POST /v1/customers", s.createCustomer)
 	s.handle("GET /v1/customers/{id}", s.getCustomer)
 	s.handle("POST /v1/checkout/sessions", s.createSession)
@@ -346,7 +338,7 @@ func (s *Server) routes() {
 	// The hosted pages the session URLs point at; not counted as API calls.
 	page := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, "<!doctype html><title>fakestripe</title><p>%s</p>\n", r.PathValue("id"))
+		fmt.Fprintf(w, "<!doctype html><title>billingtest</title><p>%s</p>\n", r.PathValue("id"))
 	}
 	s.mux.HandleFunc("GET /pay/{id}", page)
 	s.mux.HandleFunc("GET /portal/{id}", page)

@@ -1,4 +1,4 @@
-package fakestripe
+package billingtest
 
 import (
 	"encoding/json"
@@ -17,15 +17,15 @@ type Event struct {
 	JSON    []byte // the full event object, as Stripe would POST it
 }
 
-// CompleteOptions tunes [Server.CompleteCheckout].
+// CompleteOptions tunes [Stripe.CompleteCheckout].
 type CompleteOptions struct {
 	// Delayed completes a payment-mode session paid with a delayed method
 	// (e.g. a bank debit): payment_status stays "unpaid" until
-	// [Server.SucceedAsyncPayment] or [Server.FailAsyncPayment].
+	// [Stripe.SucceedAsyncPayment] or [Stripe.FailAsyncPayment].
 	Delayed bool
 }
 
-// RenewOptions tunes [Server.Renew] and [Server.EndTrial].
+// RenewOptions tunes [Stripe.Renew] and [Stripe.EndTrial].
 type RenewOptions struct {
 	// Fail makes this payment attempt fail even if the customer's card works.
 	Fail bool
@@ -34,7 +34,7 @@ type RenewOptions struct {
 // step collects the events of one simulator step. All of them share the
 // step's timestamp.
 type step struct {
-	s      *Server
+	s      *Stripe
 	t      int64
 	reqID  string // "" for automatic steps: request.id is null
 	events []Event
@@ -43,7 +43,7 @@ type step struct {
 // step starts a simulator step. byRequest marks steps that Stripe performs
 // because of a request (a customer in Checkout or the portal, an API call);
 // their events carry a request ID.
-func (s *Server) step(byRequest bool) *step {
+func (s *Stripe) step(byRequest bool) *step {
 	st := &step{s: s, t: s.unix()}
 	if byRequest {
 		st.reqID = newID("req_", 14)
@@ -102,27 +102,27 @@ func (st *step) updateSub(sub *subscription, mutate func()) {
 	st.emit("customer.subscription.updated", after, changed(before, after))
 }
 
-func (s *Server) sub(id string) (*subscription, error) {
+func (s *Stripe) sub(id string) (*subscription, error) {
 	sub := s.subs[id]
 	if sub == nil {
-		return nil, fmt.Errorf("fakestripe: no such subscription %q", id)
+		return nil, fmt.Errorf("billingtest: no such subscription %q", id)
 	}
 	return sub, nil
 }
 
-func (s *Server) session(id string) (*session, error) {
+func (s *Stripe) session(id string) (*session, error) {
 	cs := s.sessions[id]
 	if cs == nil {
-		return nil, fmt.Errorf("fakestripe: no such checkout session %q", id)
+		return nil, fmt.Errorf("billingtest: no such checkout session %q", id)
 	}
 	return cs, nil
 }
 
-func (s *Server) interval(it *subItem) int64 { return intervalSeconds(s.prices[it.priceID].interval) }
+func (s *Stripe) interval(it *subItem) int64 { return intervalSeconds(s.prices[it.priceID].interval) }
 
 // newInvoice drafts an invoice for the subscription's current items and makes
 // it the latest invoice. free makes a $0 (trial) invoice.
-func (s *Server) newInvoice(sub *subscription, reason string, t, periodStart, periodEnd int64, free bool) *invoice {
+func (s *Stripe) newInvoice(sub *subscription, reason string, t, periodStart, periodEnd int64, free bool) *invoice {
 	in := &invoice{id: newID("in_", 24), customer: sub.customer, subscription: sub.id, billingReason: reason,
 		status: "draft", subMetadata: maps.Clone(sub.metadata), created: t, periodStart: periodStart, periodEnd: periodEnd}
 	for _, it := range sub.items {
@@ -212,7 +212,7 @@ func (st *step) pay(sub *subscription, in *invoice, ok bool) {
 //
 // Payment mode: checkout.session.completed with payment_status paid, or
 // unpaid with opts.Delayed.
-func (s *Server) CompleteCheckout(sessionID string, opts CompleteOptions) ([]Event, error) {
+func (s *Stripe) CompleteCheckout(sessionID string, opts CompleteOptions) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cs, err := s.session(sessionID)
@@ -220,7 +220,7 @@ func (s *Server) CompleteCheckout(sessionID string, opts CompleteOptions) ([]Eve
 		return nil, err
 	}
 	if cs.status != "open" {
-		return nil, fmt.Errorf("fakestripe: checkout session %s is %s, not open", cs.id, cs.status)
+		return nil, fmt.Errorf("billingtest: checkout session %s is %s, not open", cs.id, cs.status)
 	}
 	st := s.step(true)
 	cs.status = "complete"
@@ -266,7 +266,7 @@ func (s *Server) CompleteCheckout(sessionID string, opts CompleteOptions) ([]Eve
 }
 
 // asyncPayment settles a delayed payment of a completed payment-mode session.
-func (s *Server) asyncPayment(sessionID string, succeed bool) ([]Event, error) {
+func (s *Stripe) asyncPayment(sessionID string, succeed bool) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cs, err := s.session(sessionID)
@@ -274,7 +274,7 @@ func (s *Server) asyncPayment(sessionID string, succeed bool) ([]Event, error) {
 		return nil, err
 	}
 	if cs.mode != "payment" || cs.status != "complete" || cs.paymentStatus != "unpaid" {
-		return nil, fmt.Errorf("fakestripe: checkout session %s has no pending delayed payment", cs.id)
+		return nil, fmt.Errorf("billingtest: checkout session %s has no pending delayed payment", cs.id)
 	}
 	st := s.step(false)
 	typ := "checkout.session.async_payment_failed"
@@ -288,20 +288,20 @@ func (s *Server) asyncPayment(sessionID string, succeed bool) ([]Event, error) {
 // SucceedAsyncPayment settles the delayed payment of a session completed with
 // CompleteOptions.Delayed: payment_status becomes paid and the event is
 // checkout.session.async_payment_succeeded.
-func (s *Server) SucceedAsyncPayment(sessionID string) ([]Event, error) {
+func (s *Stripe) SucceedAsyncPayment(sessionID string) ([]Event, error) {
 	return s.asyncPayment(sessionID, true)
 }
 
 // FailAsyncPayment fails the delayed payment of a session completed with
 // CompleteOptions.Delayed: checkout.session.async_payment_failed, and
 // payment_status stays unpaid.
-func (s *Server) FailAsyncPayment(sessionID string) ([]Event, error) {
+func (s *Stripe) FailAsyncPayment(sessionID string) ([]Event, error) {
 	return s.asyncPayment(sessionID, false)
 }
 
 // ExpireCheckout expires an open session (status expired, no URL):
 // checkout.session.expired.
-func (s *Server) ExpireCheckout(sessionID string) ([]Event, error) {
+func (s *Stripe) ExpireCheckout(sessionID string) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cs, err := s.session(sessionID)
@@ -309,7 +309,7 @@ func (s *Server) ExpireCheckout(sessionID string) ([]Event, error) {
 		return nil, err
 	}
 	if cs.status != "open" {
-		return nil, fmt.Errorf("fakestripe: checkout session %s is %s, not open", cs.id, cs.status)
+		return nil, fmt.Errorf("billingtest: checkout session %s is %s, not open", cs.id, cs.status)
 	}
 	st := s.step(false)
 	cs.status = "expired"
@@ -337,11 +337,11 @@ func (st *step) charge(sub *subscription, periodStart, periodEnd int64, fail boo
 // latest_invoice), then the renewal invoice (billing_reason
 // subscription_cycle): invoice.created, invoice.finalized, and
 // invoice.paid + invoice.payment_succeeded, or — with opts.Fail or a failing
-// card ([Server.SetCardFailing]) — invoice.payment_failed (attempt_count 1,
+// card ([Stripe.SetCardFailing]) — invoice.payment_failed (attempt_count 1,
 // next_payment_attempt per the retry schedule) and
 // customer.subscription.updated to past_due. It does not check the clock:
 // advance it first if the test cares about time.
-func (s *Server) Renew(subID string, opts RenewOptions) ([]Event, error) {
+func (s *Stripe) Renew(subID string, opts RenewOptions) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub, err := s.sub(subID)
@@ -349,10 +349,10 @@ func (s *Server) Renew(subID string, opts RenewOptions) ([]Event, error) {
 		return nil, err
 	}
 	if sub.status != "active" && sub.status != "past_due" {
-		return nil, fmt.Errorf("fakestripe: cannot renew subscription %s in status %s", sub.id, sub.status)
+		return nil, fmt.Errorf("billingtest: cannot renew subscription %s in status %s", sub.id, sub.status)
 	}
 	if sub.cancelAtPeriodEnd || sub.cancelAt != 0 && sub.cancelAt <= sub.items[0].periodEnd {
-		return nil, fmt.Errorf("fakestripe: subscription %s is set to cancel; use EndPeriodCancellation", sub.id)
+		return nil, fmt.Errorf("billingtest: subscription %s is set to cancel; use EndPeriodCancellation", sub.id)
 	}
 	st := s.step(false)
 	start, end := sub.items[0].periodStart, sub.items[0].periodEnd
@@ -370,10 +370,10 @@ func (s *Server) Renew(subID string, opts RenewOptions) ([]Event, error) {
 // customer.subscription.updated back to active. Failure:
 // invoice.payment_failed (next_payment_attempt null after the last attempt),
 // then after the last attempt the failure outcome
-// ([Server.SetFailureOutcome]): customer.subscription.deleted, or updated to
+// ([Stripe.SetFailureOutcome]): customer.subscription.deleted, or updated to
 // unpaid, or nothing (past_due). It does not check the clock against
 // next_payment_attempt.
-func (s *Server) RetryPayment(subID string) ([]Event, error) {
+func (s *Stripe) RetryPayment(subID string) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub, err := s.sub(subID)
@@ -383,11 +383,11 @@ func (s *Server) RetryPayment(subID string) ([]Event, error) {
 	in := s.invoices[sub.latestInvoice]
 	switch {
 	case sub.status == "canceled":
-		return nil, fmt.Errorf("fakestripe: subscription %s is canceled", sub.id)
+		return nil, fmt.Errorf("billingtest: subscription %s is canceled", sub.id)
 	case in == nil || in.status != "open":
-		return nil, fmt.Errorf("fakestripe: subscription %s has no open invoice", sub.id)
+		return nil, fmt.Errorf("billingtest: subscription %s has no open invoice", sub.id)
 	case in.nextPaymentAttempt == 0:
-		return nil, fmt.Errorf("fakestripe: invoice %s has no retries left", in.id)
+		return nil, fmt.Errorf("billingtest: invoice %s has no retries left", in.id)
 	}
 	st := s.step(false)
 	st.pay(sub, in, !s.customers[sub.customer].cardFailing)
@@ -401,7 +401,7 @@ func (s *Server) RetryPayment(subID string) ([]Event, error) {
 // invoice.finalized, invoice.paid, invoice.payment_succeeded; or with
 // opts.Fail or a failing card invoice.payment_failed and
 // customer.subscription.updated to past_due.
-func (s *Server) EndTrial(subID string, opts RenewOptions) ([]Event, error) {
+func (s *Stripe) EndTrial(subID string, opts RenewOptions) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub, err := s.sub(subID)
@@ -409,7 +409,7 @@ func (s *Server) EndTrial(subID string, opts RenewOptions) ([]Event, error) {
 		return nil, err
 	}
 	if sub.status != "trialing" {
-		return nil, fmt.Errorf("fakestripe: subscription %s is %s, not trialing", sub.id, sub.status)
+		return nil, fmt.Errorf("billingtest: subscription %s is %s, not trialing", sub.id, sub.status)
 	}
 	st := s.step(false)
 	start := min(st.t, sub.trialEnd)
@@ -425,7 +425,7 @@ func (s *Server) EndTrial(subID string, opts RenewOptions) ([]Event, error) {
 // TrialWillEnd returns customer.subscription.trial_will_end for a trialing
 // subscription (Stripe sends it three days before trial_end); no state
 // changes.
-func (s *Server) TrialWillEnd(subID string) ([]Event, error) {
+func (s *Stripe) TrialWillEnd(subID string) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub, err := s.sub(subID)
@@ -433,7 +433,7 @@ func (s *Server) TrialWillEnd(subID string) ([]Event, error) {
 		return nil, err
 	}
 	if sub.status != "trialing" {
-		return nil, fmt.Errorf("fakestripe: subscription %s is %s, not trialing", sub.id, sub.status)
+		return nil, fmt.Errorf("billingtest: subscription %s is %s, not trialing", sub.id, sub.status)
 	}
 	st := s.step(false)
 	st.emit("customer.subscription.trial_will_end", s.subObj(sub, false), nil)
@@ -441,10 +441,10 @@ func (s *Server) TrialWillEnd(subID string) ([]Event, error) {
 }
 
 // live returns a subscription that is not canceled.
-func (s *Server) live(subID string) (*subscription, error) {
+func (s *Stripe) live(subID string) (*subscription, error) {
 	sub, err := s.sub(subID)
 	if err == nil && (sub.status == "canceled" || sub.status == "incomplete_expired") {
-		err = fmt.Errorf("fakestripe: subscription %s is %s", sub.id, sub.status)
+		err = fmt.Errorf("billingtest: subscription %s is %s", sub.id, sub.status)
 	}
 	return sub, err
 }
@@ -453,7 +453,7 @@ func (s *Server) live(subID string) (*subscription, error) {
 // period, as the portal or the API does: cancel_at_period_end true, cancel_at
 // the period end, canceled_at now, cancellation_details.reason
 // cancellation_requested; customer.subscription.updated.
-func (s *Server) CancelAtPeriodEnd(subID string) ([]Event, error) {
+func (s *Stripe) CancelAtPeriodEnd(subID string) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub, err := s.live(subID)
@@ -471,7 +471,7 @@ func (s *Server) CancelAtPeriodEnd(subID string) ([]Event, error) {
 // CancelAt schedules the cancellation at a given time, as the portal does
 // with flexible billing: cancel_at set, cancel_at_period_end false,
 // canceled_at now; customer.subscription.updated.
-func (s *Server) CancelAt(subID string, at time.Time) ([]Event, error) {
+func (s *Stripe) CancelAt(subID string, at time.Time) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub, err := s.live(subID)
@@ -480,7 +480,7 @@ func (s *Server) CancelAt(subID string, at time.Time) ([]Event, error) {
 	}
 	st := s.step(true)
 	if at.Unix() <= st.t {
-		return nil, fmt.Errorf("fakestripe: cancel_at %v is not in the future", at)
+		return nil, fmt.Errorf("billingtest: cancel_at %v is not in the future", at)
 	}
 	st.updateSub(sub, func() {
 		sub.cancelAtPeriodEnd, sub.cancelAt = false, at.Unix()
@@ -491,7 +491,7 @@ func (s *Server) CancelAt(subID string, at time.Time) ([]Event, error) {
 
 // Uncancel withdraws a scheduled cancellation (cancel_at_period_end false,
 // cancel_at and canceled_at null); customer.subscription.updated.
-func (s *Server) Uncancel(subID string) ([]Event, error) {
+func (s *Stripe) Uncancel(subID string) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub, err := s.live(subID)
@@ -499,7 +499,7 @@ func (s *Server) Uncancel(subID string) ([]Event, error) {
 		return nil, err
 	}
 	if !sub.cancelAtPeriodEnd && sub.cancelAt == 0 {
-		return nil, fmt.Errorf("fakestripe: subscription %s has no scheduled cancellation", sub.id)
+		return nil, fmt.Errorf("billingtest: subscription %s has no scheduled cancellation", sub.id)
 	}
 	st := s.step(true)
 	st.updateSub(sub, func() {
@@ -510,7 +510,7 @@ func (s *Server) Uncancel(subID string) ([]Event, error) {
 
 // CancelNow cancels immediately: status canceled, canceled_at and ended_at
 // now; customer.subscription.deleted.
-func (s *Server) CancelNow(subID string) ([]Event, error) {
+func (s *Stripe) CancelNow(subID string) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub, err := s.live(subID)
@@ -528,7 +528,7 @@ func (s *Server) CancelNow(subID string) ([]Event, error) {
 // the clock has reached cancel_at): status canceled, ended_at the scheduled
 // time, canceled_at unchanged (the request time);
 // customer.subscription.deleted.
-func (s *Server) EndPeriodCancellation(subID string) ([]Event, error) {
+func (s *Stripe) EndPeriodCancellation(subID string) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub, err := s.live(subID)
@@ -536,7 +536,7 @@ func (s *Server) EndPeriodCancellation(subID string) ([]Event, error) {
 		return nil, err
 	}
 	if !sub.cancelAtPeriodEnd && sub.cancelAt == 0 {
-		return nil, fmt.Errorf("fakestripe: subscription %s has no scheduled cancellation", sub.id)
+		return nil, fmt.Errorf("billingtest: subscription %s has no scheduled cancellation", sub.id)
 	}
 	st := s.step(false)
 	sub.status, sub.endedAt = "canceled", sub.cancelAt
@@ -548,7 +548,7 @@ func (s *Server) EndPeriodCancellation(subID string) ([]Event, error) {
 // recurring price, without proration or a new invoice and keeping the
 // current periods; customer.subscription.updated with previous_attributes
 // items.
-func (s *Server) ChangePrice(subID, newPriceID string) ([]Event, error) {
+func (s *Stripe) ChangePrice(subID, newPriceID string) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub, err := s.live(subID)
@@ -557,7 +557,7 @@ func (s *Server) ChangePrice(subID, newPriceID string) ([]Event, error) {
 	}
 	p := s.prices[newPriceID]
 	if p == nil || p.interval == "" {
-		return nil, fmt.Errorf("fakestripe: %q is not a known recurring price", newPriceID)
+		return nil, fmt.Errorf("billingtest: %q is not a known recurring price", newPriceID)
 	}
 	st := s.step(true)
 	st.updateSub(sub, func() {
@@ -570,12 +570,12 @@ func (s *Server) ChangePrice(subID, newPriceID string) ([]Event, error) {
 
 // SetCardFailing makes every later charge of the customer's card fail (or
 // succeed again): renewals, retries and trial ends.
-func (s *Server) SetCardFailing(customerID string, failing bool) error {
+func (s *Stripe) SetCardFailing(customerID string, failing bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.customers[customerID]
 	if c == nil {
-		return fmt.Errorf("fakestripe: no such customer %q", customerID)
+		return fmt.Errorf("billingtest: no such customer %q", customerID)
 	}
 	c.cardFailing = failing
 	return nil

@@ -1,4 +1,4 @@
-package fakestripe
+package billingtest
 
 import (
 	"encoding/json"
@@ -12,7 +12,7 @@ import (
 // with stripe-go.
 
 // Events returns every event emitted so far, oldest first.
-func (s *Server) Events() []Event {
+func (s *Stripe) Events() []Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Event, len(s.events))
@@ -26,7 +26,7 @@ func (s *Server) Events() []Event {
 // Object returns the current JSON of the object with the given ID (cus_,
 // cs_, bps_, sub_, in_ or evt_; subscriptions with latest_invoice not
 // expanded), or nil if the fake has no such object.
-func (s *Server) Object(id string) []byte {
+func (s *Stripe) Object(id string) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var obj any
@@ -57,37 +57,37 @@ func (s *Server) Object(id string) []byte {
 }
 
 // decode decodes Object(id) into a new T, or returns nil.
-func decode[T any](s *Server, id string) *T {
+func decode[T any](s *Stripe, id string) *T {
 	raw := s.Object(id)
 	if raw == nil {
 		return nil
 	}
 	v := new(T)
 	if err := json.Unmarshal(raw, v); err != nil {
-		panic("fakestripe: " + err.Error())
+		panic("billingtest: " + err.Error())
 	}
 	return v
 }
 
 // Customer returns the customer decoded with stripe-go, or nil.
-func (s *Server) Customer(id string) *stripe.Customer { return decode[stripe.Customer](s, id) }
+func (s *Stripe) Customer(id string) *stripe.Customer { return decode[stripe.Customer](s, id) }
 
 // CheckoutSession returns the Checkout Session decoded with stripe-go, or nil.
-func (s *Server) CheckoutSession(id string) *stripe.CheckoutSession {
+func (s *Stripe) CheckoutSession(id string) *stripe.CheckoutSession {
 	return decode[stripe.CheckoutSession](s, id)
 }
 
 // Subscription returns the subscription decoded with stripe-go, or nil.
-func (s *Server) Subscription(id string) *stripe.Subscription {
+func (s *Stripe) Subscription(id string) *stripe.Subscription {
 	return decode[stripe.Subscription](s, id)
 }
 
 // Invoice returns the invoice decoded with stripe-go, or nil.
-func (s *Server) Invoice(id string) *stripe.Invoice { return decode[stripe.Invoice](s, id) }
+func (s *Stripe) Invoice(id string) *stripe.Invoice { return decode[stripe.Invoice](s, id) }
 
 // SessionsOf returns the IDs of the customer's Checkout Sessions (those
 // created for it and those that created it on completion), oldest first.
-func (s *Server) SessionsOf(customerID string) []string {
+func (s *Stripe) SessionsOf(customerID string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
@@ -101,7 +101,7 @@ func (s *Server) SessionsOf(customerID string) []string {
 
 // SubscriptionsOf returns the IDs of the customer's subscriptions, oldest
 // first.
-func (s *Server) SubscriptionsOf(customerID string) []string {
+func (s *Stripe) SubscriptionsOf(customerID string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string

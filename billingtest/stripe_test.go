@@ -1,4 +1,4 @@
-package fakestripe_test
+package billingtest_test
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
 
-	"github.com/gobilling/billing/internal/fakestripe"
+	"github.com/gobilling/billing/billingtest"
 )
 
 var (
@@ -27,9 +27,9 @@ var (
 
 const day = int64(86400)
 
-func setup(t *testing.T) (*fakestripe.Server, *stripe.Client) {
+func setup(t *testing.T) (*billingtest.Stripe, *stripe.Client) {
 	t.Helper()
-	srv := fakestripe.New(start)
+	srv := billingtest.New(billingtest.Options{Start: start})
 	t.Cleanup(srv.Close)
 	srv.AddPrice("price_month", "month", 1000)
 	srv.AddPrice("price_year", "year", 10000)
@@ -75,17 +75,17 @@ func subSession(t *testing.T, sc *stripe.Client, cus string, trialDays int64) *s
 }
 
 // subscribe runs a Checkout to completion and returns the subscription ID.
-func subscribe(t *testing.T, srv *fakestripe.Server, sc *stripe.Client, trialDays int64) (string, *stripe.Customer) {
+func subscribe(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client, trialDays int64) (string, *stripe.Customer) {
 	t.Helper()
 	c := newCustomer(t, sc)
-	evs, err := srv.CompleteCheckout(subSession(t, sc, c.ID, trialDays).ID, fakestripe.CompleteOptions{})
+	evs, err := srv.CompleteCheckout(subSession(t, sc, c.ID, trialDays).ID, billingtest.CompleteOptions{})
 	require.NoError(t, err)
 	cs := decodeAs[stripe.CheckoutSession](t, evs[len(evs)-1])
 	return cs.Subscription.ID, c
 }
 
 // decode checks an event's envelope and the basil layout of its object.
-func decode(t *testing.T, ev fakestripe.Event) *stripe.Event {
+func decode(t *testing.T, ev billingtest.Event) *stripe.Event {
 	t.Helper()
 	var e stripe.Event
 	require.NoError(t, json.Unmarshal(ev.JSON, &e))
@@ -108,14 +108,14 @@ func decode(t *testing.T, ev fakestripe.Event) *stripe.Event {
 	return &e
 }
 
-func decodeAs[T any](t *testing.T, ev fakestripe.Event) *T {
+func decodeAs[T any](t *testing.T, ev billingtest.Event) *T {
 	t.Helper()
 	v := new(T)
 	require.NoError(t, json.Unmarshal(decode(t, ev).Data.Raw, v))
 	return v
 }
 
-func types(evs []fakestripe.Event) []string {
+func types(evs []billingtest.Event) []string {
 	out := make([]string, len(evs))
 	for i, e := range evs {
 		out[i] = e.Type
@@ -429,7 +429,7 @@ func TestCompleteCheckoutSubscription(t *testing.T) {
 	srv, sc := setup(t)
 	c := newCustomer(t, sc)
 	cs := subSession(t, sc, c.ID, 0)
-	evs, err := srv.CompleteCheckout(cs.ID, fakestripe.CompleteOptions{})
+	evs, err := srv.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
 	require.NoError(t, err)
 	require.Equal(t, []string{"customer.subscription.created", "invoice.created", "invoice.finalized",
 		"invoice.paid", "invoice.payment_succeeded", "customer.subscription.updated", "checkout.session.completed"}, types(evs))
@@ -514,7 +514,7 @@ func TestCompleteCheckoutSubscription(t *testing.T) {
 	assert.Equal(t, stripe.CheckoutSessionStatusComplete, srv.CheckoutSession(cs.ID).Status)
 	assert.Len(t, srv.Events(), 7)
 
-	_, err = srv.CompleteCheckout(cs.ID, fakestripe.CompleteOptions{})
+	_, err = srv.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
 	assert.Error(t, err, "a session completes once")
 }
 
@@ -526,7 +526,7 @@ func TestCompleteCheckoutCreatesCustomer(t *testing.T) {
 		LineItems:     []*stripe.CheckoutSessionCreateLineItemParams{{Price: stripe.String("price_year"), Quantity: stripe.Int64(1)}},
 	})
 	require.NoError(t, err)
-	evs, err := srv.CompleteCheckout(cs.ID, fakestripe.CompleteOptions{})
+	evs, err := srv.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
 	require.NoError(t, err)
 	done := decodeAs[stripe.CheckoutSession](t, evs[len(evs)-1])
 	require.NotNil(t, done.Customer)
@@ -541,7 +541,7 @@ func TestCompleteCheckoutCreatesCustomer(t *testing.T) {
 func TestTrial(t *testing.T) {
 	srv, sc := setup(t)
 	c := newCustomer(t, sc)
-	evs, err := srv.CompleteCheckout(subSession(t, sc, c.ID, 14).ID, fakestripe.CompleteOptions{})
+	evs, err := srv.CompleteCheckout(subSession(t, sc, c.ID, 14).ID, billingtest.CompleteOptions{})
 	require.NoError(t, err)
 	require.Equal(t, []string{"customer.subscription.created", "invoice.created", "invoice.finalized",
 		"invoice.paid", "invoice.payment_succeeded", "checkout.session.completed"}, types(evs))
@@ -564,7 +564,7 @@ func TestTrial(t *testing.T) {
 	assert.Empty(t, decode(t, evs[0]).Request.ID, "automatic: request.id is null")
 
 	srv.Advance(3 * 24 * time.Hour)
-	evs, err = srv.EndTrial(sub.ID, fakestripe.RenewOptions{})
+	evs, err = srv.EndTrial(sub.ID, billingtest.RenewOptions{})
 	require.NoError(t, err)
 	require.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
 		"invoice.paid", "invoice.payment_succeeded"}, types(evs))
@@ -581,7 +581,7 @@ func TestTrial(t *testing.T) {
 	assert.Equal(t, stripe.InvoiceBillingReasonSubscriptionCycle, paid.BillingReason)
 	assert.Equal(t, active.LatestInvoice.ID, paid.ID)
 
-	_, err = srv.EndTrial(sub.ID, fakestripe.RenewOptions{})
+	_, err = srv.EndTrial(sub.ID, billingtest.RenewOptions{})
 	assert.Error(t, err)
 	_, err = srv.TrialWillEnd(sub.ID)
 	assert.Error(t, err)
@@ -590,7 +590,7 @@ func TestTrial(t *testing.T) {
 func TestTrialEndFails(t *testing.T) {
 	srv, sc := setup(t)
 	subID, _ := subscribe(t, srv, sc, 7)
-	evs, err := srv.EndTrial(subID, fakestripe.RenewOptions{Fail: true})
+	evs, err := srv.EndTrial(subID, billingtest.RenewOptions{Fail: true})
 	require.NoError(t, err)
 	require.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
 		"invoice.payment_failed", "customer.subscription.updated"}, types(evs))
@@ -614,7 +614,7 @@ func TestPaymentMode(t *testing.T) {
 		require.NoError(t, err)
 		return cs
 	}
-	evs, err := srv.CompleteCheckout(create().ID, fakestripe.CompleteOptions{})
+	evs, err := srv.CompleteCheckout(create().ID, billingtest.CompleteOptions{})
 	require.NoError(t, err)
 	require.Equal(t, []string{"checkout.session.completed"}, types(evs))
 	cs := decodeAs[stripe.CheckoutSession](t, evs[0])
@@ -624,7 +624,7 @@ func TestPaymentMode(t *testing.T) {
 	assert.NotEmpty(t, cs.PaymentIntent.ID)
 
 	delayed := create()
-	evs, err = srv.CompleteCheckout(delayed.ID, fakestripe.CompleteOptions{Delayed: true})
+	evs, err = srv.CompleteCheckout(delayed.ID, billingtest.CompleteOptions{Delayed: true})
 	require.NoError(t, err)
 	cs = decodeAs[stripe.CheckoutSession](t, evs[0])
 	assert.Equal(t, stripe.CheckoutSessionStatusComplete, cs.Status)
@@ -637,7 +637,7 @@ func TestPaymentMode(t *testing.T) {
 	assert.Error(t, err)
 
 	failing := create()
-	_, err = srv.CompleteCheckout(failing.ID, fakestripe.CompleteOptions{Delayed: true})
+	_, err = srv.CompleteCheckout(failing.ID, billingtest.CompleteOptions{Delayed: true})
 	require.NoError(t, err)
 	evs, err = srv.FailAsyncPayment(failing.ID)
 	require.NoError(t, err)
@@ -655,7 +655,7 @@ func TestRenew(t *testing.T) {
 	subID, _ := subscribe(t, srv, sc, 0)
 	before := srv.Subscription(subID)
 	srv.Advance(30 * 24 * time.Hour)
-	evs, err := srv.Renew(subID, fakestripe.RenewOptions{})
+	evs, err := srv.Renew(subID, billingtest.RenewOptions{})
 	require.NoError(t, err)
 	require.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
 		"invoice.paid", "invoice.payment_succeeded"}, types(evs))
@@ -688,13 +688,13 @@ func TestRenew(t *testing.T) {
 
 func TestFailedRenewalAndRetries(t *testing.T) {
 	for _, tc := range []struct {
-		outcome  fakestripe.FailureOutcome
+		outcome  billingtest.FailureOutcome
 		last     []string
 		finalSts stripe.SubscriptionStatus
 	}{
 		{"", []string{"invoice.payment_failed", "customer.subscription.deleted"}, stripe.SubscriptionStatusCanceled},
-		{fakestripe.OutcomeUnpaid, []string{"invoice.payment_failed", "customer.subscription.updated"}, stripe.SubscriptionStatusUnpaid},
-		{fakestripe.OutcomePastDue, []string{"invoice.payment_failed"}, stripe.SubscriptionStatusPastDue},
+		{billingtest.OutcomeUnpaid, []string{"invoice.payment_failed", "customer.subscription.updated"}, stripe.SubscriptionStatusUnpaid},
+		{billingtest.OutcomePastDue, []string{"invoice.payment_failed"}, stripe.SubscriptionStatusPastDue},
 	} {
 		t.Run(string(tc.outcome), func(t *testing.T) {
 			srv, sc := setup(t)
@@ -704,7 +704,7 @@ func TestFailedRenewalAndRetries(t *testing.T) {
 			subID, c := subscribe(t, srv, sc, 0)
 			require.NoError(t, srv.SetCardFailing(c.ID, true))
 			srv.Advance(30 * 24 * time.Hour)
-			evs, err := srv.Renew(subID, fakestripe.RenewOptions{})
+			evs, err := srv.Renew(subID, billingtest.RenewOptions{})
 			require.NoError(t, err)
 			require.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
 				"invoice.payment_failed", "customer.subscription.updated"}, types(evs))
@@ -752,7 +752,7 @@ func TestFailedRenewalAndRetries(t *testing.T) {
 func TestRetrySucceeds(t *testing.T) {
 	srv, sc := setup(t)
 	subID, c := subscribe(t, srv, sc, 0)
-	_, err := srv.Renew(subID, fakestripe.RenewOptions{Fail: true})
+	_, err := srv.Renew(subID, billingtest.RenewOptions{Fail: true})
 	require.NoError(t, err)
 	require.NoError(t, srv.SetCardFailing(c.ID, false))
 	evs, err := srv.RetryPayment(subID)
@@ -785,7 +785,7 @@ func TestCancellation(t *testing.T) {
 	assert.Equal(t, periodEnd, s.CancelAt)
 	assert.Equal(t, evs[0].Created, s.CanceledAt)
 	assert.Equal(t, stripe.SubscriptionStatusActive, s.Status)
-	_, err = srv.Renew(subID, fakestripe.RenewOptions{})
+	_, err = srv.Renew(subID, billingtest.RenewOptions{})
 	assert.Error(t, err, "renewing a subscription that is set to cancel")
 
 	evs, err = srv.Uncancel(subID)
@@ -851,13 +851,13 @@ func TestChangePrice(t *testing.T) {
 func TestSnapshotsAreImmutable(t *testing.T) {
 	srv, sc := setup(t)
 	c := newCustomer(t, sc)
-	evs, err := srv.CompleteCheckout(subSession(t, sc, c.ID, 0).ID, fakestripe.CompleteOptions{})
+	evs, err := srv.CompleteCheckout(subSession(t, sc, c.ID, 0).ID, billingtest.CompleteOptions{})
 	require.NoError(t, err)
 	created := string(evs[0].JSON)
 	invCreated := string(evs[1].JSON)
 	subID := decodeAs[stripe.Subscription](t, evs[0]).ID
 
-	_, err = srv.Renew(subID, fakestripe.RenewOptions{})
+	_, err = srv.Renew(subID, billingtest.RenewOptions{})
 	require.NoError(t, err)
 	_, err = srv.CancelNow(subID)
 	require.NoError(t, err)
@@ -887,13 +887,13 @@ func TestConcurrentUse(t *testing.T) {
 				return
 			}
 			cs := subSession(t, sc, c.ID, 0)
-			evs, err := srv.CompleteCheckout(cs.ID, fakestripe.CompleteOptions{})
+			evs, err := srv.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
 			if !assert.NoError(t, err) {
 				return
 			}
 			subID := decodeAs[stripe.CheckoutSession](t, evs[len(evs)-1]).Subscription.ID
 			srv.Advance(time.Second)
-			_, err = srv.Renew(subID, fakestripe.RenewOptions{})
+			_, err = srv.Renew(subID, billingtest.RenewOptions{})
 			assert.NoError(t, err)
 			_, err = sc.V1Subscriptions.Retrieve(ctx, subID, nil)
 			assert.NoError(t, err)

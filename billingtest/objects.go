@@ -1,4 +1,4 @@
-package fakestripe
+package billingtest
 
 import (
 	"fmt"
@@ -92,9 +92,9 @@ func intervalSeconds(interval string) int64 {
 // AddPrice registers a price the fake knows, in usd. interval is "month",
 // "year" (also "day" or "week") for a recurring price, or "" for a one-time
 // price. It panics on another interval.
-func (s *Server) AddPrice(id, interval string, unitAmount int64) {
+func (s *Stripe) AddPrice(id, interval string, unitAmount int64) {
 	if interval != "" && intervalSeconds(interval) == 0 {
-		panic(fmt.Sprintf("fakestripe: unknown interval %q", interval))
+		panic(fmt.Sprintf("billingtest: unknown interval %q", interval))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -125,7 +125,7 @@ func list(url string, data []any) map[string]any {
 	return map[string]any{"object": "list", "data": data, "has_more": false, "url": url}
 }
 
-func (s *Server) priceObj(p *price) map[string]any {
+func (s *Stripe) priceObj(p *price) map[string]any {
 	o := map[string]any{
 		"id": p.id, "object": "price", "active": true, "billing_scheme": "per_unit",
 		"created": p.created, "currency": "usd", "livemode": false, "lookup_key": nil,
@@ -141,7 +141,7 @@ func (s *Server) priceObj(p *price) map[string]any {
 	return o
 }
 
-func (s *Server) customerObj(c *customer) map[string]any {
+func (s *Stripe) customerObj(c *customer) map[string]any {
 	return map[string]any{
 		"id": c.id, "object": "customer", "created": c.created, "email": null(c.email),
 		"name": null(c.name), "metadata": meta(c.metadata), "livemode": false, "balance": 0,
@@ -167,7 +167,7 @@ func prefixOf(customerID string) string {
 	return string(out)
 }
 
-func (s *Server) itemsObj(sub *subscription) map[string]any {
+func (s *Stripe) itemsObj(sub *subscription) map[string]any {
 	data := make([]any, 0, len(sub.items))
 	for _, it := range sub.items {
 		data = append(data, map[string]any{
@@ -183,11 +183,11 @@ func (s *Server) itemsObj(sub *subscription) map[string]any {
 	return l
 }
 
-func (s *Server) cancellationObj(sub *subscription) map[string]any {
+func (s *Stripe) cancellationObj(sub *subscription) map[string]any {
 	return map[string]any{"comment": nil, "feedback": nil, "reason": null(sub.cancelReason)}
 }
 
-func (s *Server) subObj(sub *subscription, expandInvoice bool) map[string]any {
+func (s *Stripe) subObj(sub *subscription, expandInvoice bool) map[string]any {
 	var latest any = null(sub.latestInvoice)
 	if expandInvoice && sub.latestInvoice != "" {
 		latest = s.invoiceObj(s.invoices[sub.latestInvoice])
@@ -209,7 +209,7 @@ func (s *Server) subObj(sub *subscription, expandInvoice bool) map[string]any {
 	}
 }
 
-func (s *Server) invoiceObj(in *invoice) map[string]any {
+func (s *Stripe) invoiceObj(in *invoice) map[string]any {
 	lines := make([]any, 0, len(in.lines))
 	for _, l := range in.lines {
 		p := s.prices[l.priceID]
@@ -246,7 +246,7 @@ func (s *Server) invoiceObj(in *invoice) map[string]any {
 	}
 	remaining := in.amountDue - in.amountPaid
 	return map[string]any{
-		"id": in.id, "object": "invoice", "account_country": "US", "account_name": "fakestripe",
+		"id": in.id, "object": "invoice", "account_country": "US", "account_name": "billingtest",
 		"amount_due": in.amountDue, "amount_overpaid": 0, "amount_paid": in.amountPaid,
 		"amount_remaining": remaining, "amount_shipping": 0, "application": nil,
 		"attempt_count": in.attemptCount, "attempted": in.attempted,
@@ -277,7 +277,7 @@ func (s *Server) invoiceObj(in *invoice) map[string]any {
 	}
 }
 
-func (s *Server) sessionObj(cs *session, expand map[string]bool) map[string]any {
+func (s *Stripe) sessionObj(cs *session, expand map[string]bool) map[string]any {
 	var sub any = null(cs.subscription)
 	if cs.subscription != "" && (expand["subscription"] || expand["subscription.latest_invoice"]) {
 		sub = s.subObj(s.subs[cs.subscription], expand["subscription.latest_invoice"])
@@ -326,9 +326,9 @@ func (s *Server) sessionObj(cs *session, expand map[string]bool) map[string]any 
 	return o
 }
 
-func (s *Server) portalObj(p *portalSession) map[string]any {
+func (s *Stripe) portalObj(p *portalSession) map[string]any {
 	return map[string]any{
-		"id": p.id, "object": "billing_portal.session", "configuration": "bpc_fakestripe_default",
+		"id": p.id, "object": "billing_portal.session", "configuration": "bpc_billingtest_default",
 		"created": p.created, "customer": p.customer, "flow": nil, "livemode": false, "locale": nil,
 		"on_behalf_of": nil, "return_url": null(p.returnURL), "url": s.URL() + "/portal/" + p.id,
 	}
