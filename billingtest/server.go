@@ -331,17 +331,12 @@ func (s *Stripe) routes() {
 	s.handle("GET /v1/subscriptions/{id}", s.getSubscription)
 	s.handle("GET /v1/invoices/{id}", s.getInvoice)
 	s.handle("GET /v1/events/{id}", s.getEvent)
+	s.deliveryRoutes()
 	s.handle("/", func(r *http.Request) (int, any) {
 		return 0, &apiError{status: 404, typ: "invalid_request_error",
 			message: fmt.Sprintf("Unrecognized request URL (%s: %s). Please see https://stripe.com/docs or we can help at https://support.stripe.com/.", r.Method, r.URL.Path)}
 	})
-	// The hosted pages the session URLs point at; not counted as API calls.
-	page := func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, "<!doctype html><title>billingtest</title><p>%s</p>\n", r.PathValue("id"))
-	}
-	s.mux.HandleFunc("GET /pay/{id}", page)
-	s.mux.HandleFunc("GET /portal/{id}", page)
+	s.pageRoutes()
 }
 
 // expands returns the set of expand[] values of a request (expand[0]=x,

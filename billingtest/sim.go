@@ -68,6 +68,7 @@ func (st *step) emit(typ string, obj, prev map[string]any) {
 	ev := Event{ID: id, Type: typ, Created: st.t, JSON: raw}
 	st.s.eventIndex[id] = len(st.s.events)
 	st.s.events = append(st.s.events, ev)
+	st.s.publish(ev)
 	st.events = append(st.events, ev)
 }
 
