@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -14,11 +12,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
-	"github.com/gobilling/billing/memstore"
 )
 
 // hookTransport lets a test act between Stripe's answer and billing's
@@ -39,62 +35,25 @@ func (h *hookTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return res, err
 }
 
-type fakeEnv struct {
-	fake  *billingtest.Stripe
-	b     *billing.Billing
-	store *memstore.Store
-	hook  *hookTransport
-	h     http.Handler
+// raceEnv is a checkout test env whose Stripe answers pass through hook.
+type raceEnv struct {
+	*coEnv
+	hook *hookTransport
 }
 
-func newFakeEnv(t *testing.T) *fakeEnv {
+func newRaceEnv(t *testing.T) *raceEnv {
 	t.Helper()
-	fake := billingtest.New(billingtest.Options{Start: time.Date(2026, 2, 2, 10, 0, 0, 0, time.UTC)})
-	t.Cleanup(fake.Close)
-	fake.AddPrice("price_basic", "month", 900)
-	fake.AddPrice("price_pro", "month", 2900)
-	fake.AddPrice("price_pack", "", 500)
-	store := memstore.New()
 	hook := &hookTransport{}
-	b, err := billing.New(billing.Config{
-		SecretKey:      "sk_test_race",
-		WebhookSecrets: []string{testSecret},
-		SiteURL:        "https://app.example",
-		Plans: []billing.Plan{
-			{PriceID: "price_basic", Tier: "basic"},
-			{PriceID: "price_pro", Tier: "pro"},
-			{PriceID: "price_pack", Kind: billing.OneTime, Credits: 100},
-		},
-		Logger:            slog.New(slog.DiscardHandler),
-		Now:               fake.Now,
-		StripeURL:         fake.URL(),
-		HTTPClient:        &http.Client{Transport: hook},
-		MaxNetworkRetries: -1,
-	}, store, users)
-	require.NoError(t, err)
-	return &fakeEnv{fake: fake, b: b, store: store, hook: hook, h: b.WebhookHandler()}
+	e := newCoEnv(t, func(c *billing.Config) { c.HTTPClient = &http.Client{Transport: hook} })
+	return &raceEnv{coEnv: e, hook: hook}
 }
 
-func (e *fakeEnv) deliver(t *testing.T, evs ...billingtest.Event) {
+// buy runs a pro checkout for the user and returns the session and
+// subscription IDs and the completion's events (not delivered).
+func (e *raceEnv) buy(t *testing.T, user string) (string, string, []billingtest.Event) {
 	t.Helper()
-	for _, ev := range evs {
-		sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: ev.JSON, Secret: testSecret, Timestamp: time.Now()})
-		r := httptest.NewRequest(http.MethodPost, "/stripe/webhook", bytes.NewReader(ev.JSON))
-		r.Header.Set("Stripe-Signature", sp.Header)
-		w := httptest.NewRecorder()
-		e.h.ServeHTTP(w, r)
-		require.Equal(t, 200, w.Code, "%s: %s", ev.Type, w.Body.String())
-	}
-}
-
-// buy runs a pro checkout for the user and returns the subscription ID
-// and the completion's events (not delivered).
-func (e *fakeEnv) buy(t *testing.T, user string) (string, string, []billingtest.Event) {
-	t.Helper()
-	cs, err := e.b.Checkout(context.Background(), user, billing.CheckoutOptions{PriceID: "price_pro"})
-	require.NoError(t, err)
-	evs, err := e.fake.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
-	require.NoError(t, err)
+	cs := e.checkout(t, user, billing.CheckoutOptions{PriceID: "price_pro"})
+	evs := e.complete(t, cs.ID, billingtest.CompleteOptions{})
 	subs := e.fake.SubscriptionsOf(e.fake.CheckoutSession(cs.ID).Customer.ID)
 	require.Len(t, subs, 1)
 	return cs.ID, subs[0], evs
@@ -119,7 +78,7 @@ func only(evs []billingtest.Event, types ...string) []billingtest.Event {
 // write arrive, stamped T. A rule where fetched objects win ties would
 // store the stale state for good; billing fetches again instead.
 func TestStaleFetchOfTheSameSecondDoesNotWin(t *testing.T) {
-	e := newFakeEnv(t)
+	e := newRaceEnv(t)
 	ctx := context.Background()
 	session, sub, evs := e.buy(t, "u1")
 	e.deliver(t, evs...)
@@ -156,7 +115,7 @@ func TestStaleFetchOfTheSameSecondDoesNotWin(t *testing.T) {
 // second payload costs a fetch, and if Stripe's Date is still that second,
 // another fetch once it has passed.
 func TestSameSecondLiveStatesFetch(t *testing.T) {
-	e := newFakeEnv(t)
+	e := newRaceEnv(t)
 	ctx := context.Background()
 	_, sub, evs := e.buy(t, "u1")
 	e.deliver(t, evs...)
@@ -199,7 +158,7 @@ func TestSameSecondLiveStatesFetch(t *testing.T) {
 // right at once: billing fetches the latest invoice's attempts rather than
 // deny access until the invoice event comes.
 func TestPastDueBeforeItsInvoiceEvent(t *testing.T) {
-	e := newFakeEnv(t)
+	e := newRaceEnv(t)
 	ctx := context.Background()
 	_, sub, evs := e.buy(t, "u1")
 	e.deliver(t, evs...)
