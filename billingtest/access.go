@@ -23,14 +23,20 @@ func (s *Stripe) Events() []Event {
 	return out
 }
 
-// Object returns the current JSON of the object with the given ID (cus_,
-// cs_, bps_, sub_, in_ or evt_; subscriptions with latest_invoice not
-// expanded), or nil if the fake has no such object.
+// Object returns the current JSON of the object with the given ID (a
+// customer, product, price, Checkout Session, portal session, subscription,
+// invoice or event; nothing expanded), or nil if the fake has no such
+// object. Events are returned however old they are.
 func (s *Stripe) Object(id string) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expireDueSessions()
 	var obj any
 	switch {
+	case s.prices[id] != nil:
+		obj = s.priceObj(s.prices[id])
+	case strings.HasPrefix(id, "prod_") && s.products[id] != nil:
+		obj = s.productObj(s.products[id])
 	case strings.HasPrefix(id, "cus_") && s.customers[id] != nil:
 		obj = s.customerObj(s.customers[id])
 	case strings.HasPrefix(id, "cs_") && s.sessions[id] != nil:
@@ -69,6 +75,12 @@ func decode[T any](s *Stripe, id string) *T {
 	return v
 }
 
+// Product returns the product decoded with stripe-go, or nil.
+func (s *Stripe) Product(id string) *stripe.Product { return decode[stripe.Product](s, id) }
+
+// Price returns the price decoded with stripe-go, or nil.
+func (s *Stripe) Price(id string) *stripe.Price { return decode[stripe.Price](s, id) }
+
 // Customer returns the customer decoded with stripe-go, or nil.
 func (s *Stripe) Customer(id string) *stripe.Customer { return decode[stripe.Customer](s, id) }
 
@@ -90,9 +102,23 @@ func (s *Stripe) Invoice(id string) *stripe.Invoice { return decode[stripe.Invoi
 func (s *Stripe) SessionsOf(customerID string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expireDueSessions()
 	var out []string
 	for _, id := range s.sessOrder {
 		if s.sessions[id].customer == customerID {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// InvoicesOf returns the IDs of the subscription's invoices, oldest first.
+func (s *Stripe) InvoicesOf(subscriptionID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, id := range s.invOrder {
+		if s.invoices[id].subscription == subscriptionID {
 			out = append(out, id)
 		}
 	}

@@ -3,20 +3,50 @@ package billingtest
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
+	"strings"
 	"time"
 )
 
 // HTTP handlers. They run with s.mu held (see Stripe.handle).
 
+// customerParams are the parameters of customer create and update.
+var customerParams = []string{"email", "name", "metadata", "metadata[*]"}
+
+// customerFields reads and checks email, name and metadata.
+func customerFields(r *http.Request) (email, name string, md map[string]string, clear bool, err *apiError) {
+	f := r.Form
+	if err := checkParams(f, customerParams...); err != nil {
+		return "", "", nil, false, err
+	}
+	email, name = f.Get("email"), f.Get("name")
+	if email != "" && (!strings.Contains(email, "@") || len(email) > 512) {
+		return "", "", nil, false, invalid("email", "Invalid email address: "+email)
+	}
+	md, clear, err = metadataParam(f, "metadata")
+	return email, name, md, clear, err
+}
+
 func (s *Stripe) createCustomer(r *http.Request) (int, any) {
-	c := &customer{id: newID("cus_", 14), email: r.PostForm.Get("email"), name: r.PostForm.Get("name"),
-		metadata: prefixed(r.PostForm, "metadata"), created: s.unix()}
-	s.customers[c.id] = c
+	email, name, md, _, err := customerFields(r)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := expandParam(r.Form); err != nil {
+		return 0, err
+	}
+	c := &customer{id: newID("cus_", 14), email: email, name: name,
+		metadata: applyMetadata(nil, md, false), created: s.unix()}
+	s.addCustomer(c)
 	return 200, s.customerObj(c)
 }
 
 func (s *Stripe) getCustomer(r *http.Request) (int, any) {
+	if err := checkParams(r.Form); err != nil {
+		return 0, err
+	}
+	if _, err := expandParam(r.Form); err != nil {
+		return 0, err
+	}
 	id := r.PathValue("id")
 	c := s.customers[id]
 	if c == nil {
@@ -25,16 +55,85 @@ func (s *Stripe) getCustomer(r *http.Request) (int, any) {
 	return 200, s.customerObj(c)
 }
 
+func (s *Stripe) updateCustomer(r *http.Request) (int, any) {
+	id := r.PathValue("id")
+	c := s.customers[id]
+	if c == nil {
+		return 0, noSuch(404, "customer", id, "id")
+	}
+	email, name, md, clear, err := customerFields(r)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := expandParam(r.Form); err != nil {
+		return 0, err
+	}
+	// An empty value unsets a field.
+	if r.Form.Has("email") {
+		c.email = email
+	}
+	if r.Form.Has("name") {
+		c.name = name
+	}
+	c.metadata = applyMetadata(c.metadata, md, clear)
+	return 200, s.customerObj(c)
+}
+
+func (s *Stripe) listCustomers(r *http.Request) (int, any) {
+	f := r.Form
+	if err := checkParams(f, withList("email")...); err != nil {
+		return 0, err
+	}
+	if _, err := listExpand(f); err != nil {
+		return 0, err
+	}
+	email := f.Get("email")
+	all := newestFirst(s.custOrder, func(id string) int64 { return s.customers[id].created },
+		func(id string) any { return s.customerObj(s.customers[id]) })
+	l, err := listPage(f, "/v1/customers", "customer", all, func(e entry) bool {
+		return email == "" || s.customers[e.id].email == email
+	})
+	if err != nil {
+		return 0, err
+	}
+	return 200, l
+}
+
+// sessionExpand are the expandable properties of a Checkout Session.
+var sessionExpand = []string{"line_items", "subscription", "subscription.latest_invoice", "customer", "invoice"}
+
 func (s *Stripe) createSession(r *http.Request) (int, any) {
-	f := r.PostForm
+	f := r.Form
+	if err := checkParams(f, "mode", "ui_mode", "customer", "customer_email", "client_reference_id",
+		"success_url", "cancel_url", "return_url", "line_items", "line_items[#][price]", "line_items[#][quantity]",
+		"metadata", "metadata[*]", "subscription_data[metadata][*]", "subscription_data[trial_period_days]",
+		"allow_promotion_codes", "expires_at"); err != nil {
+		return 0, err
+	}
+	exp, err := expandParam(f, sessionExpand...)
+	if err != nil {
+		return 0, err
+	}
+	md, _, err := metadataParam(f, "metadata")
+	if err != nil {
+		return 0, err
+	}
+	subMD, _, err := metadataParam(f, "subscription_data[metadata]")
+	if err != nil {
+		return 0, err
+	}
+	promo, _, err := boolParam(f, "allow_promotion_codes")
+	if err != nil {
+		return 0, err
+	}
 	cs := &session{
 		id: "cs_test_" + newID("", 58), mode: f.Get("mode"), uiMode: f.Get("ui_mode"),
 		status: "open", paymentStatus: "unpaid", customer: f.Get("customer"),
 		customerEmail: f.Get("customer_email"), clientRef: f.Get("client_reference_id"),
 		successURL: f.Get("success_url"), cancelURL: f.Get("cancel_url"), returnURL: f.Get("return_url"),
 		priceID:  f.Get("line_items[0][price]"),
-		metadata: prefixed(f, "metadata"), subMetadata: prefixed(f, "subscription_data[metadata]"),
-		allowPromo: f.Get("allow_promotion_codes") == "true", created: s.unix(),
+		metadata: applyMetadata(nil, md, false), subMetadata: applyMetadata(nil, subMD, false),
+		allowPromo: promo, created: s.unix(),
 		lineItemID: newID("li_", 24),
 	}
 	cs.expiresAt = cs.created + int64(24*time.Hour/time.Second)
@@ -58,14 +157,38 @@ func (s *Stripe) createSession(r *http.Request) (int, any) {
 		if cs.successURL != "" {
 			return 0, invalid("success_url", "You cannot use `success_url` when `ui_mode` is `embedded`.")
 		}
+		if cs.cancelURL != "" {
+			return 0, invalid("cancel_url", "You cannot use `cancel_url` when `ui_mode` is `embedded`.")
+		}
 		if cs.returnURL == "" {
 			return 0, missing("return_url")
 		}
 	default:
 		return 0, invalid("ui_mode", "Invalid ui_mode: must be one of hosted or embedded")
 	}
+	if at, ok, err := intParam(f, "expires_at"); err != nil {
+		return 0, err
+	} else if ok {
+		switch {
+		case at < cs.created+30*60:
+			return 0, invalid("expires_at", "The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.")
+		case at > cs.created+24*60*60:
+			return 0, invalid("expires_at", "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.")
+		}
+		cs.expiresAt = at
+	}
+	if cs.customer != "" && cs.customerEmail != "" {
+		return 0, exclusive("customer", "customer_email")
+	}
 	if cs.customer != "" && s.customers[cs.customer] == nil {
 		return 0, noSuch(400, "customer", cs.customer, "customer")
+	}
+	items, err := indexes(f, "line_items")
+	if err != nil {
+		return 0, err
+	}
+	if len(items) > 1 || len(items) == 1 && items[0] != 0 {
+		return 0, invalid("line_items", "billingtest supports a single line item")
 	}
 	if cs.priceID == "" {
 		if f.Has("line_items[0][quantity]") {
@@ -73,23 +196,26 @@ func (s *Stripe) createSession(r *http.Request) (int, any) {
 		}
 		return 0, missing("line_items")
 	}
-	if f.Has("line_items[1][price]") {
-		return 0, invalid("line_items", "billingtest supports a single line item")
-	}
 	p := s.prices[cs.priceID]
 	if p == nil {
 		return 0, noSuch(400, "price", cs.priceID, "line_items[0][price]")
 	}
-	q, err := strconv.ParseInt(f.Get("line_items[0][quantity]"), 10, 64)
+	if !p.active {
+		return 0, invalid("line_items[0][price]", "The price specified is inactive. This field only accepts active prices.")
+	}
 	if f.Get("line_items[0][quantity]") == "" {
 		return 0, missing("line_items[0][quantity]")
 	}
-	if err != nil || q < 1 {
-		return 0, invalid("line_items[0][quantity]", "Invalid integer: quantity must be at least 1")
+	q, _, err := intParam(f, "line_items[0][quantity]")
+	if err != nil {
+		return 0, err
+	}
+	if q < 1 {
+		return 0, invalidInteger("line_items[0][quantity]", "This value must be greater than or equal to 1.")
 	}
 	cs.quantity = q
 	if td := f.Get("subscription_data[trial_period_days]"); td != "" {
-		n, err := strconv.ParseInt(td, 10, 64)
+		n, _, err := intParam(f, "subscription_data[trial_period_days]")
 		if err != nil || n < 1 || n > 730 {
 			return 0, invalid("subscription_data[trial_period_days]", "trial_period_days must be an integer between 1 and 730")
 		}
@@ -110,54 +236,304 @@ func (s *Stripe) createSession(r *http.Request) (int, any) {
 	}
 	s.sessions[cs.id] = cs
 	s.sessOrder = append(s.sessOrder, cs.id)
-	return 200, s.sessionObj(cs, nil)
+	return 200, s.sessionObj(cs, exp)
 }
 
-func (s *Stripe) getSession(r *http.Request) (int, any) {
+// sessionOf returns the Checkout Session in the path.
+func (s *Stripe) sessionOf(r *http.Request) (*session, *apiError) {
 	id := r.PathValue("id")
 	cs := s.sessions[id]
 	if cs == nil {
-		return 0, noSuch(404, "checkout.session", id, "session")
+		return nil, noSuch(404, "checkout.session", id, "id")
 	}
-	return 200, s.sessionObj(cs, expands(r.Form))
+	return cs, nil
+}
+
+func (s *Stripe) getSession(r *http.Request) (int, any) {
+	if err := checkParams(r.Form); err != nil {
+		return 0, err
+	}
+	exp, err := expandParam(r.Form, sessionExpand...)
+	if err != nil {
+		return 0, err
+	}
+	cs, err := s.sessionOf(r)
+	if err != nil {
+		return 0, err
+	}
+	return 200, s.sessionObj(cs, exp)
+}
+
+// expireSessionAPI expires an open session, as [Stripe.ExpireCheckout] does
+// but on behalf of the request.
+func (s *Stripe) expireSessionAPI(r *http.Request) (int, any) {
+	if err := checkParams(r.Form); err != nil {
+		return 0, err
+	}
+	exp, err := expandParam(r.Form, sessionExpand...)
+	if err != nil {
+		return 0, err
+	}
+	cs, err := s.sessionOf(r)
+	if err != nil {
+		return 0, err
+	}
+	if cs.status != "open" {
+		return 0, badRequest("Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of `" + cs.status + "`.")
+	}
+	s.step(true).expireSession(cs)
+	return 200, s.sessionObj(cs, exp)
+}
+
+func (s *Stripe) listLineItems(r *http.Request) (int, any) {
+	f := r.Form
+	if err := checkParams(f, "limit", "starting_after", "ending_before"); err != nil {
+		return 0, err
+	}
+	if _, err := listExpand(f); err != nil {
+		return 0, err
+	}
+	cs, err := s.sessionOf(r)
+	if err != nil {
+		return 0, err
+	}
+	all := []entry{{id: cs.lineItemID, created: cs.created, render: func() any { return s.lineItemObj(cs) }}}
+	l, err := listPage(f, "/v1/checkout/sessions/"+cs.id+"/line_items", "item", all, nil)
+	if err != nil {
+		return 0, err
+	}
+	return 200, l
+}
+
+func (s *Stripe) listSessions(r *http.Request) (int, any) {
+	f := r.Form
+	if err := checkParams(f, withList("customer", "status", "subscription", "payment_intent")...); err != nil {
+		return 0, err
+	}
+	exp, err := listExpand(f, sessionExpand...)
+	if err != nil {
+		return 0, err
+	}
+	status, err := enumParam(f, "status", "complete", "expired", "open")
+	if err != nil {
+		return 0, err
+	}
+	customer, sub, pi := f.Get("customer"), f.Get("subscription"), f.Get("payment_intent")
+	all := newestFirst(s.sessOrder, func(id string) int64 { return s.sessions[id].created },
+		func(id string) any { return s.sessionObj(s.sessions[id], exp) })
+	l, err := listPage(f, "/v1/checkout/sessions", "checkout.session", all, func(e entry) bool {
+		cs := s.sessions[e.id]
+		return (customer == "" || cs.customer == customer) && (status == "" || cs.status == status) &&
+			(sub == "" || cs.subscription == sub) && (pi == "" || cs.pi == pi)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return 200, l
+}
+
+// expireDueSessions expires the open sessions whose expires_at has passed
+// (checkout.session.expired, stamped now: when the fake noticed).
+func (s *Stripe) expireDueSessions() {
+	var st *step
+	now := s.unix()
+	for _, id := range s.sessOrder {
+		cs := s.sessions[id]
+		if cs.status != "open" || cs.expiresAt > now {
+			continue
+		}
+		if st == nil {
+			st = s.step(false)
+		}
+		st.expireSession(cs)
+	}
 }
 
 func (s *Stripe) createPortal(r *http.Request) (int, any) {
-	id := r.PostForm.Get("customer")
+	f := r.Form
+	if err := checkParams(f, "customer", "return_url", "configuration", "locale"); err != nil {
+		return 0, err
+	}
+	if _, err := expandParam(f); err != nil {
+		return 0, err
+	}
+	id := f.Get("customer")
 	if id == "" {
 		return 0, missing("customer")
 	}
 	if s.customers[id] == nil {
-		return 0, noSuch(404, "customer", id, "customer")
+		return 0, noSuch(400, "customer", id, "customer")
 	}
-	p := &portalSession{id: newID("bps_", 24), customer: id, returnURL: r.PostForm.Get("return_url"), created: s.unix()}
+	conf := f.Get("configuration")
+	switch {
+	case conf == "":
+		conf = "bpc_billingtest_default"
+	case !strings.HasPrefix(conf, "bpc_"):
+		return 0, noSuch(400, "configuration", conf, "configuration")
+	}
+	p := &portalSession{id: newID("bps_", 24), customer: id, returnURL: f.Get("return_url"),
+		configuration: conf, locale: f.Get("locale"), created: s.unix()}
 	s.portals[p.id] = p
 	return 200, s.portalObj(p)
 }
 
 func (s *Stripe) getSubscription(r *http.Request) (int, any) {
+	if err := checkParams(r.Form); err != nil {
+		return 0, err
+	}
+	exp, err := expandParam(r.Form, subExpand...)
+	if err != nil {
+		return 0, err
+	}
 	id := r.PathValue("id")
 	sub := s.subs[id]
 	if sub == nil {
 		return 0, noSuch(404, "subscription", id, "id")
 	}
-	return 200, s.subObj(sub, expands(r.Form)["latest_invoice"])
+	return 200, s.subObjX(sub, exp)
 }
 
 func (s *Stripe) getInvoice(r *http.Request) (int, any) {
+	if err := checkParams(r.Form); err != nil {
+		return 0, err
+	}
+	exp, err := expandParam(r.Form, "customer")
+	if err != nil {
+		return 0, err
+	}
 	id := r.PathValue("id")
 	in := s.invoices[id]
 	if in == nil {
-		return 0, noSuch(404, "invoice", id, "invoice")
+		return 0, noSuch(404, "invoice", id, "id")
 	}
-	return 200, s.invoiceObj(in)
+	return 200, s.invoiceObjX(in, exp)
+}
+
+func (s *Stripe) listInvoices(r *http.Request) (int, any) {
+	f := r.Form
+	if err := checkParams(f, withList("customer", "subscription", "status", "collection_method")...); err != nil {
+		return 0, err
+	}
+	exp, err := listExpand(f, "customer")
+	if err != nil {
+		return 0, err
+	}
+	status, err := enumParam(f, "status", "draft", "open", "paid", "uncollectible", "void")
+	if err != nil {
+		return 0, err
+	}
+	method, err := enumParam(f, "collection_method", "charge_automatically", "send_invoice")
+	if err != nil {
+		return 0, err
+	}
+	customer, sub := f.Get("customer"), f.Get("subscription")
+	all := newestFirst(s.invOrder, func(id string) int64 { return s.invoices[id].created },
+		func(id string) any { return s.invoiceObjX(s.invoices[id], exp) })
+	l, err := listPage(f, "/v1/invoices", "invoice", all, func(e entry) bool {
+		in := s.invoices[e.id]
+		return (customer == "" || in.customer == customer) && (sub == "" || in.subscription == sub) &&
+			(status == "" || in.status == status) && method != "send_invoice"
+	})
+	if err != nil {
+		return 0, err
+	}
+	return 200, l
+}
+
+// eventRetention is how long /v1/events keeps events.
+const eventRetention = 30 * 24 * time.Hour
+
+// retained reports whether an event is still kept by /v1/events.
+func (s *Stripe) retained(e Event) bool {
+	return e.Created > s.now().Add(-eventRetention).Unix()
 }
 
 func (s *Stripe) getEvent(r *http.Request) (int, any) {
+	if err := checkParams(r.Form); err != nil {
+		return 0, err
+	}
+	if _, err := expandParam(r.Form); err != nil {
+		return 0, err
+	}
 	id := r.PathValue("id")
 	i, ok := s.eventIndex[id]
-	if !ok {
+	if !ok || !s.retained(s.events[i]) {
 		return 0, noSuch(404, "event", id, "id")
 	}
 	return 200, json.RawMessage(s.events[i].JSON)
+}
+
+func (s *Stripe) listEvents(r *http.Request) (int, any) {
+	f := r.Form
+	if err := checkParams(f, withList("type", "types", "types[#]", "delivery_success")...); err != nil {
+		return 0, err
+	}
+	if _, err := listExpand(f); err != nil {
+		return 0, err
+	}
+	delivered, hasDelivered, err := boolParam(f, "delivery_success")
+	if err != nil {
+		return 0, err
+	}
+	typ, types := f.Get("type"), arrayParam(f, "types")
+	if f.Has("types") && f.Get("types") != "" {
+		types = append(types, f["types"]...)
+	}
+	switch {
+	case typ != "" && len(types) > 0:
+		return 0, exclusive("type", "types")
+	case len(types) > 20:
+		return 0, invalid("types", "You may pass at most 20 types.")
+	}
+	all := make([]entry, 0, len(s.events))
+	for i := len(s.events) - 1; i >= 0; i-- {
+		e := s.events[i]
+		if !s.retained(e) {
+			break // older ones are gone
+		}
+		all = append(all, entry{id: e.ID, created: e.Created, render: func() any { return json.RawMessage(e.JSON) }})
+	}
+	l, err := listPage(f, "/v1/events", "event", all, func(e entry) bool {
+		t := s.events[s.eventIndex[e.id]].Type
+		if hasDelivered && s.deliveryFailed(e.id) == delivered {
+			return false
+		}
+		if typ != "" {
+			return globMatch(typ, t)
+		}
+		if len(types) > 0 {
+			for _, want := range types {
+				if want == t {
+					return true
+				}
+			}
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	return 200, l
+}
+
+// globMatch matches an event type against a pattern where * stands for
+// any run of characters (e.g. "invoice.*", "*.created").
+func globMatch(pattern, s string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return strings.HasSuffix(s, parts[len(parts)-1])
 }

@@ -9,10 +9,23 @@ import (
 // the *Obj methods below (always building fresh maps, so a rendered object
 // never aliases the state).
 
-type price struct {
-	id, interval, product string
-	unitAmount, created   int64
+type product struct {
+	id, name, description string
+	active                bool
+	metadata              map[string]string
+	created, updated      int64
 }
+
+type price struct {
+	id, interval, product, currency, lookupKey, nickname string
+	intervalCount, unitAmount, created                   int64
+	active                                               bool
+	metadata                                             map[string]string
+}
+
+// seconds is the length of a recurring price's billing period (0 for a
+// one-time price).
+func (p *price) seconds() int64 { return intervalSeconds(p.interval) * max(p.intervalCount, 1) }
 
 type customer struct {
 	id, email, name string
@@ -35,8 +48,8 @@ type session struct {
 }
 
 type portalSession struct {
-	id, customer, returnURL string
-	created                 int64
+	id, customer, returnURL, configuration, locale string
+	created                                        int64
 }
 
 type subItem struct {
@@ -53,7 +66,8 @@ type subscription struct {
 	created, startDate, anchor          int64
 	cancelAtPeriodEnd                   bool
 	cancelAt, canceledAt, endedAt       int64
-	cancelReason                        string
+	cancelReason, cancelComment         string
+	cancelFeedback                      string
 	trialStart, trialEnd                int64
 }
 
@@ -89,17 +103,56 @@ func intervalSeconds(interval string) int64 {
 	return 0
 }
 
-// AddPrice registers a price the fake knows, in usd. interval is "month",
-// "year" (also "day" or "week") for a recurring price, or "" for a one-time
-// price. It panics on another interval.
+// AddPrice registers a price the fake knows, in usd, with the given ID
+// (which the API cannot choose), replacing any price of that ID. interval is
+// "month", "year" (also "day" or "week") for a recurring price, or "" for a
+// one-time price. It panics on another interval. The price belongs to the
+// product "prod_"+id (named id), made if missing. Prices can also be made
+// through the API (POST /v1/prices), with lookup keys.
 func (s *Stripe) AddPrice(id, interval string, unitAmount int64) {
 	if interval != "" && intervalSeconds(interval) == 0 {
 		panic(fmt.Sprintf("billingtest: unknown interval %q", interval))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.prices[id] = &price{id: id, interval: interval, unitAmount: unitAmount, created: s.unix(),
-		product: "prod_" + id}
+	now := s.unix()
+	prod := "prod_" + id
+	if s.products[prod] == nil {
+		s.addProduct(&product{id: prod, name: id, active: true, created: now, updated: now})
+	}
+	p := &price{id: id, interval: interval, unitAmount: unitAmount, created: now, product: prod,
+		currency: "usd", active: true}
+	if interval != "" {
+		p.intervalCount = 1
+	}
+	s.addPrice(p)
+}
+
+func (s *Stripe) addProduct(p *product) {
+	if s.products[p.id] == nil {
+		s.prodOrder = append(s.prodOrder, p.id)
+	}
+	s.products[p.id] = p
+}
+
+func (s *Stripe) addPrice(p *price) {
+	if s.prices[p.id] == nil {
+		s.priceOrder = append(s.priceOrder, p.id)
+	}
+	s.prices[p.id] = p
+}
+
+func (s *Stripe) addCustomer(c *customer) {
+	s.customers[c.id] = c
+	s.custOrder = append(s.custOrder, c.id)
+}
+
+// currency is the currency of a price, "usd" for an unknown one.
+func (s *Stripe) currency(priceID string) string {
+	if p := s.prices[priceID]; p != nil {
+		return p.currency
+	}
+	return "usd"
 }
 
 // null returns nil (JSON null) for a zero value.
@@ -125,20 +178,46 @@ func list(url string, data []any) map[string]any {
 	return map[string]any{"object": "list", "data": data, "has_more": false, "url": url}
 }
 
-func (s *Stripe) priceObj(p *price) map[string]any {
+func (s *Stripe) productObj(p *product) map[string]any {
+	return map[string]any{
+		"id": p.id, "object": "product", "active": p.active, "created": p.created,
+		"default_price": nil, "description": null(p.description), "images": []string{},
+		"livemode": false, "marketing_features": []any{}, "metadata": meta(p.metadata),
+		"name": p.name, "package_dimensions": nil, "shippable": nil, "statement_descriptor": nil,
+		"tax_code": nil, "unit_label": nil, "updated": p.updated, "url": nil,
+	}
+}
+
+func (s *Stripe) priceObj(p *price) map[string]any { return s.priceObjX(p, nil) }
+
+// priceObjX renders a price, with its product expanded if asked.
+func (s *Stripe) priceObjX(p *price, expand map[string]bool) map[string]any {
+	var prod any = p.product
+	if expand["product"] && s.products[p.product] != nil {
+		prod = s.productObj(s.products[p.product])
+	}
 	o := map[string]any{
-		"id": p.id, "object": "price", "active": true, "billing_scheme": "per_unit",
-		"created": p.created, "currency": "usd", "livemode": false, "lookup_key": nil,
-		"metadata": map[string]string{}, "nickname": nil, "product": p.product,
-		"recurring": nil, "tax_behavior": "unspecified", "type": "one_time",
+		"id": p.id, "object": "price", "active": p.active, "billing_scheme": "per_unit",
+		"created": p.created, "currency": p.currency, "custom_unit_amount": nil, "livemode": false,
+		"lookup_key": null(p.lookupKey), "metadata": meta(p.metadata), "nickname": null(p.nickname),
+		"product": prod, "recurring": nil, "tax_behavior": "unspecified", "tiers_mode": nil,
+		"transform_quantity": nil, "type": "one_time",
 		"unit_amount": p.unitAmount, "unit_amount_decimal": fmt.Sprint(p.unitAmount),
 	}
 	if p.interval != "" {
 		o["type"] = "recurring"
-		o["recurring"] = map[string]any{"interval": p.interval, "interval_count": 1, "meter": nil,
-			"trial_period_days": nil, "usage_type": "licensed"}
+		o["recurring"] = map[string]any{"interval": p.interval, "interval_count": max(p.intervalCount, 1),
+			"meter": nil, "trial_period_days": nil, "usage_type": "licensed"}
 	}
 	return o
+}
+
+// productName is the name of a price's product.
+func (s *Stripe) productName(p *price) string {
+	if prod := s.products[p.product]; prod != nil {
+		return prod.name
+	}
+	return p.product
 }
 
 func (s *Stripe) customerObj(c *customer) map[string]any {
@@ -184,13 +263,28 @@ func (s *Stripe) itemsObj(sub *subscription) map[string]any {
 }
 
 func (s *Stripe) cancellationObj(sub *subscription) map[string]any {
-	return map[string]any{"comment": nil, "feedback": nil, "reason": null(sub.cancelReason)}
+	return map[string]any{"comment": null(sub.cancelComment), "feedback": null(sub.cancelFeedback),
+		"reason": null(sub.cancelReason)}
 }
 
 func (s *Stripe) subObj(sub *subscription, expandInvoice bool) map[string]any {
+	return s.subObjX(sub, map[string]bool{"latest_invoice": expandInvoice})
+}
+
+// subObjX renders a subscription with latest_invoice or customer expanded
+// as asked.
+func (s *Stripe) subObjX(sub *subscription, expand map[string]bool) map[string]any {
 	var latest any = null(sub.latestInvoice)
-	if expandInvoice && sub.latestInvoice != "" {
+	if expand["latest_invoice"] && sub.latestInvoice != "" {
 		latest = s.invoiceObj(s.invoices[sub.latestInvoice])
+	}
+	var cus any = sub.customer
+	if expand["customer"] && s.customers[sub.customer] != nil {
+		cus = s.customerObj(s.customers[sub.customer])
+	}
+	var currency any = "usd"
+	if len(sub.items) > 0 {
+		currency = s.currency(sub.items[0].priceID)
 	}
 	return map[string]any{
 		"id": sub.id, "object": "subscription", "application": nil, "application_fee_percent": nil,
@@ -198,7 +292,7 @@ func (s *Stripe) subObj(sub *subscription, expandInvoice bool) map[string]any {
 		"billing_cycle_anchor": sub.anchor, "cancel_at": null(sub.cancelAt),
 		"cancel_at_period_end": sub.cancelAtPeriodEnd, "canceled_at": null(sub.canceledAt),
 		"cancellation_details": s.cancellationObj(sub), "collection_method": "charge_automatically",
-		"created": sub.created, "currency": "usd", "customer": sub.customer, "days_until_due": nil,
+		"created": sub.created, "currency": currency, "customer": cus, "days_until_due": nil,
 		"default_payment_method": nil, "default_source": nil, "default_tax_rates": []any{},
 		"description": nil, "discounts": []string{}, "ended_at": null(sub.endedAt),
 		"items": s.itemsObj(sub), "latest_invoice": latest, "livemode": false,
@@ -209,16 +303,24 @@ func (s *Stripe) subObj(sub *subscription, expandInvoice bool) map[string]any {
 	}
 }
 
-func (s *Stripe) invoiceObj(in *invoice) map[string]any {
+func (s *Stripe) invoiceObj(in *invoice) map[string]any { return s.invoiceObjX(in, nil) }
+
+// invoiceObjX renders an invoice with its customer expanded if asked.
+func (s *Stripe) invoiceObjX(in *invoice, expand map[string]bool) map[string]any {
+	currency := "usd"
+	if len(in.lines) > 0 {
+		currency = s.currency(in.lines[0].priceID)
+	}
 	lines := make([]any, 0, len(in.lines))
 	for _, l := range in.lines {
 		p := s.prices[l.priceID]
-		desc := fmt.Sprintf("%d × %s (at $%.2f / %s)", l.quantity, p.product, float64(p.unitAmount)/100, p.interval)
+		name := s.productName(p)
+		desc := fmt.Sprintf("%d × %s (at $%.2f / %s)", l.quantity, name, float64(p.unitAmount)/100, p.interval)
 		if in.amountDue == 0 && l.amount == 0 && p.unitAmount != 0 {
-			desc = fmt.Sprintf("Trial period for %s", p.product)
+			desc = fmt.Sprintf("Trial period for %s", name)
 		}
 		lines = append(lines, map[string]any{
-			"id": l.id, "object": "line_item", "amount": l.amount, "currency": "usd",
+			"id": l.id, "object": "line_item", "amount": l.amount, "currency": currency,
 			"description": desc, "discount_amounts": []any{}, "discountable": true,
 			"discounts": []string{}, "invoice": in.id, "livemode": false,
 			"metadata": meta(in.subMetadata),
@@ -245,6 +347,10 @@ func (s *Stripe) invoiceObj(in *invoice) map[string]any {
 		ending = 0
 	}
 	remaining := in.amountDue - in.amountPaid
+	var cus any = in.customer
+	if expand["customer"] {
+		cus = s.customerObj(s.customers[in.customer])
+	}
 	return map[string]any{
 		"id": in.id, "object": "invoice", "account_country": "US", "account_name": "billingtest",
 		"amount_due": in.amountDue, "amount_overpaid": 0, "amount_paid": in.amountPaid,
@@ -253,8 +359,8 @@ func (s *Stripe) invoiceObj(in *invoice) map[string]any {
 		"auto_advance":               in.status == "draft" || in.status == "open" && in.nextPaymentAttempt != 0,
 		"automatic_tax":              map[string]any{"enabled": false, "liability": nil, "status": nil, "disabled_reason": nil, "provider": nil},
 		"automatically_finalizes_at": nil, "billing_reason": in.billingReason,
-		"collection_method": "charge_automatically", "created": in.created, "currency": "usd",
-		"customer": in.customer, "customer_email": null(s.customers[in.customer].email),
+		"collection_method": "charge_automatically", "created": in.created, "currency": currency,
+		"customer": cus, "customer_email": null(s.customers[in.customer].email),
 		"customer_name": null(s.customers[in.customer].name), "default_payment_method": nil,
 		"default_source": nil, "description": nil, "discounts": []string{}, "due_date": nil,
 		"effective_at": null(in.finalizedAt), "ending_balance": ending, "footer": nil,
@@ -282,6 +388,14 @@ func (s *Stripe) sessionObj(cs *session, expand map[string]bool) map[string]any 
 	if cs.subscription != "" && (expand["subscription"] || expand["subscription.latest_invoice"]) {
 		sub = s.subObj(s.subs[cs.subscription], expand["subscription.latest_invoice"])
 	}
+	var cus any = null(cs.customer)
+	if cs.customer != "" && expand["customer"] {
+		cus = s.customerObj(s.customers[cs.customer])
+	}
+	var inv any = null(cs.invoice)
+	if cs.invoice != "" && expand["invoice"] {
+		inv = s.invoiceObj(s.invoices[cs.invoice])
+	}
 	var url, secret any
 	if cs.status == "open" {
 		if cs.uiMode == "embedded" {
@@ -304,10 +418,10 @@ func (s *Stripe) sessionObj(cs *session, expand map[string]bool) map[string]any 
 		"allow_promotion_codes": null(cs.allowPromo), "amount_subtotal": cs.amountTotal,
 		"amount_total": cs.amountTotal, "billing_address_collection": nil,
 		"cancel_url": null(cs.cancelURL), "client_reference_id": null(cs.clientRef),
-		"client_secret": secret, "created": cs.created, "currency": "usd",
-		"customer": null(cs.customer), "customer_creation": nil, "customer_details": details,
+		"client_secret": secret, "created": cs.created, "currency": s.currency(cs.priceID),
+		"customer": cus, "customer_creation": nil, "customer_details": details,
 		"customer_email": null(cs.customerEmail), "expires_at": cs.expiresAt,
-		"invoice": null(cs.invoice), "livemode": false, "locale": nil, "metadata": meta(cs.metadata),
+		"invoice": inv, "livemode": false, "locale": nil, "metadata": meta(cs.metadata),
 		"mode": cs.mode, "payment_intent": null(cs.pi), "payment_link": nil,
 		"payment_method_collection": "always", "payment_method_types": []string{"card"},
 		"payment_status": cs.paymentStatus, "recovered_from": nil, "return_url": null(cs.returnURL),
@@ -316,20 +430,26 @@ func (s *Stripe) sessionObj(cs *session, expand map[string]bool) map[string]any 
 		"total_details": map[string]any{"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
 	}
 	if expand["line_items"] {
-		p := s.prices[cs.priceID]
-		o["line_items"] = list("/v1/checkout/sessions/"+cs.id+"/line_items", []any{map[string]any{
-			"id": cs.lineItemID, "object": "item", "amount_discount": 0, "amount_subtotal": p.unitAmount * cs.quantity,
-			"amount_tax": 0, "amount_total": p.unitAmount * cs.quantity, "currency": "usd",
-			"description": p.product, "price": s.priceObj(p), "quantity": cs.quantity,
-		}})
+		o["line_items"] = list("/v1/checkout/sessions/"+cs.id+"/line_items", []any{s.lineItemObj(cs)})
 	}
 	return o
 }
 
+// lineItemObj renders a session's (single) line item.
+func (s *Stripe) lineItemObj(cs *session) map[string]any {
+	p := s.prices[cs.priceID]
+	return map[string]any{
+		"id": cs.lineItemID, "object": "item", "amount_discount": 0, "amount_subtotal": p.unitAmount * cs.quantity,
+		"amount_tax": 0, "amount_total": p.unitAmount * cs.quantity, "currency": p.currency,
+		"description": s.productName(p), "metadata": map[string]string{}, "price": s.priceObj(p),
+		"quantity": cs.quantity,
+	}
+}
+
 func (s *Stripe) portalObj(p *portalSession) map[string]any {
 	return map[string]any{
-		"id": p.id, "object": "billing_portal.session", "configuration": "bpc_billingtest_default",
-		"created": p.created, "customer": p.customer, "flow": nil, "livemode": false, "locale": nil,
+		"id": p.id, "object": "billing_portal.session", "configuration": p.configuration,
+		"created": p.created, "customer": p.customer, "flow": nil, "livemode": false, "locale": null(p.locale),
 		"on_behalf_of": nil, "return_url": null(p.returnURL), "url": s.URL() + "/portal/" + p.id,
 	}
 }

@@ -1,15 +1,98 @@
 // Package billingtest is an offline Stripe for testing apps that use
 // package billing, and for running them without a Stripe account: a
 // stateful fake of the Stripe API subset billing calls, served over HTTP
-// in Stripe's shapes (API 2025-08-27.basil) so that a stripe-go v82
-// client pointed at [Stripe.URL] works unchanged.
+// in Stripe's shapes (form-encoded requests, JSON responses, API
+// 2025-08-27.basil) so that a stripe-go v82 client pointed at [Stripe.URL]
+// works unchanged.
 //
-// It keeps state (customers, prices, Checkout Sessions, subscriptions,
-// invoices, events), honours idempotency keys as Stripe does, and answers
-// with Stripe-shaped errors. Its simulated clock keeps ticking in real
-// time from [Options].Start and moves forward with [Stripe.Advance]; pass
-// [Stripe.Now] as billing.Config.Now. Every response carries a Date header
-// in simulated time.
+// It keeps state (customers, products, prices, Checkout Sessions, portal
+// sessions, subscriptions, invoices, events), honours idempotency keys as
+// Stripe does, and answers with Stripe-shaped errors. Its simulated clock
+// keeps ticking in real time from [Options].Start and moves forward with
+// [Stripe.Advance]; pass [Stripe.Now] as billing.Config.Now. Every response
+// carries a Date header in simulated time, a Request-Id and a
+// Stripe-Version.
+//
+// # Endpoints
+//
+//	POST   /v1/customers                          email, name, metadata
+//	GET    /v1/customers                          email, created; pagination
+//	GET    /v1/customers/{id}
+//	POST   /v1/customers/{id}                     email, name, metadata
+//	POST   /v1/products                           name, id, active, description, metadata
+//	GET    /v1/products                           active, ids[], created; pagination
+//	GET    /v1/products/{id}
+//	POST   /v1/prices                             product or product_data[name], unit_amount,
+//	                                              currency, recurring[interval],
+//	                                              recurring[interval_count], lookup_key,
+//	                                              transfer_lookup_key, nickname, active, metadata
+//	GET    /v1/prices                             lookup_keys[], active, type, product, currency,
+//	                                              recurring[interval], created; pagination
+//	GET    /v1/prices/{id}                        expand[]=product
+//	POST   /v1/checkout/sessions                  mode, ui_mode, customer, customer_email,
+//	                                              client_reference_id, success_url, cancel_url,
+//	                                              return_url, line_items[0][price|quantity],
+//	                                              metadata, subscription_data[metadata],
+//	                                              subscription_data[trial_period_days],
+//	                                              allow_promotion_codes, expires_at
+//	GET    /v1/checkout/sessions                  customer, status, subscription,
+//	                                              payment_intent, created; pagination
+//	GET    /v1/checkout/sessions/{id}             expand[]=line_items, subscription,
+//	                                              subscription.latest_invoice, customer, invoice
+//	POST   /v1/checkout/sessions/{id}/expire
+//	GET    /v1/checkout/sessions/{id}/line_items  pagination
+//	POST   /v1/billing_portal/sessions            customer, return_url, configuration, locale
+//	GET    /v1/subscriptions                      customer, price, status (default: all but
+//	                                              canceled; "all", "ended"), created; pagination
+//	GET    /v1/subscriptions/{id}                 expand[]=latest_invoice, customer
+//	POST   /v1/subscriptions/{id}                 cancel_at_period_end, cancel_at (unix,
+//	                                              max_period_end, min_period_end, or "" to
+//	                                              clear), items[i][id|price|quantity],
+//	                                              proration_behavior (ignored), metadata,
+//	                                              cancellation_details[comment|feedback]
+//	DELETE /v1/subscriptions/{id}                 invoice_now, prorate (ignored),
+//	                                              cancellation_details[comment|feedback]
+//	GET    /v1/invoices                           customer, subscription, status,
+//	                                              collection_method, created; pagination
+//	GET    /v1/invoices/{id}                      expand[]=customer
+//	GET    /v1/events                             type (with * wildcards), types[], created,
+//	                                              delivery_success; pagination
+//	GET    /v1/events/{id}
+//	       /v1/webhook_endpoints[/{id}]           webhook endpoints and delivery: see
+//	                                              Stripe.AddEndpoint
+//
+// Lists are newest first and take limit (1 to 100, default 10),
+// starting_after and ending_before, and answer has_more; created filters take
+// created=<unix> or created[gt|gte|lt|lte]. expand[] takes the properties
+// listed (data.<property> on lists); others are refused.
+//
+// A parameter the fake does not implement is refused as Stripe refuses an
+// unknown one (400 parameter_unknown), as are bad values (400
+// parameter_invalid..., or parameter_missing for a required one); an
+// unknown ID in the path is a 404 resource_missing, an unknown ID in a
+// parameter a 400 resource_missing naming it.
+//
+// Events are kept for 30 simulated days, as /v1/events keeps them: older ones
+// are neither listed nor retrievable (but stay in [Stripe.Events]). Checkout
+// Sessions expire at their expires_at (24 hours after creation unless set):
+// the fake notices it on the next API request, accessor call, simulator call
+// or [Stripe.Advance], and emits checkout.session.expired then.
+//
+// Idempotency (POST and DELETE): the first response to a key is saved and
+// replayed, with the headers Idempotent-Replayed: true and Original-Request
+// (the first request's ID), for 24 simulated hours; the same key with other parameters or on another endpoint is a 400
+// idempotency_error, and a key whose first request is still running a 409
+// idempotency_error (code idempotency_key_in_use). Results are saved once the
+// endpoint starts executing: invalid requests (invalid_request_error) and
+// injected failures ([Stripe.SetFail]) are not saved and can be retried with
+// the same key.
+//
+// Of the API's mutations, expiring a session, updating and canceling a
+// subscription emit the events the simulator's methods for the same changes
+// emit (customer.subscription.updated, once per request and only if
+// something changed, or .deleted; checkout.session.expired), with the
+// request's ID and idempotency key in their request field. Creating and
+// updating customers, products and prices emits no event.
 //
 // It needs no testing.T: the example site runs it in-process.
 package billingtest
@@ -17,6 +100,7 @@ package billingtest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -28,6 +112,9 @@ import (
 
 // APIVersion is the Stripe API version the fake speaks and stamps on events.
 const APIVersion = "2025-08-27.basil"
+
+// idempotencyTTL is how long Stripe keeps an idempotency key's result.
+const idempotencyTTL = 24 * time.Hour
 
 // FailureOutcome is what happens to a subscription after the last automatic
 // payment retry of an invoice has failed (Stripe's "subscription status"
@@ -49,31 +136,52 @@ type Stripe struct {
 
 	mu         sync.Mutex
 	offset     time.Duration // simulated time = real time + offset
+	products   map[string]*product
+	prodOrder  []string
 	prices     map[string]*price
+	priceOrder []string
 	customers  map[string]*customer
+	custOrder  []string
 	sessions   map[string]*session
 	sessOrder  []string
 	portals    map[string]*portalSession
 	subs       map[string]*subscription
 	subOrder   []string
 	invoices   map[string]*invoice
+	invOrder   []string
 	events     []Event
 	eventIndex map[string]int
 	calls      map[string]int
 	fails      map[string]*injectedFailure
 	idem       map[string]*idemEntry
+	inflight   map[string]bool // idempotency keys whose first request is running
+	cur        reqInfo         // the API request whose handler is running
 	outcome    FailureOutcome
 	retries    []time.Duration
 	invoiceSeq int
+
+	// beforeExecute, if set (by tests of this package), is called without
+	// the lock after a request passed the idempotency checks and before its
+	// handler runs.
+	beforeExecute func(route, idempotencyKey string)
+
+	dl *deliveries // webhook delivery (delivery.go), made by deliveryRoutes
 }
 
 type injectedFailure struct{ status, n int }
 
+// idemEntry is the saved result of an idempotent request.
 type idemEntry struct {
-	fingerprint string
-	status      int
-	body        []byte
+	endpoint, params string
+	status           int
+	body             []byte
+	requestID        string
+	saved            time.Time // simulated
 }
+
+// reqInfo identifies the API request being handled, for the events it
+// causes.
+type reqInfo struct{ id, key string }
 
 // Options configures [New].
 type Options struct {
@@ -88,6 +196,7 @@ func New(opts Options) *Stripe {
 	start := opts.Start
 	s := &Stripe{
 		mux:        http.NewServeMux(),
+		products:   map[string]*product{},
 		prices:     map[string]*price{},
 		customers:  map[string]*customer{},
 		sessions:   map[string]*session{},
@@ -98,6 +207,7 @@ func New(opts Options) *Stripe {
 		calls:      map[string]int{},
 		fails:      map[string]*injectedFailure{},
 		idem:       map[string]*idemEntry{},
+		inflight:   map[string]bool{},
 		outcome:    OutcomeCancel,
 		retries:    []time.Duration{24 * time.Hour, 3 * 24 * time.Hour, 5 * 24 * time.Hour},
 	}
@@ -112,8 +222,11 @@ func New(opts Options) *Stripe {
 // URL is the base URL of the fake API (for stripe.BackendConfig.URL).
 func (s *Stripe) URL() string { return s.ts.URL }
 
-// Close shuts the HTTP server down.
-func (s *Stripe) Close() { s.ts.Close() }
+// Close stops webhook delivery and shuts the HTTP server down.
+func (s *Stripe) Close() {
+	s.stopDelivery()
+	s.ts.Close()
+}
 
 // Now returns the simulated current time.
 func (s *Stripe) Now() time.Time {
@@ -125,11 +238,13 @@ func (s *Stripe) Now() time.Time {
 func (s *Stripe) now() time.Time { return time.Now().Add(s.offset) }
 func (s *Stripe) unix() int64    { return s.now().Unix() }
 
-// Advance moves the simulated clock forward by d.
+// Advance moves the simulated clock forward by d. Checkout Sessions whose
+// expires_at it passes expire (checkout.session.expired).
 func (s *Stripe) Advance(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.offset += d
+	s.expireDueSessions()
 }
 
 // SetFailureOutcome sets what happens after the last failed payment retry
@@ -161,11 +276,7 @@ func (s *Stripe) SetRetrySchedule(after ...time.Duration) {
 func (s *Stripe) Calls() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.calls))
-	for k, v := range s.calls {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.calls)
 }
 
 // TotalCalls returns the number of API requests received since the last
@@ -189,8 +300,9 @@ func (s *Stripe) ResetCalls() {
 
 // SetFail makes the next n requests to route (a key as in [Stripe.Calls],
 // e.g. "POST /v1/checkout/sessions") fail with a Stripe-style api_error of
-// the given HTTP status (429 gets code rate_limit). Failed requests are not
-// saved for idempotent replay. n <= 0 clears the injection.
+// the given HTTP status (429 gets code rate_limit). An injected failure
+// happens before the endpoint runs, so it is not saved for idempotent
+// replay: a retry with the same key executes. n <= 0 clears the injection.
 func (s *Stripe) SetFail(route string, status int, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -231,6 +343,26 @@ func invalid(param, msg string) *apiError {
 	return &apiError{status: 400, typ: "invalid_request_error", code: "parameter_invalid", param: param, message: msg}
 }
 
+func invalidInteger(param, msg string) *apiError {
+	return &apiError{status: 400, typ: "invalid_request_error", code: "parameter_invalid_integer", param: param, message: msg}
+}
+
+func unknownParam(param string) *apiError {
+	return &apiError{status: 400, typ: "invalid_request_error", code: "parameter_unknown", param: param,
+		message: "Received unknown parameter: " + param}
+}
+
+// exclusive is the error for parameters that cannot be given together.
+func exclusive(params ...string) *apiError {
+	return &apiError{status: 400, typ: "invalid_request_error", code: "parameters_exclusive", param: params[0],
+		message: "You may only specify one of these parameters: " + strings.Join(params, ", ") + "."}
+}
+
+// badRequest is an invalid request that no parameter is to blame for.
+func badRequest(msg string) *apiError {
+	return &apiError{status: 400, typ: "invalid_request_error", message: msg}
+}
+
 // noSuch is the error for an unknown object: 404 for the object in the path,
 // 400 for one referenced by a parameter.
 func noSuch(status int, kind, id, param string) *apiError {
@@ -238,14 +370,21 @@ func noSuch(status int, kind, id, param string) *apiError {
 		message: fmt.Sprintf("No such %s: '%s'", kind, id)}
 }
 
-// handler answers one API request with a status and a JSON-able body. It
-// runs with s.mu held.
+func idempotencyError(status int, code, msg string) *apiError {
+	return &apiError{status: status, typ: "idempotency_error", code: code, message: msg}
+}
+
+// handler answers one API request with a status and a JSON-able body (an
+// *apiError for an error). It runs with s.mu held, the request's form
+// parsed (r.Form has the query and the body).
 type handler func(r *http.Request) (int, any)
 
 // handle registers an API route with the common Stripe behaviour: request
-// counting, failure injection, idempotency and response headers.
+// counting, failure injection, idempotency, lazy session expiry and response
+// headers.
 func (s *Stripe) handle(pattern string, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		parseErr := r.ParseForm()
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		route := r.Pattern
@@ -253,7 +392,9 @@ func (s *Stripe) handle(pattern string, h handler) {
 			route = r.Method + " " + r.URL.Path
 		}
 		s.calls[route]++
-		w.Header().Set("Request-Id", newID("req_", 14))
+		reqID := newID("req_", 14)
+		w.Header().Set("Request-Id", reqID)
+		s.expireDueSessions()
 		if f := s.fails[route]; f != nil {
 			if f.n--; f.n <= 0 {
 				delete(s.fails, route)
@@ -266,42 +407,89 @@ func (s *Stripe) handle(pattern string, h handler) {
 			s.write(w, e.status, e.body())
 			return
 		}
-		if err := r.ParseForm(); err != nil {
-			s.write(w, 400, invalid("", "Invalid request body: "+err.Error()).body())
+		if parseErr != nil {
+			s.write(w, 400, badRequest("Invalid request body: "+parseErr.Error()).body())
 			return
 		}
 		key := ""
-		if r.Method == http.MethodPost {
-			key = r.Header.Get("Idempotency-Key")
+		if r.Method == http.MethodPost || r.Method == http.MethodDelete {
+			key = strings.TrimSpace(r.Header.Get("Idempotency-Key"))
 		}
-		fp := r.Method + " " + r.URL.Path + "?" + r.PostForm.Encode()
+		endpoint, params := r.Method+" "+r.URL.Path, r.Form.Encode()
 		if key != "" {
 			w.Header().Set("Idempotency-Key", key)
-			if e, ok := s.idem[key]; ok {
-				if e.fingerprint != fp {
-					err := &apiError{status: 400, typ: "idempotency_error",
-						message: "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '" + key + "' if you meant to execute a different request."}
-					s.write(w, err.status, err.body())
-					return
-				}
-				w.Header().Set("Idempotent-Replayed", "true")
-				s.writeRaw(w, e.status, e.body)
+			if s.replay(w, key, endpoint, params) {
 				return
 			}
+			s.inflight[key] = true
+			defer delete(s.inflight, key)
 		}
+		if hook := s.beforeExecute; hook != nil {
+			s.mu.Unlock()
+			hook(route, key)
+			s.mu.Lock()
+		}
+		s.cur = reqInfo{id: reqID, key: key}
+		defer func() { s.cur = reqInfo{} }()
 		status, body := h(r)
+		save := true
 		if e, ok := body.(*apiError); ok {
-			status, body = e.status, e.body()
+			// An invalid request fails before the endpoint executes.
+			status, body, save = e.status, e.body(), e.typ != "invalid_request_error"
 		}
 		raw, err := json.Marshal(body)
 		if err != nil {
 			panic(err)
 		}
-		if key != "" && status < 300 {
-			s.idem[key] = &idemEntry{fingerprint: fp, status: status, body: raw}
+		if key != "" && save {
+			s.saveIdempotent(key, &idemEntry{endpoint: endpoint, params: params, status: status, body: raw,
+				requestID: reqID, saved: s.now()})
 		}
 		s.writeRaw(w, status, raw)
 	})
+}
+
+// replay answers a request whose idempotency key is known: the saved
+// response, or an idempotency error. It reports whether it answered.
+func (s *Stripe) replay(w http.ResponseWriter, key, endpoint, params string) bool {
+	var err *apiError
+	e := s.idem[key]
+	if e != nil && !s.now().Before(e.saved.Add(idempotencyTTL)) {
+		delete(s.idem, key)
+		e = nil
+	}
+	switch {
+	case len(key) > 255:
+		err = idempotencyError(400, "", "Keys for idempotent requests can be no longer than 255 characters.")
+	case s.inflight[key]:
+		err = idempotencyError(409, "idempotency_key_in_use",
+			"There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): '"+key+"'. Please try again later.")
+	case e == nil:
+		return false
+	case e.endpoint != endpoint:
+		err = idempotencyError(400, "",
+			"Keys for idempotent requests can only be used for the same endpoint they were first used for ('"+e.endpoint+"' vs '"+endpoint+"'). Try using a key other than '"+key+"' if you meant to execute a different request.")
+	case e.params != params:
+		err = idempotencyError(400, "",
+			"Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '"+key+"' if you meant to execute a different request.")
+	default:
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.Header().Set("Original-Request", e.requestID)
+		s.writeRaw(w, e.status, e.body)
+		return true
+	}
+	s.write(w, err.status, err.body())
+	return true
+}
+
+// saveIdempotent saves a key's result and forgets the expired ones.
+func (s *Stripe) saveIdempotent(key string, e *idemEntry) {
+	for k, old := range s.idem {
+		if !e.saved.Before(old.saved.Add(idempotencyTTL)) {
+			delete(s.idem, k)
+		}
+	}
+	s.idem[key] = e
 }
 
 func (s *Stripe) write(w http.ResponseWriter, status int, body any) {
@@ -324,12 +512,28 @@ func (s *Stripe) writeRaw(w http.ResponseWriter, status int, raw []byte) {
 // routes registers the API.
 func (s *Stripe) routes() {
 	s.handle("POST /v1/customers", s.createCustomer)
+	s.handle("GET /v1/customers", s.listCustomers)
 	s.handle("GET /v1/customers/{id}", s.getCustomer)
+	s.handle("POST /v1/customers/{id}", s.updateCustomer)
+	s.handle("POST /v1/products", s.createProduct)
+	s.handle("GET /v1/products", s.listProducts)
+	s.handle("GET /v1/products/{id}", s.getProduct)
+	s.handle("POST /v1/prices", s.createPrice)
+	s.handle("GET /v1/prices", s.listPrices)
+	s.handle("GET /v1/prices/{id}", s.getPrice)
 	s.handle("POST /v1/checkout/sessions", s.createSession)
+	s.handle("GET /v1/checkout/sessions", s.listSessions)
 	s.handle("GET /v1/checkout/sessions/{id}", s.getSession)
+	s.handle("POST /v1/checkout/sessions/{id}/expire", s.expireSessionAPI)
+	s.handle("GET /v1/checkout/sessions/{id}/line_items", s.listLineItems)
 	s.handle("POST /v1/billing_portal/sessions", s.createPortal)
+	s.handle("GET /v1/subscriptions", s.listSubscriptions)
 	s.handle("GET /v1/subscriptions/{id}", s.getSubscription)
+	s.handle("POST /v1/subscriptions/{id}", s.updateSubscription)
+	s.handle("DELETE /v1/subscriptions/{id}", s.cancelSubscription)
+	s.handle("GET /v1/invoices", s.listInvoices)
 	s.handle("GET /v1/invoices/{id}", s.getInvoice)
+	s.handle("GET /v1/events", s.listEvents)
 	s.handle("GET /v1/events/{id}", s.getEvent)
 	s.deliveryRoutes()
 	s.handle("/", func(r *http.Request) (int, any) {

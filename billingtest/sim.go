@@ -34,19 +34,24 @@ type RenewOptions struct {
 // step collects the events of one simulator step. All of them share the
 // step's timestamp.
 type step struct {
-	s      *Stripe
-	t      int64
-	reqID  string // "" for automatic steps: request.id is null
-	events []Event
+	s       *Stripe
+	t       int64
+	reqID   string // "" for automatic steps: request.id is null
+	idemKey string // the idempotency key of the API request that caused the step, if any
+	events  []Event
 }
 
 // step starts a simulator step. byRequest marks steps that Stripe performs
 // because of a request (a customer in Checkout or the portal, an API call);
-// their events carry a request ID.
+// their events carry a request ID: that of the API request being handled
+// (and its idempotency key), or else a new one.
 func (s *Stripe) step(byRequest bool) *step {
 	st := &step{s: s, t: s.unix()}
 	if byRequest {
-		st.reqID = newID("req_", 14)
+		st.reqID, st.idemKey = s.cur.id, s.cur.key
+		if st.reqID == "" {
+			st.reqID = newID("req_", 14)
+		}
 	}
 	return st
 }
@@ -60,7 +65,7 @@ func (st *step) emit(typ string, obj, prev map[string]any) {
 	raw, err := json.Marshal(map[string]any{
 		"id": id, "object": "event", "api_version": APIVersion, "created": st.t, "data": data,
 		"livemode": false, "pending_webhooks": 1, "type": typ,
-		"request": map[string]any{"id": null(st.reqID), "idempotency_key": nil},
+		"request": map[string]any{"id": null(st.reqID), "idempotency_key": null(st.idemKey)},
 	})
 	if err != nil {
 		panic(err)
@@ -112,6 +117,7 @@ func (s *Stripe) sub(id string) (*subscription, error) {
 }
 
 func (s *Stripe) session(id string) (*session, error) {
+	s.expireDueSessions()
 	cs := s.sessions[id]
 	if cs == nil {
 		return nil, fmt.Errorf("billingtest: no such checkout session %q", id)
@@ -119,7 +125,7 @@ func (s *Stripe) session(id string) (*session, error) {
 	return cs, nil
 }
 
-func (s *Stripe) interval(it *subItem) int64 { return intervalSeconds(s.prices[it.priceID].interval) }
+func (s *Stripe) interval(it *subItem) int64 { return s.prices[it.priceID].seconds() }
 
 // newInvoice drafts an invoice for the subscription's current items and makes
 // it the latest invoice. free makes a $0 (trial) invoice.
@@ -136,6 +142,7 @@ func (s *Stripe) newInvoice(sub *subscription, reason string, t, periodStart, pe
 		in.amountDue += amount
 	}
 	s.invoices[in.id] = in
+	s.invOrder = append(s.invOrder, in.id)
 	sub.latestInvoice = in.id
 	return in
 }
@@ -236,7 +243,7 @@ func (s *Stripe) CompleteCheckout(sessionID string, opts CompleteOptions) ([]Eve
 	}
 	if cs.customer == "" {
 		c := &customer{id: newID("cus_", 14), email: cs.customerEmail, created: st.t}
-		s.customers[c.id] = c
+		s.addCustomer(c)
 		cs.customer = c.id
 	}
 	it := &subItem{id: newID("si_", 14), priceID: cs.priceID, quantity: cs.quantity, created: st.t,
@@ -313,9 +320,14 @@ func (s *Stripe) ExpireCheckout(sessionID string) ([]Event, error) {
 		return nil, fmt.Errorf("billingtest: checkout session %s is %s, not open", cs.id, cs.status)
 	}
 	st := s.step(false)
-	cs.status = "expired"
-	st.emit("checkout.session.expired", s.sessionObj(cs, nil), nil)
+	st.expireSession(cs)
 	return st.done()
+}
+
+// expireSession expires an open session: checkout.session.expired.
+func (st *step) expireSession(cs *session) {
+	cs.status = "expired"
+	st.emit("checkout.session.expired", st.s.sessionObj(cs, nil), nil)
 }
 
 // charge bills a subscription whose period just moved: a subscription_cycle
@@ -462,11 +474,20 @@ func (s *Stripe) CancelAtPeriodEnd(subID string) ([]Event, error) {
 		return nil, err
 	}
 	st := s.step(true)
-	st.updateSub(sub, func() {
-		sub.cancelAtPeriodEnd, sub.cancelAt = true, sub.items[0].periodEnd
-		sub.canceledAt, sub.cancelReason = st.t, "cancellation_requested"
-	})
+	st.updateSub(sub, func() { sub.scheduleCancel(st.t, true, sub.items[0].periodEnd) })
 	return st.done()
+}
+
+// scheduleCancel schedules a subscription's cancellation at a time (at the
+// period end when atPeriodEnd), requested at t.
+func (sub *subscription) scheduleCancel(t int64, atPeriodEnd bool, at int64) {
+	sub.cancelAtPeriodEnd, sub.cancelAt = atPeriodEnd, at
+	sub.canceledAt, sub.cancelReason = t, "cancellation_requested"
+}
+
+// unschedule withdraws a scheduled cancellation.
+func (sub *subscription) unschedule() {
+	sub.cancelAtPeriodEnd, sub.cancelAt, sub.canceledAt, sub.cancelReason = false, 0, 0, ""
 }
 
 // CancelAt schedules the cancellation at a given time, as the portal does
@@ -483,10 +504,7 @@ func (s *Stripe) CancelAt(subID string, at time.Time) ([]Event, error) {
 	if at.Unix() <= st.t {
 		return nil, fmt.Errorf("billingtest: cancel_at %v is not in the future", at)
 	}
-	st.updateSub(sub, func() {
-		sub.cancelAtPeriodEnd, sub.cancelAt = false, at.Unix()
-		sub.canceledAt, sub.cancelReason = st.t, "cancellation_requested"
-	})
+	st.updateSub(sub, func() { sub.scheduleCancel(st.t, false, at.Unix()) })
 	return st.done()
 }
 
@@ -503,9 +521,7 @@ func (s *Stripe) Uncancel(subID string) ([]Event, error) {
 		return nil, fmt.Errorf("billingtest: subscription %s has no scheduled cancellation", sub.id)
 	}
 	st := s.step(true)
-	st.updateSub(sub, func() {
-		sub.cancelAtPeriodEnd, sub.cancelAt, sub.canceledAt, sub.cancelReason = false, 0, 0, ""
-	})
+	st.updateSub(sub, sub.unschedule)
 	return st.done()
 }
 
@@ -519,10 +535,15 @@ func (s *Stripe) CancelNow(subID string) ([]Event, error) {
 		return nil, err
 	}
 	st := s.step(true)
+	st.cancelNow(sub)
+	return st.done()
+}
+
+// cancelNow cancels a subscription at once: customer.subscription.deleted.
+func (st *step) cancelNow(sub *subscription) {
 	sub.status, sub.cancelAtPeriodEnd, sub.canceledAt, sub.endedAt = "canceled", false, st.t, st.t
 	sub.cancelReason = "cancellation_requested"
-	st.emit("customer.subscription.deleted", s.subObj(sub, false), nil)
-	return st.done()
+	st.emit("customer.subscription.deleted", st.s.subObj(sub, false), nil)
 }
 
 // EndPeriodCancellation carries out a scheduled cancellation (call it once

@@ -1,0 +1,251 @@
+package billingtest
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// Products and prices.
+
+func (s *Stripe) createProduct(r *http.Request) (int, any) {
+	f := r.Form
+	if err := checkParams(f, "name", "id", "active", "description", "metadata", "metadata[*]"); err != nil {
+		return 0, err
+	}
+	if _, err := expandParam(f); err != nil {
+		return 0, err
+	}
+	md, _, err := metadataParam(f, "metadata")
+	if err != nil {
+		return 0, err
+	}
+	active, ok, err := boolParam(f, "active")
+	if err != nil {
+		return 0, err
+	}
+	name := f.Get("name")
+	if name == "" {
+		return 0, missing("name")
+	}
+	id := f.Get("id")
+	if id == "" {
+		id = newID("prod_", 14)
+	} else if s.products[id] != nil {
+		return 0, &apiError{status: 400, typ: "invalid_request_error", code: "resource_already_exists", param: "id",
+			message: "Product already exists."}
+	}
+	now := s.unix()
+	p := &product{id: id, name: name, description: f.Get("description"), active: active || !ok,
+		metadata: applyMetadata(nil, md, false), created: now, updated: now}
+	s.addProduct(p)
+	return 200, s.productObj(p)
+}
+
+func (s *Stripe) getProduct(r *http.Request) (int, any) {
+	if err := checkParams(r.Form); err != nil {
+		return 0, err
+	}
+	if _, err := expandParam(r.Form); err != nil {
+		return 0, err
+	}
+	id := r.PathValue("id")
+	p := s.products[id]
+	if p == nil {
+		return 0, noSuch(404, "product", id, "id")
+	}
+	return 200, s.productObj(p)
+}
+
+func (s *Stripe) listProducts(r *http.Request) (int, any) {
+	f := r.Form
+	if err := checkParams(f, withList("active", "ids", "ids[#]")...); err != nil {
+		return 0, err
+	}
+	if _, err := listExpand(f); err != nil {
+		return 0, err
+	}
+	active, hasActive, err := boolParam(f, "active")
+	if err != nil {
+		return 0, err
+	}
+	ids := arrayParam(f, "ids")
+	all := newestFirst(s.prodOrder, func(id string) int64 { return s.products[id].created },
+		func(id string) any { return s.productObj(s.products[id]) })
+	l, err := listPage(f, "/v1/products", "product", all, func(e entry) bool {
+		p := s.products[e.id]
+		return (!hasActive || p.active == active) && (len(ids) == 0 || slices.Contains(ids, p.id))
+	})
+	if err != nil {
+		return 0, err
+	}
+	return 200, l
+}
+
+// maxPeriod is the longest billing period Stripe allows: three years.
+var maxPeriod = map[string]int64{"day": 3 * 365, "week": 156, "month": 36, "year": 3}
+
+func (s *Stripe) createPrice(r *http.Request) (int, any) {
+	f := r.Form
+	if err := checkParams(f, "product", "product_data[name]", "product_data[metadata][*]", "unit_amount",
+		"currency", "recurring[interval]", "recurring[interval_count]", "lookup_key", "transfer_lookup_key",
+		"nickname", "active", "metadata", "metadata[*]"); err != nil {
+		return 0, err
+	}
+	exp, err := expandParam(f, "product")
+	if err != nil {
+		return 0, err
+	}
+	md, _, err := metadataParam(f, "metadata")
+	if err != nil {
+		return 0, err
+	}
+	prodMD, _, err := metadataParam(f, "product_data[metadata]")
+	if err != nil {
+		return 0, err
+	}
+	active, hasActive, err := boolParam(f, "active")
+	if err != nil {
+		return 0, err
+	}
+	transfer, _, err := boolParam(f, "transfer_lookup_key")
+	if err != nil {
+		return 0, err
+	}
+	currency := strings.ToLower(f.Get("currency"))
+	switch {
+	case currency == "":
+		return 0, missing("currency")
+	case len(currency) != 3 || strings.Trim(currency, "abcdefghijklmnopqrstuvwxyz") != "":
+		return 0, invalid("currency", "Invalid currency: "+f.Get("currency")+".")
+	}
+	prodID, hasData := f.Get("product"), f.Has("product_data[name]") || prodMD != nil
+	switch {
+	case prodID != "" && hasData:
+		return 0, exclusive("product", "product_data")
+	case prodID == "" && !hasData:
+		return 0, missing("product")
+	case prodID != "" && s.products[prodID] == nil:
+		return 0, noSuch(400, "product", prodID, "product")
+	case hasData && f.Get("product_data[name]") == "":
+		return 0, missing("product_data[name]")
+	}
+	amount, ok, err := intParam(f, "unit_amount")
+	switch {
+	case err != nil:
+		return 0, err
+	case !ok:
+		return 0, missing("unit_amount")
+	case amount < 0:
+		return 0, invalidInteger("unit_amount", "This value must be greater than or equal to 0.")
+	}
+	interval, err := enumParam(f, "recurring[interval]", "day", "week", "month", "year")
+	if err != nil {
+		return 0, err
+	}
+	count, hasCount, err := intParam(f, "recurring[interval_count]")
+	switch {
+	case err != nil:
+		return 0, err
+	case hasCount && interval == "":
+		return 0, missing("recurring[interval]")
+	case !hasCount && interval != "":
+		count = 1
+	case hasCount && count < 1:
+		return 0, invalidInteger("recurring[interval_count]", "This value must be greater than or equal to 1.")
+	case hasCount && count > maxPeriod[interval]:
+		return 0, invalid("recurring[interval_count]", "The maximum billing period is 3 years.")
+	}
+	key := f.Get("lookup_key")
+	if len(key) > 200 {
+		return 0, invalid("lookup_key", "The lookup key can be at most 200 characters long.")
+	}
+	var holder *price
+	if key != "" {
+		for _, p := range s.prices {
+			if p.lookupKey == key {
+				holder = p
+			}
+		}
+	}
+	if holder != nil && !transfer {
+		return 0, invalid("lookup_key", "A price (`"+holder.id+"`) already uses that lookup key.")
+	}
+
+	now := s.unix()
+	if prodID == "" {
+		prod := &product{id: newID("prod_", 14), name: f.Get("product_data[name]"), active: true,
+			metadata: applyMetadata(nil, prodMD, false), created: now, updated: now}
+		s.addProduct(prod)
+		prodID = prod.id
+	}
+	if holder != nil {
+		holder.lookupKey = ""
+	}
+	p := &price{id: newID("price_", 24), interval: interval, intervalCount: count, product: prodID,
+		currency: currency, lookupKey: key, nickname: f.Get("nickname"), unitAmount: amount, created: now,
+		active: active || !hasActive, metadata: applyMetadata(nil, md, false)}
+	s.addPrice(p)
+	return 200, s.priceObjX(p, exp)
+}
+
+func (s *Stripe) getPrice(r *http.Request) (int, any) {
+	if err := checkParams(r.Form); err != nil {
+		return 0, err
+	}
+	exp, err := expandParam(r.Form, "product")
+	if err != nil {
+		return 0, err
+	}
+	id := r.PathValue("id")
+	p := s.prices[id]
+	if p == nil {
+		return 0, noSuch(404, "price", id, "id")
+	}
+	return 200, s.priceObjX(p, exp)
+}
+
+func (s *Stripe) listPrices(r *http.Request) (int, any) {
+	f := r.Form
+	if err := checkParams(f, withList("active", "currency", "lookup_keys", "lookup_keys[#]", "product",
+		"recurring[interval]", "type")...); err != nil {
+		return 0, err
+	}
+	exp, err := listExpand(f, "product")
+	if err != nil {
+		return 0, err
+	}
+	active, hasActive, err := boolParam(f, "active")
+	if err != nil {
+		return 0, err
+	}
+	typ, err := enumParam(f, "type", "one_time", "recurring")
+	if err != nil {
+		return 0, err
+	}
+	interval, err := enumParam(f, "recurring[interval]", "day", "week", "month", "year")
+	if err != nil {
+		return 0, err
+	}
+	keys := arrayParam(f, "lookup_keys")
+	if len(keys) > 10 {
+		return 0, invalid("lookup_keys", "You can pass at most 10 lookup keys.")
+	}
+	currency, prod := strings.ToLower(f.Get("currency")), f.Get("product")
+	all := newestFirst(s.priceOrder, func(id string) int64 { return s.prices[id].created },
+		func(id string) any { return s.priceObjX(s.prices[id], exp) })
+	l, err := listPage(f, "/v1/prices", "price", all, func(e entry) bool {
+		p := s.prices[e.id]
+		pt := "one_time"
+		if p.interval != "" {
+			pt = "recurring"
+		}
+		return (!hasActive || p.active == active) && (typ == "" || pt == typ) &&
+			(interval == "" || p.interval == interval) && (currency == "" || p.currency == currency) &&
+			(prod == "" || p.product == prod) && (len(keys) == 0 || p.lookupKey != "" && slices.Contains(keys, p.lookupKey))
+	})
+	if err != nil {
+		return 0, err
+	}
+	return 200, l
+}

@@ -1,0 +1,284 @@
+package billingtest
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// Subscription list, update and cancel.
+
+// subExpand are the expandable properties of a subscription.
+var subExpand = []string{"latest_invoice", "customer"}
+
+// ended reports whether a subscription is over (canceled, or expired
+// before its first payment).
+func (sub *subscription) ended() bool {
+	return sub.status == "canceled" || sub.status == "incomplete_expired"
+}
+
+func (s *Stripe) listSubscriptions(r *http.Request) (int, any) {
+	f := r.Form
+	if err := checkParams(f, withList("customer", "price", "status")...); err != nil {
+		return 0, err
+	}
+	exp, err := listExpand(f, subExpand...)
+	if err != nil {
+		return 0, err
+	}
+	status, err := enumParam(f, "status", "active", "all", "canceled", "ended", "incomplete",
+		"incomplete_expired", "past_due", "paused", "trialing", "unpaid")
+	if err != nil {
+		return 0, err
+	}
+	customer, price := f.Get("customer"), f.Get("price")
+	all := newestFirst(s.subOrder, func(id string) int64 { return s.subs[id].created },
+		func(id string) any { return s.subObjX(s.subs[id], exp) })
+	l, err := listPage(f, "/v1/subscriptions", "subscription", all, func(e entry) bool {
+		sub := s.subs[e.id]
+		switch status {
+		case "":
+			if sub.status == "canceled" {
+				return false
+			}
+		case "all":
+		case "ended":
+			if !sub.ended() {
+				return false
+			}
+		default:
+			if sub.status != status {
+				return false
+			}
+		}
+		hasPrice := slices.ContainsFunc(sub.items, func(it *subItem) bool { return it.priceID == price })
+		return (customer == "" || sub.customer == customer) && (price == "" || hasPrice)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return 200, l
+}
+
+// cancellationFeedback are the values of cancellation_details[feedback].
+var cancellationFeedback = []string{"customer_service", "low_quality", "missing_features", "other",
+	"switched_service", "too_complex", "too_expensive", "unused"}
+
+// cancellationDetails reads cancellation_details[comment|feedback]; it
+// returns functions that apply them.
+func cancellationDetails(f url.Values) (func(*subscription), *apiError) {
+	var fns []func(*subscription)
+	if f.Has("cancellation_details[feedback]") {
+		fb := f.Get("cancellation_details[feedback]")
+		if fb != "" && !slices.Contains(cancellationFeedback, fb) {
+			return nil, invalid("cancellation_details[feedback]",
+				"Invalid cancellation_details[feedback]: must be one of "+oneOf(cancellationFeedback))
+		}
+		fns = append(fns, func(sub *subscription) { sub.cancelFeedback = fb })
+	}
+	if f.Has("cancellation_details[comment]") {
+		c := f.Get("cancellation_details[comment]")
+		if len(c) > 5000 {
+			return nil, invalid("cancellation_details[comment]", "The comment can be at most 5000 characters long.")
+		}
+		fns = append(fns, func(sub *subscription) { sub.cancelComment = c })
+	}
+	return func(sub *subscription) {
+		for _, fn := range fns {
+			fn(sub)
+		}
+	}, nil
+}
+
+// itemChange is a change to one subscription item.
+type itemChange struct {
+	item     *subItem
+	price    *price // nil: unchanged
+	quantity int64  // 0: unchanged
+}
+
+// itemChanges reads items[i][id|price|quantity].
+func (s *Stripe) itemChanges(f url.Values, sub *subscription) ([]itemChange, *apiError) {
+	idx, err := indexes(f, "items")
+	if err != nil {
+		return nil, err
+	}
+	var out []itemChange
+	for _, i := range idx {
+		param := func(name string) string { return fmt.Sprintf("items[%d][%s]", i, name) }
+		id := f.Get(param("id"))
+		if id == "" {
+			e := missing(param("id"))
+			e.message = "Missing required param: " + param("id") + " (billingtest cannot add items to a subscription)."
+			return nil, e
+		}
+		k := slices.IndexFunc(sub.items, func(it *subItem) bool { return it.id == id })
+		if k < 0 {
+			return nil, noSuch(400, "subscription_item", id, param("id"))
+		}
+		ch := itemChange{item: sub.items[k]}
+		if f.Has(param("price")) {
+			pid := f.Get(param("price"))
+			p := s.prices[pid]
+			switch {
+			case p == nil:
+				return nil, noSuch(400, "price", pid, param("price"))
+			case p.interval == "":
+				return nil, invalid(param("price"), "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.")
+			case !p.active:
+				return nil, invalid(param("price"), "The price specified is inactive. This field only accepts active prices.")
+			}
+			ch.price = p
+		}
+		q, ok, err := intParam(f, param("quantity"))
+		if err != nil {
+			return nil, err
+		}
+		if ok && q < 1 {
+			return nil, invalidInteger(param("quantity"), "This value must be greater than or equal to 1.")
+		}
+		ch.quantity = q
+		out = append(out, ch)
+	}
+	return out, nil
+}
+
+// updateSubscription updates a subscription as the simulator's
+// CancelAtPeriodEnd, CancelAt, Uncancel and ChangePrice do (with the same
+// state changes), all of one request in one customer.subscription.updated,
+// emitted only if something changed.
+func (s *Stripe) updateSubscription(r *http.Request) (int, any) {
+	f := r.Form
+	if err := checkParams(f, "cancel_at_period_end", "cancel_at", "items[#][id]", "items[#][price]",
+		"items[#][quantity]", "proration_behavior", "metadata", "metadata[*]",
+		"cancellation_details[comment]", "cancellation_details[feedback]"); err != nil {
+		return 0, err
+	}
+	exp, err := expandParam(f, subExpand...)
+	if err != nil {
+		return 0, err
+	}
+	id := r.PathValue("id")
+	sub := s.subs[id]
+	if sub == nil {
+		return 0, noSuch(404, "subscription", id, "id")
+	}
+	md, clearMD, err := metadataParam(f, "metadata")
+	if err != nil {
+		return 0, err
+	}
+	details, err := cancellationDetails(f)
+	if err != nil {
+		return 0, err
+	}
+	if sub.ended() {
+		for k := range f {
+			if !strings.HasPrefix(k, "metadata") && !strings.HasPrefix(k, "cancellation_details") && !strings.HasPrefix(k, "expand") {
+				return 0, badRequest("A canceled subscription can only update its cancellation_details and metadata.")
+			}
+		}
+	}
+	if _, err := enumParam(f, "proration_behavior", "always_invoice", "create_prorations", "none"); err != nil {
+		return 0, err
+	}
+	cape, hasCape, err := boolParam(f, "cancel_at_period_end")
+	if err != nil {
+		return 0, err
+	}
+	now := s.unix()
+	hasCancelAt, cancelAt := f.Has("cancel_at"), int64(0)
+	if hasCancelAt {
+		switch v := f.Get("cancel_at"); v {
+		case "": // unset
+		case "max_period_end", "min_period_end":
+			for i, it := range sub.items {
+				if i == 0 || v == "max_period_end" && it.periodEnd > cancelAt || v == "min_period_end" && it.periodEnd < cancelAt {
+					cancelAt = it.periodEnd
+				}
+			}
+		default:
+			n, _, err := intParam(f, "cancel_at")
+			if err != nil {
+				return 0, err
+			}
+			if n <= now {
+				return 0, invalid("cancel_at", "cancel_at must be in the future.")
+			}
+			cancelAt = n
+		}
+	}
+	if hasCape && cape && hasCancelAt {
+		return 0, exclusive("cancel_at", "cancel_at_period_end")
+	}
+	items, err := s.itemChanges(f, sub)
+	if err != nil {
+		return 0, err
+	}
+
+	st := s.step(true)
+	before := s.subObj(sub, false)
+	switch {
+	case hasCape && cape && !sub.cancelAtPeriodEnd:
+		sub.scheduleCancel(st.t, true, sub.items[0].periodEnd)
+	case hasCape && !cape && sub.cancelAtPeriodEnd:
+		sub.unschedule()
+	}
+	switch {
+	case !hasCancelAt:
+	case cancelAt == 0 && (sub.cancelAt != 0 || sub.cancelAtPeriodEnd):
+		sub.unschedule()
+	case cancelAt != 0 && (cancelAt != sub.cancelAt || sub.cancelAtPeriodEnd):
+		sub.scheduleCancel(st.t, false, cancelAt)
+	}
+	for _, ch := range items {
+		if ch.price != nil {
+			ch.item.priceID = ch.price.id
+		}
+		if ch.quantity != 0 {
+			ch.item.quantity = ch.quantity
+		}
+	}
+	if md != nil || clearMD {
+		sub.metadata = applyMetadata(sub.metadata, md, clearMD)
+	}
+	details(sub)
+	after := s.subObj(sub, false)
+	if prev := changed(before, after); len(prev) > 0 {
+		st.emit("customer.subscription.updated", after, prev)
+	}
+	return 200, s.subObjX(sub, exp)
+}
+
+// cancelSubscription cancels at once, as the simulator's CancelNow does:
+// customer.subscription.deleted.
+func (s *Stripe) cancelSubscription(r *http.Request) (int, any) {
+	f := r.Form
+	if err := checkParams(f, "invoice_now", "prorate", "cancellation_details[comment]",
+		"cancellation_details[feedback]"); err != nil {
+		return 0, err
+	}
+	exp, err := expandParam(f, subExpand...)
+	if err != nil {
+		return 0, err
+	}
+	for _, b := range []string{"invoice_now", "prorate"} {
+		if _, _, err := boolParam(f, b); err != nil {
+			return 0, err
+		}
+	}
+	details, err := cancellationDetails(f)
+	if err != nil {
+		return 0, err
+	}
+	id := r.PathValue("id")
+	sub := s.subs[id]
+	if sub == nil || sub.ended() {
+		// Stripe treats a canceled subscription as deleted.
+		return 0, noSuch(404, "subscription", id, "id")
+	}
+	details(sub)
+	s.step(true).cancelNow(sub)
+	return 200, s.subObjX(sub, exp)
+}

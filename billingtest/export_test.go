@@ -1,0 +1,11 @@
+package billingtest
+
+// SetBeforeExecute sets a hook that each API request calls, without the
+// fake's lock, after it passed the idempotency checks (its key, if any, is
+// then in flight) and before its handler runs; nil removes it. Tests use it
+// to hold a request in flight.
+func (s *Stripe) SetBeforeExecute(f func(route, idempotencyKey string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.beforeExecute = f
+}
