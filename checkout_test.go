@@ -139,7 +139,7 @@ func newCoEnv(t *testing.T, mod ...func(*billing.Config)) *coEnv {
 
 func newCoEnvWith(t *testing.T, store billing.Store, resolver billing.UserResolver, mod ...func(*billing.Config)) *coEnv {
 	t.Helper()
-	fake := billingtest.New(billingtest.Options{Start: coStart})
+	fake := billingtest.New(billingtest.Options{Start: coStart, Manual: true})
 	t.Cleanup(fake.Close)
 	fake.AddPrice("price_basic", "month", 900)
 	fake.AddPrice("price_pro", "month", 2900)

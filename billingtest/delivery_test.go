@@ -29,7 +29,7 @@ var dlStart = time.Date(2025, 10, 1, 9, 0, 0, 0, time.UTC)
 // dlSetup starts a fake Stripe with a monthly price and a stripe-go client.
 func dlSetup(t *testing.T) (*billingtest.Stripe, *stripe.Client) {
 	t.Helper()
-	srv := billingtest.New(billingtest.Options{Start: dlStart})
+	srv := billingtest.New(billingtest.Options{Start: dlStart, Manual: true})
 	t.Cleanup(srv.Close)
 	srv.AddPrice("price_month", "month", 1000)
 	srv.AddPrice("price_pro", "month", 2900)

@@ -9,9 +9,10 @@
 // sessions, subscriptions, invoices, events), honours idempotency keys as
 // Stripe does, and answers with Stripe-shaped errors. Its simulated clock
 // keeps ticking in real time from [Options].Start and moves forward with
-// [Stripe.Advance]; pass [Stripe.Now] as billing.Config.Now. Every response
-// carries a Date header in simulated time, a Request-Id and a
-// Stripe-Version.
+// [Stripe.Advance], which does what Stripe does meanwhile: renewals, payment
+// retries, trial ends, scheduled cancellations. Pass [Stripe.Now] as
+// billing.Config.Now. Every response carries a Date header in simulated
+// time, a Request-Id and a Stripe-Version.
 //
 // # Endpoints
 //
@@ -76,7 +77,8 @@
 // are neither listed nor retrievable (but stay in [Stripe.Events]). Checkout
 // Sessions expire at their expires_at (24 hours after creation unless set):
 // the fake notices it on the next API request, accessor call, simulator call
-// or [Stripe.Advance], and emits checkout.session.expired then.
+// or [Stripe.Advance], and emits checkout.session.expired then (Advance at
+// expires_at itself).
 //
 // Idempotency (POST and DELETE): the first response to a key is saved and
 // replayed, with the headers Idempotent-Replayed: true and Original-Request
@@ -159,6 +161,7 @@ type Stripe struct {
 	outcome    FailureOutcome
 	retries    []time.Duration
 	invoiceSeq int
+	clk        clock // the clock's own state (clock.go)
 
 	// beforeExecute, if set (by tests of this package), is called without
 	// the lock after a request passed the idempotency checks and before its
@@ -188,6 +191,15 @@ type Options struct {
 	// Start is what the simulated clock reads at New; it then ticks in
 	// real time. Zero means the real current time.
 	Start time.Time
+
+	// Manual turns the clock's billing off: [Stripe.Advance] then only
+	// moves time and expires Checkout Sessions, and subscriptions renew,
+	// retry payments, end trials and end scheduled cancellations only when
+	// a simulator step says so ([Stripe.Renew], [Stripe.RetryPayment],
+	// [Stripe.EndTrial], [Stripe.TrialWillEnd],
+	// [Stripe.EndPeriodCancellation]). For tests that script every step and
+	// deliver the events the steps return themselves.
+	Manual bool
 }
 
 // New starts an offline Stripe on a local port. Call [Stripe.Close] when
@@ -209,7 +221,8 @@ func New(opts Options) *Stripe {
 		idem:       map[string]*idemEntry{},
 		inflight:   map[string]bool{},
 		outcome:    OutcomeCancel,
-		retries:    []time.Duration{24 * time.Hour, 3 * 24 * time.Hour, 5 * 24 * time.Hour},
+		retries:    defaultRetries(),
+		clk:        clock{manual: opts.Manual},
 	}
 	if !start.IsZero() {
 		s.offset = time.Until(start)
@@ -237,38 +250,6 @@ func (s *Stripe) Now() time.Time {
 
 func (s *Stripe) now() time.Time { return time.Now().Add(s.offset) }
 func (s *Stripe) unix() int64    { return s.now().Unix() }
-
-// Advance moves the simulated clock forward by d. Checkout Sessions whose
-// expires_at it passes expire (checkout.session.expired).
-func (s *Stripe) Advance(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.offset += d
-	s.expireDueSessions()
-}
-
-// SetFailureOutcome sets what happens after the last failed payment retry
-// (default [OutcomeCancel]). It panics on an unknown outcome.
-func (s *Stripe) SetFailureOutcome(o FailureOutcome) {
-	switch o {
-	case OutcomeCancel, OutcomeUnpaid, OutcomePastDue:
-	default:
-		panic(fmt.Sprintf("billingtest: unknown failure outcome %q", o))
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.outcome = o
-}
-
-// SetRetrySchedule sets when automatic payment retries happen, as offsets
-// from an invoice's first attempt. The default is 1, 3 and 5 days, so an
-// invoice gets at most 4 attempts; after the last one next_payment_attempt is
-// null and the failure outcome applies.
-func (s *Stripe) SetRetrySchedule(after ...time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.retries = append([]time.Duration(nil), after...)
-}
 
 // Calls returns how many requests each route received, keyed by method and
 // route pattern, e.g. "GET /v1/subscriptions/{id}". Requests to unknown

@@ -149,10 +149,15 @@ func (s *Stripe) newInvoice(sub *subscription, reason string, t, periodStart, pe
 
 // createAndFinalize emits invoice.created (draft) and invoice.finalized.
 func (st *step) createAndFinalize(in *invoice) {
+	st.emit("invoice.created", st.s.invoiceObj(in), nil)
+	st.finalize(in)
+}
+
+// finalize opens a draft invoice (numbered, payable now): invoice.finalized.
+func (st *step) finalize(in *invoice) {
 	s := st.s
-	st.emit("invoice.created", s.invoiceObj(in), nil)
 	s.invoiceSeq++
-	in.status, in.finalizedAt = "open", st.t
+	in.status, in.finalizedAt, in.nextPaymentAttempt = "open", st.t, 0
 	in.number = fmt.Sprintf("%s-%04d", prefixOf(in.customer), s.invoiceSeq)
 	if in.amountDue > 0 {
 		in.nextPaymentAttempt = st.t
@@ -160,10 +165,47 @@ func (st *step) createAndFinalize(in *invoice) {
 	st.emit("invoice.finalized", s.invoiceObj(in), nil)
 }
 
+// newestInvoice returns the subscription's newest invoice that matches,
+// or nil.
+func (s *Stripe) newestInvoice(sub *subscription, match func(*invoice) bool) *invoice {
+	for i := len(s.invOrder) - 1; i >= 0; i-- {
+		if in := s.invoices[s.invOrder[i]]; in.subscription == sub.id && match(in) {
+			return in
+		}
+	}
+	return nil
+}
+
+// openInvoice returns the subscription's newest open invoice, or nil.
+func (s *Stripe) openInvoice(sub *subscription) *invoice {
+	return s.newestInvoice(sub, func(in *invoice) bool { return in.status == "open" })
+}
+
+// latestFinalized reports whether in is the subscription's newest finalized
+// invoice, the one its status follows (past_due: "payment on the latest
+// finalized invoice either failed or wasn't attempted").
+func (s *Stripe) latestFinalized(sub *subscription, in *invoice) bool {
+	return s.newestInvoice(sub, func(in *invoice) bool { return in.status != "draft" }) == in
+}
+
+// pendingInvoice returns the subscription's renewal invoice that waits for
+// its finalization (a draft), or nil.
+func (s *Stripe) pendingInvoice(sub *subscription) *invoice {
+	if in := s.invoices[sub.latestInvoice]; in != nil && in.status == "draft" {
+		return in
+	}
+	return nil
+}
+
 // pay makes one payment attempt on an open invoice and emits what follows:
 // invoice.paid and invoice.payment_succeeded (and the subscription back to
 // active), or invoice.payment_failed (and the subscription past_due, and
-// after the last attempt the configured failure outcome).
+// after the last attempt the configured failure outcome). The status
+// changes only for the subscription's latest finalized invoice (an older
+// one's payment does not make it active, nor its failure past_due). After
+// the last attempt the invoice stays open, with next_payment_attempt null
+// and auto_advance false: Stripe's "leave the invoice past due" setting, so
+// it can still be paid.
 func (st *step) pay(sub *subscription, in *invoice, ok bool) {
 	s := st.s
 	if in.amountDue == 0 {
@@ -179,7 +221,7 @@ func (st *step) pay(sub *subscription, in *invoice, ok bool) {
 		in.status, in.amountPaid, in.paidAt, in.nextPaymentAttempt = "paid", in.amountDue, st.t, 0
 		st.emit("invoice.paid", s.invoiceObj(in), nil)
 		st.emit("invoice.payment_succeeded", s.invoiceObj(in), nil)
-		if sub.status == "past_due" || sub.status == "unpaid" {
+		if (sub.status == "past_due" || sub.status == "unpaid") && s.latestFinalized(sub, in) {
 			st.updateSub(sub, func() { sub.status = "active" })
 		}
 		return
@@ -189,7 +231,7 @@ func (st *step) pay(sub *subscription, in *invoice, ok bool) {
 		in.nextPaymentAttempt = in.firstAttemptAt + int64(s.retries[i]/time.Second)
 	}
 	st.emit("invoice.payment_failed", s.invoiceObj(in), nil)
-	if sub.status == "active" {
+	if sub.status == "active" && s.latestFinalized(sub, in) {
 		st.updateSub(sub, func() { sub.status = "past_due" })
 	}
 	if in.nextPaymentAttempt != 0 {
@@ -334,14 +376,32 @@ func (st *step) expireSession(cs *session) {
 // invoice for periodStart..periodEnd (the period that ended), then a payment
 // attempt that fails if fail is set or the customer's card is failing.
 func (st *step) charge(sub *subscription, periodStart, periodEnd int64, fail bool, mutate func()) {
+	in := st.startCycle(sub, periodStart, periodEnd, 0, mutate)
+	st.finalize(in)
+	st.pay(sub, in, !fail && st.s.cardWorks(sub))
+}
+
+// startCycle moves a subscription into its next period (mutate) and drafts
+// its subscription_cycle invoice for periodStart..periodEnd (the period that
+// ended), to be charged at attemptAt (0: at once, by the caller):
+// customer.subscription.updated, then invoice.created.
+func (st *step) startCycle(sub *subscription, periodStart, periodEnd, attemptAt int64, mutate func()) *invoice {
 	s := st.s
+	var in *invoice
 	st.updateSub(sub, func() {
 		mutate()
-		s.newInvoice(sub, "subscription_cycle", st.t, periodStart, periodEnd, false)
+		in = s.newInvoice(sub, "subscription_cycle", st.t, periodStart, periodEnd, false)
+		in.nextPaymentAttempt = attemptAt
 	})
-	in := s.invoices[sub.latestInvoice]
-	st.createAndFinalize(in)
-	st.pay(sub, in, !fail && !s.customers[sub.customer].cardFailing)
+	st.emit("invoice.created", s.invoiceObj(in), nil)
+	return in
+}
+
+// cardWorks reports whether a charge to the subscription's customer
+// succeeds.
+func (s *Stripe) cardWorks(sub *subscription) bool {
+	c := s.customers[sub.customer]
+	return c == nil || !c.cardFailing
 }
 
 // Renew starts the next billing period of an active or past_due
@@ -354,6 +414,12 @@ func (st *step) charge(sub *subscription, periodStart, periodEnd int64, fail boo
 // next_payment_attempt per the retry schedule) and
 // customer.subscription.updated to past_due. It does not check the clock:
 // advance it first if the test cares about time.
+//
+// Unless [Options].Manual is set, the clock renews subscriptions by itself
+// at their period end ([Stripe.Advance]); Renew renews ahead of it, and the
+// clock's next renewal comes at the new period end. Renew refuses a
+// subscription whose renewal the clock has started and whose invoice is
+// still a draft (within the hour after the period end).
 func (s *Stripe) Renew(subID string, opts RenewOptions) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -367,6 +433,10 @@ func (s *Stripe) Renew(subID string, opts RenewOptions) ([]Event, error) {
 	if sub.cancelAtPeriodEnd || sub.cancelAt != 0 && sub.cancelAt <= sub.items[0].periodEnd {
 		return nil, fmt.Errorf("billingtest: subscription %s is set to cancel; use EndPeriodCancellation", sub.id)
 	}
+	if in := s.pendingInvoice(sub); in != nil {
+		return nil, fmt.Errorf("billingtest: subscription %s is renewing: invoice %s is finalized at %s; advance the clock",
+			sub.id, in.id, time.Unix(in.created+int64(finalizeDelay/time.Second), 0).UTC().Format(time.RFC3339))
+	}
 	st := s.step(false)
 	start, end := sub.items[0].periodStart, sub.items[0].periodEnd
 	st.charge(sub, start, end, opts.Fail, func() {
@@ -378,14 +448,16 @@ func (s *Stripe) Renew(subID string, opts RenewOptions) ([]Event, error) {
 }
 
 // RetryPayment makes the next automatic payment attempt on the subscription's
-// latest, open invoice (attempt_count+1); it succeeds unless the customer's
+// newest open invoice (attempt_count+1); it succeeds unless the customer's
 // card is failing. Success: invoice.paid, invoice.payment_succeeded,
 // customer.subscription.updated back to active. Failure:
 // invoice.payment_failed (next_payment_attempt null after the last attempt),
 // then after the last attempt the failure outcome
 // ([Stripe.SetFailureOutcome]): customer.subscription.deleted, or updated to
 // unpaid, or nothing (past_due). It does not check the clock against
-// next_payment_attempt.
+// next_payment_attempt: it makes the attempt now, ahead of the clock, and
+// the retry schedule goes on from the invoice's first attempt (an early
+// retry takes the place of the next scheduled one).
 func (s *Stripe) RetryPayment(subID string) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -393,17 +465,17 @@ func (s *Stripe) RetryPayment(subID string) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := s.invoices[sub.latestInvoice]
+	in := s.openInvoice(sub)
 	switch {
 	case sub.status == "canceled":
 		return nil, fmt.Errorf("billingtest: subscription %s is canceled", sub.id)
-	case in == nil || in.status != "open":
+	case in == nil:
 		return nil, fmt.Errorf("billingtest: subscription %s has no open invoice", sub.id)
 	case in.nextPaymentAttempt == 0:
 		return nil, fmt.Errorf("billingtest: invoice %s has no retries left", in.id)
 	}
 	st := s.step(false)
-	st.pay(sub, in, !s.customers[sub.customer].cardFailing)
+	st.pay(sub, in, s.cardWorks(sub))
 	return st.done()
 }
 
@@ -437,7 +509,7 @@ func (s *Stripe) EndTrial(subID string, opts RenewOptions) ([]Event, error) {
 
 // TrialWillEnd returns customer.subscription.trial_will_end for a trialing
 // subscription (Stripe sends it three days before trial_end); no state
-// changes.
+// changes, but the clock does not send it again.
 func (s *Stripe) TrialWillEnd(subID string) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -449,8 +521,15 @@ func (s *Stripe) TrialWillEnd(subID string) ([]Event, error) {
 		return nil, fmt.Errorf("billingtest: subscription %s is %s, not trialing", sub.id, sub.status)
 	}
 	st := s.step(false)
-	st.emit("customer.subscription.trial_will_end", s.subObj(sub, false), nil)
+	st.trialWillEnd(sub)
 	return st.done()
+}
+
+// trialWillEnd emits customer.subscription.trial_will_end, once per
+// subscription as far as the clock is concerned.
+func (st *step) trialWillEnd(sub *subscription) {
+	st.s.clk.noticeSent(sub.id)
+	st.emit("customer.subscription.trial_will_end", st.s.subObj(sub, false), nil)
 }
 
 // live returns a subscription that is not canceled.
@@ -549,7 +628,8 @@ func (st *step) cancelNow(sub *subscription) {
 // EndPeriodCancellation carries out a scheduled cancellation (call it once
 // the clock has reached cancel_at): status canceled, ended_at the scheduled
 // time, canceled_at unchanged (the request time);
-// customer.subscription.deleted.
+// customer.subscription.deleted. Unless [Options].Manual is set, the clock
+// does this by itself at cancel_at.
 func (s *Stripe) EndPeriodCancellation(subID string) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -561,9 +641,15 @@ func (s *Stripe) EndPeriodCancellation(subID string) ([]Event, error) {
 		return nil, fmt.Errorf("billingtest: subscription %s has no scheduled cancellation", sub.id)
 	}
 	st := s.step(false)
-	sub.status, sub.endedAt = "canceled", sub.cancelAt
-	st.emit("customer.subscription.deleted", s.subObj(sub, false), nil)
+	st.endScheduled(sub)
 	return st.done()
+}
+
+// endScheduled carries out a scheduled cancellation:
+// customer.subscription.deleted, ended at cancel_at.
+func (st *step) endScheduled(sub *subscription) {
+	sub.status, sub.endedAt = "canceled", sub.cancelAt
+	st.emit("customer.subscription.deleted", st.s.subObj(sub, false), nil)
 }
 
 // ChangePrice swaps the price of the subscription's items for another

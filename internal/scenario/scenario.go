@@ -125,7 +125,7 @@ func Run(t *testing.T, newStore func(t *testing.T) billing.Store) {
 }
 
 func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *W {
-	fake := billingtest.New(billingtest.Options{Start: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)})
+	fake := billingtest.New(billingtest.Options{Start: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC), Manual: true})
 	t.Cleanup(fake.Close)
 	fake.AddPrice("price_basic", "month", 900)
 	fake.AddPrice("price_pro", "month", 2900)

@@ -1,0 +1,312 @@
+package billingtest
+
+import (
+	"fmt"
+	"time"
+)
+
+// The clock: what Stripe does by itself as time passes, replayed by
+// Advance in time order.
+
+// Stripe's timing.
+const (
+	// finalizeDelay is how long a renewal invoice stays a draft before it
+	// is finalized and charged.
+	finalizeDelay = time.Hour
+	// trialNotice is how long before a trial's end
+	// customer.subscription.trial_will_end comes.
+	trialNotice = 3 * 24 * time.Hour
+)
+
+// defaultRetries is the default retry schedule: attempts 2 to 5 of an
+// invoice, 1, 3, 5 and 7 days after the first.
+func defaultRetries() []time.Duration {
+	const day = 24 * time.Hour
+	return []time.Duration{day, 3 * day, 5 * day, 7 * day}
+}
+
+// clock is the clock's own state. It is guarded by s.mu.
+type clock struct {
+	manual bool            // Options.Manual: Advance does no billing
+	notice map[string]bool // subscriptions whose trial_will_end has been sent
+}
+
+// noticeSent records that a subscription's trial_will_end has been sent.
+func (c *clock) noticeSent(subID string) {
+	if c.notice == nil {
+		c.notice = map[string]bool{}
+	}
+	c.notice[subID] = true
+}
+
+// actionKind is something Stripe does at a given time. The order of the
+// kinds breaks ties between one subscription's actions at the same second.
+type actionKind int
+
+const (
+	actExpire       actionKind = iota // Checkout Sessions reach expires_at
+	actFinalize                       // a renewal invoice is finalized and charged
+	actRetry                          // an invoice's payment is retried
+	actTrialWillEnd                   // customer.subscription.trial_will_end
+	actCancel                         // a scheduled cancellation takes effect
+	actTrialEnd                       // a trial ends: the first paid period starts
+	actRenew                          // a period ends: the next one starts
+)
+
+// action is one scheduled action.
+type action struct {
+	at   int64 // unix seconds
+	kind actionKind
+	sub  *subscription
+	in   *invoice
+	// subIdx and inIdx order ties: subscriptions and invoices in creation
+	// order (-1 for none).
+	subIdx, inIdx int
+}
+
+func (a action) before(b action) bool {
+	switch {
+	case a.at != b.at:
+		return a.at < b.at
+	case a.subIdx != b.subIdx:
+		return a.subIdx < b.subIdx
+	case a.kind != b.kind:
+		return a.kind < b.kind
+	}
+	return a.inIdx < b.inIdx
+}
+
+// Advance moves the simulated clock forward by d, doing what Stripe would do
+// meanwhile, in time order, and returns once it is done. For each action
+// due by the new time it first sets the clock to the action's instant, so
+// that the events it emits (published to webhook delivery at once) and the
+// objects it touches carry that instant:
+//
+//   - A subscription that is active or past_due renews at the end of its
+//     current period (the earliest current_period_end of its items): every
+//     item's period moves on by one interval and the subscription_cycle
+//     invoice is drafted (customer.subscription.updated with
+//     previous_attributes items and latest_invoice, then invoice.created;
+//     the status does not change). An hour later the invoice is finalized
+//     and charged: invoice.finalized, then invoice.paid and
+//     invoice.payment_succeeded, or invoice.payment_failed and, if it was
+//     active, customer.subscription.updated to past_due. (A past_due
+//     subscription's status follows its latest finalized invoice.)
+//   - A failed invoice is retried on the retry schedule
+//     ([Stripe.SetRetrySchedule]; by default 1, 3, 5 and 7 days after its
+//     first attempt, so attempt_count goes from 1 to 5, and
+//     next_payment_attempt is set until the last attempt). A retry that
+//     succeeds (once [Stripe.SetCardFailing] has fixed the card) emits
+//     invoice.paid, invoice.payment_succeeded and
+//     customer.subscription.updated back to active; after the last failed
+//     attempt the failure outcome applies ([Stripe.SetFailureOutcome]).
+//   - A trialing subscription gets customer.subscription.trial_will_end
+//     three days before trial_end (at once for a shorter trial), once.
+//     At trial_end it becomes active for a first period of one interval
+//     and its invoice is drafted, then charged an hour later, as for a
+//     renewal: a failing card makes it past_due, and retries follow.
+//   - A scheduled cancellation (cancel_at, which cancel_at_period_end sets
+//     to the period end) takes effect at cancel_at: status canceled,
+//     ended_at cancel_at, customer.subscription.deleted; a subscription
+//     set to cancel at its period end does not renew.
+//   - Checkout Sessions expire at their expires_at:
+//     checkout.session.expired.
+//
+// Canceled, unpaid, paused and incomplete subscriptions do not renew, and
+// their invoices are neither finalized nor retried (a renewal invoice still
+// a draft when its subscription is canceled stays a draft). A card is
+// either working or failing ([Stripe.SetCardFailing]): a trial never ends
+// without a payment method (Stripe would pause the subscription), as a
+// Checkout with a trial always collects a card. Actions due at the same
+// second run in the order of the
+// subscriptions' creation (and for one subscription: finalization, retry,
+// trial notice, cancellation, trial end, renewal). With [Options].Manual
+// set, Advance only expires Checkout Sessions.
+//
+// Finally the clock reads what it read before plus d (and it keeps
+// ticking). What falls due as the clock ticks in real time waits for the
+// next Advance: Advance(0) catches up. A negative d moves the clock back and
+// does nothing else. Advance holds the fake's lock while it runs: API
+// requests and other calls wait, and see the clock move in one step.
+func (s *Stripe) Advance(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	end := s.offset + d
+	if d < 0 {
+		s.offset = end
+		s.expireDueSessions()
+		return
+	}
+	for {
+		a, ok := s.nextAction()
+		if !ok || time.Unix(a.at, 0).After(time.Now().Add(end)) {
+			break
+		}
+		s.run(a)
+	}
+	s.offset = end
+	s.expireDueSessions()
+}
+
+// NextEvent returns when the clock next has something to do (see
+// [Stripe.Advance]): a renewal, an invoice's finalization, a payment retry,
+// a trial's notice or end, a scheduled cancellation or a Checkout Session's
+// expiry; false if nothing is scheduled. The instant can be before
+// [Stripe.Now] when the clock has ticked past it in real time since the last
+// Advance.
+func (s *Stripe) NextEvent() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.nextAction()
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.Unix(a.at, 0).UTC(), true
+}
+
+// SetFailureOutcome sets what happens after the last failed payment attempt
+// of an invoice (default [OutcomeCancel]): the subscription is canceled
+// (customer.subscription.deleted, cancellation_details.reason
+// payment_failed), marked unpaid (customer.subscription.updated), or left
+// past_due. In every case the invoice stays open, with next_payment_attempt
+// null. It panics on an unknown outcome.
+func (s *Stripe) SetFailureOutcome(o FailureOutcome) {
+	switch o {
+	case OutcomeCancel, OutcomeUnpaid, OutcomePastDue:
+	default:
+		panic(fmt.Sprintf("billingtest: unknown failure outcome %q", o))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outcome = o
+}
+
+// SetRetrySchedule sets when automatic payment retries happen, as offsets
+// from an invoice's first attempt. The default is 1, 3, 5 and 7 days, so an
+// invoice gets at most 5 attempts; after the last one next_payment_attempt
+// is null and the failure outcome applies. It applies to attempts made from
+// then on.
+func (s *Stripe) SetRetrySchedule(after ...time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retries = append([]time.Duration(nil), after...)
+}
+
+// nextAction returns the action due first. Called with s.mu held.
+func (s *Stripe) nextAction() (action, bool) {
+	var best action
+	found := false
+	consider := func(a action) {
+		if !found || a.before(best) {
+			best, found = a, true
+		}
+	}
+	for _, id := range s.sessOrder {
+		if cs := s.sessions[id]; cs.status == "open" {
+			consider(action{at: cs.expiresAt, kind: actExpire, subIdx: -1, inIdx: -1})
+		}
+	}
+	if s.clk.manual {
+		return best, found
+	}
+	idx := make(map[string]int, len(s.subOrder))
+	for i, id := range s.subOrder {
+		idx[id] = i
+		sub := s.subs[id]
+		if sub.ended() {
+			continue
+		}
+		a := action{sub: sub, subIdx: i, inIdx: -1}
+		if sub.cancelAt != 0 {
+			a.at, a.kind = sub.cancelAt, actCancel
+			consider(a)
+		}
+		switch sub.status {
+		case "trialing":
+			if !s.clk.notice[sub.id] {
+				a.at, a.kind = max(sub.trialEnd-int64(trialNotice/time.Second), sub.trialStart), actTrialWillEnd
+				consider(a)
+			}
+			a.at, a.kind = sub.trialEnd, actTrialEnd
+			consider(a)
+		case "active", "past_due":
+			if s.pendingInvoice(sub) == nil && len(sub.items) > 0 {
+				a.at, a.kind = currentPeriodEnd(sub), actRenew
+				consider(a)
+			}
+		}
+	}
+	for i, id := range s.invOrder {
+		in := s.invoices[id]
+		sub := s.subs[in.subscription]
+		if sub == nil || sub.status != "active" && sub.status != "past_due" {
+			continue
+		}
+		a := action{sub: sub, in: in, subIdx: idx[sub.id], inIdx: i}
+		switch {
+		case in.status == "draft":
+			a.at, a.kind = in.created+int64(finalizeDelay/time.Second), actFinalize
+		case in.status == "open" && in.attemptCount > 0 && in.nextPaymentAttempt != 0:
+			a.at, a.kind = in.nextPaymentAttempt, actRetry
+		default:
+			continue
+		}
+		consider(a)
+	}
+	return best, found
+}
+
+// currentPeriodEnd is a subscription's current period end: the earliest of its
+// items'.
+func currentPeriodEnd(sub *subscription) int64 {
+	end := sub.items[0].periodEnd
+	for _, it := range sub.items[1:] {
+		end = min(end, it.periodEnd)
+	}
+	return end
+}
+
+// run sets the clock to an action's instant (unless it has passed) and
+// carries the action out. Called with s.mu held.
+func (s *Stripe) run(a action) {
+	if at := time.Unix(a.at, 0); at.After(s.now()) {
+		s.offset = time.Until(at)
+	}
+	if a.kind == actExpire {
+		s.expireDueSessions()
+		return
+	}
+	st := &step{s: s, t: max(a.at, s.unix())} // automatic: no request
+	sub, in := a.sub, a.in
+	switch a.kind {
+	case actFinalize:
+		st.finalize(in)
+		st.pay(sub, in, s.cardWorks(sub))
+	case actRetry:
+		st.pay(sub, in, s.cardWorks(sub))
+	case actTrialWillEnd:
+		st.trialWillEnd(sub)
+	case actCancel:
+		st.endScheduled(sub)
+	case actTrialEnd:
+		end := sub.trialEnd
+		st.startCycle(sub, sub.trialStart, end, st.t+int64(finalizeDelay/time.Second), func() {
+			sub.status, sub.anchor = "active", end
+			for _, it := range sub.items {
+				it.periodStart, it.periodEnd = end, end+s.interval(it)
+			}
+		})
+	case actRenew:
+		first := sub.items[0]
+		for _, it := range sub.items {
+			if it.periodEnd < first.periodEnd {
+				first = it
+			}
+		}
+		st.startCycle(sub, first.periodStart, first.periodEnd, st.t+int64(finalizeDelay/time.Second), func() {
+			for _, it := range sub.items {
+				it.periodStart, it.periodEnd = it.periodEnd, it.periodEnd+s.interval(it)
+			}
+		})
+	}
+}
