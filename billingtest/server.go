@@ -82,8 +82,8 @@
 //
 // Idempotency (POST and DELETE): the first response to a key is saved and
 // replayed, with the headers Idempotent-Replayed: true and Original-Request
-// (the first request's ID), for 24 simulated hours; the same key with other parameters or on another endpoint is a 400
-// idempotency_error, and a key whose first request is still running a 409
+// (the first request's ID), for 24 simulated hours; the same key with other
+// parameters or on another endpoint is a 400 idempotency_error, and a key whose first request is still running a 409
 // idempotency_error (code idempotency_key_in_use). Results are saved once the
 // endpoint starts executing: invalid requests (invalid_request_error) and
 // injected failures ([Stripe.SetFail]) are not saved and can be retried with
@@ -95,6 +95,34 @@
 // something changed, or .deleted; checkout.session.expired), with the
 // request's ID and idempotency key in their request field. Creating and
 // updating customers, products and prices emits no event.
+//
+// # Hosted pages
+//
+// Checkout Session URLs point at /pay/{id}: a page that lists the line
+// items and takes a test card ([CardOK] pays and redirects to the success
+// URL, [CardDeclined] declines, [CardChargeFails] attaches to the customer
+// but fails every charge, [CardNeedsAuth] asks for a confirm step first).
+// Portal session URLs point at /portal/{id}: cancel at period end, cancel
+// now, switch plan among the recurring prices, update the card, return.
+// [Stripe.Pay], [Stripe.PayAndAuthenticate] and [Stripe.UpdateCard] do the
+// same from Go.
+//
+// # Time
+//
+// [Stripe.Advance] runs what Stripe would do as time passes: renewals,
+// trial_will_end three days before a trial ends, trial ends, scheduled
+// cancellations, and failed payments retried 1, 3, 5 and 7 days after the
+// first attempt, then [Stripe.SetFailureOutcome]. With [Options].Manual
+// set, time only moves and tests drive each step themselves ([Stripe.Renew],
+// [Stripe.RetryPayment], ...).
+//
+// # Webhooks
+//
+// Events go to endpoints created through /v1/webhook_endpoints (POSTed to
+// their URL) and to in-process handlers added with [Stripe.AddEndpoint],
+// signed with the endpoint's secret at the real time, retried with backoff;
+// [Stripe.Flush] waits for them. [Chaos] shuffles, duplicates, drops and
+// delays deliveries.
 //
 // It needs no testing.T: the example site runs it in-process.
 package billingtest
