@@ -102,10 +102,9 @@ type DeliveryOptions struct {
 // batch and the sequence of delays repeat from run to run (the arrival
 // order of concurrent deliveries does not).
 //
-// Several events in one second need no setting: every event of one
-// simulator step (one [Stripe.CompleteCheckout], [Stripe.Renew], …) has the
-// same created second, and so do steps less than a second apart on the
-// simulated clock.
+// Every event of one simulator step (one [Stripe.CompleteCheckout],
+// [Stripe.Renew], …) already has the same created second, and so do steps
+// less than a second apart on the simulated clock; SameSecond goes further.
 type Chaos struct {
 	// Shuffle holds the endpoint's events until the next [Stripe.Flush],
 	// then delivers that batch in a random order, all at once (each event,
@@ -124,6 +123,12 @@ type Chaos struct {
 
 	// Delay is the longest random real-time wait before each attempt.
 	Delay time.Duration
+
+	// SameSecond stamps every event sent to the endpoint between two
+	// [Stripe.Flush] calls with the created second of the first of them,
+	// as if Stripe had made all those changes within one second: a
+	// receiver can then order them only by fetching the objects.
+	SameSecond bool
 
 	// Seed seeds the chaos; 0 means a random seed.
 	Seed uint64
@@ -197,6 +202,7 @@ type endpoint struct {
 	opts                                     DeliveryOptions
 	rng                                      chaosRand
 
+	burst   int64         // Chaos.SameSecond: the created second until the next Flush
 	queue   []*task       // due deliveries of the ordered worker
 	held    []*task       // Chaos.Shuffle: waiting for Flush
 	wake    chan struct{} // nudges the worker (capacity 1)
@@ -352,6 +358,12 @@ func (s *Stripe) publish(ev Event) {
 			payload = stampVersion(payload, ep.apiVersion)
 		}
 		c := ep.opts.Chaos
+		if c.SameSecond {
+			if ep.burst == 0 {
+				ep.burst = ev.Created
+			}
+			payload = stampField(payload, "created", ep.burst)
+		}
 		s.enqueue(ep, ev, payload, false)
 		if c.Duplicate > 0 && ep.rng.pick.Float64() < c.Duplicate {
 			s.enqueue(ep, ev, payload, true)
@@ -361,11 +373,16 @@ func (s *Stripe) publish(ev Event) {
 
 // stampVersion sets an event's api_version.
 func stampVersion(payload []byte, version string) []byte {
+	return stampField(payload, "api_version", version)
+}
+
+// stampField sets a top-level field of an event.
+func stampField(payload []byte, field string, v any) []byte {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &m); err != nil {
 		panic("billingtest: " + err.Error())
 	}
-	m["api_version"], _ = json.Marshal(version)
+	m[field], _ = json.Marshal(v)
 	out, err := json.Marshal(m)
 	if err != nil {
 		panic("billingtest: " + err.Error())
@@ -626,6 +643,9 @@ func (s *Stripe) Flush(ctx context.Context) error {
 			return ErrClosed
 		}
 		s.releaseHeld()
+		for _, ep := range d.endpoints {
+			ep.burst = 0
+		}
 		n, idle, kick := d.pending, d.idle, d.kick
 		s.mu.Unlock()
 		if n == 0 {

@@ -497,6 +497,32 @@ func TestDeliveryEventsOfAStepShareTheirSecond(t *testing.T) {
 	}
 }
 
+func TestChaosSameSecond(t *testing.T) {
+	srv, sc := dlSetup(t)
+	rc := &dlRecorder{secret: "whsec_ss"}
+	srv.AddEndpoint(rc, billingtest.EndpointOptions{Secret: rc.secret,
+		Delivery: billingtest.DeliveryOptions{Chaos: billingtest.Chaos{SameSecond: true}}})
+	first := dlCheckout(t, srv, sc)
+	srv.Advance(5 * time.Hour)
+	second := dlCheckout(t, srv, sc)
+	require.NotEqual(t, first[0].Created, second[0].Created)
+	dlFlush(t, srv)
+	srv.Advance(time.Hour)
+	third := dlCheckout(t, srv, sc)
+	dlFlush(t, srv)
+
+	created := map[string]int64{}
+	for _, g := range rc.received() {
+		created[g.Event.ID] = g.Event.Created
+	}
+	for _, e := range append(first, second...) {
+		assert.Equal(t, first[0].Created, created[e.ID], "stamped with the batch's first second: %s", e.Type)
+	}
+	for _, e := range third {
+		assert.Equal(t, third[0].Created, created[e.ID], "a new batch after Flush: %s", e.Type)
+	}
+}
+
 func TestChaosShuffle(t *testing.T) {
 	srv, sc := dlSetup(t)
 	rc := &dlRecorder{secret: "whsec_s"}
@@ -641,7 +667,7 @@ func TestSignedEventBuilders(t *testing.T) {
 // handler as the receiver under each chaos setting and all of them at once:
 // after each Flush the membership is what Stripe says.
 func TestChaosWithBilling(t *testing.T) {
-	all := billingtest.Chaos{Shuffle: true, Duplicate: 0.4, DropThenRedeliver: 0.4, Delay: 3 * time.Millisecond}
+	all := billingtest.Chaos{Shuffle: true, Duplicate: 0.4, DropThenRedeliver: 0.4, Delay: 3 * time.Millisecond, SameSecond: true}
 	for _, tc := range []struct {
 		name  string
 		chaos billingtest.Chaos
@@ -651,6 +677,7 @@ func TestChaosWithBilling(t *testing.T) {
 		{"duplicate", billingtest.Chaos{Duplicate: 0.5}},
 		{"drop", billingtest.Chaos{DropThenRedeliver: 0.5}},
 		{"delay", billingtest.Chaos{Delay: 3 * time.Millisecond}},
+		{"same_second", billingtest.Chaos{SameSecond: true}},
 		{"all", all},
 	} {
 		for seed := uint64(1); seed <= 3; seed++ {
