@@ -1,0 +1,29 @@
+package sqlstore_test
+
+import (
+	"testing"
+
+	"github.com/gobilling/billing"
+	"github.com/gobilling/billing/internal/scenario"
+	"github.com/gobilling/billing/sqlstore"
+	"github.com/gobilling/billing/storetest"
+)
+
+// TestConformance runs the store conformance suite, unchanged, on each
+// database. Every subtest gets tables of its own.
+func TestConformance(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		database(t, d) // skip here, once, when the database is not configured
+		storetest.Run(t, func(t *testing.T) billing.Store { return newTestStore(t, d) })
+	})
+}
+
+// TestScenarios runs billing's lifecycle scenarios, every delivery mode,
+// through the webhook handler against the offline Stripe, on each
+// database.
+func TestScenarios(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		database(t, d)
+		scenario.Run(t, func(t *testing.T) billing.Store { return newTestStore(t, d) })
+	})
+}

@@ -1,0 +1,189 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Dialect names the SQL database a [Store] talks to. It is a string, so
+// that it can come from configuration: "postgres", "mysql" or "sqlite".
+type Dialect string
+
+// The dialects sqlstore speaks.
+const (
+	// Postgres is PostgreSQL, tested through
+	// github.com/jackc/pgx/v5/stdlib. The driver's errors must have a
+	// SQLState() string method (pgx's *pgconn.PgError has).
+	Postgres Dialect = "postgres"
+
+	// MySQL is MySQL 8 and MariaDB, with InnoDB, through
+	// github.com/go-sql-driver/mysql. Keep a strict sql_mode (the
+	// default of both), so that an over-long value is an error rather
+	// than silently truncated; [New] checks it.
+	MySQL Dialect = "mysql"
+
+	// SQLite is SQLite 3.24 or later through modernc.org/sqlite (pure Go,
+	// no cgo), with WAL, a busy timeout and IMMEDIATE transactions; see
+	// [OpenSQLite]. [New] checks all three.
+	SQLite Dialect = "sqlite"
+)
+
+// querier is what *sql.DB, *sql.Conn and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// dialect is what differs between the databases. Queries are written once
+// with ? placeholders; bind rewrites them where the database wants
+// others.
+type dialect interface {
+	// name is the Dialect constant.
+	name() Dialect
+
+	// bind rewrites the ? placeholders of query for the database.
+	bind(query string) string
+
+	// forUpdate ends a SELECT of a row that the transaction then writes,
+	// so that concurrent writers of that row wait for each other.
+	forUpdate() string
+
+	// txOptions are the options of a write transaction.
+	txOptions() *sql.TxOptions
+
+	// insertIfAbsent turns an INSERT statement into one that does nothing,
+	// rather than fail, when it conflicts with a unique key, if the
+	// database can do that without hiding other errors.
+	insertIfAbsent(insert string) string
+
+	// inserted reports whether a statement made by insertIfAbsent inserted
+	// its row (res and err are what it returned): false with a nil error
+	// when a unique key was taken.
+	inserted(res sql.Result, err error) (bool, error)
+
+	// upsert is an INSERT of cols into table that overwrites the other
+	// columns of a row with the same key column (the first). Its
+	// arguments are upsertArgs of the values of cols.
+	upsert(table string, cols []string) string
+	upsertArgs(values []any) []any
+
+	// pruneBatch deletes at most ? (the second argument) events whose
+	// processed_at is before ? (the first).
+	pruneBatch(events string) string
+
+	// retryable reports whether err is a deadlock or serialization failure
+	// after which the whole transaction can run again.
+	retryable(err error) bool
+
+	// check verifies the database's settings when a Store is created.
+	check(ctx context.Context, db *sql.DB) error
+
+	// lockedMigrate runs fn holding a lock that keeps any other Migrate of
+	// the same tables (in this process or another) waiting. fn gets a
+	// transaction where the database's DDL is transactional.
+	lockedMigrate(ctx context.Context, db *sql.DB, lockKey string, fn func(q querier) error) error
+}
+
+var (
+	_ dialect = (*postgres)(nil)
+	_ dialect = (*mysql)(nil)
+	_ dialect = (*sqlite)(nil)
+)
+
+func dialectOf(d Dialect) (dialect, error) {
+	switch d {
+	case Postgres:
+		return &postgres{}, nil
+	case MySQL:
+		return &mysql{}, nil
+	case SQLite:
+		return &sqlite{}, nil
+	}
+	return nil, fmt.Errorf("sqlstore: unknown dialect %q: use sqlstore.Postgres, sqlstore.MySQL or sqlstore.SQLite", string(d))
+}
+
+// questionMarks is the bind of databases that take ? placeholders.
+func questionMarks(query string) string { return query }
+
+// dollarNumbers rewrites ? placeholders as $1, $2, ... The queries of
+// this package have no ? anywhere else.
+func dollarNumbers(query string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// insertedByCount is the inserted of databases whose insertIfAbsent
+// reports a conflict as zero rows affected.
+func insertedByCount(res sql.Result, err error) (bool, error) {
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	return n > 0, nil
+}
+
+// upsertOnConflict is the upsert of PostgreSQL and SQLite.
+func upsertOnConflict(table string, cols []string) string {
+	set := make([]string, 0, len(cols)-1)
+	for _, c := range cols[1:] {
+		set = append(set, c+" = excluded."+c)
+	}
+	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + marks(len(cols)) +
+		") ON CONFLICT (" + cols[0] + ") DO UPDATE SET " + strings.Join(set, ", ")
+}
+
+// marks returns n comma-separated placeholders.
+func marks(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// errorChain calls f on err and every error it wraps, depth first, until
+// f returns true.
+func errorChain(err error, f func(error) bool) bool {
+	for err != nil {
+		if f(err) {
+			return true
+		}
+		switch e := err.(type) {
+		case interface{ Unwrap() error }:
+			err = e.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				if errorChain(inner, f) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// errCanceled wraps the last error of a wait that ctx cut short.
+func errCanceled(ctx context.Context, what string, last error) error {
+	if last == nil {
+		return fmt.Errorf("sqlstore: %s: %w", what, ctx.Err())
+	}
+	return fmt.Errorf("sqlstore: %s: %w (last error: %w)", what, ctx.Err(), last)
+}
+
+var errNoLock = errors.New("sqlstore: the database did not grant the migration lock")

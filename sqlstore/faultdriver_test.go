@@ -1,0 +1,196 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"sync"
+)
+
+// errInjected is the failure the fault driver injects.
+var errInjected = errors.New("injected fault")
+
+// faultPlan says which statement inside a transaction fails. It counts
+// the statements (ExecContext and QueryContext) run inside transactions,
+// on every connection of the pool, since it was armed.
+type faultPlan struct {
+	mu         sync.Mutex
+	failAt     int  // the statement to fail, from 1; 0 fails none
+	failCommit bool // make the next Commit roll back and fail
+	seen       int  // statements counted since armed
+	injected   bool // whether the fault was injected since armed
+}
+
+// arm makes the failAt-th statement from now fail (0: none), and Commit
+// too if failCommit.
+func (p *faultPlan) arm(failAt int, failCommit bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failAt, p.failCommit, p.seen, p.injected = failAt, failCommit, 0, false
+}
+
+// fired reports whether the fault was injected since arm.
+func (p *faultPlan) fired() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.injected
+}
+
+func (p *faultPlan) statement() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seen++
+	if p.seen == p.failAt {
+		p.injected = true
+		return errInjected
+	}
+	return nil
+}
+
+func (p *faultPlan) commit() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failCommit {
+		p.failCommit = false
+		p.injected = true
+		return errInjected
+	}
+	return nil
+}
+
+// faultConnector wraps a driver's connector: its connections fail the
+// statement its plan says. Open a pool on it with sql.OpenDB, so that no
+// driver is registered globally.
+type faultConnector struct {
+	inner driver.Connector
+	plan  *faultPlan
+}
+
+func (c *faultConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.inner.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &faultConn{inner: conn, plan: c.plan}, nil
+}
+
+func (c *faultConnector) Driver() driver.Driver { return c.inner.Driver() }
+
+// faultConn passes everything to the real connection, except that a
+// statement inside a transaction may fail before it reaches the
+// database.
+type faultConn struct {
+	inner driver.Conn
+	plan  *faultPlan
+	inTx  bool
+}
+
+var (
+	_ driver.ConnBeginTx        = (*faultConn)(nil)
+	_ driver.ExecerContext      = (*faultConn)(nil)
+	_ driver.QueryerContext     = (*faultConn)(nil)
+	_ driver.ConnPrepareContext = (*faultConn)(nil)
+	_ driver.Pinger             = (*faultConn)(nil)
+	_ driver.SessionResetter    = (*faultConn)(nil)
+	_ driver.Validator          = (*faultConn)(nil)
+	_ driver.NamedValueChecker  = (*faultConn)(nil)
+)
+
+func (c *faultConn) Prepare(query string) (driver.Stmt, error) { return c.inner.Prepare(query) }
+func (c *faultConn) Close() error                              { return c.inner.Close() }
+func (c *faultConn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+func (c *faultConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	b, ok := c.inner.(driver.ConnBeginTx)
+	if !ok {
+		return nil, errors.New("faultConn: the driver's connection has no BeginTx")
+	}
+	tx, err := b.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	c.inTx = true
+	return &faultTx{inner: tx, conn: c}, nil
+}
+
+func (c *faultConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	if p, ok := c.inner.(driver.ConnPrepareContext); ok {
+		return p.PrepareContext(ctx, query)
+	}
+	return c.inner.Prepare(query)
+}
+
+func (c *faultConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if c.inTx {
+		if err := c.plan.statement(); err != nil {
+			return nil, err
+		}
+	}
+	if e, ok := c.inner.(driver.ExecerContext); ok {
+		return e.ExecContext(ctx, query, args)
+	}
+	return nil, driver.ErrSkip
+}
+
+func (c *faultConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if c.inTx {
+		if err := c.plan.statement(); err != nil {
+			return nil, err
+		}
+	}
+	if q, ok := c.inner.(driver.QueryerContext); ok {
+		return q.QueryContext(ctx, query, args)
+	}
+	return nil, driver.ErrSkip
+}
+
+func (c *faultConn) Ping(ctx context.Context) error {
+	if p, ok := c.inner.(driver.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+func (c *faultConn) ResetSession(ctx context.Context) error {
+	if r, ok := c.inner.(driver.SessionResetter); ok {
+		return r.ResetSession(ctx)
+	}
+	return nil
+}
+
+func (c *faultConn) IsValid() bool {
+	if v, ok := c.inner.(driver.Validator); ok {
+		return v.IsValid()
+	}
+	return true
+}
+
+func (c *faultConn) CheckNamedValue(nv *driver.NamedValue) error {
+	if ch, ok := c.inner.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}
+
+type faultTx struct {
+	inner driver.Tx
+	conn  *faultConn
+}
+
+// Commit fails, after rolling the real transaction back, when the plan
+// says so: a commit that never reached the database.
+func (t *faultTx) Commit() error {
+	t.conn.inTx = false
+	if err := t.conn.plan.commit(); err != nil {
+		_ = t.inner.Rollback()
+		return err
+	}
+	return t.inner.Commit()
+}
+
+func (t *faultTx) Rollback() error {
+	t.conn.inTx = false
+	return t.inner.Rollback()
+}

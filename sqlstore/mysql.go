@@ -1,0 +1,170 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
+	"fmt"
+	"reflect"
+	"strings"
+)
+
+// mysql is the dialect of MySQL 8 and MariaDB with InnoDB.
+type mysql struct{}
+
+// MySQL error numbers the store tells apart.
+const (
+	mysqlDupEntry        = 1062 // ER_DUP_ENTRY
+	mysqlLockWaitTimeout = 1205 // ER_LOCK_WAIT_TIMEOUT
+	mysqlDeadlock        = 1213 // ER_LOCK_DEADLOCK
+)
+
+func (*mysql) name() Dialect            { return MySQL }
+func (*mysql) bind(query string) string { return questionMarks(query) }
+func (*mysql) forUpdate() string        { return " FOR UPDATE" }
+
+// txOptions asks for READ COMMITTED rather than InnoDB's default
+// REPEATABLE READ: plain reads then see what committed before each
+// statement (as on PostgreSQL), and a SELECT ... FOR UPDATE of a row that
+// does not exist yet takes no gap lock, so two transactions creating the
+// same subscription do not deadlock.
+func (*mysql) txOptions() *sql.TxOptions {
+	return &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+}
+
+// insertIfAbsent leaves the INSERT as it is: INSERT IGNORE would also
+// turn other errors into warnings, and the rows-affected count of ON
+// DUPLICATE KEY UPDATE depends on the DSN's clientFoundRows. A duplicate
+// key fails the statement only, not the transaction.
+func (*mysql) insertIfAbsent(insert string) string { return insert }
+
+func (*mysql) inserted(res sql.Result, err error) (bool, error) {
+	if err != nil {
+		if mysqlNumber(err) == mysqlDupEntry {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// upsert uses ON DUPLICATE KEY UPDATE col = ?, with the values given a
+// second time (see upsertArgs): VALUES(col) is deprecated in MySQL 8, and
+// MariaDB lacks MySQL's row alias syntax.
+func (*mysql) upsert(table string, cols []string) string {
+	set := make([]string, 0, len(cols)-1)
+	for _, c := range cols[1:] {
+		set = append(set, c+" = ?")
+	}
+	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + marks(len(cols)) +
+		") ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
+}
+
+func (*mysql) upsertArgs(args []any) []any { return append(args, args[1:]...) }
+
+func (*mysql) pruneBatch(events string) string {
+	return "DELETE FROM " + events + " WHERE processed_at < ? ORDER BY processed_at LIMIT ?"
+}
+
+// retryable: 1213 (deadlock: InnoDB rolled the transaction back) and
+// 1205 (lock wait timeout: only the statement was rolled back, but the
+// transaction is retried whole all the same).
+func (*mysql) retryable(err error) bool {
+	switch mysqlNumber(err) {
+	case mysqlDeadlock, mysqlLockWaitTimeout:
+		return true
+	}
+	return false
+}
+
+// mysqlNumber returns the error number of the first MySQL server error
+// in err's chain, or 0. It reads the exported Number field of
+// go-sql-driver's *mysql.MySQLError by reflection, so that this package
+// does not import (and register) a driver its user may not want.
+func mysqlNumber(err error) uint16 {
+	var n uint16
+	errorChain(err, func(e error) bool {
+		v := reflect.ValueOf(e)
+		if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+			return false
+		}
+		t := v.Elem().Type()
+		if t.Name() != "MySQLError" || !strings.HasSuffix(t.PkgPath(), "go-sql-driver/mysql") {
+			return false
+		}
+		f := v.Elem().FieldByName("Number")
+		if f.Kind() != reflect.Uint16 {
+			return false
+		}
+		n = uint16(f.Uint())
+		return true
+	})
+	return n
+}
+
+// check refuses a session without a strict sql_mode, where an over-long
+// ID would be truncated (and two IDs could become one) instead of
+// failing.
+func (*mysql) check(ctx context.Context, db *sql.DB) error {
+	var mode string
+	if err := db.QueryRowContext(ctx, "SELECT @@SESSION.sql_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("sqlstore: read sql_mode: %w", err)
+	}
+	for m := range strings.SplitSeq(mode, ",") {
+		if m == "STRICT_TRANS_TABLES" || m == "STRICT_ALL_TABLES" {
+			return nil
+		}
+	}
+	return fmt.Errorf("sqlstore: MySQL sql_mode %q is not strict, so over-long values would be truncated silently: "+
+		"add STRICT_TRANS_TABLES (the server default), for instance with sql_mode=%%27STRICT_TRANS_TABLES%%27 in the DSN", mode)
+}
+
+// lockedMigrate holds a named lock (GET_LOCK) on one dedicated
+// connection, the session that owns the lock, and migrates on that same
+// connection. MySQL commits each DDL statement on its own, so there is
+// no transaction: every statement of the migrations is idempotent, and
+// a migration is recorded after its last statement.
+func (*mysql) lockedMigrate(ctx context.Context, db *sql.DB, lockKey string, fn func(q querier) error) (err error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	var database sql.NullString
+	if err := conn.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&database); err != nil {
+		return err
+	}
+	// Lock names are at most 64 characters.
+	sum := sha256.Sum256([]byte(database.String + "\x00" + lockKey))
+	name := "gobilling_sqlstore_migrate_" + hex.EncodeToString(sum[:12])
+
+	// GET_LOCK waits at most its timeout (seconds); wait in steps so that
+	// ctx is honoured.
+	for {
+		var got sql.NullInt64
+		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 2)", name).Scan(&got); err != nil {
+			return err
+		}
+		if !got.Valid {
+			return errNoLock
+		}
+		if got.Int64 == 1 {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return errCanceled(ctx, "wait for the migration lock", nil)
+		}
+	}
+	defer func() {
+		var released sql.NullInt64
+		if rerr := conn.QueryRowContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", name).Scan(&released); rerr != nil {
+			// Never hand a connection that may still hold the lock back to
+			// the pool: closing it ends its session, and the lock with it.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	return fn(conn)
+}

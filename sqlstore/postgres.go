@@ -1,0 +1,93 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"hash/fnv"
+)
+
+// postgres is the dialect of PostgreSQL (and of the databases that speak
+// its SQL and its SQLSTATE codes, such as CockroachDB).
+type postgres struct{}
+
+func (*postgres) name() Dialect            { return Postgres }
+func (*postgres) bind(query string) string { return dollarNumbers(query) }
+func (*postgres) forUpdate() string        { return " FOR UPDATE" }
+
+// txOptions asks for READ COMMITTED, PostgreSQL's default, whatever the
+// server's default_transaction_isolation says: each statement sees what
+// committed before it, and rows read FOR UPDATE are the latest. A
+// database that runs it as SERIALIZABLE anyway (CockroachDB) reports
+// conflicts as 40001, and Apply retries.
+func (*postgres) txOptions() *sql.TxOptions {
+	return &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+}
+
+// insertIfAbsent adds ON CONFLICT DO NOTHING, which skips unique
+// conflicts only, and does not abort the transaction as a failed INSERT
+// would. A conflicting row still uncommitted makes it wait for that
+// transaction's outcome.
+func (*postgres) insertIfAbsent(insert string) string { return insert + " ON CONFLICT DO NOTHING" }
+
+func (*postgres) inserted(res sql.Result, err error) (bool, error) { return insertedByCount(res, err) }
+
+func (*postgres) upsert(table string, cols []string) string { return upsertOnConflict(table, cols) }
+func (*postgres) upsertArgs(values []any) []any             { return values }
+
+func (*postgres) pruneBatch(events string) string {
+	return "DELETE FROM " + events + " WHERE id IN (SELECT id FROM " + events + " WHERE processed_at < ? LIMIT ?)"
+}
+
+// retryable: 40001 serialization_failure and 40P01 deadlock_detected.
+func (*postgres) retryable(err error) bool {
+	switch sqlState(err) {
+	case "40001", "40P01":
+		return true
+	}
+	return false
+}
+
+// sqlState returns the SQLSTATE of the first error in err's chain that
+// has one (pgx's *pgconn.PgError, lib/pq's *pq.Error), or "".
+func sqlState(err error) string {
+	var state string
+	errorChain(err, func(e error) bool {
+		if s, ok := e.(interface{ SQLState() string }); ok {
+			state = s.SQLState()
+			return true
+		}
+		return false
+	})
+	return state
+}
+
+func (*postgres) check(ctx context.Context, db *sql.DB) error { return nil }
+
+// lockedMigrate takes a transaction-level advisory lock: it is released
+// at commit or rollback, and with the connection if that dies. DDL is
+// transactional in PostgreSQL, so a failed migration leaves nothing
+// behind.
+func (p *postgres) lockedMigrate(ctx context.Context, db *sql.DB, lockKey string, fn func(q querier) error) error {
+	h := fnv.New64a()
+	h.Write([]byte("github.com/gobilling/billing/sqlstore migrate " + lockKey))
+	key := int64(h.Sum64())
+
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tx.Rollback()
+		}
+	}()
+	if _, err := tx.ExecContext(ctx, p.bind("SELECT pg_advisory_xact_lock(?)"), key); err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	committed = true
+	return tx.Commit()
+}

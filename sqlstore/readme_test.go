@@ -1,0 +1,39 @@
+package sqlstore_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestREADME keeps README.md's schema and program the code's: the
+// schema is the PostgreSQL migration, verbatim, and the program is
+// example_test.go as a main package.
+func TestREADME(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	readme := string(b)
+
+	schema, err := os.ReadFile("migrations/postgres/0001_init.sql")
+	require.NoError(t, err)
+	assert.Contains(t, readme, "```sql\n"+string(schema)+"```\n", "README.md's schema is migrations/postgres/0001_init.sql")
+
+	ex, err := os.ReadFile("example_test.go")
+	require.NoError(t, err)
+	prog := strings.Replace(string(ex), "package sqlstore_test", "package main", 1)
+	prog = strings.Replace(prog, "func Example() {", "func main() {", 1)
+	i := strings.Index(prog, "\n\n\t// Output:")
+	require.Positive(t, i, "example_test.go has an Output comment")
+	j := strings.Index(prog[i:], "\n}")
+	prog = prog[:i] + prog[i+j:]
+	prog = strings.Replace(prog, "// This program is the README's: billing on SQLite, in a temporary\n// directory. It plays Stripe itself, sending one signed webhook event.\n", "", 1)
+	assert.Contains(t, readme, "```go\n"+prog+"```\n", "README.md's program is example_test.go's Example as a main package")
+
+	out := string(ex[strings.Index(string(ex), "\t// Output:\n")+len("\t// Output:\n"):])
+	out = out[:strings.Index(out, "\n}")+1]
+	want := strings.ReplaceAll(strings.ReplaceAll(out, "\t// ", ""), "\t//", "")
+	assert.Contains(t, readme, "It prints:\n\n```\n"+want+"```\n", "README.md shows the Example's output")
+}

@@ -1,0 +1,437 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gobilling/billing"
+)
+
+var _ billing.Store = (*Store)(nil)
+
+// Defaults for the zero values of Options' fields.
+const (
+	// DefaultTablePrefix starts the name of every table and index.
+	DefaultTablePrefix = "billing_"
+
+	// DefaultEventRetention is how long the record of a processed event
+	// is kept: Stripe retries a delivery for up to 3 days and keeps
+	// events for 30, so a record older than 35 days can no longer meet a
+	// duplicate.
+	DefaultEventRetention = 35 * 24 * time.Hour
+
+	// DefaultMaxRetries is how often a transaction is retried after a
+	// deadlock or serialization failure.
+	DefaultMaxRetries = 10
+)
+
+// Options configures [New]. The zero value is the defaults.
+type Options struct {
+	// TablePrefix starts the name of every table and index of the store
+	// (default DefaultTablePrefix, "billing_"): customers, subscriptions,
+	// events, grants, parked_events and schema_migrations. Several stores
+	// with different prefixes can share a database. It must be at most 32
+	// lowercase ASCII letters, digits and underscores, starting with a
+	// letter or an underscore.
+	TablePrefix string
+
+	// EventRetention is the age past which [Store.PruneEvents] deletes the
+	// record of a processed event (default DefaultEventRetention). An
+	// event redelivered after its record is gone is applied again;
+	// keep it longer than Stripe's 30 days.
+	EventRetention time.Duration
+
+	// MaxRetries is how many times a transaction that failed with a
+	// deadlock or a serialization failure (PostgreSQL 40001 and 40P01,
+	// MySQL 1213 and 1205, SQLite SQLITE_BUSY) is run again, after a short
+	// random pause, before its error is returned (default
+	// DefaultMaxRetries; negative means never).
+	MaxRetries int
+
+	// Now is the clock that stamps processed events and that PruneEvents
+	// measures their age by (default time.Now).
+	Now func() time.Time
+}
+
+// Store is a [billing.Store] on a SQL database. Create one with [New] and
+// its tables with [Store.Migrate]. It holds no state but its settings,
+// and is safe for concurrent use; any number of Stores, in any number of
+// processes, may share the database.
+//
+// Times are kept as Unix seconds: a stored time comes back in UTC,
+// without its fraction of a second (billing's are whole seconds).
+type Store struct {
+	db         *sql.DB
+	d          dialect
+	prefix     string
+	q          queries
+	retention  time.Duration
+	maxRetries int
+	now        func() time.Time
+}
+
+var prefixRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,31}$`)
+
+// New returns a Store that keeps its data in db, a database of dialect d,
+// in the tables named by opts.TablePrefix. The caller opens and closes
+// db, and sizes its pool as it likes (one connection works).
+//
+// New checks the database's settings where they matter: for SQLite, WAL,
+// a busy timeout and IMMEDIATE transactions (see [OpenSQLite]); for
+// MySQL, a strict sql_mode. Its error says what is missing and how to
+// set it. It does not create the tables: call [Store.Migrate], or apply
+// [Migrations] with your own tool.
+func New(ctx context.Context, db *sql.DB, d Dialect, opts Options) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("sqlstore: New: nil *sql.DB")
+	}
+	dl, err := dialectOf(d)
+	if err != nil {
+		return nil, err
+	}
+	prefix := cmp.Or(opts.TablePrefix, DefaultTablePrefix)
+	if !prefixRE.MatchString(prefix) {
+		return nil, fmt.Errorf("sqlstore: table prefix %q: use at most 32 lowercase letters, digits and underscores, starting with a letter or an underscore", prefix)
+	}
+	if opts.EventRetention < 0 {
+		return nil, fmt.Errorf("sqlstore: negative EventRetention %s", opts.EventRetention)
+	}
+	s := &Store{
+		db:         db,
+		d:          dl,
+		prefix:     prefix,
+		q:          newQueries(dl, prefix),
+		retention:  cmp.Or(opts.EventRetention, DefaultEventRetention),
+		maxRetries: opts.MaxRetries,
+		now:        opts.Now,
+	}
+	switch {
+	case s.maxRetries == 0:
+		s.maxRetries = DefaultMaxRetries
+	case s.maxRetries < 0:
+		s.maxRetries = 0
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := dl.check(ctx, db); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Dialect returns the store's dialect.
+func (s *Store) Dialect() Dialect { return s.d.name() }
+
+// TablePrefix returns the prefix of the store's table names.
+func (s *Store) TablePrefix() string { return s.prefix }
+
+// Apply runs fn in one database transaction that first records eventID
+// and commits fn's writes with it, or nothing. See [billing.Store.Apply].
+//
+// The record is an INSERT into the events table, whose primary key is
+// the event ID: if the ID is recorded, Apply returns
+// [billing.ErrDuplicateEvent] without calling fn; if another transaction
+// is recording it at the same moment (another goroutine, or another
+// process on the same database), the INSERT waits for that transaction,
+// and returns the duplicate once it commits (or goes on, if it rolls
+// back). An empty eventID records nothing.
+//
+// When the transaction fails with a deadlock or a serialization failure,
+// Apply rolls it back and runs it again, fn included, up to
+// Options.MaxRetries times; then it returns the error, wrapped. So fn
+// may run more than once: it must do nothing outside tx that cannot be
+// repeated. An error of fn's own is returned unchanged, with everything
+// rolled back.
+//
+// fn must make its reads and writes through tx. With a pool of one
+// connection, calling the Store's other methods from fn waits forever.
+func (s *Store) Apply(ctx context.Context, eventID string, fn func(ctx context.Context, tx billing.Tx) error) error {
+	return s.retry(ctx, func() error { return s.applyOnce(ctx, eventID, fn) })
+}
+
+func (s *Store) applyOnce(ctx context.Context, eventID string, fn func(ctx context.Context, tx billing.Tx) error) error {
+	sqlTx, err := s.db.BeginTx(ctx, s.d.txOptions())
+	if err != nil {
+		return fmt.Errorf("sqlstore: begin: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed { // an error, or a panic in fn
+			_ = sqlTx.Rollback()
+		}
+	}()
+	if eventID != "" {
+		ok, err := s.d.inserted(sqlTx.ExecContext(ctx, s.q.insertEvent, eventID, s.now().Unix()))
+		if err != nil {
+			return fmt.Errorf("sqlstore: record event %s: %w", eventID, err)
+		}
+		if !ok {
+			return billing.ErrDuplicateEvent
+		}
+	}
+	if err := fn(ctx, &tx{s: s, q: sqlTx}); err != nil {
+		return err
+	}
+	committed = true // whatever Commit returns, the transaction is over
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("sqlstore: commit: %w", err)
+	}
+	return nil
+}
+
+// retry runs op until it succeeds, fails with an error that is not worth
+// retrying, or has been retried s.maxRetries times.
+func (s *Store) retry(ctx context.Context, op func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := op()
+		if err == nil || !s.d.retryable(err) {
+			return err
+		}
+		if attempt >= s.maxRetries {
+			return fmt.Errorf("sqlstore: gave up after %d attempts: %w", attempt+1, err)
+		}
+		// A random pause, growing with the attempts (2ms, 4ms, ... up to
+		// 256ms), so that the transactions that collided do not collide
+		// again.
+		ceiling := 2 * time.Millisecond << min(attempt, 7)
+		t := time.NewTimer(ceiling/2 + rand.N(ceiling/2))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errCanceled(ctx, "retry after a deadlock or serialization failure", err)
+		case <-t.C:
+		}
+	}
+}
+
+// Processed reports whether eventID was recorded by a committed Apply:
+// one lookup by primary key.
+func (s *Store) Processed(ctx context.Context, eventID string) (bool, error) {
+	if eventID == "" {
+		return false, nil
+	}
+	var one int
+	err := s.db.QueryRowContext(ctx, s.q.selectEvent, eventID).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("sqlstore: look up event %s: %w", eventID, err)
+	}
+	return true, nil
+}
+
+// CustomerID returns the Stripe customer linked to userID, or
+// [billing.ErrNotFound].
+func (s *Store) CustomerID(ctx context.Context, userID string) (string, error) {
+	c, err := customerOf(ctx, s.db, s.q, userID)
+	if err != nil {
+		return "", err
+	}
+	if c == "" {
+		return "", billing.ErrNotFound
+	}
+	return c, nil
+}
+
+// customerOf returns the customer linked to userID, or "".
+func customerOf(ctx context.Context, q querier, qs queries, userID string) (string, error) {
+	var c string
+	err := q.QueryRowContext(ctx, qs.customerByUser, userID).Scan(&c)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("sqlstore: look up customer of user %s: %w", userID, err)
+	}
+	return c, nil
+}
+
+// Facts returns everything stored for userID, subscriptions sorted by
+// ID and grants by GrantedAt then CheckoutSessionID (IDs compared
+// byte-wise). A user with nothing stored gets zero Facts with UserID set,
+// and a nil error. Each table is read with one statement.
+func (s *Store) Facts(ctx context.Context, userID string) (billing.Facts, error) {
+	f := billing.Facts{UserID: userID}
+	var err error
+	if f.CustomerID, err = customerOf(ctx, s.db, s.q, userID); err != nil {
+		return billing.Facts{}, err
+	}
+
+	rows, err := s.db.QueryContext(ctx, s.q.subsByUser, userID)
+	if err != nil {
+		return billing.Facts{}, fmt.Errorf("sqlstore: read subscriptions of user %s: %w", userID, err)
+	}
+	for rows.Next() {
+		sub, err := scanSub(rows)
+		if err != nil {
+			rows.Close()
+			return billing.Facts{}, fmt.Errorf("sqlstore: read subscriptions of user %s: %w", userID, err)
+		}
+		f.Subscriptions = append(f.Subscriptions, sub)
+	}
+	if err := closeRows(rows); err != nil {
+		return billing.Facts{}, fmt.Errorf("sqlstore: read subscriptions of user %s: %w", userID, err)
+	}
+
+	rows, err = s.db.QueryContext(ctx, s.q.grantsByUser, userID)
+	if err != nil {
+		return billing.Facts{}, fmt.Errorf("sqlstore: read grants of user %s: %w", userID, err)
+	}
+	for rows.Next() {
+		var (
+			g         billing.Grant
+			grantedAt int64
+		)
+		if err := rows.Scan(&g.CheckoutSessionID, &g.UserID, &g.CustomerID, &g.PriceID, &g.Quantity,
+			&g.Credits, &g.AmountTotal, &g.Currency, &grantedAt); err != nil {
+			rows.Close()
+			return billing.Facts{}, fmt.Errorf("sqlstore: read grants of user %s: %w", userID, err)
+		}
+		g.GrantedAt = fromUnix(grantedAt)
+		f.Grants = append(f.Grants, g)
+	}
+	if err := closeRows(rows); err != nil {
+		return billing.Facts{}, fmt.Errorf("sqlstore: read grants of user %s: %w", userID, err)
+	}
+
+	slices.SortFunc(f.Subscriptions, func(a, b billing.Subscription) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(f.Grants, func(a, b billing.Grant) int {
+		if c := a.GrantedAt.Compare(b.GrantedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.CheckoutSessionID, b.CheckoutSessionID)
+	})
+	return f, nil
+}
+
+// closeRows closes rows and returns the error that ended their
+// iteration, if any.
+func closeRows(rows *sql.Rows) error {
+	err := rows.Err()
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Park keeps ev, replacing any parked event with the same ID. ParkedAt is
+// kept in whole seconds.
+func (s *Store) Park(ctx context.Context, ev billing.ParkedEvent) error {
+	payload := ev.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	args := s.d.upsertArgs([]any{ev.ID, ev.Type, ev.CustomerID, ev.Reason, payload, toUnix(ev.ParkedAt)})
+	err := s.retry(ctx, func() error {
+		_, err := s.db.ExecContext(ctx, s.q.upsertParked, args...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlstore: park event %s: %w", ev.ID, err)
+	}
+	return nil
+}
+
+// Parked returns the parked events, oldest first (by ParkedAt, then ID).
+func (s *Store) Parked(ctx context.Context) ([]billing.ParkedEvent, error) {
+	rows, err := s.db.QueryContext(ctx, s.q.selectParked)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: read parked events: %w", err)
+	}
+	var evs []billing.ParkedEvent
+	for rows.Next() {
+		var (
+			ev       billing.ParkedEvent
+			parkedAt int64
+		)
+		if err := rows.Scan(&ev.ID, &ev.Type, &ev.CustomerID, &ev.Reason, &ev.Payload, &parkedAt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlstore: read parked events: %w", err)
+		}
+		ev.ParkedAt = fromUnix(parkedAt)
+		evs = append(evs, ev)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("sqlstore: read parked events: %w", err)
+	}
+	// The database sorted by parked_at; ties go by ID, byte-wise, whatever
+	// the database's collation.
+	slices.SortStableFunc(evs, func(a, b billing.ParkedEvent) int {
+		if c := a.ParkedAt.Compare(b.ParkedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return evs, nil
+}
+
+// Unpark removes the parked event with ID eventID, if there is one.
+func (s *Store) Unpark(ctx context.Context, eventID string) error {
+	err := s.retry(ctx, func() error {
+		_, err := s.db.ExecContext(ctx, s.q.deleteParked, eventID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlstore: unpark event %s: %w", eventID, err)
+	}
+	return nil
+}
+
+// pruneBatchSize is how many event records one statement of PruneEvents
+// deletes, so that no statement holds its locks for long.
+const pruneBatchSize = 1000
+
+// PruneEvents deletes the records of the events processed more than
+// Options.EventRetention ago (by the store's clock), in batches of 1,000
+// rows, and returns how many it deleted. Call it now and then, for
+// instance daily from a cron job or a ticker in one replica (running it
+// in several at once is harmless). If ctx ends it stops, and returns what
+// it deleted so far with the error.
+func (s *Store) PruneEvents(ctx context.Context) (int64, error) {
+	cutoff := s.now().Add(-s.retention).Unix()
+	var total int64
+	for {
+		var n int64
+		err := s.retry(ctx, func() error {
+			res, err := s.db.ExecContext(ctx, s.q.pruneEvents, cutoff, pruneBatchSize)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("sqlstore: prune events: %w", err)
+		}
+		total += n
+		if n < pruneBatchSize {
+			return total, nil
+		}
+	}
+}
+
+// toUnix is t in Unix seconds, 0 for the zero time.
+func toUnix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+// fromUnix is the UTC time of Unix seconds sec, the zero time for 0.
+func fromUnix(sec int64) time.Time {
+	if sec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec, 0).UTC()
+}

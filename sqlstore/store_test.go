@@ -1,0 +1,401 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gobilling/billing"
+	"github.com/gobilling/billing/sqlstore"
+	"github.com/gobilling/billing/storetest"
+)
+
+// TestConformancePoolOfOne runs the conformance suite with a pool of one
+// connection per store: nothing in the store waits for a second one.
+func TestConformancePoolOfOne(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		database(t, d)
+		storetest.Run(t, func(t *testing.T) billing.Store {
+			tdb := database(t, d)
+			return newStore(t, tdb, tdb.open(t, 1), sqlstore.Options{})
+		})
+	})
+}
+
+// clock is a settable clock for Options.Now.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestPruneEvents deletes the records of events older than the
+// retention, in batches, and keeps the others.
+func TestPruneEvents(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		tdb := database(t, d)
+		db := tdb.open(t, 4)
+		clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		st := newStore(t, tdb, db, sqlstore.Options{Now: clk.Now})
+		ctx := t.Context()
+		record := func(id string) {
+			require.NoError(t, st.Apply(ctx, id, func(context.Context, billing.Tx) error { return nil }))
+		}
+		processed := func(id string) bool {
+			ok, err := st.Processed(ctx, id)
+			require.NoError(t, err)
+			return ok
+		}
+
+		record("evt_day0")
+		clk.Advance(10 * 24 * time.Hour)
+		record("evt_day10")
+		clk.Advance(30 * 24 * time.Hour)
+		record("evt_day40")
+
+		// Many old rows, to be deleted in several batches.
+		const old = 2345
+		events := st.TablePrefix() + "events"
+		for i := 0; i < old; i += 500 {
+			var (
+				vals []string
+				args []any
+			)
+			for j := i; j < min(i+500, old); j++ {
+				vals = append(vals, "("+ph(d, len(args)+1)+", "+ph(d, len(args)+2)+")")
+				args = append(args, fmt.Sprintf("evt_ancient_%d", j), int64(1_600_000_000+j))
+			}
+			_, err := db.ExecContext(ctx, "INSERT INTO "+events+" (id, processed_at) VALUES "+strings.Join(vals, ", "), args...)
+			require.NoError(t, err)
+		}
+
+		n, err := st.PruneEvents(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, int64(old+1), n, "the ancient ones and the 40-day-old one")
+		assert.False(t, processed("evt_day0"))
+		assert.False(t, processed("evt_ancient_7"))
+		assert.True(t, processed("evt_day10"), "30 days old: kept for the default 35")
+		assert.True(t, processed("evt_day40"))
+		assert.Equal(t, 2, count(t, db, "SELECT COUNT(*) FROM "+events))
+
+		n, err = st.PruneEvents(ctx)
+		require.NoError(t, err)
+		assert.Zero(t, n, "nothing more to prune")
+
+		daily, err := sqlstore.New(ctx, db, d, sqlstore.Options{TablePrefix: st.TablePrefix(), EventRetention: 24 * time.Hour, Now: clk.Now})
+		require.NoError(t, err)
+		n, err = daily.PruneEvents(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, int64(1), n)
+		assert.False(t, processed("evt_day10"))
+		assert.True(t, processed("evt_day40"))
+	})
+}
+
+// TestIDsAreCaseSensitive: Stripe IDs that differ only in case are
+// different IDs, on every database.
+func TestIDsAreCaseSensitive(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		st := newTestStore(t, d)
+		ctx := t.Context()
+		for _, id := range []string{"evt_Abc", "evt_aBC"} {
+			require.NoError(t, st.Apply(ctx, id, func(ctx context.Context, tx billing.Tx) error {
+				if err := tx.LinkCustomer(ctx, "user_"+id, "cus_"+id); err != nil {
+					return err
+				}
+				ok, err := tx.AddGrant(ctx, billing.Grant{CheckoutSessionID: "cs_" + id, UserID: "user_" + id})
+				if err == nil && !ok {
+					err = fmt.Errorf("grant cs_%s not added", id)
+				}
+				return err
+			}), id)
+		}
+		for _, id := range []string{"evt_Abc", "evt_aBC"} {
+			c, err := st.CustomerID(ctx, "user_"+id)
+			require.NoError(t, err)
+			assert.Equal(t, "cus_"+id, c)
+		}
+		ok, err := st.Processed(ctx, "evt_abc")
+		require.NoError(t, err)
+		assert.False(t, ok)
+	})
+}
+
+func TestNewRejects(t *testing.T) {
+	tdb := database(t, sqlstore.SQLite)
+	db := tdb.open(t, 1)
+	ctx := t.Context()
+
+	_, err := sqlstore.New(ctx, nil, sqlstore.SQLite, sqlstore.Options{})
+	assert.ErrorContains(t, err, "nil *sql.DB")
+	_, err = sqlstore.New(ctx, db, "oracle", sqlstore.Options{})
+	assert.ErrorContains(t, err, `unknown dialect "oracle"`)
+	for _, p := range []string{"Billing_", "1billing_", "bill-ing_", "bill ing", strings.Repeat("a", 33)} {
+		_, err = sqlstore.New(ctx, db, sqlstore.SQLite, sqlstore.Options{TablePrefix: p})
+		assert.ErrorContains(t, err, "table prefix", "prefix %q", p)
+	}
+	_, err = sqlstore.New(ctx, db, sqlstore.SQLite, sqlstore.Options{EventRetention: -time.Hour})
+	assert.ErrorContains(t, err, "EventRetention")
+
+	st, err := sqlstore.New(ctx, db, sqlstore.SQLite, sqlstore.Options{})
+	require.NoError(t, err)
+	assert.Equal(t, sqlstore.DefaultTablePrefix, st.TablePrefix())
+	assert.Equal(t, sqlstore.SQLite, st.Dialect())
+}
+
+// TestNewChecksSQLiteSettings: New says which of WAL, busy timeout and
+// IMMEDIATE transactions the database lacks, and how to set them.
+func TestNewChecksSQLiteSettings(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, params string
+		missing      []string
+	}{
+		{"nothing", "", []string{"WAL", "busy timeout", "IMMEDIATE"}},
+		{"no_txlock", "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)", []string{"IMMEDIATE"}},
+		{"no_wal", "_pragma=busy_timeout(5000)&_txlock=immediate", []string{"WAL"}},
+		{"no_busy_timeout", "_pragma=journal_mode(WAL)&_txlock=immediate", []string{"busy timeout"}},
+		{"all", "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn := "file:" + filepath.Join(dir, tc.name+".db") + "?" + tc.params
+			db, err := sql.Open("sqlite", dsn)
+			require.NoError(t, err)
+			defer db.Close()
+			_, err = sqlstore.New(t.Context(), db, sqlstore.SQLite, sqlstore.Options{})
+			if tc.missing == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			lacks, _, _ := strings.Cut(err.Error(), "; open it")
+			for _, m := range []string{"WAL", "busy timeout", "IMMEDIATE"} {
+				if slices.Contains(tc.missing, m) {
+					assert.Contains(t, lacks, m, "missing %s", m)
+				} else {
+					assert.NotContains(t, lacks, m)
+				}
+			}
+			assert.ErrorContains(t, err, "sqlstore.OpenSQLite")
+			assert.ErrorContains(t, err, "_txlock=immediate")
+		})
+	}
+
+	t.Run("memory", func(t *testing.T) {
+		db, err := sql.Open("sqlite", ":memory:")
+		require.NoError(t, err)
+		defer db.Close()
+		_, err = sqlstore.New(t.Context(), db, sqlstore.SQLite, sqlstore.Options{})
+		assert.ErrorContains(t, err, "in-memory database")
+	})
+}
+
+// TestNewChecksMySQLStrictMode: a MySQL session without a strict
+// sql_mode would truncate IDs silently.
+func TestNewChecksMySQLStrictMode(t *testing.T) {
+	tdb := database(t, sqlstore.MySQL)
+	loose := tdb
+	sep := "?"
+	if strings.Contains(loose.dsn, "?") {
+		sep = "&"
+	}
+	loose.dsn += sep + "sql_mode=%27NO_ENGINE_SUBSTITUTION%27"
+	_, err := sqlstore.New(t.Context(), loose.open(t, 1), sqlstore.MySQL, sqlstore.Options{})
+	assert.ErrorContains(t, err, "STRICT_TRANS_TABLES")
+	_, err = sqlstore.New(t.Context(), tdb.open(t, 1), sqlstore.MySQL, sqlstore.Options{})
+	assert.NoError(t, err)
+}
+
+// TestOpenSQLite opens a file whose path has characters that mean
+// something in a URI, sets it up as New wants, and refuses what is not a
+// file path.
+func TestOpenSQLite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "odd?name#with%chars.db")
+	db, err := sqlstore.OpenSQLite(path)
+	require.NoError(t, err)
+	defer db.Close()
+	st, err := sqlstore.New(t.Context(), db, sqlstore.SQLite, sqlstore.Options{})
+	require.NoError(t, err)
+	require.NoError(t, st.Migrate(t.Context()))
+	_, err = os.Stat(path)
+	require.NoError(t, err, "the database file is at the path given")
+
+	for _, p := range []string{"", ":memory:", "file:x.db"} {
+		_, err := sqlstore.OpenSQLite(p)
+		assert.ErrorContains(t, err, "path of a database file", "%q", p)
+	}
+}
+
+// prefixedName matches the names in the migrations that carry the table
+// prefix.
+var prefixedName = regexp.MustCompile(`billing_[a-z_]+`)
+
+// TestMigrationsFS checks the exported migrations: a valid fs.FS of
+// NNNN_name.sql files in goose's format, with the default prefix on
+// every table, index and constraint name, or the store's own.
+func TestMigrationsFS(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(string(d), func(t *testing.T) {
+			fsys := sqlstore.Migrations(d)
+			require.NotNil(t, fsys)
+			require.NoError(t, fstest.TestFS(fsys, "0001_init.sql"))
+			names, err := fs.Glob(fsys, "*.sql")
+			require.NoError(t, err)
+			require.Equal(t, []string{"0001_init.sql"}, names)
+			b, err := fs.ReadFile(fsys, "0001_init.sql")
+			require.NoError(t, err)
+			sqlText := string(b)
+			assert.True(t, strings.HasPrefix(sqlText, "-- +goose Up\n"), "goose's annotation first")
+			assert.NotContains(t, sqlText, "+goose Down")
+			for _, tb := range tables[:5] {
+				assert.Contains(t, sqlText, "CREATE TABLE IF NOT EXISTS billing_"+tb+" (")
+			}
+			for _, name := range prefixedName.FindAllString(sqlText, -1) {
+				ok := false
+				for _, tb := range tables[:5] {
+					ok = ok || name == "billing_"+tb || strings.HasPrefix(name, "billing_"+tb+"_")
+				}
+				assert.True(t, ok, "%s: every prefixed name starts with a table's", name)
+			}
+			if d == sqlstore.MySQL {
+				assert.NotContains(t, sqlText, "CREATE INDEX", "MySQL 8 has no CREATE INDEX IF NOT EXISTS: indexes are declared in CREATE TABLE")
+				assert.NotContains(t, sqlText, "RETURNING")
+			}
+		})
+	}
+	assert.Nil(t, sqlstore.Migrations("oracle"))
+
+	db, err := sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "x.db"))
+	require.NoError(t, err)
+	defer db.Close()
+	st, err := sqlstore.New(t.Context(), db, sqlstore.SQLite, sqlstore.Options{TablePrefix: "app_"})
+	require.NoError(t, err)
+	b, err := fs.ReadFile(st.Migrations(), "0001_init.sql")
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "CREATE TABLE IF NOT EXISTS app_customers (")
+	assert.Contains(t, string(b), "app_subscriptions_user_id_idx")
+	assert.NotContains(t, string(b), "billing_")
+}
+
+// TestMigrationsIdempotent runs every statement of the migrations twice,
+// as a migration tool (or a MySQL Migrate interrupted halfway, since
+// MySQL commits each DDL statement) may; then Migrate finds the tables
+// there and records them.
+func TestMigrationsIdempotent(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		tdb := database(t, d)
+		db := tdb.open(t, 1)
+		prefix := newPrefix(t)
+		st, err := sqlstore.New(t.Context(), db, d, sqlstore.Options{TablePrefix: prefix})
+		require.NoError(t, err)
+		dropTables(t, tdb, db, prefix)
+		b, err := fs.ReadFile(st.Migrations(), "0001_init.sql")
+		require.NoError(t, err)
+		var stmts []string
+		for _, s := range strings.Split(string(b), ";\n") {
+			var lines []string
+			for _, l := range strings.Split(s, "\n") {
+				if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+					lines = append(lines, l)
+				}
+			}
+			if s := strings.TrimSpace(strings.Join(lines, "\n")); s != "" {
+				stmts = append(stmts, s)
+			}
+		}
+		require.Len(t, stmts, map[sqlstore.Dialect]int{sqlstore.Postgres: 10, sqlstore.MySQL: 5, sqlstore.SQLite: 10}[d])
+		for round := range 2 {
+			for _, s := range stmts {
+				_, err := db.ExecContext(t.Context(), s)
+				require.NoError(t, err, "round %d: %s", round, s)
+			}
+		}
+		assert.ElementsMatch(t, tables[:5], tableNames(t, tdb, db, prefix))
+		require.NoError(t, st.Migrate(t.Context()))
+		assert.ElementsMatch(t, tables, tableNames(t, tdb, db, prefix))
+		require.NoError(t, st.Apply(t.Context(), "evt_1", func(ctx context.Context, tx billing.Tx) error {
+			return tx.LinkCustomer(ctx, "user", "cus")
+		}))
+	})
+}
+
+// TestReadsInTxMatchReadsAfter: what a transaction reads of the rows it
+// wrote (served without a statement) is exactly what a read of the
+// committed rows returns, sub-second times and empty slices included.
+func TestReadsInTxMatchReadsAfter(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		st := newTestStore(t, d)
+		ctx := t.Context()
+		odd := time.Date(2026, 3, 1, 12, 0, 0, 987654321, time.FixedZone("X", 3600))
+		var inTx []billing.Subscription
+		require.NoError(t, st.Apply(ctx, "evt_1", func(ctx context.Context, tx billing.Tx) error {
+			writes := []func() (bool, error){
+				func() (bool, error) {
+					return tx.PutSubscription(ctx, billing.Subscription{ID: "sub_a", UserID: "u", CustomerID: "c",
+						Status: "active", Items: []billing.Item{}, TrialEnd: odd, Version: odd})
+				},
+				func() (bool, error) {
+					return tx.PutInvoice(ctx, "sub_a", "u", "c", billing.Invoice{ID: "in_1", Created: odd, Version: "0001"})
+				},
+				func() (bool, error) {
+					return tx.PutInvoice(ctx, "sub_b", "u", "c", billing.Invoice{ID: "in_2", NextPaymentAttempt: odd, Version: "0001"})
+				},
+				func() (bool, error) {
+					return tx.PutSubscription(ctx, billing.Subscription{ID: "sub_b", UserID: "u2", CustomerID: "c2",
+						Status: "past_due", Items: []billing.Item{{PriceID: "p", Quantity: 1, CurrentPeriodEnd: odd}}, Version: odd})
+				},
+			}
+			for i, w := range writes {
+				ok, err := w()
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return fmt.Errorf("write %d not done", i)
+				}
+			}
+			for _, id := range []string{"sub_a", "sub_b"} {
+				s, err := tx.Subscription(ctx, id)
+				if err != nil {
+					return err
+				}
+				inTx = append(inTx, s)
+			}
+			return nil
+		}))
+		for i, id := range []string{"sub_a", "sub_b"} {
+			var after billing.Subscription
+			require.NoError(t, st.Apply(ctx, "", func(ctx context.Context, tx billing.Tx) error {
+				var err error
+				after, err = tx.Subscription(ctx, id)
+				return err
+			}))
+			assert.Equal(t, after, inTx[i], id)
+		}
+	})
+}
