@@ -1,0 +1,360 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gobilling/billing"
+	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/sqlstore"
+)
+
+// appConfig configures newApp.
+type appConfig struct {
+	// SiteURL is the site's public base URL: Checkout and the portal
+	// return there.
+	SiteURL string
+	// DB is the database of both billing's tables and the site's users;
+	// the caller closes it.
+	DB      *sql.DB
+	Dialect sqlstore.Dialect
+	// Stripe is the Stripe to use; an empty SecretKey means the offline
+	// Stripe, started in-process.
+	Stripe stripeEnv
+	Logger *slog.Logger
+	// TablePrefix starts the names of billing's tables (default
+	// sqlstore.DefaultTablePrefix, "billing_").
+	TablePrefix string
+
+	// OfflineStart is where the offline Stripe's clock starts (zero: now).
+	OfflineStart time.Time
+	// BcryptCost is the cost of password hashes (zero: bcrypt.DefaultCost).
+	BcryptCost int
+}
+
+// The offline Stripe's key, webhook secret and prices. They are test-mode
+// values of the right shapes, known only to this process.
+const (
+	offlineSecretKey     = "sk_test_offline_example"
+	offlineWebhookSecret = "whsec_offline_example"
+)
+
+var offlinePrices = prices{
+	BasicMonthly: "price_basic_monthly",
+	BasicYearly:  "price_basic_yearly",
+	ProMonthly:   "price_pro_monthly",
+	ProYearly:    "price_pro_yearly",
+	Credits:      "price_credits",
+}
+
+// graceAttempts is how many failed payments a membership keeps access
+// through while Stripe retries (billing's default, made explicit).
+const graceAttempts = billing.DefaultGraceAttempts
+
+// stripeTimeout bounds each Stripe call, so that a page answers within
+// the server's WriteTimeout.
+const stripeTimeout = 30 * time.Second
+
+// app is the site: an http.Handler, and Close.
+type app struct {
+	http.Handler
+	log     *slog.Logger
+	db      *sql.DB
+	dialect sqlstore.Dialect
+	b       *billing.Billing
+	users   *users
+	plans   []plan
+	// offline is the in-process offline Stripe, nil with a real one.
+	offline *billingtest.Stripe
+	// now is billing's clock: the offline Stripe's simulated time, or
+	// the wall clock.
+	now           func() time.Time
+	secureCookies bool
+}
+
+// newApp wires billing to the database and to Stripe (the offline one when
+// no key is configured) and returns the site.
+func newApp(ctx context.Context, cfg appConfig) (*app, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &app{
+		log:           cfg.Logger,
+		db:            cfg.DB,
+		dialect:       cfg.Dialect,
+		now:           time.Now,
+		secureCookies: strings.HasPrefix(cfg.SiteURL, "https://"),
+	}
+
+	// billing's tables, created or updated by the store's own migrations,
+	// then the site's own tables.
+	store, err := sqlstore.New(ctx, cfg.DB, cfg.Dialect, sqlstore.Options{TablePrefix: cfg.TablePrefix})
+	if err != nil {
+		return nil, err
+	}
+	if err := store.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("migrate billing's tables: %w", err)
+	}
+	if a.users, err = newUsers(cfg.DB, cfg.Dialect, cfg.BcryptCost); err != nil {
+		return nil, err
+	}
+	if err := a.users.migrate(ctx); err != nil {
+		return nil, err
+	}
+
+	// Which Stripe: the real one (or another Stripe-compatible API), or
+	// the offline Stripe with the site's prices.
+	bcfg := billing.Config{
+		SecretKey:      cfg.Stripe.SecretKey,
+		WebhookSecrets: []string{cfg.Stripe.WebhookSecret},
+		StripeURL:      cfg.Stripe.APIBase,
+		SiteURL:        cfg.SiteURL,
+		GraceAttempts:  graceAttempts,
+		Logger:         cfg.Logger,
+		HTTPClient:     &http.Client{Timeout: stripeTimeout},
+	}
+	priceIDs := cfg.Stripe.Prices
+	if cfg.Stripe.SecretKey == "" {
+		a.offline = billingtest.New(billingtest.Options{Start: cfg.OfflineStart})
+		priceIDs = offlinePrices
+		for _, p := range catalog(priceIDs, true) {
+			a.offline.AddPrice(p.PriceID, p.Interval, p.Amount)
+		}
+		bcfg.SecretKey = offlineSecretKey
+		bcfg.WebhookSecrets = []string{offlineWebhookSecret}
+		bcfg.StripeURL = a.offline.URL()
+		bcfg.Now = a.offline.Now
+		a.now = a.offline.Now
+	}
+	a.plans = catalog(priceIDs, a.offline != nil)
+	for _, p := range a.plans {
+		bp := billing.Plan{PriceID: p.PriceID, Tier: p.Tier}
+		if p.Credits > 0 {
+			bp.Kind, bp.Credits = billing.OneTime, p.Credits
+		}
+		bcfg.Plans = append(bcfg.Plans, bp)
+	}
+	a.b, err = billing.New(bcfg, store, billing.UserResolverFunc(a.users.billingUser))
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	if a.offline != nil {
+		// The offline Stripe delivers its webhooks straight to the
+		// site's handler, signed with the secret billing checks.
+		a.offline.AddEndpoint(a.b.WebhookHandler(), billingtest.EndpointOptions{
+			Secret: offlineWebhookSecret,
+			URL:    cfg.SiteURL + "/stripe/webhook",
+		})
+	}
+	a.Handler = a.routes()
+	return a, nil
+}
+
+// Close stops the offline Stripe, if any.
+func (a *app) Close() {
+	if a.offline != nil {
+		a.offline.Close()
+	}
+}
+
+// routes is the site's route table.
+func (a *app) routes() http.Handler {
+	site := http.NewServeMux()
+	site.HandleFunc("GET /{$}", a.home)
+	site.HandleFunc("GET /signup", a.signupPage)
+	site.HandleFunc("POST /signup", a.signup)
+	site.HandleFunc("GET /signin", a.signinPage)
+	site.HandleFunc("POST /signin", a.signin)
+	site.Handle("POST /signout", a.signedInForm(a.signout))
+	site.HandleFunc("GET /pricing", a.pricing)
+	site.Handle("POST /checkout", a.signedInForm(a.checkout))
+	site.Handle("GET /checkout/return", a.signedIn(a.checkoutReturn))
+	site.Handle("GET /account", a.signedIn(a.account))
+	site.Handle("POST /billing/portal", a.signedInForm(a.portal))
+	site.Handle("GET /members", a.membersOnly(a.members))
+	site.Handle("GET /members/pro", a.membersOnly(a.proMembers, "pro"))
+	site.HandleFunc("GET /healthz", a.healthz)
+	site.HandleFunc("GET /static/site.css", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, staticFiles, "static/site.css")
+	})
+	if a.offline != nil {
+		site.HandleFunc("GET /dev", a.devPanel)
+		site.HandleFunc("POST /dev/advance", a.devAdvance)
+		site.HandleFunc("POST /dev/replay", a.devReplay)
+	}
+
+	// Every POST is checked against cross-site requests (the browser's
+	// Sec-Fetch-Site header, or Origin against Host); the forms of
+	// signed-in pages also carry the session's CSRF token (signedInForm);
+	// cookies are SameSite=Lax.
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.renderError(w, r, http.StatusForbidden, "Request refused",
+			"This form was sent from another site. Go back to the site, reload the page and try again.")
+	}))
+
+	root := http.NewServeMux()
+	// The webhook is outside the session and CSRF middleware: Stripe signs
+	// its requests instead.
+	root.Handle("POST /stripe/webhook", a.b.WebhookHandler())
+	root.Handle("/", securityHeaders(a.withSession(csrf.Handler(a.settleOffline(site)))))
+	return root
+}
+
+// settleOffline, in offline mode, lets the offline Stripe's webhooks in
+// flight reach the site before a page is shown, so that the account page
+// shows at once what was just done in its portal. (With Stripe itself, a
+// webhook may arrive a moment after the user is back.)
+func (a *app) settleOffline(next http.Handler) http.Handler {
+	if a.offline == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+			if err := a.offline.Flush(ctx); err != nil {
+				a.log.Warn("offline Stripe webhooks still in flight", "error", err.Error())
+			}
+			cancel()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// securityHeaders sets the headers every page gets.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Templates and static files, embedded in the binary.
+var (
+	//go:embed templates/*.html
+	templateFiles embed.FS
+	//go:embed static/site.css
+	staticFiles embed.FS
+)
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// templateFuncs are the helpers the templates use.
+var templateFuncs = template.FuncMap{
+	// date is how pages show a day: "June 10, 2031" (UTC).
+	"date": func(t time.Time) string { return t.UTC().Format("January 2, 2006") },
+	// datetime adds the time: "June 10, 2031 12:00 UTC".
+	"datetime": func(t time.Time) string { return t.UTC().Format("January 2, 2006 15:04 MST") },
+	// iso is the machine-readable form for <time datetime>.
+	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+}
+
+// pages are the templates, each page's "content" in the shared layout.
+var pages = func() map[string]*template.Template {
+	names := must(fs.Glob(templateFiles, "templates/*.html"))
+	m := make(map[string]*template.Template, len(names))
+	for _, n := range names {
+		name := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if name == "layout" {
+			continue
+		}
+		m[name] = template.Must(template.New(name).Funcs(templateFuncs).ParseFS(templateFiles, "templates/layout.html", n))
+	}
+	return m
+}()
+
+// view is what the layout needs, with the page's own data in Page.
+type view struct {
+	Title string
+	// Session is the signed-in user's session, nil for a visitor.
+	Session *session
+	Flash   string
+	// Refresh, when set, reloads the page after that many seconds.
+	Refresh int
+	// Dev is the offline Stripe's bar, nil with a real Stripe.
+	Dev  *devBar
+	Page any
+}
+
+// flashes are the one-line messages a redirect can ask for (?msg=key), so
+// that no text from the URL reaches the page.
+var flashes = map[string]string{
+	"signed-out":         "You are signed out.",
+	"welcome":            "Welcome! Your account is ready: choose a plan.",
+	"already-subscribed": "You already have a subscription: change plans or cancel in Manage billing.",
+	"no-customer":        "You have no billing account yet: choose a plan first.",
+	"nothing-scheduled":  "The offline Stripe has nothing scheduled, so the clock did not move.",
+	"replayed":           "The parked event was replayed.",
+	"still-parked":       "The event is still parked: its customer is linked to no user.",
+}
+
+// render writes a page. It is rendered into a buffer first, so that a
+// template error is a clean 500 rather than half a page.
+func (a *app) render(w http.ResponseWriter, r *http.Request, status int, name, title string, page any) {
+	a.renderView(w, r, status, name, view{Title: title, Page: page})
+}
+
+func (a *app) renderView(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
+	if s, ok := sessionFrom(r.Context()); ok {
+		v.Session = &s
+	}
+	if v.Flash == "" {
+		v.Flash = flashes[r.URL.Query().Get("msg")]
+	}
+	if a.offline != nil {
+		v.Dev = a.devBar(r)
+	}
+	var buf bytes.Buffer
+	if err := pages[name].ExecuteTemplate(&buf, "layout", v); err != nil {
+		a.log.Error("render page", "page", name, "error", err.Error())
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// errorView is the data of the error page.
+type errorView struct{ Heading, Message string }
+
+// renderError shows the error page with a heading and a message.
+func (a *app) renderError(w http.ResponseWriter, r *http.Request, status int, heading, message string) {
+	a.render(w, r, status, "error", heading, errorView{Heading: heading, Message: message})
+}
+
+// billingUnavailable is the page for a failed call to Stripe or to the
+// database: the details go to the log, not to the user.
+func (a *app) billingUnavailable(w http.ResponseWriter, r *http.Request, what string, err error) {
+	a.log.Error(what, "error", err.Error())
+	a.renderError(w, r, http.StatusBadGateway, "Billing is unavailable",
+		"We could not reach our payment provider. Nothing was charged. Please try again in a minute.")
+}
+
+// localPath returns p if it is a path on this site (for ?next= and
+// return= values), else "".
+func localPath(p string) string {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+		return ""
+	}
+	return p
+}

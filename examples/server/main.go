@@ -1,0 +1,351 @@
+// Command server is a small membership site built on package billing:
+// sign up, choose a plan on the pricing page, pay in Stripe Checkout,
+// manage billing in the Customer Portal, read the members-only pages while
+// the membership lasts, and buy packs of credits.
+//
+// It runs with nothing configured:
+//
+//	go run ./examples/server
+//
+// and prints the URL to open. Without STRIPE_SECRET_KEY it runs offline:
+// the offline Stripe of package billingtest runs in the same process (its
+// Checkout and portal pages, webhooks delivered to the site's own handler,
+// a clock moved from the site's dev panel), and the database is a fresh
+// SQLite file, ./data/offline.db, since the offline Stripe keeps nothing
+// across restarts. Pay with the test card 4242 4242 4242 4242.
+//
+// The site's own users sign up with an email and a password (a bcrypt
+// hash in the app_users table, next to billing's tables) and stay signed in
+// with a random session token in an HttpOnly, SameSite=Lax cookie (only
+// its SHA-256 is stored, in app_sessions). Every POST is checked against
+// cross-site requests by net/http's CrossOriginProtection (the browser's
+// Sec-Fetch-Site header, or Origin against Host), and the forms of
+// signed-in pages also carry a per-session CSRF token. The Stripe webhook,
+// at POST /stripe/webhook, is outside both: Stripe signs it instead.
+//
+// Files: main.go (configuration, database, server), app.go (wiring billing,
+// routes, rendering), auth.go (sign-up, sign-in, sessions), users.go (the
+// users tables), handlers.go (pricing, Checkout and its return page,
+// account, portal, members pages, health), dev.go (the offline dev panel),
+// templates/ and static/.
+//
+// Environment (all optional):
+//
+//	ADDR                   where to listen (default 127.0.0.1:8080)
+//	SITE_URL               the public base URL (default http://ADDR)
+//	DATABASE_URL           postgres://..., mysql://user:pass@host:port/db, or a
+//	                       SQLite file path (default ./data/billing.db, or
+//	                       ./data/offline.db offline)
+//	STRIPE_SECRET_KEY      a Stripe secret key (sk_test_...): use Stripe itself
+//	STRIPE_WEBHOOK_SECRET  the signing secret of the endpoint at /stripe/webhook
+//	                       (required with STRIPE_SECRET_KEY)
+//	STRIPE_API_BASE        another Stripe-compatible API base URL (stripe-mock)
+//	PRICE_BASIC_MONTHLY, PRICE_BASIC_YEARLY, PRICE_PRO_MONTHLY, PRICE_PRO_YEARLY,
+//	PRICE_CREDITS          the Stripe price IDs of the plans (recurring prices)
+//	                       and of the credits pack (a one-time price; each
+//	                       purchase grants 100 credits); with
+//	                       STRIPE_SECRET_KEY, at least one
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+	_ "modernc.org/sqlite"             // the "sqlite" driver, for sqlstore.OpenSQLite
+
+	"github.com/gobilling/billing/sqlstore"
+)
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Getenv, log); err != nil {
+		log.Error(err.Error())
+		os.Exit(1)
+	}
+}
+
+// run starts the site and serves it until ctx ends (an interrupt or
+// SIGTERM), then shuts down gracefully.
+func run(ctx context.Context, getenv func(string) string, log *slog.Logger) error {
+	env, err := loadEnv(getenv)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", env.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on ADDR %s: %w", env.Addr, err)
+	}
+	defer ln.Close()
+	siteURL := env.SiteURL
+	if siteURL == "" {
+		siteURL = localURL(ln.Addr())
+	}
+
+	db, dialect, where, err := openDatabase(ctx, env.DatabaseURL, env.Offline())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	a, err := newApp(ctx, appConfig{
+		SiteURL: siteURL,
+		DB:      db,
+		Dialect: dialect,
+		Stripe:  env.Stripe,
+		Logger:  log,
+	})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	if a.offline != nil {
+		log.Info("offline mode: STRIPE_SECRET_KEY is unset, so payments go to the offline Stripe in this process (pay with 4242 4242 4242 4242; move its clock at /dev)",
+			"offline_stripe", a.offline.URL())
+		if env.DatabaseURL != "" {
+			log.Warn("the offline Stripe starts empty: Stripe customers stored in DATABASE_URL by an earlier run are unknown to it")
+		}
+	} else {
+		log.Info("Stripe mode", "stripe_api", stripeAPI(env.Stripe.APIBase), "webhook", siteURL+"/stripe/webhook")
+	}
+	log.Info("database", string(dialect), where)
+	log.Info("open " + siteURL)
+	return serve(ctx, ln, a, log)
+}
+
+// serve serves h on ln until ctx ends, then stops accepting connections and
+// waits (up to 15 seconds) for the requests in flight.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      60 * time.Second, // above stripeTimeout: a page may wait for Stripe
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// env is the configuration read from the environment.
+type env struct {
+	Addr        string
+	SiteURL     string
+	DatabaseURL string
+	Stripe      stripeEnv
+}
+
+// stripeEnv says which Stripe to use. An empty SecretKey means the offline
+// Stripe.
+type stripeEnv struct {
+	SecretKey     string
+	WebhookSecret string
+	APIBase       string
+	Prices        prices
+}
+
+// prices are the Stripe price IDs the site sells; empty ones are not
+// offered.
+type prices struct {
+	BasicMonthly, BasicYearly, ProMonthly, ProYearly, Credits string
+}
+
+// Offline reports whether the site runs with the offline Stripe.
+func (e env) Offline() bool { return e.Stripe.SecretKey == "" }
+
+// loadEnv reads the environment and says clearly what is missing.
+func loadEnv(getenv func(string) string) (env, error) {
+	e := env{
+		Addr:        getenv("ADDR"),
+		SiteURL:     strings.TrimSuffix(getenv("SITE_URL"), "/"),
+		DatabaseURL: getenv("DATABASE_URL"),
+		Stripe: stripeEnv{
+			SecretKey:     getenv("STRIPE_SECRET_KEY"),
+			WebhookSecret: getenv("STRIPE_WEBHOOK_SECRET"),
+			APIBase:       getenv("STRIPE_API_BASE"),
+			Prices: prices{
+				BasicMonthly: getenv("PRICE_BASIC_MONTHLY"),
+				BasicYearly:  getenv("PRICE_BASIC_YEARLY"),
+				ProMonthly:   getenv("PRICE_PRO_MONTHLY"),
+				ProYearly:    getenv("PRICE_PRO_YEARLY"),
+				Credits:      getenv("PRICE_CREDITS"),
+			},
+		},
+	}
+	if e.Addr == "" {
+		e.Addr = "127.0.0.1:8080"
+	}
+	if e.SiteURL != "" {
+		if u, err := url.Parse(e.SiteURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return env{}, fmt.Errorf("SITE_URL %q is not an absolute http(s) URL", e.SiteURL)
+		}
+	}
+	if e.Offline() {
+		return e, nil
+	}
+	var missing []string
+	if e.Stripe.WebhookSecret == "" {
+		missing = append(missing, "STRIPE_WEBHOOK_SECRET (the signing secret, whsec_..., of the webhook endpoint at <site>/stripe/webhook; with the Stripe CLI: stripe listen --forward-to <site>/stripe/webhook)")
+	}
+	if e.Stripe.Prices == (prices{}) {
+		missing = append(missing, "at least one price ID (price_...): PRICE_BASIC_MONTHLY, PRICE_BASIC_YEARLY, PRICE_PRO_MONTHLY, PRICE_PRO_YEARLY or PRICE_CREDITS")
+	}
+	if len(missing) > 0 {
+		return env{}, fmt.Errorf("STRIPE_SECRET_KEY is set, so the site uses Stripe, which also needs %s; or unset STRIPE_SECRET_KEY to run offline",
+			strings.Join(missing, ", and "))
+	}
+	return e, nil
+}
+
+// Default SQLite files, relative to the working directory.
+const (
+	defaultDatabase = "data/billing.db"
+	offlineDatabase = "data/offline.db"
+)
+
+// openDatabase opens DATABASE_URL and names its dialect and where it is
+// (without a password, for the log). Empty means an SQLite file under
+// ./data: offline.db, created afresh, when offline.
+func openDatabase(ctx context.Context, dbURL string, offline bool) (*sql.DB, sqlstore.Dialect, string, error) {
+	var (
+		db      *sql.DB
+		dialect sqlstore.Dialect
+		where   string
+		err     error
+	)
+	switch {
+	case strings.HasPrefix(dbURL, "postgres://"), strings.HasPrefix(dbURL, "postgresql://"):
+		dialect, where = sqlstore.Postgres, redactURL(dbURL)
+		db, err = sql.Open("pgx", dbURL)
+	case strings.HasPrefix(dbURL, "mysql://"):
+		var dsn string
+		if dsn, err = mysqlDSN(dbURL); err != nil {
+			return nil, "", "", err
+		}
+		dialect, where = sqlstore.MySQL, redactURL(dbURL)
+		db, err = sql.Open("mysql", dsn)
+	default:
+		path := dbURL
+		if path == "" {
+			path = defaultDatabase
+			if offline {
+				// The offline Stripe starts empty: so does its database.
+				path = offlineDatabase
+				for _, f := range []string{path, path + "-wal", path + "-shm"} {
+					if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+						return nil, "", "", fmt.Errorf("reset %s: %w", path, err)
+					}
+				}
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, "", "", fmt.Errorf("create the database's directory: %w", err)
+		}
+		dialect, where = sqlstore.SQLite, path
+		db, err = sqlstore.OpenSQLite(path)
+	}
+	if err != nil {
+		return nil, "", "", fmt.Errorf("open the %s database %s: %w", dialect, where, err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, "", "", fmt.Errorf("connect to the %s database %s: %w", dialect, where, err)
+	}
+	return db, dialect, where, nil
+}
+
+// mysqlDSN turns mysql://user:pass@host:port/db?params into the DSN of
+// github.com/go-sql-driver/mysql: user:pass@tcp(host:port)/db?params&parseTime=true.
+func mysqlDSN(dbURL string) (string, error) {
+	u, err := url.Parse(dbURL)
+	if err != nil || u.Host == "" || strings.Trim(u.Path, "/") == "" {
+		return "", fmt.Errorf("DATABASE_URL %s is not mysql://user:password@host:port/database", redactURL(dbURL))
+	}
+	cfg := mysql.NewConfig()
+	cfg.User = u.User.Username()
+	cfg.Passwd, _ = u.User.Password()
+	cfg.Net = "tcp"
+	cfg.Addr = u.Host
+	if u.Port() == "" {
+		cfg.Addr = net.JoinHostPort(u.Hostname(), "3306")
+	}
+	cfg.DBName = strings.Trim(u.Path, "/")
+	cfg.ParseTime = true
+	dsn := cfg.FormatDSN()
+	// Parameters of the URL (tls=true, ...) pass through to the driver,
+	// whose parser checks them.
+	if u.RawQuery != "" {
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		dsn += sep + u.RawQuery
+		if _, err := mysql.ParseDSN(dsn); err != nil {
+			return "", fmt.Errorf("DATABASE_URL %s: %w", redactURL(dbURL), err)
+		}
+	}
+	return dsn, nil
+}
+
+// redactURL hides a URL's password.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// localURL is the URL of a listener's address: a wildcard host becomes
+// localhost.
+func localURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func stripeAPI(base string) string {
+	if base == "" {
+		return "https://api.stripe.com"
+	}
+	return base
+}

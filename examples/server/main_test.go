@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gobilling/billing/internal/testenv"
+	"github.com/gobilling/billing/sqlstore"
+)
+
+// envOf is a getenv over a map.
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadEnv(t *testing.T) {
+	e, err := loadEnv(envOf(nil))
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:8080", e.Addr)
+	assert.True(t, e.Offline())
+
+	e, err = loadEnv(envOf(map[string]string{"ADDR": ":9000", "SITE_URL": "https://club.example/", "DATABASE_URL": "x.db"}))
+	require.NoError(t, err)
+	assert.Equal(t, ":9000", e.Addr)
+	assert.Equal(t, "https://club.example", e.SiteURL)
+	assert.Equal(t, "x.db", e.DatabaseURL)
+
+	_, err = loadEnv(envOf(map[string]string{"SITE_URL": "club.example"}))
+	assert.ErrorContains(t, err, `SITE_URL "club.example" is not an absolute http(s) URL`)
+
+	// With a Stripe key, the webhook secret and a price are needed; the
+	// message names them, and never the key.
+	_, err = loadEnv(envOf(map[string]string{"STRIPE_SECRET_KEY": "sk_test_secret123"}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "STRIPE_WEBHOOK_SECRET")
+	assert.Contains(t, err.Error(), "PRICE_PRO_MONTHLY")
+	assert.Contains(t, err.Error(), "unset STRIPE_SECRET_KEY to run offline")
+	assert.NotContains(t, err.Error(), "secret123")
+
+	_, err = loadEnv(envOf(map[string]string{"STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRET": "whsec_x"}))
+	assert.ErrorContains(t, err, "at least one price ID")
+	assert.NotContains(t, err.Error(), "STRIPE_WEBHOOK_SECRET (")
+
+	e, err = loadEnv(envOf(map[string]string{"STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRET": "whsec_x",
+		"PRICE_PRO_MONTHLY": "price_pm", "PRICE_CREDITS": "price_c", "STRIPE_API_BASE": "http://127.0.0.1:12111"}))
+	require.NoError(t, err)
+	assert.False(t, e.Offline())
+	assert.Equal(t, prices{ProMonthly: "price_pm", Credits: "price_c"}, e.Stripe.Prices)
+	assert.Equal(t, "http://127.0.0.1:12111", e.Stripe.APIBase)
+	// Online, only the configured plans are sold, without amounts.
+	plans := catalog(e.Stripe.Prices, false)
+	require.Len(t, plans, 2)
+	assert.Equal(t, "Monthly", plans[0].Label())
+	assert.Equal(t, "Buy", plans[1].Label())
+}
+
+func TestMySQLDSN(t *testing.T) {
+	dsn, err := mysqlDSN("mysql://app:p%40ss%2Fw@db.example:3307/club?tls=skip-verify&timeout=5s")
+	require.NoError(t, err)
+	cfg, err := mysql.ParseDSN(dsn)
+	require.NoError(t, err)
+	assert.Equal(t, "app", cfg.User)
+	assert.Equal(t, "p@ss/w", cfg.Passwd)
+	assert.Equal(t, "tcp", cfg.Net)
+	assert.Equal(t, "db.example:3307", cfg.Addr)
+	assert.Equal(t, "club", cfg.DBName)
+	assert.True(t, cfg.ParseTime)
+	assert.Equal(t, "skip-verify", cfg.TLSConfig)
+	assert.Equal(t, 5*time.Second, cfg.Timeout)
+
+	dsn, err = mysqlDSN("mysql://root@localhost/club")
+	require.NoError(t, err)
+	cfg, err = mysql.ParseDSN(dsn)
+	require.NoError(t, err)
+	assert.Equal(t, "localhost:3306", cfg.Addr)
+
+	for _, bad := range []string{"mysql://root@localhost", "mysql:///club", "mysql://h/db?tls=nonsense"} {
+		_, err := mysqlDSN(bad)
+		assert.Error(t, err, bad)
+	}
+	_, err = mysqlDSN("mysql://root:hunter2@localhost")
+	assert.NotContains(t, err.Error(), "hunter2")
+}
+
+func TestRedactAndLocalURL(t *testing.T) {
+	assert.Equal(t, "postgres://app:xxxxx@db:5432/club", redactURL("postgres://app:hunter2@db:5432/club"))
+	for addr, want := range map[string]string{
+		"127.0.0.1:8080": "http://127.0.0.1:8080",
+		"0.0.0.0:8080":   "http://localhost:8080",
+		"[::]:8080":      "http://localhost:8080",
+		"[::1]:8080":     "http://[::1]:8080",
+	} {
+		tcp, err := net.ResolveTCPAddr("tcp", addr)
+		require.NoError(t, err)
+		assert.Equal(t, want, localURL(tcp), addr)
+	}
+}
+
+func TestOpenDatabase(t *testing.T) {
+	t.Chdir(t.TempDir())
+	ctx := context.Background()
+
+	// Offline, the default file starts afresh at each start.
+	require.NoError(t, os.MkdirAll("data", 0o755))
+	require.NoError(t, os.WriteFile(offlineDatabase, []byte("left over from an earlier run"), 0o644))
+	db, dialect, where, err := openDatabase(ctx, "", true)
+	require.NoError(t, err)
+	assert.Equal(t, sqlstore.SQLite, dialect)
+	assert.Equal(t, "data/offline.db", where)
+	_, err = db.Exec("CREATE TABLE t (x INTEGER)")
+	require.NoError(t, err, "a fresh database")
+	require.NoError(t, db.Close())
+
+	// With Stripe, ./data/billing.db, kept across starts.
+	for range 2 {
+		db, _, where, err = openDatabase(ctx, "", false)
+		require.NoError(t, err)
+		assert.Equal(t, "data/billing.db", where)
+		_, err = db.Exec("CREATE TABLE IF NOT EXISTS kept (x INTEGER)")
+		require.NoError(t, err)
+		_, err = db.Exec("INSERT INTO kept VALUES (1)")
+		require.NoError(t, err)
+		require.NoError(t, db.Close())
+	}
+	db, _, _, err = openDatabase(ctx, "", false)
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM kept").Scan(&n))
+	assert.Equal(t, 2, n)
+	require.NoError(t, db.Close())
+
+	// Any other value is an SQLite path, its directories created.
+	db, dialect, where, err = openDatabase(ctx, filepath.Join("var", "lib", "club.db"), true)
+	require.NoError(t, err)
+	assert.Equal(t, sqlstore.SQLite, dialect)
+	assert.Equal(t, filepath.Join("var", "lib", "club.db"), where)
+	require.NoError(t, db.Close())
+	assert.FileExists(t, filepath.Join("var", "lib", "club.db"))
+
+	// A server that is not there: an error naming it, without the password.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	_, _, _, err = openDatabase(cctx, "postgres://app:hunter2@"+addr+"/club?connect_timeout=2", false)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "connect to the postgres database postgres://app:xxxxx@"+addr)
+	assert.NotContains(t, err.Error(), "hunter2")
+}
+
+func TestServeShutsDownGracefully(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	started := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		time.Sleep(300 * time.Millisecond)
+		_, _ = w.Write([]byte("finished"))
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln, h, testLogger(t)) }()
+
+	type result struct {
+		body string
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		res, err := http.Get("http://" + ln.Addr().String() + "/slow")
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer res.Body.Close()
+		var b bytes.Buffer
+		_, err = b.ReadFrom(res.Body)
+		got <- result{b.String(), err}
+	}()
+	<-started
+	cancel() // as on SIGTERM, while a request is in flight
+
+	r := <-got
+	require.NoError(t, r.err)
+	assert.Equal(t, "finished", r.body, "the request in flight completes")
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not return after its context ended")
+	}
+	_, err = http.Get("http://" + ln.Addr().String() + "/")
+	assert.Error(t, err, "no longer listening")
+}
+
+// syncBuffer is a log destination safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startRun runs the command's run function with the environment and
+// returns the URL it logs, its log, and a stop function that returns
+// run's error.
+func startRun(t *testing.T, env map[string]string) (string, *syncBuffer, func() error) {
+	t.Helper()
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, envOf(env), log) }()
+	stop := func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(20 * time.Second):
+			return errors.New("run did not return")
+		}
+	}
+	openLine := regexp.MustCompile(`msg="open (http://[^"]+)"`)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := openLine.FindStringSubmatch(logs.String()); m != nil {
+			return m[1], &logs, stop
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run returned %v before serving; log:\n%s", err, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	_ = stop()
+	t.Fatalf("no URL logged; log:\n%s", logs.String())
+	return "", nil, nil
+}
+
+func TestRunOffline(t *testing.T) {
+	t.Chdir(t.TempDir())
+	url, logs, stop := startRun(t, map[string]string{"ADDR": "127.0.0.1:0"})
+	res, err := http.Get(url + "/healthz")
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	require.NoError(t, stop())
+
+	log := logs.String()
+	assert.Contains(t, log, "offline mode")
+	assert.Regexp(t, `offline_stripe=http://127\.0\.0\.1:\d+`, log)
+	assert.Contains(t, log, "sqlite=data/offline.db")
+	assert.Contains(t, log, "shutting down")
+	assert.NotContains(t, log, offlineSecretKey)
+	assert.FileExists(t, offlineDatabase)
+}
+
+func TestRunRefusesBadConfig(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for name, env := range map[string]map[string]string{
+		"incomplete Stripe":  {"STRIPE_SECRET_KEY": "sk_test_secret123"},
+		"publishable key":    {"STRIPE_SECRET_KEY": "pk_test_secret123", "STRIPE_WEBHOOK_SECRET": "whsec_x", "PRICE_PRO_MONTHLY": "price_x", "ADDR": "127.0.0.1:0"},
+		"bad address":        {"ADDR": "256.0.0.1:1"},
+		"no database server": {"ADDR": "127.0.0.1:0", "DATABASE_URL": "mysql://root:secret123@127.0.0.1:1/db?timeout=1s"},
+	} {
+		err := run(context.Background(), envOf(env), testLogger(t))
+		require.Error(t, err, name)
+		assert.NotContains(t, err.Error(), "secret123", name)
+	}
+}
+
+// TestOnlineModeWithStripeMock runs the site against stripe-mock (Stripe's
+// official mock, which .ci/run starts), as with a real Stripe account:
+// the pricing buttons create real-shaped Checkout Sessions.
+func TestOnlineModeWithStripeMock(t *testing.T) {
+	mock := testenv.Service(t, "BILLING_TEST_STRIPE_MOCK",
+		"set it to the URL of a running stripe-mock (go install github.com/stripe/stripe-mock@v0.195.0; stripe-mock -http-port 12111), or run .ci/run")
+	t.Chdir(t.TempDir())
+	url, logs, stop := startRun(t, map[string]string{
+		"ADDR":                  "127.0.0.1:0",
+		"STRIPE_SECRET_KEY":     "sk_test_123",
+		"STRIPE_WEBHOOK_SECRET": "whsec_online",
+		"STRIPE_API_BASE":       mock,
+		"PRICE_PRO_MONTHLY":     "price_1",
+	})
+	defer func() { require.NoError(t, stop()) }()
+	assert.Contains(t, logs.String(), "stripe_api="+mock)
+	assert.Contains(t, logs.String(), "sqlite=data/billing.db")
+
+	c := newClient(t, url)
+	c.signUp("ada@example.com")
+	page := c.get("/pricing")
+	assert.Equal(t, "Monthly", text(page.Body, "buy-pro-monthly"))
+	assert.NotContains(t, page.Body, `id="devbar"`)
+	assert.Equal(t, http.StatusNotFound, c.get("/dev").Status)
+	res := c.postForm("/checkout", map[string][]string{"plan": {"pro-monthly"}})
+	require.Equal(t, http.StatusSeeOther, res.Status, res.Body)
+	assert.True(t, strings.HasPrefix(res.Location, "https://"), "stripe-mock's Checkout URL: %s", res.Location)
+}
