@@ -239,7 +239,23 @@ func TestStripeMockConformance(t *testing.T) {
 	deliver(smEvent("evt_conformance_2", "customer.subscription.updated", now, smSubscription("sub_conformance", customer, "active", "price_123", now+30*86400)))
 	deliver(smEvent("evt_conformance_3", "customer.subscription.updated", now, smSubscription("sub_conformance", customer, "trialing", "price_123", now+30*86400)))
 
+	// Recovery: Stripe's events since a time, and one user's
+	// subscriptions. stripe-mock's fixtures are nobody's: a parked event
+	// or an unknown-customer error is fine, a 4xx is not.
+	_, err = b.CatchUp(ctx, time.Now().Add(-24*time.Hour))
+	if err != nil {
+		t.Logf("CatchUp on fixtures: %v", err)
+	}
+	_, err = b.Sync(ctx, "u1")
+	if err != nil {
+		t.Logf("Sync on fixtures: %v", err)
+	}
+
 	wants := []smWant{
+		{name: "events list for CatchUp", method: "GET", path: "/v1/events",
+			params: map[string]string{"created[gte]": "", "types[0]": "customer.subscription.created", "limit": "100"}},
+		{name: "subscriptions list for Sync", method: "GET", path: "/v1/subscriptions",
+			params: map[string]string{"customer": customer, "status": "all", "limit": "100"}},
 		{name: "customer create", method: "POST", path: "/v1/customers",
 			params: map[string]string{"email": "u2@example.com", "name": "User u2", "metadata[billing_user_id]": "u2"}},
 		{name: "checkout session create, subscription mode", method: "POST", path: "/v1/checkout/sessions",

@@ -1,0 +1,117 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stripe/stripe-go/v82"
+)
+
+// appliedTypes are the event types the webhook handler applies, which
+// CatchUp asks Stripe for.
+var appliedTypes = []string{
+	evSubCreated, evSubUpdated, evSubDeleted, evSubPaused, evSubResumed, evSubTrialWillEnd,
+	evInvoicePaid, evInvoiceFailed, evCheckoutDone, evCheckoutAsyncOK,
+}
+
+// CatchUpReport counts what [Billing.CatchUp] did with the events it read.
+type CatchUpReport struct {
+	Seen       int // events listed
+	Applied    int // applied now: they had been missed
+	Duplicates int // applied before (by the webhook handler, say)
+	Parked     int // parked: no user is linked to their customer
+	Skipped    int // of another mode or API release train: not applied, logged
+	Failed     int // failed; the joined error says why, and a later run retries them
+}
+
+// CatchUp recovers missed webhook deliveries: it lists Stripe's events of
+// the types billing applies created since the given time (Stripe keeps 30
+// days of them) and applies each as the webhook handler would. Events
+// already applied cost no write and no further Stripe call; since order
+// does not matter, they are taken as Stripe lists them (newest first).
+// Run it from a cron, or after an outage, with since a little before the
+// outage began. An event that fails does not stop the others: the
+// returned error joins every failure, and the report counts them.
+func (b *Billing) CatchUp(ctx context.Context, since time.Time) (CatchUpReport, error) {
+	var rep CatchUpReport
+	p := &stripe.EventListParams{CreatedRange: &stripe.RangeQueryParams{GreaterThanOrEqual: since.Unix()}}
+	for _, t := range appliedTypes {
+		p.Types = append(p.Types, stripe.String(t))
+	}
+	p.Limit = stripe.Int64(100)
+	var errs []error
+	for ev, err := range b.sc.V1Events.List(ctx, p) {
+		if err != nil {
+			errs = append(errs, &StripeError{Op: "list events", Err: err})
+			break
+		}
+		rep.Seen++
+		if err := b.checkEventMode(*ev); err != nil {
+			rep.Skipped++
+			b.log.Error("catch-up skipped an event: misconfigured account", "event", ev.ID, "type", ev.Type, "error", err.Error())
+			continue
+		}
+		raw, err := json.Marshal(ev)
+		if err != nil {
+			rep.Failed++
+			errs = append(errs, fmt.Errorf("billing: catch-up: encode event %s: %w", ev.ID, err))
+			continue
+		}
+		out, err := b.process(ctx, *ev, raw)
+		if err != nil {
+			rep.Failed++
+			errs = append(errs, fmt.Errorf("billing: catch-up: event %s: %w", ev.ID, err))
+			continue
+		}
+		switch out {
+		case OutcomeApplied:
+			rep.Applied++
+		case OutcomeDuplicate:
+			rep.Duplicates++
+		case OutcomeParked:
+			rep.Parked++
+		}
+	}
+	if rep.Applied > 0 || rep.Failed > 0 {
+		b.log.Info("catch-up", "seen", rep.Seen, "applied", rep.Applied, "duplicates", rep.Duplicates,
+			"parked", rep.Parked, "skipped", rep.Skipped, "failed", rep.Failed)
+	}
+	return rep, errors.Join(errs...)
+}
+
+// Sync brings one user's subscriptions up to date from Stripe, whatever
+// webhooks were missed: it lists the subscriptions of the user's customer
+// and writes each, fetched with its latest invoice, through the same
+// conditional write as webhook events (versioned by Stripe's Date). It
+// returns the membership afterwards. A user without a customer has
+// nothing to sync and gets their stored membership.
+func (b *Billing) Sync(ctx context.Context, userID string) (Membership, error) {
+	if userID == "" {
+		return Membership{}, errors.New("billing: Sync: empty user ID")
+	}
+	customer, err := b.store.CustomerID(ctx, userID)
+	if errors.Is(err, ErrNotFound) {
+		return b.Membership(ctx, userID)
+	}
+	if err != nil {
+		return Membership{}, fmt.Errorf("billing: read customer of user %q: %w", userID, err)
+	}
+	p := &stripe.SubscriptionListParams{Customer: stripe.String(customer), Status: stripe.String("all")}
+	p.Limit = stripe.Int64(100)
+	var ids []string
+	for sub, err := range b.sc.V1Subscriptions.List(ctx, p) {
+		if err != nil {
+			return Membership{}, &StripeError{Op: "list subscriptions of " + customer, Err: err}
+		}
+		ids = append(ids, sub.ID)
+	}
+	for _, id := range ids {
+		if err := b.applyFetched(ctx, "", id); err != nil {
+			return Membership{}, fmt.Errorf("billing: sync subscription %s: %w", id, err)
+		}
+	}
+	return b.Membership(ctx, userID)
+}

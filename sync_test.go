@@ -1,0 +1,128 @@
+package billing_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gobilling/billing"
+	"github.com/gobilling/billing/billingtest"
+)
+
+// Webhooks lost (the endpoint was down longer than Stripe retries, say):
+// CatchUp reads Stripe's events and applies the missed ones; a second run
+// finds only duplicates and makes no call but the listing.
+func TestCatchUpRecoversMissedDeliveries(t *testing.T) {
+	e := newCoEnv(t)
+	ctx := context.Background()
+	since := e.fake.Now()
+	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
+	evs := e.complete(t, cs.ID, billingtest.CompleteOptions{}) // not delivered
+	sub := e.fake.SubscriptionsOf(e.customerOf(t, "u1"))[0]
+	e.fake.Advance(10 * 24 * time.Hour) // within the 30 days Stripe keeps events
+	_, err := e.fake.CancelAtPeriodEnd(sub) // not delivered either
+	require.NoError(t, err)
+
+	m, err := e.b.Membership(ctx, "u1")
+	require.NoError(t, err)
+	require.Equal(t, billing.StatusNone, m.Status, "nothing arrived")
+
+	applied := 0
+	for _, ev := range e.fake.Events() {
+		switch ev.Type {
+		case "customer.subscription.created", "customer.subscription.updated", "invoice.paid", "checkout.session.completed":
+			applied++
+		}
+	}
+	require.Greater(t, applied, len(evs)/2)
+	e.fake.ResetCalls()
+	rep, err := e.b.CatchUp(ctx, since)
+	require.NoError(t, err)
+	assert.Equal(t, billing.CatchUpReport{Seen: applied, Applied: applied}, rep)
+	assert.Equal(t, e.fake.TotalCalls(), e.calls("GET /v1/events"), "only the listing: no fetch was needed")
+
+	m, err = e.b.Membership(ctx, "u1")
+	require.NoError(t, err)
+	end := time.Unix(e.fake.Subscription(sub).Items.Data[0].CurrentPeriodEnd, 0).UTC()
+	assert.Equal(t, billing.StatusActive, m.Status)
+	assert.Equal(t, end, m.CancelAt)
+
+	e.fake.ResetCalls()
+	rep, err = e.b.CatchUp(ctx, since)
+	require.NoError(t, err)
+	assert.Equal(t, billing.CatchUpReport{Seen: applied, Duplicates: applied}, rep)
+	assert.Equal(t, e.fake.TotalCalls(), e.calls("GET /v1/events"))
+
+	// The same events delivered late by Stripe are duplicates too.
+	for _, body := range e.deliver(t, evs...) {
+		assert.Contains(t, []string{`{"outcome":"duplicate"}`, `{"outcome":"ignored"}`}, body)
+	}
+}
+
+func TestCatchUpParksUnknownCustomersAndReportsFailures(t *testing.T) {
+	e := newCoEnv(t)
+	ctx := context.Background()
+	since := e.fake.Now()
+	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack"})
+	e.complete(t, cs.ID, billingtest.CompleteOptions{})
+	// Lose the link, as if the customer were made in the Dashboard.
+	other := newCoEnv(t, func(c *billing.Config) { c.StripeURL = e.fake.URL(); c.Now = e.fake.Now })
+	rep, err := other.b.CatchUp(ctx, since)
+	require.NoError(t, err)
+	assert.Equal(t, billing.CatchUpReport{Seen: 1, Parked: 1}, rep)
+	parked, err := other.b.Parked(ctx)
+	require.NoError(t, err)
+	require.Len(t, parked, 1)
+	require.NoError(t, other.b.LinkCustomer(ctx, "u1", parked[0].CustomerID))
+	out, err := other.b.Replay(ctx, parked[0].ID)
+	require.NoError(t, err)
+	assert.Equal(t, billing.OutcomeApplied, out)
+	m, err := other.b.Membership(ctx, "u1")
+	require.NoError(t, err)
+	assert.Equal(t, int64(100), m.Credits)
+
+	e.fake.SetFail("GET /v1/events", 500, 1)
+	_, err = e.b.CatchUp(ctx, since)
+	var se *billing.StripeError
+	require.ErrorAs(t, err, &se)
+	m, err = e.b.Membership(ctx, "u1")
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), m.Credits, "nothing applied by the failed run")
+}
+
+// Sync reads one user's subscriptions from Stripe: the state is right
+// even with every webhook lost.
+func TestSync(t *testing.T) {
+	e := newCoEnv(t)
+	ctx := context.Background()
+	m, err := e.b.Sync(ctx, "nobody")
+	require.NoError(t, err)
+	assert.Equal(t, billing.StatusNone, m.Status)
+	assert.Equal(t, 0, e.fake.TotalCalls(), "no customer, no call")
+
+	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
+	e.complete(t, cs.ID, billingtest.CompleteOptions{})
+	sub := e.fake.SubscriptionsOf(e.customerOf(t, "u1"))[0]
+	e.fake.Advance(time.Hour)
+	e.fake.ResetCalls()
+	m, err = e.b.Sync(ctx, "u1")
+	require.NoError(t, err)
+	assert.Equal(t, billing.StatusActive, m.Status)
+	assert.Equal(t, "pro", m.Tier)
+	assert.Equal(t, 1, e.calls("GET /v1/subscriptions"))
+	assert.Equal(t, 1, e.calls("GET /v1/subscriptions/{id}"))
+
+	e.fake.Advance(time.Hour)
+	_, err = e.fake.CancelNow(sub)
+	require.NoError(t, err)
+	e.fake.Advance(time.Hour)
+	m, err = e.b.Sync(ctx, "u1")
+	require.NoError(t, err)
+	assert.Equal(t, billing.StatusCanceled, m.Status)
+
+	_, err = e.b.Sync(ctx, "")
+	assert.Error(t, err)
+}
