@@ -22,7 +22,7 @@ func TestCatchUpRecoversMissedDeliveries(t *testing.T) {
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
 	evs := e.complete(t, cs.ID, billingtest.CompleteOptions{}) // not delivered
 	sub := e.fake.SubscriptionsOf(e.customerOf(t, "u1"))[0]
-	e.fake.Advance(10 * 24 * time.Hour) // within the 30 days Stripe keeps events
+	e.fake.Advance(10 * 24 * time.Hour)     // within the 30 days Stripe keeps events
 	_, err := e.fake.CancelAtPeriodEnd(sub) // not delivered either
 	require.NoError(t, err)
 
