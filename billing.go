@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -306,7 +305,7 @@ func (b *Billing) siteURL(path string) string {
 // stored gets the zero Membership (status none), not an error.
 func (b *Billing) Membership(ctx context.Context, userID string) (Membership, error) {
 	if userID == "" {
-		return Membership{}, errors.New("billing: Membership: empty user ID")
+		return Membership{}, fmt.Errorf("%w: Membership: empty user ID", ErrInvalidArgument)
 	}
 	f, err := b.store.Facts(ctx, userID)
 	if err != nil {

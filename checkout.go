@@ -49,7 +49,7 @@ type CheckoutSession struct {
 // with 303 See Other.
 func (b *Billing) Checkout(ctx context.Context, userID string, opts CheckoutOptions) (CheckoutSession, error) {
 	if userID == "" {
-		return CheckoutSession{}, errors.New("billing: Checkout: empty user ID")
+		return CheckoutSession{}, fmt.Errorf("%w: Checkout: empty user ID", ErrInvalidArgument)
 	}
 	plan, err := b.Plan(opts.PriceID)
 	if err != nil {
@@ -59,17 +59,17 @@ func (b *Billing) Checkout(ctx context.Context, userID string, opts CheckoutOpti
 		opts.Quantity = 1
 	}
 	if opts.Quantity < 0 || opts.TrialDays < 0 {
-		return CheckoutSession{}, fmt.Errorf("billing: Checkout: negative quantity or trial days")
+		return CheckoutSession{}, fmt.Errorf("%w: Checkout: negative quantity or trial days", ErrInvalidArgument)
 	}
 	if opts.TrialDays > 0 && plan.Kind != Recurring {
-		return CheckoutSession{}, fmt.Errorf("billing: Checkout: a trial needs a recurring price, %s is one-time", plan.PriceID)
+		return CheckoutSession{}, fmt.Errorf("%w: Checkout: a trial needs a recurring price, %s is one-time", ErrInvalidArgument, plan.PriceID)
 	}
 	success := b.siteURL(b.cfg.SuccessPath)
 	if opts.SuccessURL != "" {
 		success = opts.SuccessURL
 	}
 	if !strings.Contains(success, "{CHECKOUT_SESSION_ID}") {
-		return CheckoutSession{}, fmt.Errorf("billing: Checkout: SuccessURL %q lacks {CHECKOUT_SESSION_ID}", success)
+		return CheckoutSession{}, fmt.Errorf("%w: Checkout: SuccessURL %q lacks {CHECKOUT_SESSION_ID}", ErrInvalidArgument, success)
 	}
 	cancel := b.siteURL(b.cfg.CancelPath)
 	if opts.CancelURL != "" {
@@ -148,8 +148,11 @@ func (b *Billing) createSession(ctx context.Context, p *stripe.CheckoutSessionCr
 		if err != nil {
 			return nil, &StripeError{Op: "create checkout session", Err: err}
 		}
-		if s.LastResponse == nil || s.LastResponse.Header.Get("Idempotent-Replayed") != "true" || i == maxReplays {
+		if s.LastResponse == nil || s.LastResponse.Header.Get("Idempotent-Replayed") != "true" {
 			return s, nil
+		}
+		if i == maxReplays {
+			return nil, fmt.Errorf("billing: create checkout session: %d finished sessions replayed within one idempotency window", maxReplays)
 		}
 		cur, err := b.sc.V1CheckoutSessions.Retrieve(ctx, s.ID, nil)
 		if err != nil {
@@ -206,8 +209,11 @@ func (b *Billing) customerFor(ctx context.Context, userID, known string) (string
 	if u.Name != "" {
 		p.Name = stripe.String(u.Name)
 	}
-	sum := sha256.Sum256([]byte(userID + "\x00" + u.Email + "\x00" + u.Name))
-	p.SetIdempotencyKey("billing-customer-" + hex.EncodeToString(sum[:20]))
+	// Keyed by everything sent and the window: a double click makes one
+	// customer, and a failure Stripe stored (it replays a key's first
+	// answer for 24 hours, a 500 included) blocks the user for a minute,
+	// not a day. A race across windows ends in ErrCustomerConflict below.
+	p.SetIdempotencyKey(b.idempotencyKey("customer", userID, u.Email, u.Name))
 	var c *stripe.Customer
 	err = retryConflict(ctx, func() error {
 		var err error
@@ -223,10 +229,12 @@ func (b *Billing) customerFor(ctx context.Context, userID, known string) (string
 	if errors.Is(err, ErrCustomerConflict) {
 		// Another request linked the user first (with a customer made
 		// more than a day apart): use the linked one.
-		if linked, err2 := b.store.CustomerID(ctx, userID); err2 == nil {
+		linked, err2 := b.store.CustomerID(ctx, userID)
+		if err2 == nil {
 			b.log.Warn("user already linked to another customer; using it", "user", userID, "unused_customer", c.ID, "customer", linked)
 			return linked, nil
 		}
+		err = errors.Join(err, err2)
 	}
 	if err != nil {
 		return "", fmt.Errorf("billing: link user %q to customer %s: %w", userID, c.ID, err)

@@ -496,13 +496,13 @@ func TestCheckoutRejectsBadInputWithoutCallingStripe(t *testing.T) {
 		is   error  // errors.Is, when set
 		want string // in the message
 	}{
-		{"trial on a one-time price", "u1", billing.CheckoutOptions{PriceID: "price_pack", TrialDays: 7}, nil, "recurring"},
+		{"trial on a one-time price", "u1", billing.CheckoutOptions{PriceID: "price_pack", TrialDays: 7}, billing.ErrInvalidArgument, "recurring"},
 		{"unknown price", "u1", billing.CheckoutOptions{PriceID: "price_nope"}, billing.ErrUnknownPrice, "price_nope"},
 		{"empty price", "u1", billing.CheckoutOptions{}, billing.ErrUnknownPrice, ""},
-		{"empty user", "", billing.CheckoutOptions{PriceID: "price_pro"}, nil, "empty user ID"},
-		{"negative quantity", "u1", billing.CheckoutOptions{PriceID: "price_pack", Quantity: -1}, nil, "negative"},
-		{"negative trial", "u1", billing.CheckoutOptions{PriceID: "price_pro", TrialDays: -3}, nil, "negative"},
-		{"success URL without placeholder", "u1", billing.CheckoutOptions{PriceID: "price_pro", SuccessURL: "https://app.example/thanks"}, nil, "{CHECKOUT_SESSION_ID}"},
+		{"empty user", "", billing.CheckoutOptions{PriceID: "price_pro"}, billing.ErrInvalidArgument, "empty user ID"},
+		{"negative quantity", "u1", billing.CheckoutOptions{PriceID: "price_pack", Quantity: -1}, billing.ErrInvalidArgument, "negative"},
+		{"negative trial", "u1", billing.CheckoutOptions{PriceID: "price_pro", TrialDays: -3}, billing.ErrInvalidArgument, "negative"},
+		{"success URL without placeholder", "u1", billing.CheckoutOptions{PriceID: "price_pro", SuccessURL: "https://app.example/thanks"}, billing.ErrInvalidArgument, "{CHECKOUT_SESSION_ID}"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

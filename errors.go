@@ -36,10 +36,16 @@ var (
 	// ErrNotParked is returned by [Billing.Replay] for an event that is not
 	// parked.
 	ErrNotParked = errors.New("billing: event is not parked")
+
+	// ErrInvalidArgument is wrapped by errors for bad arguments to
+	// Billing's methods (an empty user ID, a negative quantity, a success
+	// URL without {CHECKOUT_SESSION_ID}, ...), checked before any Stripe
+	// call or write: answer them 400.
+	ErrInvalidArgument = errors.New("billing: invalid argument")
 )
 
-// Errors the webhook handler reports (in its log lines, and to
-// Config.OnWebhookError) for deliveries it rejects with 400.
+// Errors the webhook handler reports in its log lines (and its 400
+// answers) for deliveries it rejects.
 var (
 	// ErrLivemodeMismatch: a live event reached a test-mode setup or the
 	// other way round.

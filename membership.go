@@ -173,7 +173,10 @@ func (p policy) one(s Subscription, now time.Time) Membership {
 			attempts = 0
 		}
 		willRetry := !s.Invoice.Paid && !s.Invoice.NextPaymentAttempt.IsZero()
-		if attempts < p.grace && willRetry {
+		// The latest invoice paid: Stripe is about to mark the subscription
+		// active again (its customer.subscription.updated may come later).
+		paid := s.Invoice.Paid && (s.LatestInvoiceID == "" || s.Invoice.ID == s.LatestInvoiceID)
+		if paid || (attempts < p.grace && willRetry) {
 			m.Status, m.AccessUntil, m.FailedAttempts = StatusActive, periodAccess, attempts
 			p.cancel(&m, s)
 		} else {
@@ -218,20 +221,26 @@ func (p policy) cancel(m *Membership, s Subscription) {
 	}
 }
 
-// better reports whether a gives more than b: access now first, then the
-// later end of access, then the higher tier, then the more pressing status.
+// better reports whether a gives more than b: access now first; among
+// memberships with access, the higher tier, then the later end of access;
+// among those without, the more pressing status (the one that asks the
+// user to act).
 func (p policy) better(a, b Membership, now time.Time) bool {
-	if aa, ba := a.Active(now), b.Active(now); aa != ba {
+	aa, ba := a.Active(now), b.Active(now)
+	if aa != ba {
 		return aa
+	}
+	ra, rb := p.rank[a.Tier], p.rank[b.Tier]
+	if !aa {
+		if sa, sb := statusWeight[a.Status], statusWeight[b.Status]; sa != sb {
+			return sa > sb
+		}
+	}
+	if ra != rb {
+		return ra > rb
 	}
 	if !a.AccessUntil.Equal(b.AccessUntil) {
 		return a.AccessUntil.After(b.AccessUntil)
-	}
-	if ra, rb := p.rank[a.Tier], p.rank[b.Tier]; ra != rb {
-		return ra > rb
-	}
-	if sa, sb := statusWeight[a.Status], statusWeight[b.Status]; sa != sb {
-		return sa > sb
 	}
 	return a.SubscriptionID > b.SubscriptionID
 }

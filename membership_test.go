@@ -212,11 +212,23 @@ func TestMembershipEdges(t *testing.T) {
 		assert.Equal(t, t0.Add(3*day), m.CancelAt)
 		assert.Equal(t, t0.Add(3*day), m.AccessUntil)
 	})
-	t.Run("a paid latest invoice on a past_due subscription is no grace", func(t *testing.T) {
-		s := sub("sub_1", "past_due", func(s *Subscription) { s.Invoice = Invoice{ID: "in_1", Paid: true, AttemptCount: 2} })
+	t.Run("past_due whose latest invoice is paid: access, as Stripe is about to say active", func(t *testing.T) {
+		s := sub("sub_1", "past_due", func(s *Subscription) {
+			s.LatestInvoiceID = "in_1"
+			s.Invoice = Invoice{ID: "in_1", Paid: true, AttemptCount: 3}
+		})
+		m := testPl.compute(Facts{UserID: "u1", Subscriptions: []Subscription{s}}, t0)
+		assert.Equal(t, StatusActive, m.Status)
+		assert.Equal(t, 0, m.FailedAttempts)
+		assert.Equal(t, end.Add(day), m.AccessUntil)
+	})
+	t.Run("past_due whose paid invoice is not the latest: no access", func(t *testing.T) {
+		s := sub("sub_1", "past_due", func(s *Subscription) {
+			s.LatestInvoiceID = "in_2"
+			s.Invoice = Invoice{ID: "in_1", Paid: true, AttemptCount: 1}
+		})
 		m := testPl.compute(Facts{UserID: "u1", Subscriptions: []Subscription{s}}, t0)
 		assert.Equal(t, StatusPastDue, m.Status)
-		assert.Equal(t, 0, m.FailedAttempts)
 	})
 	t.Run("GraceAttempts 1 makes the first failure past_due", func(t *testing.T) {
 		p := testPl
@@ -241,17 +253,19 @@ func TestMembershipEdges(t *testing.T) {
 		m = testPl.compute(Facts{UserID: "u1", Subscriptions: []Subscription{old, cur}}, t0)
 		assert.Equal(t, "sub_new", m.SubscriptionID)
 	})
-	t.Run("several live subscriptions: the later access, then the higher tier", func(t *testing.T) {
+	t.Run("several live subscriptions: the higher tier, then the later access", func(t *testing.T) {
+		// An annual basic plan and a monthly pro bought beside it: the
+		// user gets pro pages.
 		basicLong := sub("sub_a", "active", func(s *Subscription) {
 			s.Items = []Item{{PriceID: "price_basic", CurrentPeriodEnd: end.Add(300 * day)}}
 		})
 		proShort := sub("sub_b", "active")
-		m := testPl.compute(Facts{UserID: "u1", Subscriptions: []Subscription{proShort, basicLong}}, t0)
-		assert.Equal(t, "sub_a", m.SubscriptionID)
-		basicSame := sub("sub_c", "active", func(s *Subscription) { s.Items[0].PriceID = "price_basic" })
-		m = testPl.compute(Facts{UserID: "u1", Subscriptions: []Subscription{basicSame, proShort}}, t0)
+		m := testPl.compute(Facts{UserID: "u1", Subscriptions: []Subscription{basicLong, proShort}}, t0)
 		assert.Equal(t, "sub_b", m.SubscriptionID)
 		assert.Equal(t, "pro", m.Tier)
+		proLong := sub("sub_c", "active", func(s *Subscription) { s.Items[0].CurrentPeriodEnd = end.Add(300 * day) })
+		m = testPl.compute(Facts{UserID: "u1", Subscriptions: []Subscription{proShort, proLong}}, t0)
+		assert.Equal(t, "sub_c", m.SubscriptionID)
 	})
 	t.Run("without access, past_due is shown before canceled", func(t *testing.T) {
 		m := testPl.compute(Facts{UserID: "u1", Subscriptions: []Subscription{

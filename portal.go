@@ -22,7 +22,7 @@ type PortalOptions struct {
 // customer gets ErrNoCustomer.
 func (b *Billing) Portal(ctx context.Context, userID string, opts PortalOptions) (string, error) {
 	if userID == "" {
-		return "", errors.New("billing: Portal: empty user ID")
+		return "", fmt.Errorf("%w: Portal: empty user ID", ErrInvalidArgument)
 	}
 	customer, err := b.store.CustomerID(ctx, userID)
 	if errors.Is(err, ErrNotFound) {

@@ -2,6 +2,7 @@ package billing_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -125,4 +126,31 @@ func TestSync(t *testing.T) {
 
 	_, err = e.b.Sync(ctx, "")
 	assert.Error(t, err)
+}
+
+// An event rendered at another API version (CatchUp lists events at the
+// account's default version) is not read: its object is fetched anew.
+func TestReplayOfAnotherAPIVersionFetchesTheObject(t *testing.T) {
+	e := newCoEnv(t)
+	ctx := context.Background()
+	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
+	evs := e.complete(t, cs.ID, billingtest.CompleteOptions{})
+	sub := e.fake.SubscriptionsOf(e.customerOf(t, "u1"))[0]
+	// An old-layout subscription event (period at the top, items without
+	// periods), as an account on an older default version would list it.
+	old := []byte(`{"id":"evt_oldversion","object":"event","api_version":"2024-06-20","created":` +
+		strconv.FormatInt(evs[0].Created, 10) + `,"livemode":false,"type":"customer.subscription.updated","data":{"object":{"id":"` + sub +
+		`","object":"subscription","status":"active","current_period_end":1,"items":{"object":"list","data":[{"id":"si_x","price":{"id":"price_pro"}}]}}}}`)
+	require.NoError(t, e.store.Park(ctx, billing.ParkedEvent{ID: "evt_oldversion", Type: "customer.subscription.updated", Payload: old, ParkedAt: e.fake.Now()}))
+	e.fake.Advance(time.Hour)
+	e.fake.ResetCalls()
+	out, err := e.b.Replay(ctx, "evt_oldversion")
+	require.NoError(t, err)
+	assert.Equal(t, billing.OutcomeApplied, out)
+	assert.Equal(t, 1, e.calls("GET /v1/subscriptions/{id}"))
+	m, err := e.b.Membership(ctx, "u1")
+	require.NoError(t, err)
+	assert.Equal(t, billing.StatusActive, m.Status)
+	assert.Equal(t, time.Unix(e.fake.Subscription(sub).Items.Data[0].CurrentPeriodEnd, 0).UTC(), m.CurrentPeriodEnd,
+		"the period from Stripe at our version, not the old layout's")
 }

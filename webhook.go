@@ -20,15 +20,16 @@ type Outcome int
 
 // Outcomes of a verified event.
 const (
-	OutcomeApplied   Outcome = iota // recorded with its state change (which may have been "nothing newer")
+	OutcomeNone      Outcome = iota // the zero value: nothing happened (returned with errors)
+	OutcomeApplied                  // recorded with its state change (which may have been "nothing newer")
 	OutcomeDuplicate                // already applied: nothing changed, no Stripe call made
 	OutcomeIgnored                  // an event type billing does not use
-	OutcomeParked                   // could not be applied (unknown customer): kept for Replay
+	OutcomeParked                   // could not be applied (unknown customer, undecodable object): kept for Replay
 )
 
-var outcomeNames = [...]string{"applied", "duplicate", "ignored", "parked"}
+var outcomeNames = [...]string{"none", "applied", "duplicate", "ignored", "parked"}
 
-// String names the outcome: "applied", "duplicate", "ignored" or "parked".
+// String names the outcome: "none", "applied", "duplicate", "ignored" or "parked".
 func (o Outcome) String() string {
 	if o >= 0 && int(o) < len(outcomeNames) {
 		return outcomeNames[o]
@@ -189,25 +190,15 @@ func (b *Billing) process(ctx context.Context, ev stripe.Event, raw []byte) (Out
 	if done {
 		return OutcomeDuplicate, nil
 	}
-	switch ev.Type {
-	case evInvoicePaid, evInvoiceFailed:
-		var inv stripe.Invoice
-		if err := json.Unmarshal(ev.Data.Raw, &inv); err != nil || inv.ID == "" {
-			return 0, fmt.Errorf("decode invoice of %s: no invoice ID (%v)", ev.ID, err)
+	err = b.apply(ctx, ev)
+	var undecodable *errUndecodable
+	if errors.As(err, &undecodable) {
+		// Retrying cannot help: keep it for an operator instead of
+		// answering 500 for three days.
+		if err := b.park(ctx, ev, raw, "", err.Error()); err != nil {
+			return 0, err
 		}
-		err = b.applyInvoice(ctx, ev, &inv)
-	case evCheckoutDone, evCheckoutAsyncOK:
-		var s stripe.CheckoutSession
-		if err := json.Unmarshal(ev.Data.Raw, &s); err != nil || s.ID == "" {
-			return 0, fmt.Errorf("decode checkout session of %s: no session ID (%v)", ev.ID, err)
-		}
-		err = b.applyCheckout(ctx, ev, &s)
-	default:
-		var sub stripe.Subscription
-		if err := json.Unmarshal(ev.Data.Raw, &sub); err != nil || sub.ID == "" {
-			return 0, fmt.Errorf("decode subscription of %s: no subscription ID (%v)", ev.ID, err)
-		}
-		err = b.applySubscriptionEvent(ctx, ev, &sub)
+		return OutcomeParked, nil
 	}
 	var unknown *errUnknownCustomer
 	switch {
@@ -222,6 +213,79 @@ func (b *Billing) process(ctx context.Context, ev stripe.Event, raw []byte) (Out
 		return OutcomeParked, nil
 	}
 	return 0, err
+}
+
+// errUndecodable is an event whose object cannot be read.
+type errUndecodable struct {
+	what string
+	err  error
+}
+
+func (e *errUndecodable) Error() string {
+	if e.err == nil {
+		return "cannot read the event's " + e.what + ": it has no ID"
+	}
+	return "cannot read the event's " + e.what + ": " + e.err.Error()
+}
+
+func (e *errUndecodable) Unwrap() error { return e.err }
+
+// apply decodes a verified event's object and applies it.
+func (b *Billing) apply(ctx context.Context, ev stripe.Event) error {
+	if train(ev.APIVersion) != train(stripe.APIVersion) {
+		return b.applyRefetched(ctx, ev)
+	}
+	switch ev.Type {
+	case evInvoicePaid, evInvoiceFailed:
+		var inv stripe.Invoice
+		if err := json.Unmarshal(ev.Data.Raw, &inv); err != nil || inv.ID == "" {
+			return &errUndecodable{what: "invoice", err: err}
+		}
+		return b.applyInvoice(ctx, ev, &inv)
+	case evCheckoutDone, evCheckoutAsyncOK:
+		var s stripe.CheckoutSession
+		if err := json.Unmarshal(ev.Data.Raw, &s); err != nil || s.ID == "" {
+			return &errUndecodable{what: "checkout session", err: err}
+		}
+		return b.applyCheckout(ctx, ev, &s)
+	default:
+		var sub stripe.Subscription
+		if err := json.Unmarshal(ev.Data.Raw, &sub); err != nil || sub.ID == "" {
+			return &errUndecodable{what: "subscription", err: err}
+		}
+		return b.applySubscriptionEvent(ctx, ev, &sub)
+	}
+}
+
+// applyRefetched applies an event rendered at another API version (the
+// account's default, as /v1/events renders them for CatchUp) without
+// reading its object, whose layout may differ: the object is fetched
+// anew, at this library's version, and applied as a fetched object.
+func (b *Billing) applyRefetched(ctx context.Context, ev stripe.Event) error {
+	var obj struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(ev.Data.Raw, &obj); err != nil || obj.ID == "" {
+		return &errUndecodable{what: "object", err: err}
+	}
+	switch ev.Type {
+	case evInvoicePaid, evInvoiceFailed:
+		inv, err := b.sc.V1Invoices.Retrieve(ctx, obj.ID, nil)
+		if err != nil {
+			return &StripeError{Op: "retrieve invoice " + obj.ID, Err: err}
+		}
+		return b.applyInvoice(ctx, ev, inv)
+	case evCheckoutDone, evCheckoutAsyncOK:
+		p := &stripe.CheckoutSessionRetrieveParams{}
+		p.AddExpand("line_items")
+		s, err := b.sc.V1CheckoutSessions.Retrieve(ctx, obj.ID, p)
+		if err != nil {
+			return &StripeError{Op: "retrieve checkout session " + obj.ID, Err: err}
+		}
+		return b.applyCheckout(ctx, ev, s)
+	default:
+		return b.applyFetched(ctx, ev.ID, obj.ID)
+	}
 }
 
 func (b *Billing) park(ctx context.Context, ev stripe.Event, raw []byte, customer, reason string) error {
@@ -280,8 +344,17 @@ func putSubscription(ctx context.Context, tx Tx, s Subscription, inv *Invoice, n
 	if err != nil {
 		return fmt.Errorf("read subscription %s: %w", s.ID, err)
 	}
-	if !ok && cur.Version.Equal(s.Version) && cur.Phase() == s.Phase() && !cur.Final() {
-		return errTie
+	if !ok && !cur.Final() && cur.Phase() == s.Phase() {
+		switch {
+		case cur.Version.Equal(s.Version):
+			return errTie
+		case !needInvoice && cur.Version.After(s.Version) && !sameState(cur, s):
+			// A fetched object older than what is stored, and different:
+			// Stripe's Date lags the event's created (another clock), or a
+			// later fetch committed first. Unproven either way: fetch
+			// again rather than record the event on a stale read.
+			return errTie
+		}
 	}
 	if inv != nil && inv.ID != "" {
 		if _, err := tx.PutInvoice(ctx, s.ID, user, s.CustomerID, *inv); err != nil {
@@ -293,6 +366,24 @@ func putSubscription(ctx context.Context, tx Tx, s Subscription, inv *Invoice, n
 		return errNeedInvoice
 	}
 	return nil
+}
+
+// sameState reports whether two records hold the same subscription state,
+// whatever their versions.
+func sameState(a, b Subscription) bool {
+	if a.Status != b.Status || a.CancelAtPeriodEnd != b.CancelAtPeriodEnd || a.LatestInvoiceID != b.LatestInvoiceID ||
+		!a.CancelAt.Equal(b.CancelAt) || !a.CanceledAt.Equal(b.CanceledAt) || !a.EndedAt.Equal(b.EndedAt) ||
+		!a.TrialStart.Equal(b.TrialStart) || !a.TrialEnd.Equal(b.TrialEnd) || len(a.Items) != len(b.Items) {
+		return false
+	}
+	for i := range a.Items {
+		x, y := a.Items[i], b.Items[i]
+		if x.PriceID != y.PriceID || x.Quantity != y.Quantity ||
+			!x.CurrentPeriodStart.Equal(y.CurrentPeriodStart) || !x.CurrentPeriodEnd.Equal(y.CurrentPeriodEnd) {
+			return false
+		}
+	}
+	return true
 }
 
 // maxFetches bounds the re-fetches of one subscription while Stripe's
@@ -415,6 +506,11 @@ func (b *Billing) applyCheckout(ctx context.Context, ev stripe.Event, s *stripe.
 	}
 	return b.store.Apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
 		user, err := userOf(ctx, tx, customer)
+		if customer == "" && grant != nil && s.ClientReferenceID != "" {
+			// A guest purchase (a Payment Link, say) names its user only
+			// by client_reference_id: the payer pays for that user.
+			user, err = s.ClientReferenceID, nil
+		}
 		if err != nil {
 			return err
 		}

@@ -184,3 +184,72 @@ func TestPastDueBeforeItsInvoiceEvent(t *testing.T) {
 	assert.Equal(t, m, m2)
 	assert.Equal(t, 0, e.fake.TotalCalls())
 }
+
+// A user in grace whose retry succeeds keeps access when invoice.paid
+// arrives before the subscription's update back to active.
+func TestPaidRetryKeepsAccessBeforeTheUpdate(t *testing.T) {
+	e := newRaceEnv(t)
+	ctx := context.Background()
+	_, sub, evs := e.buy(t, "u1")
+	e.deliver(t, evs...)
+	e.fake.Advance(30 * 24 * time.Hour)
+	cus := e.fake.Subscription(sub).Customer.ID
+	require.NoError(t, e.fake.SetCardFailing(cus, true))
+	renew, err := e.fake.Renew(sub, billingtest.RenewOptions{})
+	require.NoError(t, err)
+	e.fake.Advance(time.Hour)
+	e.deliver(t, renew...)
+	m, err := e.b.Membership(ctx, "u1")
+	require.NoError(t, err)
+	require.Equal(t, 1, m.FailedAttempts, "in grace")
+
+	require.NoError(t, e.fake.SetCardFailing(cus, false))
+	e.fake.Advance(24 * time.Hour)
+	retry, err := e.fake.RetryPayment(sub)
+	require.NoError(t, err)
+	e.deliver(t, only(retry, "invoice.paid")...)
+	m, err = e.b.Membership(ctx, "u1")
+	require.NoError(t, err)
+	assert.Equal(t, billing.StatusActive, m.Status)
+	assert.Equal(t, 0, m.FailedAttempts)
+	assert.True(t, m.Active(e.fake.Now()), "paid: access stays")
+}
+
+// Stripe's Date comes from another clock than event.created: a fetch
+// dated a second before the stored version, and different from it, is
+// not taken as proof; billing fetches again.
+func TestFetchDatedBeforeTheStoredVersionIsFetchedAgain(t *testing.T) {
+	e := newRaceEnv(t)
+	ctx := context.Background()
+	_, sub, evs := e.buy(t, "u1")
+	e.deliver(t, evs...)
+	e.fake.Advance(24 * time.Hour)
+	// Start the two changes just after a second begins: they share it.
+	e.fake.Advance(time.Second - time.Duration(e.fake.Now().Nanosecond()) + 50*time.Millisecond)
+	first, err := e.fake.ChangePrice(sub, "price_basic")
+	require.NoError(t, err)
+	second, err := e.fake.CancelAtPeriodEnd(sub)
+	require.NoError(t, err)
+	require.Equal(t, first[0].Created, second[0].Created, "two changes in one second")
+	var mu sync.Mutex
+	fetches := 0
+	e.hook.after = func(req *http.Request, res *http.Response) {
+		if req.Method == http.MethodGet && strings.HasPrefix(req.URL.Path, "/v1/subscriptions/") {
+			mu.Lock()
+			defer mu.Unlock()
+			if fetches == 0 {
+				res.Header.Set("Date", time.Unix(first[0].Created-1, 0).UTC().Format(http.TimeFormat))
+			}
+			fetches++
+		}
+	}
+	e.deliver(t, first...)  // stored at T
+	e.deliver(t, second...) // ties at T: fetched, first dated T-1
+	m, err := e.b.Membership(ctx, "u1")
+	require.NoError(t, err)
+	assert.Equal(t, "basic", m.Tier)
+	assert.False(t, m.CancelAt.IsZero(), "the cancellation is stored, not the stale state")
+	mu.Lock()
+	assert.Equal(t, 2, fetches)
+	mu.Unlock()
+}

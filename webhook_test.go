@@ -429,3 +429,37 @@ func TestWebhookEventShapes(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, done)
 }
+
+func TestWebhookParksWhatItCannotRead(t *testing.T) {
+	store := memstore.New()
+	linked(t, store, "u1", "cus_1")
+	e := newHandlerEnv(t, store)
+	ctx := context.Background()
+	// Verified, of a used type, but its object has no ID: retrying cannot
+	// help, so it is kept for an operator rather than answered 500.
+	w := e.deliver(t, event("evt_noid", "customer.subscription.updated", time.Now().Unix(), `{"object":"subscription","status":"active"}`))
+	assert.Equal(t, 200, w.Code)
+	assert.JSONEq(t, `{"outcome":"parked"}`, w.Body.String())
+	parked, err := e.b.Parked(ctx)
+	require.NoError(t, err)
+	require.Len(t, parked, 1)
+	assert.Contains(t, parked[0].Reason, "no ID")
+
+	out, err := e.b.Replay(ctx, "evt_unknown")
+	assert.ErrorIs(t, err, billing.ErrNotParked)
+	assert.Equal(t, billing.OutcomeNone, out, "errors come with the zero Outcome")
+}
+
+// A guest purchase (a Payment Link) has no customer: its
+// client_reference_id names the user it is for.
+func TestWebhookGrantsGuestPurchaseToItsReference(t *testing.T) {
+	store := memstore.New()
+	e := newHandlerEnv(t, store)
+	w := e.deliver(t, event("evt_guest", "checkout.session.completed", time.Now().Unix(),
+		`{"id":"cs_guest","object":"checkout.session","mode":"payment","status":"complete","payment_status":"paid","customer":null,"client_reference_id":"u5","amount_total":500,"currency":"usd","metadata":{"billing_price_id":"price_pack","billing_quantity":"1"}}`))
+	require.Equal(t, 200, w.Code, w.Body.String())
+	assert.JSONEq(t, `{"outcome":"applied"}`, w.Body.String())
+	m, err := e.b.Membership(context.Background(), "u5")
+	require.NoError(t, err)
+	assert.Equal(t, int64(100), m.Credits)
+}
