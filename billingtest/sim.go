@@ -421,30 +421,28 @@ func (s *Stripe) cardWorks(sub *subscription) bool {
 // subscription whose renewal the clock has started and whose invoice is
 // still a draft (within the hour after the period end).
 func (s *Stripe) Renew(subID string, opts RenewOptions) ([]Event, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sub, err := s.sub(subID)
-	if err != nil {
-		return nil, err
-	}
-	if sub.status != "active" && sub.status != "past_due" {
-		return nil, fmt.Errorf("billingtest: cannot renew subscription %s in status %s", sub.id, sub.status)
-	}
-	if sub.cancelAtPeriodEnd || sub.cancelAt != 0 && sub.cancelAt <= sub.items[0].periodEnd {
-		return nil, fmt.Errorf("billingtest: subscription %s is set to cancel; use EndPeriodCancellation", sub.id)
-	}
-	if in := s.pendingInvoice(sub); in != nil {
-		return nil, fmt.Errorf("billingtest: subscription %s is renewing: invoice %s is finalized at %s; advance the clock",
-			sub.id, in.id, time.Unix(in.created+int64(finalizeDelay/time.Second), 0).UTC().Format(time.RFC3339))
-	}
-	st := s.step(false)
-	start, end := sub.items[0].periodStart, sub.items[0].periodEnd
-	st.charge(sub, start, end, opts.Fail, func() {
-		for _, it := range sub.items {
-			it.periodStart, it.periodEnd = it.periodEnd, it.periodEnd+s.interval(it)
+	check := func(sub *subscription) error {
+		if sub.status != "active" && sub.status != "past_due" {
+			return fmt.Errorf("billingtest: cannot renew subscription %s in status %s", sub.id, sub.status)
 		}
+		if sub.cancelAtPeriodEnd || sub.cancelAt != 0 && sub.cancelAt <= sub.items[0].periodEnd {
+			return fmt.Errorf("billingtest: subscription %s is set to cancel; use EndPeriodCancellation", sub.id)
+		}
+		if in := s.pendingInvoice(sub); in != nil {
+			return fmt.Errorf("billingtest: subscription %s is renewing: invoice %s is finalized at %s; advance the clock",
+				sub.id, in.id, time.Unix(in.created+int64(finalizeDelay/time.Second), 0).UTC().Format(time.RFC3339))
+		}
+		return nil
+	}
+	return s.onSub(subID, false, false, check, func(st *step, sub *subscription) error {
+		start, end := sub.items[0].periodStart, sub.items[0].periodEnd
+		st.charge(sub, start, end, opts.Fail, func() {
+			for _, it := range sub.items {
+				it.periodStart, it.periodEnd = it.periodEnd, it.periodEnd+s.interval(it)
+			}
+		})
+		return nil
 	})
-	return st.done()
 }
 
 // RetryPayment makes the next automatic payment attempt on the subscription's
@@ -459,24 +457,22 @@ func (s *Stripe) Renew(subID string, opts RenewOptions) ([]Event, error) {
 // the retry schedule goes on from the invoice's first attempt (an early
 // retry takes the place of the next scheduled one).
 func (s *Stripe) RetryPayment(subID string) ([]Event, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sub, err := s.sub(subID)
-	if err != nil {
-		return nil, err
+	check := func(sub *subscription) error {
+		in := s.openInvoice(sub)
+		switch {
+		case sub.status == "canceled":
+			return fmt.Errorf("billingtest: subscription %s is canceled", sub.id)
+		case in == nil:
+			return fmt.Errorf("billingtest: subscription %s has no open invoice", sub.id)
+		case in.nextPaymentAttempt == 0:
+			return fmt.Errorf("billingtest: invoice %s has no retries left", in.id)
+		}
+		return nil
 	}
-	in := s.openInvoice(sub)
-	switch {
-	case sub.status == "canceled":
-		return nil, fmt.Errorf("billingtest: subscription %s is canceled", sub.id)
-	case in == nil:
-		return nil, fmt.Errorf("billingtest: subscription %s has no open invoice", sub.id)
-	case in.nextPaymentAttempt == 0:
-		return nil, fmt.Errorf("billingtest: invoice %s has no retries left", in.id)
-	}
-	st := s.step(false)
-	st.pay(sub, in, s.cardWorks(sub))
-	return st.done()
+	return s.onSub(subID, false, false, check, func(st *step, sub *subscription) error {
+		st.pay(sub, s.openInvoice(sub), s.cardWorks(sub))
+		return nil
+	})
 }
 
 // EndTrial ends a trialing subscription: it becomes active with a new period
@@ -487,42 +483,26 @@ func (s *Stripe) RetryPayment(subID string) ([]Event, error) {
 // opts.Fail or a failing card invoice.payment_failed and
 // customer.subscription.updated to past_due.
 func (s *Stripe) EndTrial(subID string, opts RenewOptions) ([]Event, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sub, err := s.sub(subID)
-	if err != nil {
-		return nil, err
-	}
-	if sub.status != "trialing" {
-		return nil, fmt.Errorf("billingtest: subscription %s is %s, not trialing", sub.id, sub.status)
-	}
-	st := s.step(false)
-	start := min(st.t, sub.trialEnd)
-	st.charge(sub, sub.trialStart, start, opts.Fail, func() {
-		sub.status, sub.trialEnd, sub.anchor = "active", start, start
-		for _, it := range sub.items {
-			it.periodStart, it.periodEnd = start, start+s.interval(it)
-		}
+	return s.onSub(subID, false, false, trialing, func(st *step, sub *subscription) error {
+		start := min(st.t, sub.trialEnd)
+		st.charge(sub, sub.trialStart, start, opts.Fail, func() {
+			sub.status, sub.trialEnd, sub.anchor = "active", start, start
+			for _, it := range sub.items {
+				it.periodStart, it.periodEnd = start, start+s.interval(it)
+			}
+		})
+		return nil
 	})
-	return st.done()
 }
 
 // TrialWillEnd returns customer.subscription.trial_will_end for a trialing
 // subscription (Stripe sends it three days before trial_end); no state
 // changes, but the clock does not send it again.
 func (s *Stripe) TrialWillEnd(subID string) ([]Event, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sub, err := s.sub(subID)
-	if err != nil {
-		return nil, err
-	}
-	if sub.status != "trialing" {
-		return nil, fmt.Errorf("billingtest: subscription %s is %s, not trialing", sub.id, sub.status)
-	}
-	st := s.step(false)
-	st.trialWillEnd(sub)
-	return st.done()
+	return s.onSub(subID, false, false, trialing, func(st *step, sub *subscription) error {
+		st.trialWillEnd(sub)
+		return nil
+	})
 }
 
 // trialWillEnd emits customer.subscription.trial_will_end, once per
@@ -530,6 +510,50 @@ func (s *Stripe) TrialWillEnd(subID string) ([]Event, error) {
 func (st *step) trialWillEnd(sub *subscription) {
 	st.s.clk.noticeSent(sub.id)
 	st.emit("customer.subscription.trial_will_end", st.s.subObj(sub, false), nil)
+}
+
+// onSub runs one simulator step on a subscription under the lock: it finds
+// the subscription (only a live one when live is set), lets check refuse
+// it before anything happens, then lets act change it in a step whose
+// events it returns. byRequest marks steps a request causes (a customer in
+// the portal, an API call): their events carry a request ID.
+func (s *Stripe) onSub(subID string, live, byRequest bool, check func(sub *subscription) error, act func(st *step, sub *subscription) error) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	find := s.sub
+	if live {
+		find = s.live
+	}
+	sub, err := find(subID)
+	if err != nil {
+		return nil, err
+	}
+	if check != nil {
+		if err := check(sub); err != nil {
+			return nil, err
+		}
+	}
+	st := s.step(byRequest)
+	if err := act(st, sub); err != nil {
+		return nil, err
+	}
+	return st.done()
+}
+
+// trialing refuses a subscription that is not trialing.
+func trialing(sub *subscription) error {
+	if sub.status != "trialing" {
+		return fmt.Errorf("billingtest: subscription %s is %s, not trialing", sub.id, sub.status)
+	}
+	return nil
+}
+
+// scheduled refuses a subscription with no scheduled cancellation.
+func scheduled(sub *subscription) error {
+	if !sub.cancelAtPeriodEnd && sub.cancelAt == 0 {
+		return fmt.Errorf("billingtest: subscription %s has no scheduled cancellation", sub.id)
+	}
+	return nil
 }
 
 // live returns a subscription that is not canceled.
@@ -546,15 +570,10 @@ func (s *Stripe) live(subID string) (*subscription, error) {
 // the period end, canceled_at now, cancellation_details.reason
 // cancellation_requested; customer.subscription.updated.
 func (s *Stripe) CancelAtPeriodEnd(subID string) ([]Event, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sub, err := s.live(subID)
-	if err != nil {
-		return nil, err
-	}
-	st := s.step(true)
-	st.updateSub(sub, func() { sub.scheduleCancel(st.t, true, sub.items[0].periodEnd) })
-	return st.done()
+	return s.onSub(subID, true, true, nil, func(st *step, sub *subscription) error {
+		st.updateSub(sub, func() { sub.scheduleCancel(st.t, true, sub.items[0].periodEnd) })
+		return nil
+	})
 }
 
 // scheduleCancel schedules a subscription's cancellation at a time (at the
@@ -573,49 +592,31 @@ func (sub *subscription) unschedule() {
 // with flexible billing: cancel_at set, cancel_at_period_end false,
 // canceled_at now; customer.subscription.updated.
 func (s *Stripe) CancelAt(subID string, at time.Time) ([]Event, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sub, err := s.live(subID)
-	if err != nil {
-		return nil, err
-	}
-	st := s.step(true)
-	if at.Unix() <= st.t {
-		return nil, fmt.Errorf("billingtest: cancel_at %v is not in the future", at)
-	}
-	st.updateSub(sub, func() { sub.scheduleCancel(st.t, false, at.Unix()) })
-	return st.done()
+	return s.onSub(subID, true, true, nil, func(st *step, sub *subscription) error {
+		if at.Unix() <= st.t {
+			return fmt.Errorf("billingtest: cancel_at %v is not in the future", at)
+		}
+		st.updateSub(sub, func() { sub.scheduleCancel(st.t, false, at.Unix()) })
+		return nil
+	})
 }
 
 // Uncancel withdraws a scheduled cancellation (cancel_at_period_end false,
 // cancel_at and canceled_at null); customer.subscription.updated.
 func (s *Stripe) Uncancel(subID string) ([]Event, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sub, err := s.live(subID)
-	if err != nil {
-		return nil, err
-	}
-	if !sub.cancelAtPeriodEnd && sub.cancelAt == 0 {
-		return nil, fmt.Errorf("billingtest: subscription %s has no scheduled cancellation", sub.id)
-	}
-	st := s.step(true)
-	st.updateSub(sub, sub.unschedule)
-	return st.done()
+	return s.onSub(subID, true, true, scheduled, func(st *step, sub *subscription) error {
+		st.updateSub(sub, sub.unschedule)
+		return nil
+	})
 }
 
 // CancelNow cancels immediately: status canceled, canceled_at and ended_at
 // now; customer.subscription.deleted.
 func (s *Stripe) CancelNow(subID string) ([]Event, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sub, err := s.live(subID)
-	if err != nil {
-		return nil, err
-	}
-	st := s.step(true)
-	st.cancelNow(sub)
-	return st.done()
+	return s.onSub(subID, true, true, nil, func(st *step, sub *subscription) error {
+		st.cancelNow(sub)
+		return nil
+	})
 }
 
 // cancelNow cancels a subscription at once: customer.subscription.deleted.
@@ -631,18 +632,10 @@ func (st *step) cancelNow(sub *subscription) {
 // customer.subscription.deleted. Unless [Options].Manual is set, the clock
 // does this by itself at cancel_at.
 func (s *Stripe) EndPeriodCancellation(subID string) ([]Event, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sub, err := s.live(subID)
-	if err != nil {
-		return nil, err
-	}
-	if !sub.cancelAtPeriodEnd && sub.cancelAt == 0 {
-		return nil, fmt.Errorf("billingtest: subscription %s has no scheduled cancellation", sub.id)
-	}
-	st := s.step(false)
-	st.endScheduled(sub)
-	return st.done()
+	return s.onSub(subID, true, false, scheduled, func(st *step, sub *subscription) error {
+		st.endScheduled(sub)
+		return nil
+	})
 }
 
 // endScheduled carries out a scheduled cancellation:
@@ -657,23 +650,18 @@ func (st *step) endScheduled(sub *subscription) {
 // current periods; customer.subscription.updated with previous_attributes
 // items.
 func (s *Stripe) ChangePrice(subID, newPriceID string) ([]Event, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sub, err := s.live(subID)
-	if err != nil {
-		return nil, err
-	}
-	p := s.prices[newPriceID]
-	if p == nil || p.interval == "" {
-		return nil, fmt.Errorf("billingtest: %q is not a known recurring price", newPriceID)
-	}
-	st := s.step(true)
-	st.updateSub(sub, func() {
-		for _, it := range sub.items {
-			it.priceID = p.id
+	return s.onSub(subID, true, true, nil, func(st *step, sub *subscription) error {
+		p := s.prices[newPriceID]
+		if p == nil || p.interval == "" {
+			return fmt.Errorf("billingtest: %q is not a known recurring price", newPriceID)
 		}
+		st.updateSub(sub, func() {
+			for _, it := range sub.items {
+				it.priceID = p.id
+			}
+		})
+		return nil
 	})
-	return st.done()
 }
 
 // SetCardFailing makes every later charge of the customer's card fail (or
