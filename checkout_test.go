@@ -23,6 +23,7 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testenv"
 	"github.com/gobilling/billing/memstore"
 )
 
@@ -128,7 +129,7 @@ type coEnv struct {
 	b     *billing.Billing
 	store billing.Store
 	rec   *coRecorder
-	logs  *logBuffer
+	logs  *testenv.LogBuffer
 	h     http.Handler
 }
 
@@ -145,7 +146,7 @@ func newCoEnvWith(t *testing.T, store billing.Store, resolver billing.UserResolv
 	fake.AddPrice("price_pro", "month", 2900)
 	fake.AddPrice("price_pack", "", 500)
 	rec := &coRecorder{}
-	logs := &logBuffer{}
+	logs := &testenv.LogBuffer{}
 	cfg := billing.Config{
 		SecretKey:      coSecretKey,
 		WebhookSecrets: []string{testSecret},

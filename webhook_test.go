@@ -19,29 +19,11 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/gobilling/billing"
+	"github.com/gobilling/billing/internal/testenv"
 	"github.com/gobilling/billing/memstore"
 )
 
 const testSecret = "whsec_test_secret"
-
-// logBuffer collects log lines for assertions (and to prove secrets never
-// reach them).
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // users is the app's user table for tests.
 var users = billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) {
@@ -54,13 +36,13 @@ var users = billing.UserResolverFunc(func(ctx context.Context, id string) (billi
 type handlerEnv struct {
 	b     *billing.Billing
 	store billing.Store
-	logs  *logBuffer
+	logs  *testenv.LogBuffer
 	h     http.Handler
 }
 
 func newHandlerEnv(t *testing.T, store billing.Store, mod ...func(*billing.Config)) *handlerEnv {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testenv.LogBuffer{}
 	cfg := billing.Config{
 		SecretKey:      "sk_test_handler",
 		WebhookSecrets: []string{"whsec_old_rotated", testSecret},

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -210,30 +209,12 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	assert.Error(t, err, "no longer listening")
 }
 
-// syncBuffer is a log destination safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startRun runs the command's run function with the environment and
 // returns the URL it logs, its log, and a stop function that returns
 // run's error.
-func startRun(t *testing.T, env map[string]string) (string, *syncBuffer, func() error) {
+func startRun(t *testing.T, env map[string]string) (string, *testenv.LogBuffer, func() error) {
 	t.Helper()
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

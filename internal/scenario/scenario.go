@@ -30,6 +30,7 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testenv"
 )
 
 const (
@@ -84,26 +85,9 @@ type W struct {
 	late     []billingtest.Event
 	all      []billingtest.Event
 	calls    int // Stripe calls made by webhook deliveries
-	logs     *syncBuffer
+	logs     *testenv.LogBuffer
 	synced   bool
 	lastSync billing.Membership
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Run runs every scenario in every mode, each as a parallel subtest
@@ -130,7 +114,7 @@ func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *W {
 	fake.AddPrice("price_basic", "month", 900)
 	fake.AddPrice("price_pro", "month", 2900)
 	fake.AddPrice("price_pack", "", 500)
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	b, err := billing.New(billing.Config{
 		SecretKey:      "sk_test_scenario",
 		WebhookSecrets: []string{secret},
