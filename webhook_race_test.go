@@ -59,6 +59,20 @@ func (e *raceEnv) buy(t *testing.T, user string) (string, string, []billingtest.
 	return cs.ID, subs[0], evs
 }
 
+// failedRenewal buys pro for u1 (delivering every event), lets a month
+// pass, makes the card fail, and returns the subscription and the failed
+// renewal's events (not delivered).
+func (e *raceEnv) failedRenewal(t *testing.T) (string, []billingtest.Event) {
+	t.Helper()
+	_, sub, evs := e.buy(t, "u1")
+	e.deliver(t, evs...)
+	e.fake.Advance(30 * 24 * time.Hour)
+	require.NoError(t, e.fake.SetCardFailing(e.fake.Subscription(sub).Customer.ID, true))
+	renew, err := e.fake.Renew(sub, billingtest.RenewOptions{})
+	require.NoError(t, err)
+	return sub, renew
+}
+
 func only(evs []billingtest.Event, types ...string) []billingtest.Event {
 	var out []billingtest.Event
 	for _, e := range evs {
@@ -117,12 +131,7 @@ func TestStaleFetchOfTheSameSecondDoesNotWin(t *testing.T) {
 func TestSameSecondLiveStatesFetch(t *testing.T) {
 	e := newRaceEnv(t)
 	ctx := context.Background()
-	_, sub, evs := e.buy(t, "u1")
-	e.deliver(t, evs...)
-	e.fake.Advance(30 * 24 * time.Hour)
-	require.NoError(t, e.fake.SetCardFailing(e.fake.Subscription(sub).Customer.ID, true))
-	renew, err := e.fake.Renew(sub, billingtest.RenewOptions{})
-	require.NoError(t, err)
+	_, renew := e.failedRenewal(t)
 	updates := only(renew, "customer.subscription.updated")
 	require.Len(t, updates, 2, "period moved, then past_due")
 	require.Equal(t, updates[0].Created, updates[1].Created)
@@ -160,12 +169,7 @@ func TestSameSecondLiveStatesFetch(t *testing.T) {
 func TestPastDueBeforeItsInvoiceEvent(t *testing.T) {
 	e := newRaceEnv(t)
 	ctx := context.Background()
-	_, sub, evs := e.buy(t, "u1")
-	e.deliver(t, evs...)
-	e.fake.Advance(30 * 24 * time.Hour)
-	require.NoError(t, e.fake.SetCardFailing(e.fake.Subscription(sub).Customer.ID, true))
-	renew, err := e.fake.Renew(sub, billingtest.RenewOptions{})
-	require.NoError(t, err)
+	_, renew := e.failedRenewal(t)
 	updates := only(renew, "customer.subscription.updated")
 	e.fake.Advance(time.Hour) // the deliveries come later: no same-second tie
 
@@ -190,13 +194,8 @@ func TestPastDueBeforeItsInvoiceEvent(t *testing.T) {
 func TestPaidRetryKeepsAccessBeforeTheUpdate(t *testing.T) {
 	e := newRaceEnv(t)
 	ctx := context.Background()
-	_, sub, evs := e.buy(t, "u1")
-	e.deliver(t, evs...)
-	e.fake.Advance(30 * 24 * time.Hour)
+	sub, renew := e.failedRenewal(t)
 	cus := e.fake.Subscription(sub).Customer.ID
-	require.NoError(t, e.fake.SetCardFailing(cus, true))
-	renew, err := e.fake.Renew(sub, billingtest.RenewOptions{})
-	require.NoError(t, err)
 	e.fake.Advance(time.Hour)
 	e.deliver(t, renew...)
 	m, err := e.b.Membership(ctx, "u1")
