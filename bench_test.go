@@ -17,6 +17,7 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/scenario"
 	"github.com/gobilling/billing/memstore"
 )
 
@@ -54,16 +55,13 @@ type benchWorld struct {
 func newBenchWorld(b *testing.B) *benchWorld {
 	b.Helper()
 	ctx := context.Background()
-	fake := billingtest.New(billingtest.Options{Start: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC), Manual: true})
-	b.Cleanup(fake.Close)
-	fake.AddPrice("price_basic", "month", 900)
-	fake.AddPrice("price_pro", "month", 2900)
+	fake := scenario.NewStripe(b, time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
 	store := memstore.New()
 	bl, err := billing.New(billing.Config{
 		SecretKey:         "sk_test_bench",
 		WebhookSecrets:    []string{benchSecret},
 		SiteURL:           "https://app.example",
-		Plans:             []billing.Plan{{PriceID: "price_basic", Tier: "basic"}, {PriceID: "price_pro", Tier: "pro"}},
+		Plans:             scenario.Plans(),
 		Logger:            slog.New(slog.DiscardHandler),
 		Now:               fake.Now,
 		StripeURL:         fake.URL(),

@@ -23,6 +23,7 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/scenario"
 	"github.com/gobilling/billing/internal/testenv"
 	"github.com/gobilling/billing/memstore"
 )
@@ -140,22 +141,14 @@ func newCoEnv(t *testing.T, mod ...func(*billing.Config)) *coEnv {
 
 func newCoEnvWith(t *testing.T, store billing.Store, resolver billing.UserResolver, mod ...func(*billing.Config)) *coEnv {
 	t.Helper()
-	fake := billingtest.New(billingtest.Options{Start: coStart, Manual: true})
-	t.Cleanup(fake.Close)
-	fake.AddPrice("price_basic", "month", 900)
-	fake.AddPrice("price_pro", "month", 2900)
-	fake.AddPrice("price_pack", "", 500)
+	fake := scenario.NewStripe(t, coStart)
 	rec := &coRecorder{}
 	logs := &testenv.LogBuffer{}
 	cfg := billing.Config{
-		SecretKey:      coSecretKey,
-		WebhookSecrets: []string{testSecret},
-		SiteURL:        "https://app.example",
-		Plans: []billing.Plan{
-			{PriceID: "price_basic", Tier: "basic"},
-			{PriceID: "price_pro", Tier: "pro"},
-			{PriceID: "price_pack", Kind: billing.OneTime, Credits: 100},
-		},
+		SecretKey:         coSecretKey,
+		WebhookSecrets:    []string{testSecret},
+		SiteURL:           "https://app.example",
+		Plans:             scenario.Plans(),
 		Logger:            slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:               fake.Now,
 		StripeURL:         fake.URL(),

@@ -108,22 +108,36 @@ func Run(t *testing.T, newStore func(t *testing.T) billing.Store) {
 	}
 }
 
-func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *W {
-	fake := billingtest.New(billingtest.Options{Start: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC), Manual: true})
+// Plans is what the core's tests sell: basic and pro monthly, lowest
+// tier first, and a one-time pack of 100 credits.
+func Plans() []billing.Plan {
+	return []billing.Plan{
+		{PriceID: "price_basic", Tier: "basic"},
+		{PriceID: "price_pro", Tier: "pro"},
+		{PriceID: "price_pack", Kind: billing.OneTime, Credits: 100},
+	}
+}
+
+// NewStripe starts an offline Stripe whose time moves only when the test
+// says (each Stripe step is driven by hand), selling [Plans]' prices; it
+// is closed when the test ends.
+func NewStripe(t testing.TB, start time.Time) *billingtest.Stripe {
+	fake := billingtest.New(billingtest.Options{Start: start, Manual: true})
 	t.Cleanup(fake.Close)
 	fake.AddPrice("price_basic", "month", 900)
 	fake.AddPrice("price_pro", "month", 2900)
 	fake.AddPrice("price_pack", "", 500)
+	return fake
+}
+
+func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *W {
+	fake := NewStripe(t, time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
 	logs := &testenv.LogBuffer{}
 	b, err := billing.New(billing.Config{
-		SecretKey:      "sk_test_scenario",
-		WebhookSecrets: []string{secret},
-		SiteURL:        "https://app.example",
-		Plans: []billing.Plan{
-			{PriceID: "price_basic", Tier: "basic"},
-			{PriceID: "price_pro", Tier: "pro"},
-			{PriceID: "price_pack", Kind: billing.OneTime, Credits: 100},
-		},
+		SecretKey:         "sk_test_scenario",
+		WebhookSecrets:    []string{secret},
+		SiteURL:           "https://app.example",
+		Plans:             Plans(),
 		Logger:            slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:               fake.Now,
 		StripeURL:         fake.URL(),
