@@ -58,14 +58,14 @@ func newBenchWorld(b *testing.B) *benchWorld {
 	fake := scenario.NewStripe(b, time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
 	store := memstore.New()
 	bl, err := billing.New(billing.Config{
-		SecretKey:         "sk_test_bench",
-		WebhookSecrets:    []string{benchSecret},
-		SiteURL:           "https://app.example",
-		Plans:             scenario.Plans(),
-		Logger:            slog.New(slog.DiscardHandler),
-		Now:               fake.Now,
-		StripeURL:         fake.URL(),
-		MaxNetworkRetries: -1,
+		SecretKey:      "sk_test_bench",
+		WebhookSecrets: []string{benchSecret},
+		SiteURL:        "https://app.example",
+		Plans:          scenario.Plans(),
+		Logger:         slog.New(slog.DiscardHandler),
+		Clock:          fake,
+		StripeURL:      fake.URL(),
+		MaxRetries:     -1,
 	}, store, billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) {
 		return billing.User{ID: id, Email: id + "@example.com"}, nil
 	}))

@@ -20,6 +20,7 @@ const (
 	DefaultSuccessPath     = "/checkout/return?session_id={CHECKOUT_SESSION_ID}"
 	DefaultCancelPath      = "/pricing"
 	DefaultReturnPath      = "/account"
+	DefaultMaxRetries      = 2
 )
 
 // PlanKind says how a price is charged.
@@ -96,9 +97,11 @@ type Config struct {
 	// slog.Default()). Secrets are never logged.
 	Logger *slog.Logger
 
-	// Now is the clock (default time.Now). Tests pass the offline Stripe's
-	// clock here.
-	Now func() time.Time
+	// Clock tells the time and waits (default SystemClock{}): billing
+	// waits on it between retries of Stripe calls and before a re-fetch.
+	// Tests pass the offline Stripe of package billingtest, whose clock is
+	// simulated, so that they never sleep for real.
+	Clock Clock
 
 	// StripeURL points the Stripe client at another API base URL (the
 	// offline Stripe of package billingtest, or stripe-mock). Empty means
@@ -109,9 +112,11 @@ type Config struct {
 	// with an 80-second timeout).
 	HTTPClient *http.Client
 
-	// MaxNetworkRetries is how often stripe-go retries a call that failed
-	// on the network (default 2). Negative means 0.
-	MaxNetworkRetries int
+	// MaxRetries is how many times billing retries a Stripe call that
+	// failed on the network, with 409 (a concurrent request with the same
+	// idempotency key) or 429, or (for reads) with a 5xx, pausing on the
+	// Clock between tries (default DefaultMaxRetries). Negative means 0.
+	MaxRetries int
 }
 
 // Billing is the library's entry point: checkout, portal, the webhook
@@ -124,14 +129,12 @@ type Billing struct {
 	users    UserResolver
 	log      *slog.Logger
 	now      func() time.Time
+	clock    Clock
+	retries  int
 	livemode bool
 	plans    map[string]Plan
 	rank     map[string]int // tier → rank, higher is better
 	site     *url.URL
-
-	// tieWait waits before re-fetching an object whose Date tied the
-	// stored version; tests may replace it.
-	tieWait func(ctx context.Context) error
 }
 
 // New checks cfg and returns a Billing. Every error wraps ErrConfig and
@@ -197,20 +200,22 @@ func New(cfg Config, store Store, users UserResolver) (*Billing, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 80 * time.Second}
 	}
-	retries := int64(2)
-	if cfg.MaxNetworkRetries != 0 {
-		retries = int64(max(cfg.MaxNetworkRetries, 0))
+	retries := DefaultMaxRetries
+	if cfg.MaxRetries != 0 {
+		retries = max(cfg.MaxRetries, 0)
 	}
 	bc := &stripe.BackendConfig{
-		HTTPClient:        cfg.HTTPClient,
-		LeveledLogger:     slogLeveled{cfg.Logger.With("component", "stripe-go")},
-		MaxNetworkRetries: stripe.Int64(retries),
+		HTTPClient:    cfg.HTTPClient,
+		LeveledLogger: slogLeveled{cfg.Logger.With("component", "stripe-go")},
+		// billing retries on its Clock (stripecall.go): stripe-go's own
+		// retries sleep for real and ignore the context's deadline.
+		MaxNetworkRetries: stripe.Int64(0),
 	}
 	if cfg.StripeURL != "" {
 		bc.URL = stripe.String(strings.TrimSuffix(cfg.StripeURL, "/"))
@@ -221,13 +226,14 @@ func New(cfg Config, store Store, users UserResolver) (*Billing, error) {
 		store:    store,
 		users:    users,
 		log:      cfg.Logger.With("component", "billing"),
-		now:      cfg.Now,
+		now:      cfg.Clock.Now,
+		clock:    cfg.Clock,
+		retries:  retries,
 		livemode: live,
 		plans:    plans,
 		rank:     rank,
 		site:     site,
 	}
-	b.tieWait = b.waitNextSecond
 	return b, nil
 }
 

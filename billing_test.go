@@ -3,7 +3,10 @@ package billing
 import (
 	"context"
 	"errors"
+	"iter"
+	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -116,3 +119,51 @@ func TestAPIVersionError(t *testing.T) {
 	assert.Equal(t, "basil", train("2025-08-27.basil"))
 	assert.Equal(t, "", train("2024-06-20"))
 }
+
+// list resumes a listing that failed midway after the last item it
+// yielded, and gives up after the configured retries.
+func TestListResumesAfterTheLastItem(t *testing.T) {
+	b := &Billing{clock: noWait{}, retries: 2, log: slog.New(slog.DiscardHandler)}
+	var afters []string
+	fails := 1
+	page := func(after string) iter.Seq2[int, error] {
+		afters = append(afters, after)
+		return func(yield func(int, error) bool) {
+			start := 0
+			if after != "" {
+				start, _ = strconv.Atoi(after)
+			}
+			for i := start + 1; i <= 5; i++ {
+				if i == 3 && fails > 0 {
+					fails--
+					yield(0, errors.New("connection reset"))
+					return
+				}
+				if !yield(i, nil) {
+					return
+				}
+			}
+		}
+	}
+	var got []int
+	for v, err := range list(context.Background(), b, page, strconv.Itoa) {
+		require.NoError(t, err)
+		got = append(got, v)
+	}
+	assert.Equal(t, []int{1, 2, 3, 4, 5}, got)
+	assert.Equal(t, []string{"", "2"}, afters)
+
+	fails = 100
+	afters = nil
+	var last error
+	for _, err := range list(context.Background(), b, page, strconv.Itoa) {
+		last = err
+	}
+	require.Error(t, last)
+	assert.Equal(t, []string{"", "2", "2"}, afters, "a try, then 2 retries from where it failed")
+}
+
+type noWait struct{}
+
+func (noWait) Now() time.Time                                   { return time.Unix(0, 0) }
+func (noWait) Sleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }

@@ -140,7 +140,7 @@ func (b *Billing) createSession(ctx context.Context, p *stripe.CheckoutSessionCr
 	for i := 0; ; i++ {
 		p.SetIdempotencyKey(key)
 		var s *stripe.CheckoutSession
-		err := retryConflict(ctx, func() error {
+		err := b.call(ctx, write, func() error {
 			var err error
 			s, err = b.sc.V1CheckoutSessions.Create(ctx, p)
 			return err
@@ -154,7 +154,11 @@ func (b *Billing) createSession(ctx context.Context, p *stripe.CheckoutSessionCr
 		if i == maxReplays {
 			return nil, fmt.Errorf("billing: create checkout session: %d finished sessions replayed within one idempotency window", maxReplays)
 		}
-		cur, err := b.sc.V1CheckoutSessions.Retrieve(ctx, s.ID, nil)
+		var cur *stripe.CheckoutSession
+		err = b.call(ctx, read, func() (err error) {
+			cur, err = b.sc.V1CheckoutSessions.Retrieve(ctx, s.ID, nil)
+			return err
+		})
 		if err != nil {
 			return nil, &StripeError{Op: "retrieve checkout session " + s.ID, Err: err}
 		}
@@ -215,7 +219,7 @@ func (b *Billing) customerFor(ctx context.Context, userID, known string) (string
 	// not a day. A race across windows ends in ErrCustomerConflict below.
 	p.SetIdempotencyKey(b.idempotencyKey("customer", userID, u.Email, u.Name))
 	var c *stripe.Customer
-	err = retryConflict(ctx, func() error {
+	err = b.call(ctx, write, func() error {
 		var err error
 		c, err = b.sc.V1Customers.Create(ctx, p)
 		return err
@@ -240,28 +244,6 @@ func (b *Billing) customerFor(ctx context.Context, userID, known string) (string
 		return "", fmt.Errorf("billing: link user %q to customer %s: %w", userID, c.ID, err)
 	}
 	return c.ID, nil
-}
-
-// retryConflict retries a create that Stripe answered 409 (the same
-// idempotency key in use by a concurrent request) or 429 (rate limited).
-// The retry carries the same key, so it replays the first answer.
-func retryConflict(ctx context.Context, call func() error) error {
-	delay := 200 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		err := call()
-		var se *stripe.Error
-		if err == nil || attempt == 4 || !errors.As(err, &se) || (se.HTTPStatusCode != 409 && se.HTTPStatusCode != 429) {
-			return err
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(err, ctx.Err())
-		case <-t.C:
-		}
-		delay *= 2
-	}
 }
 
 // CheckoutResult is the state of a Checkout Session, for the return page.
@@ -317,7 +299,11 @@ func (b *Billing) ownedSession(ctx context.Context, userID, sessionID string, ex
 	for _, e := range expand {
 		p.AddExpand(e)
 	}
-	s, err := b.sc.V1CheckoutSessions.Retrieve(ctx, sessionID, p)
+	var s *stripe.CheckoutSession
+	err = b.call(ctx, read, func() (err error) {
+		s, err = b.sc.V1CheckoutSessions.Retrieve(ctx, sessionID, p)
+		return err
+	})
 	if err != nil {
 		var se *stripe.Error
 		if errors.As(err, &se) && se.HTTPStatusCode == 404 {

@@ -145,15 +145,14 @@ func newCoEnvWith(t *testing.T, store billing.Store, resolver billing.UserResolv
 	rec := &coRecorder{}
 	logs := &testenv.LogBuffer{}
 	cfg := billing.Config{
-		SecretKey:         coSecretKey,
-		WebhookSecrets:    []string{testSecret},
-		SiteURL:           "https://app.example",
-		Plans:             scenario.Plans(),
-		Logger:            slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:               fake.Now,
-		StripeURL:         fake.URL(),
-		MaxNetworkRetries: -1,
-		HTTPClient:        &http.Client{Transport: rec, Timeout: 30 * time.Second},
+		SecretKey:      coSecretKey,
+		WebhookSecrets: []string{testSecret},
+		SiteURL:        "https://app.example",
+		Plans:          scenario.Plans(),
+		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Clock:          fake,
+		StripeURL:      fake.URL(),
+		HTTPClient:     &http.Client{Transport: rec, Timeout: 30 * time.Second},
 	}
 	for _, m := range mod {
 		m(&cfg)
@@ -623,7 +622,7 @@ func TestCheckoutStripeFailure(t *testing.T) {
 	assert.Contains(t, err.Error(), "create checkout session")
 	assert.NotContains(t, err.Error(), coSecretKey)
 	assert.NotContains(t, err.Error(), strings.TrimPrefix(coSecretKey, "sk_test_"))
-	assert.Equal(t, 1, e.calls("POST /v1/checkout/sessions"), "no retry of a 500 with MaxNetworkRetries -1")
+	assert.Equal(t, 1, e.calls("POST /v1/checkout/sessions"), "a 500 to a create is stored under its key: not retried")
 
 	// The customer was made and linked before the failure; the retry uses it.
 	customer := e.customerOf(t, "u1")
@@ -685,16 +684,13 @@ func TestCheckoutRetriesConflictsAndRateLimits(t *testing.T) {
 	}
 
 	t.Run("gives up after repeated conflicts", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("waits through the backoff")
-		}
 		e := newCoEnv(t)
 		e.fake.SetFail("POST /v1/checkout/sessions", 409, 100)
 		_, err := e.b.Checkout(context.Background(), "u1", billing.CheckoutOptions{PriceID: "price_pro"})
 		var se *stripe.Error
 		require.ErrorAs(t, err, &se)
 		assert.Equal(t, 409, se.HTTPStatusCode)
-		assert.Equal(t, 5, e.calls("POST /v1/checkout/sessions"))
+		assert.Equal(t, 1+billing.DefaultMaxRetries, e.calls("POST /v1/checkout/sessions"))
 	})
 
 	t.Run("a canceled context stops the retries", func(t *testing.T) {
@@ -765,8 +761,18 @@ func TestCheckoutStatus(t *testing.T) {
 		})
 	}
 
+	t.Run("a read's 5xx is retried", func(t *testing.T) {
+		e.fake.SetFail("GET /v1/checkout/sessions/{id}", 500, billing.DefaultMaxRetries)
+		e.fake.ResetCalls()
+		before := e.fake.Now()
+		_, err := e.b.CheckoutStatus(ctx, "u1", cs.ID)
+		require.NoError(t, err)
+		assert.Equal(t, 1+billing.DefaultMaxRetries, e.calls("GET /v1/checkout/sessions/{id}"))
+		assert.GreaterOrEqual(t, e.fake.Now().Sub(before), 1500*time.Millisecond, "0.5 s then 1 s, waited on the clock")
+	})
+
 	t.Run("Stripe failure", func(t *testing.T) {
-		e.fake.SetFail("GET /v1/checkout/sessions/{id}", 500, 1)
+		e.fake.SetFail("GET /v1/checkout/sessions/{id}", 500, 1+billing.DefaultMaxRetries)
 		_, err := e.b.CheckoutStatus(ctx, "u1", cs.ID)
 		var be *billing.StripeError
 		require.ErrorAs(t, err, &be)
@@ -1018,7 +1024,7 @@ func TestSyncCheckoutStripeFailure(t *testing.T) {
 	ctx := context.Background()
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack"})
 	e.complete(t, cs.ID, billingtest.CompleteOptions{})
-	e.fake.SetFail("GET /v1/checkout/sessions/{id}", 503, 1)
+	e.fake.SetFail("GET /v1/checkout/sessions/{id}", 503, 1+billing.DefaultMaxRetries)
 	_, _, err := e.b.SyncCheckout(ctx, "u1", cs.ID)
 	var be *billing.StripeError
 	require.ErrorAs(t, err, &be)

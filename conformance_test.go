@@ -165,10 +165,10 @@ func TestStripeMockConformance(t *testing.T) {
 			{PriceID: "price_123", Tier: "pro"},
 			{PriceID: "price_456", Kind: billing.OneTime, Credits: 10},
 		},
-		Logger:            slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-		StripeURL:         mockURL,
-		HTTPClient:        &http.Client{Transport: rec, Timeout: 30 * time.Second},
-		MaxNetworkRetries: -1,
+		Logger:     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		StripeURL:  mockURL,
+		HTTPClient: &http.Client{Transport: rec, Timeout: 30 * time.Second},
+		MaxRetries: -1,
 	}, store, resolver)
 	if err != nil {
 		t.Fatal(err)

@@ -39,10 +39,10 @@ func exampleBilling() (*billing.Billing, *billingtest.Stripe) {
 			{PriceID: "price_pro", Tier: "pro"},
 			{PriceID: "price_pack", Kind: billing.OneTime, Credits: 100},
 		},
-		Logger:            slog.New(slog.DiscardHandler),
-		Now:               fake.Now,
-		StripeURL:         fake.URL(),
-		MaxNetworkRetries: -1,
+		Logger:     slog.New(slog.DiscardHandler),
+		Clock:      fake,
+		StripeURL:  fake.URL(),
+		MaxRetries: -1,
 	}, memstore.New(), exampleUsers)
 	if err != nil {
 		panic(err)

@@ -129,7 +129,11 @@ func (b *Billing) grantOf(ctx context.Context, s *stripe.CheckoutSession, at tim
 		if items == nil {
 			p := &stripe.CheckoutSessionRetrieveParams{}
 			p.AddExpand("line_items")
-			full, err := b.sc.V1CheckoutSessions.Retrieve(ctx, s.ID, p)
+			var full *stripe.CheckoutSession
+			err := b.call(ctx, read, func() (err error) {
+				full, err = b.sc.V1CheckoutSessions.Retrieve(ctx, s.ID, p)
+				return err
+			})
 			if err != nil {
 				return Grant{}, &StripeError{Op: "retrieve checkout session " + s.ID, Err: err}
 			}

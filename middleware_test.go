@@ -41,7 +41,7 @@ func TestRequireMember(t *testing.T) {
 	put("pro_user", "cus_p", "sub_p", "active", "price_pro")
 	put("gone_user", "cus_g", "sub_g", "canceled", "price_pro")
 
-	e := newHandlerEnv(t, store, func(c *billing.Config) { c.Now = func() time.Time { return now } })
+	e := newHandlerEnv(t, store, func(c *billing.Config) { c.Clock = fixedClock(now) })
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m, found := billing.MembershipFrom(r.Context())
 		if !found {
@@ -94,3 +94,9 @@ func TestRequireMember(t *testing.T) {
 	w := call(b2.RequireMember()(ok), "pro_user")
 	assert.Equal(t, 500, w.Code)
 }
+
+// fixedClock is a billing.Clock that stays at one instant and never waits.
+type fixedClock time.Time
+
+func (c fixedClock) Now() time.Time                                   { return time.Time(c) }
+func (c fixedClock) Sleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }

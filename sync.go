@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 
 	"github.com/stripe/stripe-go/v82"
@@ -45,7 +46,14 @@ func (b *Billing) CatchUp(ctx context.Context, since time.Time) (CatchUpReport, 
 	}
 	p.Limit = stripe.Int64(100)
 	var errs []error
-	for ev, err := range b.sc.V1Events.List(ctx, p) {
+	events := func(after string) iter.Seq2[*stripe.Event, error] {
+		p.StartingAfter = nil
+		if after != "" {
+			p.StartingAfter = stripe.String(after)
+		}
+		return iter.Seq2[*stripe.Event, error](b.sc.V1Events.List(ctx, p))
+	}
+	for ev, err := range list(ctx, b, events, func(ev *stripe.Event) string { return ev.ID }) {
 		if err != nil {
 			errs = append(errs, &StripeError{Op: "list events", Err: err})
 			break
@@ -108,7 +116,14 @@ func (b *Billing) Sync(ctx context.Context, userID string) (Membership, error) {
 	p := &stripe.SubscriptionListParams{Customer: stripe.String(customer), Status: stripe.String("all")}
 	p.Limit = stripe.Int64(100)
 	var ids []string
-	for sub, err := range b.sc.V1Subscriptions.List(ctx, p) {
+	subs := func(after string) iter.Seq2[*stripe.Subscription, error] {
+		p.StartingAfter = nil
+		if after != "" {
+			p.StartingAfter = stripe.String(after)
+		}
+		return iter.Seq2[*stripe.Subscription, error](b.sc.V1Subscriptions.List(ctx, p))
+	}
+	for sub, err := range list(ctx, b, subs, func(s *stripe.Subscription) string { return s.ID }) {
 		if err != nil {
 			return Membership{}, &StripeError{Op: "list subscriptions of " + customer, Err: err}
 		}

@@ -70,7 +70,7 @@ func TestCatchUpParksUnknownCustomersAndReportsFailures(t *testing.T) {
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack"})
 	e.complete(t, cs.ID, billingtest.CompleteOptions{})
 	// Lose the link, as if the customer were made in the Dashboard.
-	other := newCoEnv(t, func(c *billing.Config) { c.StripeURL = e.fake.URL(); c.Now = e.fake.Now })
+	other := newCoEnv(t, func(c *billing.Config) { c.StripeURL = e.fake.URL(); c.Clock = e.fake })
 	rep, err := other.b.CatchUp(ctx, since)
 	require.NoError(t, err)
 	assert.Equal(t, billing.CatchUpReport{Seen: 1, Parked: 1}, rep)
@@ -85,7 +85,7 @@ func TestCatchUpParksUnknownCustomersAndReportsFailures(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(100), m.Credits)
 
-	e.fake.SetFail("GET /v1/events", 500, 1)
+	e.fake.SetFail("GET /v1/events", 500, 1+billing.DefaultMaxRetries)
 	_, err = e.b.CatchUp(ctx, since)
 	var se *billing.StripeError
 	require.ErrorAs(t, err, &se)

@@ -270,7 +270,11 @@ func (b *Billing) applyRefetched(ctx context.Context, ev stripe.Event) error {
 	}
 	switch ev.Type {
 	case evInvoicePaid, evInvoiceFailed:
-		inv, err := b.sc.V1Invoices.Retrieve(ctx, obj.ID, nil)
+		var inv *stripe.Invoice
+		err := b.call(ctx, read, func() (err error) {
+			inv, err = b.sc.V1Invoices.Retrieve(ctx, obj.ID, nil)
+			return err
+		})
 		if err != nil {
 			return &StripeError{Op: "retrieve invoice " + obj.ID, Err: err}
 		}
@@ -278,7 +282,11 @@ func (b *Billing) applyRefetched(ctx context.Context, ev stripe.Event) error {
 	case evCheckoutDone, evCheckoutAsyncOK:
 		p := &stripe.CheckoutSessionRetrieveParams{}
 		p.AddExpand("line_items")
-		s, err := b.sc.V1CheckoutSessions.Retrieve(ctx, obj.ID, p)
+		var s *stripe.CheckoutSession
+		err := b.call(ctx, read, func() (err error) {
+			s, err = b.sc.V1CheckoutSessions.Retrieve(ctx, obj.ID, p)
+			return err
+		})
 		if err != nil {
 			return &StripeError{Op: "retrieve checkout session " + obj.ID, Err: err}
 		}
@@ -409,23 +417,9 @@ func (b *Billing) applyFetched(ctx context.Context, eventID, subID string) error
 		if i+1 == maxFetches {
 			return fmt.Errorf("billing: subscription %s: Stripe's Date stayed at the stored version %s after %d fetches", subID, s.Version.Format(time.RFC3339), maxFetches)
 		}
-		if err := b.tieWait(ctx); err != nil {
+		if err := b.waitNextSecond(ctx); err != nil {
 			return err
 		}
-	}
-}
-
-// waitNextSecond sleeps until the clock has passed into the next second.
-func (b *Billing) waitNextSecond(ctx context.Context) error {
-	now := b.now()
-	d := now.Truncate(time.Second).Add(time.Second).Sub(now) + 20*time.Millisecond
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
@@ -434,7 +428,11 @@ func (b *Billing) waitNextSecond(ctx context.Context) error {
 func (b *Billing) fetchSubscription(ctx context.Context, id string) (Subscription, *Invoice, error) {
 	p := &stripe.SubscriptionRetrieveParams{}
 	p.AddExpand("latest_invoice")
-	sub, err := b.sc.V1Subscriptions.Retrieve(ctx, id, p)
+	var sub *stripe.Subscription
+	err := b.call(ctx, read, func() (err error) {
+		sub, err = b.sc.V1Subscriptions.Retrieve(ctx, id, p)
+		return err
+	})
 	if err != nil {
 		return Subscription{}, nil, &StripeError{Op: "retrieve subscription " + id, Err: err}
 	}

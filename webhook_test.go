@@ -341,7 +341,7 @@ func TestWebhookStripeFailureIs5xx(t *testing.T) {
 	// unreachable: 500, and the event stays unrecorded.
 	store := memstore.New()
 	linked(t, store, "u1", "cus_1")
-	e := newHandlerEnv(t, store, func(c *billing.Config) { c.MaxNetworkRetries = -1 })
+	e := newHandlerEnv(t, store, func(c *billing.Config) { c.MaxRetries = -1 })
 	now := time.Now().Unix()
 	require.Equal(t, 200, e.deliver(t, event("evt_a", "customer.subscription.created", now, subJSON("sub_1", "cus_1", "active", "price_pro", now+86400*30))).Code)
 	w := e.deliver(t, event("evt_b", "customer.subscription.updated", now, subJSON("sub_1", "cus_1", "active", "price_basic", now+86400*30)))

@@ -431,10 +431,10 @@ func dlBilling(t *testing.T, srv *billingtest.Stripe, secret string) *billing.Bi
 			{PriceID: "price_month", Tier: "basic"},
 			{PriceID: "price_pro", Tier: "pro"},
 		},
-		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now:               srv.Now,
-		StripeURL:         srv.URL(),
-		MaxNetworkRetries: -1,
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Clock:      srv,
+		StripeURL:  srv.URL(),
+		MaxRetries: -1,
 	}, memstore.New(), billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) {
 		return billing.User{ID: id, Email: id + "@example.com", Name: "User " + id}, nil
 	}))

@@ -24,7 +24,7 @@ func Example() {
 	b, err := billing.New(billing.Config{
 		SecretKey: "sk_test_app", WebhookSecrets: []string{"whsec_app"}, SiteURL: "https://app.example",
 		Plans:     []billing.Plan{{PriceID: "price_pro", Tier: "pro"}},
-		StripeURL: st.URL(), Now: st.Now,
+		StripeURL: st.URL(), Clock: st,
 	}, memstore.New(), users)
 	if err != nil {
 		panic(err)

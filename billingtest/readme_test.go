@@ -29,7 +29,7 @@ func TestRenewal(t *testing.T) {
 	b, err := billing.New(billing.Config{
 		SecretKey: "sk_test_app", WebhookSecrets: []string{"whsec_app"}, SiteURL: "https://app.example",
 		Plans:     []billing.Plan{{PriceID: "price_pro", Tier: "pro"}},
-		StripeURL: st.URL(), Now: st.Now,
+		StripeURL: st.URL(), Clock: st,
 	}, memstore.New(), users)
 	require.NoError(t, err)
 	st.AddEndpoint(b.WebhookHandler(), billingtest.EndpointOptions{Secret: "whsec_app"})

@@ -128,6 +128,7 @@
 package billingtest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -274,6 +275,24 @@ func (s *Stripe) Now() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.now()
+}
+
+// Sleep lets d pass on the simulated clock at once, without waiting: it
+// moves the clock forward by d (a negative or zero d does nothing). As when
+// the clock ticks in real time, what falls due meanwhile waits for the next
+// [Stripe.Advance]. It returns ctx's error if ctx is done. With it a Stripe
+// is a billing.Clock (Config.Clock), so that billing's retries and waits
+// take no real time in tests.
+func (s *Stripe) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d > 0 {
+		s.mu.Lock()
+		s.offset += d
+		s.mu.Unlock()
+	}
+	return nil
 }
 
 func (s *Stripe) now() time.Time { return time.Now().Add(s.offset) }

@@ -43,10 +43,10 @@ func newBilling(t testing.TB, fake *billingtest.Stripe, store billing.Store) *bi
 			{PriceID: "price_basic", Tier: "basic"},
 			{PriceID: "price_pro", Tier: "pro"},
 		},
-		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now:               fake.Now,
-		StripeURL:         fake.URL(),
-		MaxNetworkRetries: -1,
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Clock:      fake,
+		StripeURL:  fake.URL(),
+		MaxRetries: -1,
 	}, store, billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) {
 		return billing.User{ID: id, Email: id + "@example.com"}, nil
 	}))

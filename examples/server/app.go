@@ -132,7 +132,7 @@ func newApp(ctx context.Context, cfg appConfig) (*app, error) {
 		bcfg.SecretKey = offlineSecretKey
 		bcfg.WebhookSecrets = []string{offlineWebhookSecret}
 		bcfg.StripeURL = a.offline.URL()
-		bcfg.Now = a.offline.Now
+		bcfg.Clock = a.offline
 		a.now = a.offline.Now
 	}
 	a.plans = catalog(priceIDs, a.offline != nil)

@@ -134,14 +134,14 @@ func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *W {
 	fake := NewStripe(t, time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
 	logs := &testenv.LogBuffer{}
 	b, err := billing.New(billing.Config{
-		SecretKey:         "sk_test_scenario",
-		WebhookSecrets:    []string{secret},
-		SiteURL:           "https://app.example",
-		Plans:             Plans(),
-		Logger:            slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:               fake.Now,
-		StripeURL:         fake.URL(),
-		MaxNetworkRetries: -1,
+		SecretKey:      "sk_test_scenario",
+		WebhookSecrets: []string{secret},
+		SiteURL:        "https://app.example",
+		Plans:          Plans(),
+		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Clock:          fake,
+		StripeURL:      fake.URL(),
+		MaxRetries:     -1,
 	}, store, billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) {
 		return billing.User{ID: id, Email: id + "@example.com", Name: "User " + id}, nil
 	}))
