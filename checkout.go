@@ -371,9 +371,9 @@ func (b *Billing) syncSubscription(ctx context.Context, s *stripe.CheckoutSessio
 		inv = &f
 	}
 	err = b.store.Apply(ctx, "", func(ctx context.Context, tx Tx) error {
-		return putSubscription(ctx, tx, facts, inv, false)
+		return putSubscription(ctx, tx, subFact{Sub: facts, Fetched: true, Invoice: inv})
 	})
-	if errors.Is(err, errTie) {
+	if errors.Is(err, errFetch) {
 		return b.applyFetched(ctx, "", facts.ID)
 	}
 	if err != nil {

@@ -76,6 +76,7 @@ func invoiceFacts(inv *stripe.Invoice) Invoice {
 		f.NextPaymentAttempt = time.Time{}
 	case stripe.InvoiceStatusVoid, stripe.InvoiceStatusUncollectible:
 		progress = progressSettled
+		f.Closed = true
 		f.NextPaymentAttempt = time.Time{}
 	}
 	f.Version = fmt.Sprintf("%012d|%s|%04d", inv.Created, inv.ID, progress)

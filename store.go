@@ -192,6 +192,9 @@ type Invoice struct {
 	ID      string
 	Created time.Time
 	Paid    bool
+	// Closed is true for a void or uncollectible invoice: no payment
+	// will come and Stripe will not retry.
+	Closed bool
 	// AttemptCount is the highest attempt_count Stripe reported for the
 	// invoice: the first attempt plus automatic retries.
 	AttemptCount int64

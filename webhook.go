@@ -161,15 +161,6 @@ func (e *errUnknownCustomer) Error() string {
 	return fmt.Sprintf("no user is linked to Stripe customer %q", e.customer)
 }
 
-// errTie rolls back a write whose version equals the stored one: the
-// order of the two cannot be told, so the object is fetched again.
-var errTie = errors.New("billing: version tie")
-
-// errNeedInvoice rolls back a past_due payload whose latest invoice's
-// attempts are not stored yet: the subscription is fetched with its
-// latest invoice instead.
-var errNeedInvoice = errors.New("billing: latest invoice facts missing")
-
 // process applies one verified event. It is also how parked events are
 // replayed.
 func (b *Billing) process(ctx context.Context, ev stripe.Event, raw []byte) (Outcome, error) {
@@ -320,78 +311,56 @@ func userOf(ctx context.Context, tx Tx, customer string) (string, error) {
 }
 
 // applySubscriptionEvent applies a customer.subscription.* payload: if it
-// is strictly newer than what is stored it wins; if it ties, the
+// is newer than what is stored it wins; if the order cannot be told, the
 // subscription is fetched; if it is older, the event is recorded and
 // nothing changes.
 func (b *Billing) applySubscriptionEvent(ctx context.Context, ev stripe.Event, sub *stripe.Subscription) error {
-	s := subscriptionFacts(sub, time.Unix(ev.Created, 0))
+	f := subFact{Sub: subscriptionFacts(sub, time.Unix(ev.Created, 0))}
 	err := b.store.Apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
-		return putSubscription(ctx, tx, s, nil, true)
+		return putSubscription(ctx, tx, f)
 	})
-	if errors.Is(err, errTie) || errors.Is(err, errNeedInvoice) {
-		return b.applyFetched(ctx, ev.ID, s.ID)
+	if errors.Is(err, errFetch) {
+		return b.applyFetched(ctx, ev.ID, f.Sub.ID)
 	}
 	return err
 }
 
-// putSubscription is the conditional write shared by payloads and fetched
-// objects. inv, when not nil, are the latest invoice's facts fetched with
-// the subscription. needInvoice asks for errNeedInvoice when s is past_due
-// and its latest invoice's attempts are not stored.
-func putSubscription(ctx context.Context, tx Tx, s Subscription, inv *Invoice, needInvoice bool) error {
-	user, err := userOf(ctx, tx, s.CustomerID)
+// errFetch rolls back a write whose order against the stored state
+// cannot be told (or that needs the latest invoice's facts): the
+// subscription is fetched instead.
+var errFetch = errors.New("billing: fetch needed")
+
+// putSubscription reconciles a subscription fact with the stored record
+// and writes what reconcileSubscription decides, or returns errFetch.
+func putSubscription(ctx context.Context, tx Tx, f subFact) error {
+	user, err := userOf(ctx, tx, f.Sub.CustomerID)
 	if err != nil {
 		return err
 	}
-	s.UserID = user
-	ok, err := tx.PutSubscription(ctx, s)
-	if err != nil {
-		return fmt.Errorf("write subscription %s: %w", s.ID, err)
+	f.Sub.UserID = user
+	cur, err := tx.Subscription(ctx, f.Sub.ID)
+	found := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("read subscription %s: %w", f.Sub.ID, err)
 	}
-	cur, err := tx.Subscription(ctx, s.ID)
-	if err != nil {
-		return fmt.Errorf("read subscription %s: %w", s.ID, err)
-	}
-	if !ok && !cur.Final() && cur.Phase() == s.Phase() {
-		switch {
-		case cur.Version.Equal(s.Version):
-			return errTie
-		case !needInvoice && cur.Version.After(s.Version) && !sameState(cur, s):
-			// A fetched object older than what is stored, and different:
-			// Stripe's Date lags the event's created (another clock), or a
-			// later fetch committed first. Unproven either way: fetch
-			// again rather than record the event on a stale read.
-			return errTie
-		}
-	}
-	if inv != nil && inv.ID != "" {
-		if _, err := tx.PutInvoice(ctx, s.ID, user, s.CustomerID, *inv); err != nil {
-			return fmt.Errorf("write invoice %s: %w", inv.ID, err)
-		}
+	d := reconcileSubscription(cur, found, f)
+	switch {
+	case d.Fetch:
+		return errFetch
+	case !d.Write:
 		return nil
 	}
-	if ok && needInvoice && s.Status == stripe.SubscriptionStatusPastDue && s.LatestInvoiceID != "" && cur.Invoice.ID != s.LatestInvoiceID {
-		return errNeedInvoice
-	}
-	return nil
-}
-
-// sameState reports whether two records hold the same subscription state,
-// whatever their versions.
-func sameState(a, b Subscription) bool {
-	if a.Status != b.Status || a.CancelAtPeriodEnd != b.CancelAtPeriodEnd || a.LatestInvoiceID != b.LatestInvoiceID ||
-		!a.CancelAt.Equal(b.CancelAt) || !a.CanceledAt.Equal(b.CanceledAt) || !a.EndedAt.Equal(b.EndedAt) ||
-		!a.TrialStart.Equal(b.TrialStart) || !a.TrialEnd.Equal(b.TrialEnd) || len(a.Items) != len(b.Items) {
-		return false
-	}
-	for i := range a.Items {
-		x, y := a.Items[i], b.Items[i]
-		if x.PriceID != y.PriceID || x.Quantity != y.Quantity ||
-			!x.CurrentPeriodStart.Equal(y.CurrentPeriodStart) || !x.CurrentPeriodEnd.Equal(y.CurrentPeriodEnd) {
-			return false
+	if !found || !sameState(cur, d.Next) || !cur.Version.Equal(d.Next.Version) {
+		if _, err := tx.PutSubscription(ctx, d.Next); err != nil {
+			return fmt.Errorf("write subscription %s: %w", f.Sub.ID, err)
 		}
 	}
-	return true
+	if d.Next.Invoice != cur.Invoice {
+		if _, err := tx.PutInvoice(ctx, f.Sub.ID, user, f.Sub.CustomerID, d.Next.Invoice); err != nil {
+			return fmt.Errorf("write invoice %s: %w", d.Next.Invoice.ID, err)
+		}
+	}
+	return nil
 }
 
 // maxFetches bounds the re-fetches of one subscription while Stripe's
@@ -409,9 +378,9 @@ func (b *Billing) applyFetched(ctx context.Context, eventID, subID string) error
 			return err
 		}
 		err = b.store.Apply(ctx, eventID, func(ctx context.Context, tx Tx) error {
-			return putSubscription(ctx, tx, s, inv, false)
+			return putSubscription(ctx, tx, subFact{Sub: s, Fetched: true, Invoice: inv})
 		})
-		if !errors.Is(err, errTie) {
+		if !errors.Is(err, errFetch) {
 			return err
 		}
 		if i+1 == maxFetches {

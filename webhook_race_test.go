@@ -126,41 +126,60 @@ func TestStaleFetchOfTheSameSecondDoesNotWin(t *testing.T) {
 }
 
 // Two live states in one second cannot be ordered by their versions: the
-// second payload costs a fetch, and if Stripe's Date is still that second,
-// another fetch once it has passed.
+// second payload costs a fetch. A fetch that equals the stored state ends
+// the tie at once; one that differs and is still of that second is
+// fetched again once Stripe's clock has passed it.
 func TestSameSecondLiveStatesFetch(t *testing.T) {
-	e := newRaceEnv(t)
-	ctx := context.Background()
-	_, renew := e.failedRenewal(t)
-	updates := only(renew, "customer.subscription.updated")
-	require.Len(t, updates, 2, "period moved, then past_due")
-	require.Equal(t, updates[0].Created, updates[1].Created)
+	for _, tt := range []struct {
+		name        string
+		newestFirst bool
+		fetches     int
+	}{
+		{"a fetch equal to the stored state ends the tie", true, 1},
+		{"a tied fetch that differs is fetched again", false, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newRaceEnv(t)
+			ctx := context.Background()
+			_, renew := e.failedRenewal(t)
+			updates := only(renew, "customer.subscription.updated")
+			require.Len(t, updates, 2, "period moved, then past_due")
+			require.Equal(t, updates[0].Created, updates[1].Created)
 
-	// Pin every Date to the events' second once: the first fetch ties.
-	var dates []string
-	var mu sync.Mutex
-	e.hook.after = func(req *http.Request, res *http.Response) {
-		if req.Method == http.MethodGet && strings.HasPrefix(req.URL.Path, "/v1/subscriptions/") {
-			mu.Lock()
-			defer mu.Unlock()
-			if len(dates) == 0 {
-				res.Header.Set("Date", time.Unix(updates[1].Created, 0).UTC().Format(http.TimeFormat))
+			// Pin the first fetch's Date to the events' second: it ties.
+			var dates []string
+			var mu sync.Mutex
+			e.hook.after = func(req *http.Request, res *http.Response) {
+				if req.Method == http.MethodGet && strings.HasPrefix(req.URL.Path, "/v1/subscriptions/") {
+					mu.Lock()
+					defer mu.Unlock()
+					if len(dates) == 0 {
+						res.Header.Set("Date", time.Unix(updates[1].Created, 0).UTC().Format(http.TimeFormat))
+					}
+					dates = append(dates, res.Header.Get("Date"))
+				}
 			}
-			dates = append(dates, res.Header.Get("Date"))
-		}
+			e.fake.ResetCalls()
+			e.deliver(t, only(renew, "invoice.payment_failed")...)
+			if tt.newestFirst {
+				e.deliver(t, updates[1], updates[0]) // the older one ties with past_due; Stripe says past_due
+			} else {
+				e.deliver(t, updates[0], updates[1]) // past_due ties with active; Stripe says past_due
+			}
+			m, err := e.b.Membership(ctx, "u1")
+			require.NoError(t, err)
+			assert.Equal(t, billing.StatusActive, m.Status, "past_due within the grace attempts")
+			assert.Equal(t, 1, m.FailedAttempts)
+			assert.EqualValues(t, "past_due", m.StripeStatus)
+			mu.Lock()
+			assert.Len(t, dates, tt.fetches)
+			if tt.fetches == 2 {
+				assert.NotEqual(t, dates[0], dates[1], "the second fetch is of a later second")
+			}
+			mu.Unlock()
+			assert.Equal(t, tt.fetches, e.fake.Calls()["GET /v1/subscriptions/{id}"])
+		})
 	}
-	e.fake.ResetCalls()
-	e.deliver(t, only(renew, "invoice.payment_failed")...)
-	e.deliver(t, updates[1], updates[0]) // newest first: the older one ties
-	m, err := e.b.Membership(ctx, "u1")
-	require.NoError(t, err)
-	assert.Equal(t, billing.StatusActive, m.Status, "past_due within the grace attempts")
-	assert.Equal(t, 1, m.FailedAttempts)
-	assert.EqualValues(t, "past_due", m.StripeStatus)
-	mu.Lock()
-	assert.Len(t, dates, 2, "one tied fetch, one after the second passed")
-	mu.Unlock()
-	assert.Equal(t, 2, e.fake.Calls()["GET /v1/subscriptions/{id}"])
 }
 
 // A past_due payload that arrives before its invoice.payment_failed is
