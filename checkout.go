@@ -227,9 +227,7 @@ func (b *Billing) customerFor(ctx context.Context, userID, known string) (string
 	if err != nil {
 		return "", &StripeError{Op: "create customer", Err: err}
 	}
-	err = b.store.Apply(ctx, "", func(ctx context.Context, tx Tx) error {
-		return tx.LinkCustomer(ctx, userID, c.ID)
-	})
+	err = b.linkCustomer(ctx, userID, c.ID)
 	if errors.Is(err, ErrCustomerConflict) {
 		// Another request linked the user first (with a customer made
 		// more than a day apart): use the linked one.
@@ -341,11 +339,7 @@ func (b *Billing) SyncCheckout(ctx context.Context, userID, sessionID string) (C
 				return res, Membership{}, err
 			}
 			g.UserID = userID
-			err = b.store.Apply(ctx, "", func(ctx context.Context, tx Tx) error {
-				_, err := tx.AddGrant(ctx, g)
-				return err
-			})
-			if err != nil {
+			if err := b.addGrant(ctx, g); err != nil {
 				return res, Membership{}, fmt.Errorf("billing: write grant %s: %w", s.ID, err)
 			}
 		}
@@ -370,11 +364,11 @@ func (b *Billing) syncSubscription(ctx context.Context, s *stripe.CheckoutSessio
 		f := invoiceFacts(li)
 		inv = &f
 	}
-	err = b.store.Apply(ctx, "", func(ctx context.Context, tx Tx) error {
+	err = b.apply(ctx, "", func(ctx context.Context, tx Tx) error {
 		return putSubscription(ctx, tx, subFact{Sub: facts, Fetched: true, Invoice: inv})
 	})
 	if errors.Is(err, errFetch) {
-		return b.applyFetched(ctx, "", facts.ID)
+		return b.applyFetched(ctx, "", facts.ID, facts.Version)
 	}
 	if err != nil {
 		return fmt.Errorf("billing: sync subscription %s: %w", facts.ID, err)

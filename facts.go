@@ -52,34 +52,19 @@ func subscriptionFacts(sub *stripe.Subscription, version time.Time) Subscription
 	return s
 }
 
-// Invoice version progress: attempts count up; a settled invoice is last.
-const (
-	progressSettled = 9998 // void or uncollectible
-	progressPaid    = 9999
-)
-
-// invoiceFacts reads an invoice's payment facts and orders them: later
-// invoices first by creation, and within one invoice by attempts, paid
-// last of all.
+// invoiceFacts reads an invoice's payment facts.
 func invoiceFacts(inv *stripe.Invoice) Invoice {
 	f := Invoice{
 		ID:                 inv.ID,
 		Created:            unix(inv.Created),
 		Paid:               inv.Status == stripe.InvoiceStatusPaid,
+		Closed:             inv.Status == stripe.InvoiceStatusVoid || inv.Status == stripe.InvoiceStatusUncollectible,
 		AttemptCount:       inv.AttemptCount,
 		NextPaymentAttempt: unix(inv.NextPaymentAttempt),
 	}
-	progress := min(inv.AttemptCount, progressSettled-1)
-	switch inv.Status {
-	case stripe.InvoiceStatusPaid:
-		progress = progressPaid
-		f.NextPaymentAttempt = time.Time{}
-	case stripe.InvoiceStatusVoid, stripe.InvoiceStatusUncollectible:
-		progress = progressSettled
-		f.Closed = true
+	if f.Paid || f.Closed {
 		f.NextPaymentAttempt = time.Time{}
 	}
-	f.Version = fmt.Sprintf("%012d|%s|%04d", inv.Created, inv.ID, progress)
 	return f
 }
 

@@ -30,11 +30,10 @@ func TestRequireMember(t *testing.T) {
 	put := func(user, customer, sub string, st stripe.SubscriptionStatus, price string) {
 		linked(t, store, user, customer)
 		require.NoError(t, store.Apply(ctx, "", func(ctx context.Context, tx billing.Tx) error {
-			_, err := tx.PutSubscription(ctx, billing.Subscription{
+			return tx.SaveSubscription(ctx, billing.Subscription{
 				ID: sub, CustomerID: customer, UserID: user, Status: st, Version: now.Add(-time.Hour),
 				Items: []billing.Item{{PriceID: price, Quantity: 1, CurrentPeriodStart: now.Add(-24 * time.Hour), CurrentPeriodEnd: now.Add(29 * 24 * time.Hour)}},
 			})
-			return err
 		}))
 	}
 	put("basic_user", "cus_b", "sub_b", "active", "price_basic")

@@ -97,6 +97,19 @@ func order[S any](l lifecycle[S], stored versioned[S], found bool, in versioned[
 	return keep
 }
 
+// fetchedVersion is the version of an object fetched because of a fact
+// of version since: Stripe's Date, or since if Stripe's Date is earlier
+// (its clock is not the one that stamps event.created). The fetch was
+// made after that fact arrived, so it holds a state at least as new as
+// the fact's; taking Stripe's lagging Date instead would let an older
+// payload of the fact's second overwrite it.
+func fetchedVersion(date, since time.Time) time.Time {
+	if date.Before(since) {
+		return since
+	}
+	return date
+}
+
 // subscriptions is the lifecycle of a subscription's state.
 type subscriptions struct{}
 

@@ -238,7 +238,7 @@ func TestReconcileFoldsToTheLastState(t *testing.T) {
 				}
 				fetches++
 				f := life.final
-				f.Version = t0.Add(time.Duration(now) * time.Second)
+				f.Version = fetchedVersion(t0.Add(time.Duration(now)*time.Second), ev.sub.Version)
 				d = reconcileSubscription(rec, found, subFact{Sub: f, Fetched: true, Invoice: ptr(life.finalInvoice)})
 			}
 			switch {

@@ -1,6 +1,8 @@
 package billing_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 
 	"github.com/gobilling/billing"
@@ -12,4 +14,76 @@ import (
 // memstore; sqlstore runs the same on each database.
 func TestScenarios(t *testing.T) {
 	scenario.Run(t, func(t *testing.T) billing.Store { return memstore.New() })
+}
+
+// TestScenariosOnAHostileStore runs every scenario on a store that holds
+// billing to Store.Apply's contract: it runs every fn twice (the first
+// run rolled back, as a store retrying a deadlock does), and fails any
+// call of the Store's own methods from inside fn (fn must use only its
+// tx).
+func TestScenariosOnAHostileStore(t *testing.T) {
+	scenario.Run(t, func(t *testing.T) billing.Store { return &hostileStore{Store: memstore.New(), t: t} })
+}
+
+type hostileStore struct {
+	billing.Store
+	t *testing.T
+}
+
+type inFnKey struct{}
+
+var errRunAgain = errors.New("hostileStore: rolled back to run fn again")
+
+func (s *hostileStore) Apply(ctx context.Context, eventID string, fn func(context.Context, billing.Tx) error) error {
+	for run := 0; ; run++ {
+		err := s.Store.Apply(ctx, eventID, func(ctx context.Context, tx billing.Tx) error {
+			if err := fn(context.WithValue(ctx, inFnKey{}, true), tx); err != nil {
+				return err
+			}
+			if run == 0 {
+				return errRunAgain
+			}
+			return nil
+		})
+		if run > 0 || !errors.Is(err, errRunAgain) {
+			return err
+		}
+	}
+}
+
+// outside fails the test when ctx comes from inside an Apply's fn.
+func (s *hostileStore) outside(ctx context.Context, method string) {
+	if ctx.Value(inFnKey{}) != nil {
+		s.t.Errorf("Store.%s called from inside Apply's fn", method)
+	}
+}
+
+func (s *hostileStore) Processed(ctx context.Context, id string) (bool, error) {
+	s.outside(ctx, "Processed")
+	return s.Store.Processed(ctx, id)
+}
+
+func (s *hostileStore) CustomerID(ctx context.Context, userID string) (string, error) {
+	s.outside(ctx, "CustomerID")
+	return s.Store.CustomerID(ctx, userID)
+}
+
+func (s *hostileStore) Facts(ctx context.Context, userID string) (billing.Facts, error) {
+	s.outside(ctx, "Facts")
+	return s.Store.Facts(ctx, userID)
+}
+
+func (s *hostileStore) Park(ctx context.Context, ev billing.ParkedEvent) error {
+	s.outside(ctx, "Park")
+	return s.Store.Park(ctx, ev)
+}
+
+func (s *hostileStore) Parked(ctx context.Context) ([]billing.ParkedEvent, error) {
+	s.outside(ctx, "Parked")
+	return s.Store.Parked(ctx)
+}
+
+func (s *hostileStore) Unpark(ctx context.Context, id string) error {
+	s.outside(ctx, "Unpark")
+	return s.Store.Unpark(ctx, id)
 }

@@ -22,100 +22,82 @@ var (
 	// already linked to another Stripe customer, or the customer to another
 	// user.
 	ErrCustomerConflict = errors.New("billing: user and Stripe customer already linked elsewhere")
+
+	// ErrRecordRaced is returned (wrapped) by [Tx.SaveSubscription] when it
+	// would create a record that another transaction created after this
+	// one found it absent. billing then runs the whole transaction again.
+	ErrRecordRaced = errors.New("billing: record created concurrently")
 )
 
 // Store keeps what billing knows: which Stripe customer belongs to which
-// user, the facts of each subscription, one-time grants, the IDs of the
-// events already applied, and the events parked for an operator.
+// user, each subscription's record, one-time grants, the IDs of the events
+// applied, and the events parked for an operator. It holds no business
+// rule: which state is newer is decided by billing, which reads a record,
+// and saves the next one, in a transaction.
 //
 // Every method must be safe for concurrent use, also by several processes
-// sharing one database. Run the conformance suite in package storetest
+// sharing one database. Run storetest.Run and storetest.RunLifecycles
 // against any implementation.
 type Store interface {
 	// Apply runs fn in one transaction and commits it together with the
-	// record of eventID, or not at all.
+	// record of eventID, or not at all. An empty eventID records nothing.
 	//
-	// If eventID is already recorded, Apply must return ErrDuplicateEvent
-	// without calling fn (or, if the duplicate is found only when recording,
-	// roll fn's writes back and return ErrDuplicateEvent). Of any number of
-	// concurrent calls with one eventID, exactly one may commit. If fn
-	// returns an error, Apply must roll back every write of fn, leave eventID
-	// unrecorded, and return fn's error unchanged (wrapped is fine), so that a
-	// later Apply with the same ID runs again.
-	//
-	// An empty eventID records nothing: fn's writes commit on their own
-	// (this is how writes without an event, such as SyncCheckout, are made).
+	// A recorded eventID returns ErrDuplicateEvent, and nothing of fn's
+	// is kept. Of concurrent calls with one eventID exactly one commits.
+	// When fn fails, everything is rolled back, eventID stays unrecorded,
+	// and fn's error is returned (wrapped is fine). fn may run more than
+	// once (a store may retry a transaction that hit a deadlock); it
+	// reads and writes only through its tx.
 	Apply(ctx context.Context, eventID string, fn func(ctx context.Context, tx Tx) error) error
 
-	// Processed reports whether eventID has been recorded by a committed
-	// Apply.
+	// Processed reports whether eventID was recorded by a committed Apply.
 	Processed(ctx context.Context, eventID string) (bool, error)
 
-	// CustomerID returns the Stripe customer linked to userID, or
-	// ErrNotFound.
+	// CustomerID returns the customer linked to userID, or ErrNotFound.
 	CustomerID(ctx context.Context, userID string) (string, error)
 
-	// Facts returns everything stored for userID: its customer, its
-	// subscriptions and its grants. A user with nothing stored is not an
-	// error: Facts returns zero Facts (with UserID set) and nil.
+	// Facts returns what is stored for userID (zero Facts with UserID
+	// set, and nil, for a user with nothing stored).
 	Facts(ctx context.Context, userID string) (Facts, error)
 
-	// Park keeps an event that could not be applied (for instance, one for
-	// a customer no user is linked to), replacing any parked event with the
-	// same ID.
+	// Park keeps an event that could not be applied, replacing any
+	// parked event with the same ID.
 	Park(ctx context.Context, ev ParkedEvent) error
 
 	// Parked returns the parked events, oldest first.
 	Parked(ctx context.Context) ([]ParkedEvent, error)
 
-	// Unpark removes a parked event. Removing one that is not parked is
-	// not an error.
+	// Unpark removes a parked event (one not parked is not an error).
 	Unpark(ctx context.Context, eventID string) error
 }
 
-// Tx is the view of a Store inside [Store.Apply]: every read sees the
-// transaction's own writes, and every write commits or rolls back with it.
+// Tx is a transaction of [Store.Apply]: reads see its own writes; writes
+// commit or roll back with it.
 type Tx interface {
-	// UserID returns the user linked to the Stripe customer, or
-	// ErrNotFound.
+	// UserID returns the user linked to customerID, or ErrNotFound, and
+	// locks that user's records until the transaction ends.
 	UserID(ctx context.Context, customerID string) (string, error)
 
-	// LinkCustomer links a user to a Stripe customer. Linking a pair that
-	// is already linked is a no-op; linking a user that has another
-	// customer, or a customer that has another user, returns
+	// LockUser locks userID's records until the transaction ends.
+	LockUser(ctx context.Context, userID string) error
+
+	// LinkCustomer links a user and a customer. Linking a linked pair is
+	// a no-op; a user or customer linked elsewhere returns
 	// ErrCustomerConflict and changes nothing.
 	LinkCustomer(ctx context.Context, userID, customerID string) error
 
-	// Subscription returns the stored subscription, or ErrNotFound.
-	Subscription(ctx context.Context, subscriptionID string) (Subscription, error)
+	// Subscription reads a subscription's record for update (no other
+	// transaction may change it before this one ends); found is false
+	// when there is none.
+	Subscription(ctx context.Context, id string) (s Subscription, found bool, err error)
 
-	// PutSubscription writes s's subscription state (every field but
-	// Invoice) if, and only if, the stored state is older. Statuses move
-	// through three phases that never go back: incomplete (only at the
-	// start), live (trialing, active, past_due, unpaid, paused), final
-	// (canceled, incomplete_expired); see [Subscription.Phase]. It writes
-	// when:
-	//   - nothing is stored for s.ID, or only invoice facts (zero Version); or
-	//   - the stored Status is not final, and s is in a later phase, whatever
-	//     the versions; or
-	//   - the stored Status is not final, s is in the same phase, and
-	//     s.Version is strictly later than the stored Version.
-	// Equal versions in one phase never overwrite. A state written for its
-	// later phase keeps its own (possibly older) Version. It reports whether
-	// it wrote. s.Invoice is ignored: the stored Invoice facts are left as
-	// they are.
-	PutSubscription(ctx context.Context, s Subscription) (bool, error)
+	// SaveSubscription creates or replaces s.ID's record with s, exactly
+	// as given. Creating a record that exists (made by another
+	// transaction since this one found it absent) returns ErrRecordRaced.
+	SaveSubscription(ctx context.Context, s Subscription) error
 
-	// PutInvoice writes the latest-invoice facts of a subscription if, and
-	// only if, inv.Version is strictly greater (byte-wise) than the stored
-	// Invoice.Version. When nothing is stored for the subscription it
-	// creates it with these facts, userID and customerID, and a zero
-	// subscription Version; when a row exists, userID and customerID are
-	// ignored. inv.Version is never empty. It reports whether it wrote.
-	PutInvoice(ctx context.Context, subscriptionID, userID, customerID string, inv Invoice) (bool, error)
-
-	// AddGrant records a one-time grant unless one with the same
-	// CheckoutSessionID exists. It reports whether it added it.
+	// AddGrant adds g unless a grant with its CheckoutSessionID exists,
+	// and reports whether it added it.
 	AddGrant(ctx context.Context, g Grant) (bool, error)
 }
 
@@ -127,8 +109,8 @@ type Facts struct {
 	Grants        []Grant
 }
 
-// Subscription is what billing keeps of one Stripe subscription: the facts
-// Membership is computed from.
+// Subscription is billing's record of one Stripe subscription: the facts
+// Membership is computed from. A Store saves and returns it as it is.
 type Subscription struct {
 	ID         string
 	CustomerID string
@@ -188,6 +170,8 @@ type Item struct {
 }
 
 // Invoice is what billing keeps of a subscription's latest invoice.
+// billing orders two of them by creation, then ID, then progress
+// (attempts, then closed, then paid).
 type Invoice struct {
 	ID      string
 	Created time.Time
@@ -200,10 +184,6 @@ type Invoice struct {
 	AttemptCount int64
 	// NextPaymentAttempt is zero when Stripe will not retry again.
 	NextPaymentAttempt time.Time
-	// Version orders the facts: a later invoice is greater, and for one
-	// invoice more attempts are greater and paid is greatest. Stores
-	// compare it byte-wise and never interpret it.
-	Version string
 }
 
 // Grant is a one-time purchase: a paid Checkout Session in payment mode.

@@ -154,13 +154,6 @@ const (
 	evCheckoutAsyncOK = "checkout.session.async_payment_succeeded"
 )
 
-// errUnknownCustomer makes an Apply roll back so the event is parked.
-type errUnknownCustomer struct{ customer string }
-
-func (e *errUnknownCustomer) Error() string {
-	return fmt.Sprintf("no user is linked to Stripe customer %q", e.customer)
-}
-
 // process applies one verified event. It is also how parked events are
 // replayed.
 func (b *Billing) process(ctx context.Context, ev stripe.Event, raw []byte) (Outcome, error) {
@@ -181,7 +174,7 @@ func (b *Billing) process(ctx context.Context, ev stripe.Event, raw []byte) (Out
 	if done {
 		return OutcomeDuplicate, nil
 	}
-	err = b.apply(ctx, ev)
+	err = b.applyEvent(ctx, ev)
 	var undecodable *errUndecodable
 	if errors.As(err, &undecodable) {
 		// Retrying cannot help: keep it for an operator instead of
@@ -221,8 +214,8 @@ func (e *errUndecodable) Error() string {
 
 func (e *errUndecodable) Unwrap() error { return e.err }
 
-// apply decodes a verified event's object and applies it.
-func (b *Billing) apply(ctx context.Context, ev stripe.Event) error {
+// applyEvent decodes a verified event's object and applies it.
+func (b *Billing) applyEvent(ctx context.Context, ev stripe.Event) error {
 	if train(ev.APIVersion) != train(stripe.APIVersion) {
 		return b.applyRefetched(ctx, ev)
 	}
@@ -283,7 +276,7 @@ func (b *Billing) applyRefetched(ctx context.Context, ev stripe.Event) error {
 		}
 		return b.applyCheckout(ctx, ev, s)
 	default:
-		return b.applyFetched(ctx, ev.ID, obj.ID)
+		return b.applyFetched(ctx, ev.ID, obj.ID, time.Unix(ev.Created, 0))
 	}
 }
 
@@ -295,205 +288,6 @@ func (b *Billing) park(ctx context.Context, ev stripe.Event, raw []byte, custome
 	b.log.Warn("webhook event parked: link the customer to a user with LinkCustomer, then Replay it",
 		"event", ev.ID, "type", ev.Type, "customer", customer, "reason", reason)
 	return nil
-}
-
-// userOf returns the user linked to a customer inside a transaction, or
-// an *errUnknownCustomer.
-func userOf(ctx context.Context, tx Tx, customer string) (string, error) {
-	if customer == "" {
-		return "", &errUnknownCustomer{customer: customer}
-	}
-	u, err := tx.UserID(ctx, customer)
-	if errors.Is(err, ErrNotFound) {
-		return "", &errUnknownCustomer{customer: customer}
-	}
-	return u, err
-}
-
-// applySubscriptionEvent applies a customer.subscription.* payload: if it
-// is newer than what is stored it wins; if the order cannot be told, the
-// subscription is fetched; if it is older, the event is recorded and
-// nothing changes.
-func (b *Billing) applySubscriptionEvent(ctx context.Context, ev stripe.Event, sub *stripe.Subscription) error {
-	f := subFact{Sub: subscriptionFacts(sub, time.Unix(ev.Created, 0))}
-	err := b.store.Apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
-		return putSubscription(ctx, tx, f)
-	})
-	if errors.Is(err, errFetch) {
-		return b.applyFetched(ctx, ev.ID, f.Sub.ID)
-	}
-	return err
-}
-
-// errFetch rolls back a write whose order against the stored state
-// cannot be told (or that needs the latest invoice's facts): the
-// subscription is fetched instead.
-var errFetch = errors.New("billing: fetch needed")
-
-// putSubscription reconciles a subscription fact with the stored record
-// and writes what reconcileSubscription decides, or returns errFetch.
-func putSubscription(ctx context.Context, tx Tx, f subFact) error {
-	user, err := userOf(ctx, tx, f.Sub.CustomerID)
-	if err != nil {
-		return err
-	}
-	f.Sub.UserID = user
-	cur, err := tx.Subscription(ctx, f.Sub.ID)
-	found := err == nil
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("read subscription %s: %w", f.Sub.ID, err)
-	}
-	d := reconcileSubscription(cur, found, f)
-	switch {
-	case d.Fetch:
-		return errFetch
-	case !d.Write:
-		return nil
-	}
-	if !found || !sameState(cur, d.Next) || !cur.Version.Equal(d.Next.Version) {
-		if _, err := tx.PutSubscription(ctx, d.Next); err != nil {
-			return fmt.Errorf("write subscription %s: %w", f.Sub.ID, err)
-		}
-	}
-	if d.Next.Invoice != cur.Invoice {
-		if _, err := tx.PutInvoice(ctx, f.Sub.ID, user, f.Sub.CustomerID, d.Next.Invoice); err != nil {
-			return fmt.Errorf("write invoice %s: %w", d.Next.Invoice.ID, err)
-		}
-	}
-	return nil
-}
-
-// maxFetches bounds the re-fetches of one subscription while Stripe's
-// clock has not passed the stored version's second.
-const maxFetches = 3
-
-// applyFetched fetches the subscription with its latest invoice and
-// applies it with the response's Date as its version. A fetched object
-// that ties the stored version is fetched again once Stripe's clock has
-// moved to the next second: only a strictly later Date proves it newer.
-func (b *Billing) applyFetched(ctx context.Context, eventID, subID string) error {
-	for i := 0; ; i++ {
-		s, inv, err := b.fetchSubscription(ctx, subID)
-		if err != nil {
-			return err
-		}
-		err = b.store.Apply(ctx, eventID, func(ctx context.Context, tx Tx) error {
-			return putSubscription(ctx, tx, subFact{Sub: s, Fetched: true, Invoice: inv})
-		})
-		if !errors.Is(err, errFetch) {
-			return err
-		}
-		if i+1 == maxFetches {
-			return fmt.Errorf("billing: subscription %s: Stripe's Date stayed at the stored version %s after %d fetches", subID, s.Version.Format(time.RFC3339), maxFetches)
-		}
-		if err := b.waitNextSecond(ctx); err != nil {
-			return err
-		}
-	}
-}
-
-// fetchSubscription retrieves a subscription with its latest invoice. The
-// version is the response's Date header: Stripe's time, never ours.
-func (b *Billing) fetchSubscription(ctx context.Context, id string) (Subscription, *Invoice, error) {
-	p := &stripe.SubscriptionRetrieveParams{}
-	p.AddExpand("latest_invoice")
-	var sub *stripe.Subscription
-	err := b.call(ctx, read, func() (err error) {
-		sub, err = b.sc.V1Subscriptions.Retrieve(ctx, id, p)
-		return err
-	})
-	if err != nil {
-		return Subscription{}, nil, &StripeError{Op: "retrieve subscription " + id, Err: err}
-	}
-	version, err := responseTime(sub.LastResponse)
-	if err != nil {
-		return Subscription{}, nil, fmt.Errorf("billing: retrieve subscription %s: %w", id, err)
-	}
-	s := subscriptionFacts(sub, version)
-	var inv *Invoice
-	if sub.LatestInvoice != nil && sub.LatestInvoice.Status != "" { // expanded
-		f := invoiceFacts(sub.LatestInvoice)
-		inv = &f
-	}
-	return s, inv, nil
-}
-
-// responseTime reads Stripe's Date header.
-func responseTime(r *stripe.APIResponse) (time.Time, error) {
-	if r == nil || r.Header.Get("Date") == "" {
-		return time.Time{}, errors.New("response has no Date header to version it by")
-	}
-	t, err := http.ParseTime(r.Header.Get("Date"))
-	if err != nil {
-		return time.Time{}, fmt.Errorf("response Date header: %w", err)
-	}
-	return t.UTC(), nil
-}
-
-// applyInvoice stores an invoice's payment facts on its subscription. It
-// makes no Stripe call: the subscription's own state arrives with its own
-// customer.subscription.* events.
-func (b *Billing) applyInvoice(ctx context.Context, ev stripe.Event, inv *stripe.Invoice) error {
-	subID := invoiceSubscriptionID(inv)
-	customer := ""
-	if inv.Customer != nil {
-		customer = inv.Customer.ID
-	}
-	facts := invoiceFacts(inv)
-	return b.store.Apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
-		if subID == "" {
-			return nil // an invoice outside subscriptions: nothing to keep
-		}
-		user, err := userOf(ctx, tx, customer)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.PutInvoice(ctx, subID, user, customer, facts); err != nil {
-			return fmt.Errorf("write invoice %s: %w", inv.ID, err)
-		}
-		return nil
-	})
-}
-
-// applyCheckout links nothing new (the customer was linked before the
-// session existed) but grants one-time purchases once paid.
-func (b *Billing) applyCheckout(ctx context.Context, ev stripe.Event, s *stripe.CheckoutSession) error {
-	customer := ""
-	if s.Customer != nil {
-		customer = s.Customer.ID
-	}
-	paid := s.PaymentStatus == stripe.CheckoutSessionPaymentStatusPaid || ev.Type == evCheckoutAsyncOK
-	var grant *Grant
-	if s.Mode == stripe.CheckoutSessionModePayment && paid {
-		g, err := b.grantOf(ctx, s, time.Unix(ev.Created, 0))
-		if err != nil {
-			return err
-		}
-		grant = &g
-	}
-	return b.store.Apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
-		user, err := userOf(ctx, tx, customer)
-		if customer == "" && grant != nil && s.ClientReferenceID != "" {
-			// A guest purchase (a Payment Link, say) names its user only
-			// by client_reference_id: the payer pays for that user.
-			user, err = s.ClientReferenceID, nil
-		}
-		if err != nil {
-			return err
-		}
-		if s.ClientReferenceID != "" && s.ClientReferenceID != user {
-			b.log.Warn("checkout session's client_reference_id differs from the customer's user; the customer link wins",
-				"session", s.ID, "customer", customer)
-		}
-		if grant == nil {
-			return nil
-		}
-		grant.UserID = user
-		if _, err := tx.AddGrant(ctx, *grant); err != nil {
-			return fmt.Errorf("write grant %s: %w", s.ID, err)
-		}
-		return nil
-	})
 }
 
 // Replay applies a parked event again (after, say, linking its customer
@@ -541,10 +335,7 @@ func (b *Billing) LinkCustomer(ctx context.Context, userID, customerID string) e
 	if userID == "" || !strings.HasPrefix(customerID, "cus_") {
 		return fmt.Errorf("billing: LinkCustomer: need a user ID and a customer ID (cus_...), got %q and %q", userID, customerID)
 	}
-	err := b.store.Apply(ctx, "", func(ctx context.Context, tx Tx) error {
-		return tx.LinkCustomer(ctx, userID, customerID)
-	})
-	if err != nil {
+	if err := b.linkCustomer(ctx, userID, customerID); err != nil {
 		return fmt.Errorf("billing: link user %q to %s: %w", userID, customerID, err)
 	}
 	return nil

@@ -182,6 +182,33 @@ func TestSameSecondLiveStatesFetch(t *testing.T) {
 	}
 }
 
+// A fetch is at least as new as the event that asked for it, whatever
+// Stripe's Date says: with a Date a second behind the event's created
+// (two clocks), an older payload of that second must not overwrite it.
+func TestFetchDatedBeforeItsEventKeepsItsPlace(t *testing.T) {
+	e := newRaceEnv(t)
+	ctx := context.Background()
+	_, renew := e.failedRenewal(t)
+	updates := only(renew, "customer.subscription.updated")
+	require.Len(t, updates, 2, "period moved, then past_due")
+	require.Equal(t, updates[0].Created, updates[1].Created)
+
+	var once sync.Once
+	e.hook.after = func(req *http.Request, res *http.Response) {
+		if req.Method == http.MethodGet && strings.HasPrefix(req.URL.Path, "/v1/subscriptions/") {
+			once.Do(func() {
+				res.Header.Set("Date", time.Unix(updates[1].Created-1, 0).UTC().Format(http.TimeFormat))
+			})
+		}
+	}
+	// past_due first, its invoice unseen: fetched (Date lagging); then
+	// the older active payload of the same second.
+	e.deliver(t, updates[1], updates[0])
+	m, err := e.b.Membership(ctx, "u1")
+	require.NoError(t, err)
+	assert.EqualValues(t, "past_due", m.StripeStatus, "the older payload did not win")
+}
+
 // A past_due payload that arrives before its invoice.payment_failed is
 // right at once: billing fetches the latest invoice's attempts rather than
 // deny access until the invoice event comes.

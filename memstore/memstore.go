@@ -268,51 +268,32 @@ func (t *tx) LinkCustomer(ctx context.Context, userID, customerID string) error 
 	return nil
 }
 
-func (t *tx) Subscription(ctx context.Context, subscriptionID string) (billing.Subscription, error) {
+func (t *tx) LockUser(ctx context.Context, userID string) error {
 	if t.done {
-		return billing.Subscription{}, errTxDone
+		return errTxDone
 	}
-	sub, ok := t.sub(subscriptionID)
+	return nil // Apply calls run one at a time: every record is locked
+}
+
+func (t *tx) Subscription(ctx context.Context, id string) (billing.Subscription, bool, error) {
+	if t.done {
+		return billing.Subscription{}, false, errTxDone
+	}
+	sub, ok := t.sub(id)
 	if !ok {
-		return billing.Subscription{}, billing.ErrNotFound
+		return billing.Subscription{}, false, nil
 	}
-	return copySub(sub), nil
+	return copySub(sub), true, nil
 }
 
-func (t *tx) PutSubscription(ctx context.Context, s billing.Subscription) (bool, error) {
+// SaveSubscription stores a copy of s. Apply calls run one at a time, so
+// no other transaction can have created the record meanwhile.
+func (t *tx) SaveSubscription(ctx context.Context, s billing.Subscription) error {
 	if t.done {
-		return false, errTxDone
+		return errTxDone
 	}
-	old, ok := t.sub(s.ID)
-	write := !ok || old.Version.IsZero() ||
-		(!old.Final() && (s.Phase() > old.Phase() || (s.Phase() == old.Phase() && s.Version.After(old.Version))))
-	if !write {
-		return false, nil
-	}
-	n := copySub(s)
-	n.Invoice = old.Invoice // zero when nothing was stored
-	t.subs[s.ID] = n
-	return true, nil
-}
-
-func (t *tx) PutInvoice(ctx context.Context, subscriptionID, userID, customerID string, inv billing.Invoice) (bool, error) {
-	if t.done {
-		return false, errTxDone
-	}
-	sub, ok := t.sub(subscriptionID)
-	if inv.Version <= sub.Invoice.Version {
-		// Also when nothing is stored and inv.Version is empty: an empty
-		// version is never greater than the absent one.
-		return false, nil
-	}
-	if ok {
-		sub = copySub(sub)
-	} else {
-		sub = billing.Subscription{ID: subscriptionID, UserID: userID, CustomerID: customerID}
-	}
-	sub.Invoice = inv
-	t.subs[subscriptionID] = sub
-	return true, nil
+	t.subs[s.ID] = copySub(s)
+	return nil
 }
 
 func (t *tx) AddGrant(ctx context.Context, g billing.Grant) (bool, error) {

@@ -24,7 +24,7 @@ func TestFactsOrder(t *testing.T) {
 	t0 := time.Date(2025, time.March, 1, 12, 0, 0, 0, time.UTC)
 	require.NoError(t, st.Apply(t.Context(), "", func(ctx context.Context, tx billing.Tx) error {
 		for _, id := range []string{"sub_c", "sub_a", "sub_b"} {
-			if _, err := tx.PutSubscription(ctx, billing.Subscription{ID: id, UserID: "u", Status: "active", Version: t0}); err != nil {
+			if err := tx.SaveSubscription(ctx, billing.Subscription{ID: id, UserID: "u", Status: "active", Version: t0}); err != nil {
 				return err
 			}
 		}

@@ -118,7 +118,7 @@ func TestConcurrentMigrate(t *testing.T) {
 			}
 			db := tdb.open(t, 1)
 			assert.ElementsMatch(t, tables, tableNames(t, tdb, db, prefix), "round %d", round)
-			assert.Equal(t, 1, count(t, db, "SELECT COUNT(*) FROM "+prefix+"schema_migrations"), "round %d: each migration recorded once", round)
+			assert.Equal(t, 2, count(t, db, "SELECT COUNT(*) FROM "+prefix+"schema_migrations"), "round %d: each migration recorded once", round)
 		}
 		// The schema works.
 		require.NoError(t, stores[pools-1].Apply(t.Context(), "evt_after_migrate", func(ctx context.Context, tx billing.Tx) error {
@@ -139,7 +139,7 @@ func TestDeadlockRetried(t *testing.T) {
 			v0 := time.Unix(1_700_000_000, 0)
 			require.NoError(t, st.Apply(t.Context(), "", func(ctx context.Context, tx billing.Tx) error {
 				for _, id := range []string{"sub_a", "sub_b"} {
-					if _, err := tx.PutSubscription(ctx, billing.Subscription{ID: id, UserID: "u", Status: "active", Version: v0}); err != nil {
+					if err := tx.SaveSubscription(ctx, billing.Subscription{ID: id, UserID: "u", Status: "active", Version: v0}); err != nil {
 						return err
 					}
 				}
@@ -153,13 +153,20 @@ func TestDeadlockRetried(t *testing.T) {
 				both  sync.WaitGroup // both hold their first lock
 			)
 			both.Add(2)
+			// touch reads a record for update (locking it) and saves it.
+			touch := func(ctx context.Context, tx billing.Tx, id string, version time.Time) error {
+				if _, _, err := tx.Subscription(ctx, id); err != nil {
+					return err
+				}
+				return tx.SaveSubscription(ctx, billing.Subscription{ID: id, UserID: "u", Status: "active", Version: version})
+			}
 			lockBoth := func(first, second string, version time.Time) error {
 				first1 := true
 				return st.Apply(t.Context(), "evt_"+first, func(ctx context.Context, tx billing.Tx) error {
 					mu.Lock()
 					calls++
 					mu.Unlock()
-					if _, err := tx.PutSubscription(ctx, billing.Subscription{ID: first, UserID: "u", Status: "active", Version: version}); err != nil {
+					if err := touch(ctx, tx, first, version); err != nil {
 						return err
 					}
 					if first1 {
@@ -167,8 +174,7 @@ func TestDeadlockRetried(t *testing.T) {
 						both.Done()
 						both.Wait()
 					}
-					_, err := tx.PutSubscription(ctx, billing.Subscription{ID: second, UserID: "u", Status: "active", Version: version})
-					return err
+					return touch(ctx, tx, second, version)
 				})
 			}
 			var errA, errB error

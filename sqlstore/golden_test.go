@@ -209,8 +209,45 @@ func TestGoldenFixturesMigrate(t *testing.T) {
 	}
 	want := readGoldenFile(t)
 	require.NotEmpty(t, want.Users)
-
 	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		checkGoldenMigration(t, d, want, nil)
+	})
+}
+
+// TestGoldenMySQLMigrationResumes: MySQL commits each DDL statement on
+// its own, so a Migrate that crashed anywhere in a migration runs it
+// again from the top. The fixture is migrated by hand up to each
+// statement of 0002 in turn (as if the process had died there), then by
+// Migrate, and must give the golden answers every time.
+func TestGoldenMySQLMigrationResumes(t *testing.T) {
+	want := readGoldenFile(t)
+	b, err := fs.ReadFile(sqlstore.Migrations(sqlstore.MySQL), "0002_invoice_order.sql")
+	require.NoError(t, err)
+	n := len(fixtureStatements(string(b)))
+	require.Greater(t, n, 3)
+	for cut := 1; cut <= n; cut++ {
+		t.Run(fmt.Sprintf("crashed_after_statement_%d_of_%d", cut, n), func(t *testing.T) {
+			t.Parallel()
+			checkGoldenMigration(t, sqlstore.MySQL, want, func(ctx context.Context, st *sqlstore.Store, db *sql.DB) {
+				b, err := fs.ReadFile(st.Migrations(), "0002_invoice_order.sql")
+				require.NoError(t, err)
+				conn, err := db.Conn(ctx) // the prepared steps live in one session
+				require.NoError(t, err)
+				defer conn.Close()
+				for _, stmt := range fixtureStatements(string(b))[:cut] {
+					_, err := conn.ExecContext(ctx, stmt)
+					require.NoError(t, err, stmt)
+				}
+			})
+		})
+	}
+}
+
+// checkGoldenMigration loads d's fixture into fresh tables, runs
+// crash (if not nil) to leave a migration half done, migrates with
+// Store.Migrate, twice, and compares what billing answers with want.
+func checkGoldenMigration(t *testing.T, d sqlstore.Dialect, want goldenFile, crash func(ctx context.Context, st *sqlstore.Store, db *sql.DB)) {
+	{
 		ctx := t.Context()
 		tdb := database(t, d)
 		db := tdb.open(t, 4)
@@ -222,6 +259,9 @@ func TestGoldenFixturesMigrate(t *testing.T) {
 
 		st, err := sqlstore.New(ctx, db, d, sqlstore.Options{TablePrefix: prefix, Now: func() time.Time { return goldenT0 }})
 		require.NoError(t, err)
+		if crash != nil {
+			crash(ctx, st, db)
+		}
 		require.NoError(t, st.Migrate(ctx), "migrate the golden fixture")
 		versions := migrationVersions(t, db, prefix)
 		require.Contains(t, versions, int64(1), "the fixture's schema version stays recorded")
@@ -250,7 +290,7 @@ func TestGoldenFixturesMigrate(t *testing.T) {
 			assert.Equal(t, u, followUps.Users[i], "user %s after the follow-up events", u.UserID)
 		}
 		assert.Equal(t, want.FollowUps.Parked, followUps.Parked, "the parked events after the follow-up events")
-	})
+	}
 }
 
 func goldenUserIDs(g goldenFile) []string {

@@ -20,6 +20,9 @@ func TestREADME(t *testing.T) {
 	schema, err := os.ReadFile("migrations/postgres/0001_init.sql")
 	require.NoError(t, err)
 	assert.Contains(t, readme, "```sql\n"+string(schema)+"```\n", "README.md's schema is migrations/postgres/0001_init.sql")
+	schema2, err := os.ReadFile("migrations/postgres/0002_invoice_order.sql")
+	require.NoError(t, err)
+	assert.Contains(t, readme, "```sql\n"+string(schema2)+"```\n", "README.md shows migrations/postgres/0002_invoice_order.sql")
 
 	ex, err := os.ReadFile("example_test.go")
 	require.NoError(t, err)

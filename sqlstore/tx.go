@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/stripe/stripe-go/v82"
 
@@ -22,7 +20,9 @@ type queries struct {
 
 	customerByUser, userByCustomer, linksOf, insertCustomer string
 
-	selectSub, selectSubForUpdate, subsByUser, insertSub, updateSub, updateInvoice string
+	lockUser, userByCustomerForUpdate string
+
+	selectSubForUpdate, subsByUser, insertSub, updateSub string
 
 	insertGrant, grantsByUser string
 
@@ -34,11 +34,8 @@ type queries struct {
 var subCols = []string{
 	"id", "customer_id", "user_id", "status", "items", "cancel_at_period_end",
 	"cancel_at", "canceled_at", "ended_at", "trial_start", "trial_end", "latest_invoice_id", "version",
-	"invoice_id", "invoice_created", "invoice_paid", "invoice_attempt_count", "invoice_next_payment_attempt", "invoice_version",
+	"invoice_id", "invoice_created", "invoice_paid", "invoice_closed", "invoice_attempt_count", "invoice_next_payment_attempt",
 }
-
-// firstInvoiceCol is the index in subCols of the first invoice column.
-const firstInvoiceCol = 13
 
 var grantCols = []string{
 	"checkout_session_id", "user_id", "customer_id", "price_id", "quantity", "credits", "amount_total", "currency", "granted_at",
@@ -78,15 +75,16 @@ func newQueries(d dialect, prefix string) queries {
 
 		customerByUser: "SELECT customer_id FROM " + customers + " WHERE user_id = ?",
 		userByCustomer: "SELECT user_id FROM " + customers + " WHERE customer_id = ?",
-		linksOf:        "SELECT user_id, customer_id FROM " + customers + " WHERE user_id = ? OR customer_id = ?",
-		insertCustomer: insert(customers, []string{"user_id", "customer_id", "linked_at"}),
+		// The user's link row is the lock of the user's records.
+		userByCustomerForUpdate: "SELECT user_id FROM " + customers + " WHERE customer_id = ?" + d.forUpdate(),
+		lockUser:                "SELECT 1 FROM " + customers + " WHERE user_id = ?" + d.forUpdate(),
+		linksOf:                 "SELECT user_id, customer_id FROM " + customers + " WHERE user_id = ? OR customer_id = ?",
+		insertCustomer:          insert(customers, []string{"user_id", "customer_id", "linked_at"}),
 
-		selectSub:          "SELECT " + allSub + " FROM " + subs + " WHERE id = ?",
 		selectSubForUpdate: "SELECT " + allSub + " FROM " + subs + " WHERE id = ?" + d.forUpdate(),
 		subsByUser:         "SELECT " + allSub + " FROM " + subs + " WHERE user_id = ?",
 		insertSub:          insert(subs, subCols),
-		updateSub:          "UPDATE " + subs + " SET " + set(subCols[1:firstInvoiceCol]) + " WHERE id = ?",
-		updateInvoice:      "UPDATE " + subs + " SET " + set(subCols[firstInvoiceCol:]) + " WHERE id = ?",
+		updateSub:          "UPDATE " + subs + " SET " + set(subCols[1:]) + " WHERE id = ?",
 
 		insertGrant:  insert(grants, grantCols),
 		grantsByUser: "SELECT " + strings.Join(grantCols, ", ") + " FROM " + grants + " WHERE user_id = ?",
@@ -98,7 +96,8 @@ func newQueries(d dialect, prefix string) queries {
 	for _, p := range []*string{
 		&q.insertEvent, &q.selectEvent, &q.pruneEvents,
 		&q.customerByUser, &q.userByCustomer, &q.linksOf, &q.insertCustomer,
-		&q.selectSub, &q.selectSubForUpdate, &q.subsByUser, &q.insertSub, &q.updateSub, &q.updateInvoice,
+		&q.lockUser, &q.userByCustomerForUpdate,
+		&q.selectSubForUpdate, &q.subsByUser, &q.insertSub, &q.updateSub,
 		&q.insertGrant, &q.grantsByUser,
 		&q.upsertParked, &q.selectParked, &q.deleteParked,
 	} {
@@ -154,7 +153,7 @@ func scanSub(r scanner) (billing.Subscription, error) {
 	)
 	err := r.Scan(&s.ID, &s.CustomerID, &s.UserID, &status, &items, &s.CancelAtPeriodEnd,
 		&cancelAt, &canceledAt, &endedAt, &trialStart, &trialEnd, &s.LatestInvoiceID, &version,
-		&s.Invoice.ID, &invCreated, &s.Invoice.Paid, &s.Invoice.AttemptCount, &invNext, &s.Invoice.Version)
+		&s.Invoice.ID, &invCreated, &s.Invoice.Paid, &s.Invoice.Closed, &s.Invoice.AttemptCount, &invNext)
 	if err != nil {
 		return billing.Subscription{}, err
 	}
@@ -169,21 +168,17 @@ func scanSub(r scanner) (billing.Subscription, error) {
 	return s, nil
 }
 
-// subArgs are the values of subCols' subscription columns (id to
-// version) for s.
+// subArgs are the values of subCols for s.
 func subArgs(s billing.Subscription) ([]any, error) {
 	items, err := encodeItems(s.Items)
 	if err != nil {
 		return nil, fmt.Errorf("encode items of subscription %s: %w", s.ID, err)
 	}
+	inv := s.Invoice
 	return []any{s.ID, s.CustomerID, s.UserID, string(s.Status), items, s.CancelAtPeriodEnd,
 		toUnix(s.CancelAt), toUnix(s.CanceledAt), toUnix(s.EndedAt), toUnix(s.TrialStart), toUnix(s.TrialEnd),
-		s.LatestInvoiceID, toUnix(s.Version)}, nil
-}
-
-// invoiceArgs are the values of subCols' invoice columns for inv.
-func invoiceArgs(inv billing.Invoice) []any {
-	return []any{inv.ID, toUnix(inv.Created), inv.Paid, inv.AttemptCount, toUnix(inv.NextPaymentAttempt), inv.Version}
+		s.LatestInvoiceID, toUnix(s.Version),
+		inv.ID, toUnix(inv.Created), inv.Paid, inv.Closed, inv.AttemptCount, toUnix(inv.NextPaymentAttempt)}, nil
 }
 
 // tx is the billing.Tx of one Apply. Every statement goes through the
@@ -192,52 +187,26 @@ type tx struct {
 	s *Store
 	q *sql.Tx
 
-	// locked holds, as stored, the subscription rows this transaction
-	// has locked (read FOR UPDATE, or inserted; under SQLite's write lock
-	// every row is): no other transaction can change them before this
-	// one ends, so they are read from here, without a statement.
-	locked map[string]billing.Subscription
-}
-
-// keep records a row the transaction holds locked, as it is stored.
-func (t *tx) keep(s billing.Subscription) {
-	if t.locked == nil {
-		t.locked = make(map[string]billing.Subscription)
-	}
-	t.locked[s.ID] = stored(s)
-}
-
-// stored is s as a read of its row returns it: times in whole seconds,
-// in UTC, and no empty Items slice.
-func stored(s billing.Subscription) billing.Subscription {
-	items := make([]billing.Item, len(s.Items))
-	for i, it := range s.Items {
-		it.CurrentPeriodStart, it.CurrentPeriodEnd = fromUnix(toUnix(it.CurrentPeriodStart)), fromUnix(toUnix(it.CurrentPeriodEnd))
-		items[i] = it
-	}
-	s.Items = nil
-	if len(items) > 0 {
-		s.Items = items
-	}
-	for _, t := range []*time.Time{&s.CancelAt, &s.CanceledAt, &s.EndedAt, &s.TrialStart, &s.TrialEnd, &s.Version,
-		&s.Invoice.Created, &s.Invoice.NextPaymentAttempt} {
-		*t = fromUnix(toUnix(*t))
-	}
-	return s
+	// locked holds the IDs of the subscription rows this transaction has
+	// read for update (true when the row exists): an existing row is
+	// updated, an absent one inserted.
+	locked map[string]bool
 }
 
 var _ billing.Tx = (*tx)(nil)
 
-// maxInsertRaces bounds the read-insert rounds of a write that lost the
+// maxInsertRaces bounds the read-insert rounds of a link that lost the
 // race to create a row to a concurrent transaction. Rows are never
 // deleted, so the second round always finds the row.
 const maxInsertRaces = 3
 
 var errRowVanished = errors.New("sqlstore: a row seen by a unique conflict could not be read")
 
+// UserID reads the customer's link row for update: that row is the lock
+// of the user's records.
 func (t *tx) UserID(ctx context.Context, customerID string) (string, error) {
 	var u string
-	err := t.q.QueryRowContext(ctx, t.s.q.userByCustomer, customerID).Scan(&u)
+	err := t.q.QueryRowContext(ctx, t.s.q.userByCustomerForUpdate, customerID).Scan(&u)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", billing.ErrNotFound
@@ -245,6 +214,20 @@ func (t *tx) UserID(ctx context.Context, customerID string) (string, error) {
 		return "", fmt.Errorf("sqlstore: look up user of customer %s: %w", customerID, err)
 	}
 	return u, nil
+}
+
+// LockUser reads the user's link row for update, if there is one (a user
+// without a customer has no row, and nothing of theirs but grants, which
+// are added once by their unique key).
+func (t *tx) LockUser(ctx context.Context, userID string) error {
+	rows, err := t.q.QueryContext(ctx, t.s.q.lockUser, userID)
+	if err == nil {
+		err = closeRows(rows)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: lock user %s: %w", userID, err)
+	}
+	return nil
 }
 
 // LinkCustomer inserts the link unless the user or the customer is
@@ -285,130 +268,48 @@ func (t *tx) LinkCustomer(ctx context.Context, userID, customerID string) error 
 	return errRowVanished
 }
 
-func (t *tx) Subscription(ctx context.Context, subscriptionID string) (billing.Subscription, error) {
-	if s, ok := t.locked[subscriptionID]; ok {
-		s.Items = slices.Clone(s.Items)
-		return s, nil
+// Subscription reads the row with SELECT ... FOR UPDATE (SQLite's
+// transaction holds the write lock already), so that no other
+// transaction changes it before this one ends.
+func (t *tx) Subscription(ctx context.Context, id string) (billing.Subscription, bool, error) {
+	s, err := scanSub(t.q.QueryRowContext(ctx, t.s.q.selectSubForUpdate, id))
+	found := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return billing.Subscription{}, false, fmt.Errorf("sqlstore: read subscription %s: %w", id, err)
 	}
-	s, err := scanSub(t.q.QueryRowContext(ctx, t.s.q.selectSub, subscriptionID))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return billing.Subscription{}, billing.ErrNotFound
-	case err != nil:
-		return billing.Subscription{}, fmt.Errorf("sqlstore: read subscription %s: %w", subscriptionID, err)
+	if t.locked == nil {
+		t.locked = make(map[string]bool)
 	}
-	return s, nil
+	t.locked[id] = found
+	return s, found, nil
 }
 
-// lockSub reads the subscription's row, locking it until the transaction
-// ends (SELECT ... FOR UPDATE; SQLite's transaction holds the write lock
-// already), unless the transaction holds it already. found is false when
-// there is no row. The caller must not change s.Items.
-func (t *tx) lockSub(ctx context.Context, id string) (s billing.Subscription, found bool, err error) {
-	if s, ok := t.locked[id]; ok {
-		return s, true, nil
-	}
-	s, err = scanSub(t.q.QueryRowContext(ctx, t.s.q.selectSubForUpdate, id))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return billing.Subscription{}, false, nil
-	case err != nil:
-		return billing.Subscription{}, false, err
-	}
-	t.keep(s)
-	return s, true, nil
-}
-
-// PutSubscription locks the stored row, decides in Go by the rule of
-// [billing.Tx.PutSubscription], and writes: an INSERT when there is no
-// row, an UPDATE of every column but the invoice's when s wins. Versions
-// are compared in whole seconds, as they are stored.
-func (t *tx) PutSubscription(ctx context.Context, s billing.Subscription) (bool, error) {
+// SaveSubscription updates the row this transaction read, or inserts
+// one: an insert that meets a row created meanwhile by another
+// transaction returns billing.ErrRecordRaced.
+func (t *tx) SaveSubscription(ctx context.Context, s billing.Subscription) error {
 	args, err := subArgs(s)
 	if err != nil {
-		return false, fmt.Errorf("sqlstore: %w", err)
+		return fmt.Errorf("sqlstore: %w", err)
 	}
-	for range maxInsertRaces {
-		old, found, err := t.lockSub(ctx, s.ID)
-		if err != nil {
-			return false, fmt.Errorf("sqlstore: read subscription %s: %w", s.ID, err)
-		}
-		if !found {
-			ok, err := t.s.d.inserted(t.q.ExecContext(ctx, t.s.q.insertSub, append(args, invoiceArgs(billing.Invoice{})...)...))
-			if err != nil {
-				return false, fmt.Errorf("sqlstore: write subscription %s: %w", s.ID, err)
-			}
-			if ok {
-				s.Invoice = billing.Invoice{}
-				t.keep(s)
-				return true, nil
-			}
-			continue // created meanwhile by a transaction that has committed: read it
-		}
-		if !newer(s, old) {
-			return false, nil
-		}
+	if t.locked[s.ID] {
 		if _, err := t.q.ExecContext(ctx, t.s.q.updateSub, append(args[1:], s.ID)...); err != nil {
-			return false, fmt.Errorf("sqlstore: write subscription %s: %w", s.ID, err)
+			return fmt.Errorf("sqlstore: save subscription %s: %w", s.ID, err)
 		}
-		s.Invoice = old.Invoice
-		t.keep(s)
-		return true, nil
+		return nil
 	}
-	return false, errRowVanished
-}
-
-// newer reports whether s overwrites the stored old, by the rule of
-// [billing.Tx.PutSubscription].
-func newer(s, old billing.Subscription) bool {
-	if old.Version.IsZero() {
-		return true // only invoice facts are stored
+	ok, err := t.s.d.inserted(t.q.ExecContext(ctx, t.s.q.insertSub, args...))
+	if err != nil {
+		return fmt.Errorf("sqlstore: save subscription %s: %w", s.ID, err)
 	}
-	if old.Final() {
-		return false
+	if !ok {
+		return fmt.Errorf("sqlstore: save subscription %s: %w", s.ID, billing.ErrRecordRaced)
 	}
-	if s.Phase() != old.Phase() {
-		return s.Phase() > old.Phase()
+	if t.locked == nil {
+		t.locked = make(map[string]bool)
 	}
-	return toUnix(s.Version) > toUnix(old.Version)
-}
-
-// PutInvoice locks the stored row and writes the invoice columns if
-// inv.Version is greater, byte-wise (compared in Go, whatever the
-// database's collation), or inserts a row with only these facts.
-func (t *tx) PutInvoice(ctx context.Context, subscriptionID, userID, customerID string, inv billing.Invoice) (bool, error) {
-	for range maxInsertRaces {
-		old, found, err := t.lockSub(ctx, subscriptionID)
-		if err != nil {
-			return false, fmt.Errorf("sqlstore: read subscription %s: %w", subscriptionID, err)
-		}
-		if inv.Version <= old.Invoice.Version { // also when nothing is stored and inv.Version is empty
-			return false, nil
-		}
-		if !found {
-			row := billing.Subscription{ID: subscriptionID, UserID: userID, CustomerID: customerID, Invoice: inv}
-			args, err := subArgs(row)
-			if err != nil {
-				return false, fmt.Errorf("sqlstore: %w", err)
-			}
-			ok, err := t.s.d.inserted(t.q.ExecContext(ctx, t.s.q.insertSub, append(args, invoiceArgs(inv)...)...))
-			if err != nil {
-				return false, fmt.Errorf("sqlstore: write invoice of subscription %s: %w", subscriptionID, err)
-			}
-			if ok {
-				t.keep(row)
-				return true, nil
-			}
-			continue // created meanwhile by a transaction that has committed: read it
-		}
-		if _, err := t.q.ExecContext(ctx, t.s.q.updateInvoice, append(invoiceArgs(inv), subscriptionID)...); err != nil {
-			return false, fmt.Errorf("sqlstore: write invoice of subscription %s: %w", subscriptionID, err)
-		}
-		old.Invoice = inv
-		t.keep(old)
-		return true, nil
-	}
-	return false, errRowVanished
+	t.locked[s.ID] = true
+	return nil
 }
 
 // AddGrant inserts the grant unless its Checkout Session ID (the primary

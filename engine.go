@@ -1,0 +1,266 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/stripe/stripe-go/v82"
+)
+
+// This file is the write engine: every write of what Stripe says (webhook
+// events, SyncCheckout, Sync, CatchUp, Replay) goes through it. Each runs
+// one Store transaction that locks the user's records, reads the record,
+// asks reconcile.go what to do, and saves; when reconcile cannot order
+// two states the transaction is rolled back and the object is fetched
+// from Stripe (never inside a transaction) and reconciled in turn.
+
+// errUnknownCustomer makes an Apply roll back so the event is parked.
+type errUnknownCustomer struct{ customer string }
+
+func (e *errUnknownCustomer) Error() string {
+	return fmt.Sprintf("no user is linked to Stripe customer %q", e.customer)
+}
+
+// errFetch rolls back a write whose order against the stored state
+// cannot be told (or that needs the latest invoice's facts): the
+// subscription is fetched instead.
+var errFetch = errors.New("billing: fetch needed")
+
+// maxRaces bounds how often a transaction is run again after its store
+// reported ErrRecordRaced (another transaction created the record it was
+// creating): the second run finds the record, so one rerun is the rule.
+const maxRaces = 5
+
+// apply runs fn in one store transaction recorded under eventID, and runs
+// it again when the store reports that a record fn created was created
+// concurrently.
+func (b *Billing) apply(ctx context.Context, eventID string, fn func(ctx context.Context, tx Tx) error) error {
+	for i := 0; ; i++ {
+		err := b.store.Apply(ctx, eventID, fn)
+		if !errors.Is(err, ErrRecordRaced) || i+1 == maxRaces {
+			return err
+		}
+	}
+}
+
+// userOf returns the user linked to a customer inside a transaction, or
+// an *errUnknownCustomer, and locks the user's records.
+func userOf(ctx context.Context, tx Tx, customer string) (string, error) {
+	if customer == "" {
+		return "", &errUnknownCustomer{customer: customer}
+	}
+	u, err := tx.UserID(ctx, customer)
+	if errors.Is(err, ErrNotFound) {
+		return "", &errUnknownCustomer{customer: customer}
+	}
+	return u, err
+}
+
+// applySubscriptionEvent applies a customer.subscription.* payload: if it
+// is newer than what is stored it wins; if the order cannot be told, the
+// subscription is fetched; if it is older, the event is recorded and
+// nothing changes.
+func (b *Billing) applySubscriptionEvent(ctx context.Context, ev stripe.Event, sub *stripe.Subscription) error {
+	f := subFact{Sub: subscriptionFacts(sub, time.Unix(ev.Created, 0))}
+	err := b.apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
+		return putSubscription(ctx, tx, f)
+	})
+	if errors.Is(err, errFetch) {
+		return b.applyFetched(ctx, ev.ID, f.Sub.ID, f.Sub.Version)
+	}
+	return err
+}
+
+// putSubscription reconciles a subscription fact with the stored record
+// and saves what reconcileSubscription decides, or returns errFetch.
+func putSubscription(ctx context.Context, tx Tx, f subFact) error {
+	user, err := userOf(ctx, tx, f.Sub.CustomerID)
+	if err != nil {
+		return err
+	}
+	f.Sub.UserID = user
+	cur, found, err := tx.Subscription(ctx, f.Sub.ID)
+	if err != nil {
+		return fmt.Errorf("read subscription %s: %w", f.Sub.ID, err)
+	}
+	d := reconcileSubscription(cur, found, f)
+	switch {
+	case d.Fetch:
+		return errFetch
+	case !d.Write:
+		return nil
+	}
+	if err := tx.SaveSubscription(ctx, d.Next); err != nil {
+		return fmt.Errorf("save subscription %s: %w", f.Sub.ID, err)
+	}
+	return nil
+}
+
+// maxFetches bounds the re-fetches of one subscription while Stripe's
+// clock has not passed the stored version's second.
+const maxFetches = 3
+
+// applyFetched fetches the subscription with its latest invoice and
+// applies it with the response's Date as its version (at least since,
+// the version of the fact that asked for the fetch: see fetchedVersion).
+// A fetched object that ties the stored version is fetched again once
+// Stripe's clock has moved to the next second: only a strictly later
+// Date proves it newer.
+func (b *Billing) applyFetched(ctx context.Context, eventID, subID string, since time.Time) error {
+	for i := 0; ; i++ {
+		s, inv, err := b.fetchSubscription(ctx, subID)
+		if err != nil {
+			return err
+		}
+		s.Version = fetchedVersion(s.Version, since)
+		err = b.apply(ctx, eventID, func(ctx context.Context, tx Tx) error {
+			return putSubscription(ctx, tx, subFact{Sub: s, Fetched: true, Invoice: inv})
+		})
+		if !errors.Is(err, errFetch) {
+			return err
+		}
+		if i+1 == maxFetches {
+			return fmt.Errorf("billing: subscription %s: Stripe's Date stayed at the stored version %s after %d fetches", subID, s.Version.Format(time.RFC3339), maxFetches)
+		}
+		if err := b.waitNextSecond(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// fetchSubscription retrieves a subscription with its latest invoice. The
+// version is the response's Date header: Stripe's time, never ours.
+func (b *Billing) fetchSubscription(ctx context.Context, id string) (Subscription, *Invoice, error) {
+	p := &stripe.SubscriptionRetrieveParams{}
+	p.AddExpand("latest_invoice")
+	var sub *stripe.Subscription
+	err := b.call(ctx, read, func() (err error) {
+		sub, err = b.sc.V1Subscriptions.Retrieve(ctx, id, p)
+		return err
+	})
+	if err != nil {
+		return Subscription{}, nil, &StripeError{Op: "retrieve subscription " + id, Err: err}
+	}
+	version, err := responseTime(sub.LastResponse)
+	if err != nil {
+		return Subscription{}, nil, fmt.Errorf("billing: retrieve subscription %s: %w", id, err)
+	}
+	s := subscriptionFacts(sub, version)
+	var inv *Invoice
+	if sub.LatestInvoice != nil && sub.LatestInvoice.Status != "" { // expanded
+		f := invoiceFacts(sub.LatestInvoice)
+		inv = &f
+	}
+	return s, inv, nil
+}
+
+// responseTime reads Stripe's Date header.
+func responseTime(r *stripe.APIResponse) (time.Time, error) {
+	if r == nil || r.Header.Get("Date") == "" {
+		return time.Time{}, errors.New("response has no Date header to version it by")
+	}
+	t, err := http.ParseTime(r.Header.Get("Date"))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("response Date header: %w", err)
+	}
+	return t.UTC(), nil
+}
+
+// applyInvoice stores an invoice's payment facts on its subscription's
+// record. It makes no Stripe call: the subscription's own state arrives
+// with its own customer.subscription.* events.
+func (b *Billing) applyInvoice(ctx context.Context, ev stripe.Event, inv *stripe.Invoice) error {
+	subID := invoiceSubscriptionID(inv)
+	customer := ""
+	if inv.Customer != nil {
+		customer = inv.Customer.ID
+	}
+	facts := invoiceFacts(inv)
+	return b.apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
+		if subID == "" {
+			return nil // an invoice outside subscriptions: nothing to keep
+		}
+		user, err := userOf(ctx, tx, customer)
+		if err != nil {
+			return err
+		}
+		cur, found, err := tx.Subscription(ctx, subID)
+		if err != nil {
+			return fmt.Errorf("read subscription %s: %w", subID, err)
+		}
+		next, write := reconcileInvoice(cur, found, subID, user, customer, facts)
+		if !write {
+			return nil
+		}
+		if err := tx.SaveSubscription(ctx, next); err != nil {
+			return fmt.Errorf("save invoice %s of subscription %s: %w", inv.ID, subID, err)
+		}
+		return nil
+	})
+}
+
+// applyCheckout links nothing new (the customer was linked before the
+// session existed) but grants one-time purchases once paid.
+func (b *Billing) applyCheckout(ctx context.Context, ev stripe.Event, s *stripe.CheckoutSession) error {
+	customer := ""
+	if s.Customer != nil {
+		customer = s.Customer.ID
+	}
+	paid := s.PaymentStatus == stripe.CheckoutSessionPaymentStatusPaid || ev.Type == evCheckoutAsyncOK
+	var grant *Grant
+	if s.Mode == stripe.CheckoutSessionModePayment && paid {
+		g, err := b.grantOf(ctx, s, time.Unix(ev.Created, 0))
+		if err != nil {
+			return err
+		}
+		grant = &g
+	}
+	var user string
+	err := b.apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
+		var err error
+		user, err = userOf(ctx, tx, customer)
+		if customer == "" && grant != nil && s.ClientReferenceID != "" {
+			// A guest purchase (a Payment Link, say) names its user only
+			// by client_reference_id: the payer pays for that user.
+			user = s.ClientReferenceID
+			err = tx.LockUser(ctx, user)
+		}
+		if err != nil || grant == nil {
+			return err
+		}
+		g := *grant
+		g.UserID = user
+		if _, err := tx.AddGrant(ctx, g); err != nil {
+			return fmt.Errorf("write grant %s: %w", s.ID, err)
+		}
+		return nil
+	})
+	if err == nil && s.ClientReferenceID != "" && s.ClientReferenceID != user {
+		b.log.Warn("checkout session's client_reference_id differs from the customer's user; the customer link wins",
+			"session", s.ID, "customer", customer)
+	}
+	return err
+}
+
+// addGrant adds a one-time grant for a user outside any event (the
+// return page's SyncCheckout).
+func (b *Billing) addGrant(ctx context.Context, g Grant) error {
+	return b.apply(ctx, "", func(ctx context.Context, tx Tx) error {
+		if err := tx.LockUser(ctx, g.UserID); err != nil {
+			return err
+		}
+		_, err := tx.AddGrant(ctx, g)
+		return err
+	})
+}
+
+// linkCustomer links a user to a Stripe customer in a transaction of its
+// own.
+func (b *Billing) linkCustomer(ctx context.Context, userID, customerID string) error {
+	return b.apply(ctx, "", func(ctx context.Context, tx Tx) error {
+		return tx.LinkCustomer(ctx, userID, customerID)
+	})
+}
