@@ -81,7 +81,7 @@ func (b *Billing) Checkout(ctx context.Context, userID string, opts CheckoutOpti
 	}
 	if plan.Kind == Recurring && !opts.AllowAnotherSubscription {
 		for _, s := range facts.Subscriptions {
-			if live(s.Status) {
+			if s.Status.Live() {
 				return CheckoutSession{}, fmt.Errorf("%w: %s is %s", ErrAlreadySubscribed, s.ID, s.Status)
 			}
 		}
@@ -146,7 +146,7 @@ func (b *Billing) createSession(ctx context.Context, p *stripe.CheckoutSessionCr
 			return err
 		})
 		if err != nil {
-			return nil, &StripeError{Op: "create checkout session", Err: err}
+			return nil, newStripeError("create checkout session", err)
 		}
 		if s.LastResponse == nil || s.LastResponse.Header.Get("Idempotent-Replayed") != "true" {
 			return s, nil
@@ -160,7 +160,7 @@ func (b *Billing) createSession(ctx context.Context, p *stripe.CheckoutSessionCr
 			return err
 		})
 		if err != nil {
-			return nil, &StripeError{Op: "retrieve checkout session " + s.ID, Err: err}
+			return nil, newStripeError("retrieve checkout session "+s.ID, err)
 		}
 		if cur.Status == stripe.CheckoutSessionStatusOpen {
 			return s, nil
@@ -168,16 +168,6 @@ func (b *Billing) createSession(ctx context.Context, p *stripe.CheckoutSessionCr
 		sum := sha256.Sum256([]byte(key + "\x00" + s.ID))
 		key = "billing-checkout-" + hex.EncodeToString(sum[:20])
 	}
-}
-
-// live reports whether a subscription status still bills the user.
-func live(st stripe.SubscriptionStatus) bool {
-	switch st {
-	case stripe.SubscriptionStatusTrialing, stripe.SubscriptionStatusActive, stripe.SubscriptionStatusPastDue,
-		stripe.SubscriptionStatusUnpaid, stripe.SubscriptionStatusPaused:
-		return true
-	}
-	return false
 }
 
 // idempotencyKey derives a key from what a request creates and the
@@ -225,7 +215,7 @@ func (b *Billing) customerFor(ctx context.Context, userID, known string) (string
 		return err
 	})
 	if err != nil {
-		return "", &StripeError{Op: "create customer", Err: err}
+		return "", newStripeError("create customer", err)
 	}
 	err = b.linkCustomer(ctx, userID, c.ID)
 	if errors.Is(err, ErrCustomerConflict) {
@@ -248,18 +238,17 @@ func (b *Billing) customerFor(ctx context.Context, userID, known string) (string
 type CheckoutResult struct {
 	ID string
 	// Status is open, complete or expired.
-	Status stripe.CheckoutSessionStatus
+	Status SessionStatus
 	// PaymentStatus is paid, unpaid or no_payment_required.
-	PaymentStatus  stripe.CheckoutSessionPaymentStatus
-	Mode           stripe.CheckoutSessionMode
+	PaymentStatus  PaymentStatus
+	Mode           CheckoutMode
 	SubscriptionID string
 }
 
 // Settled reports whether the session's outcome is final: paid (or
 // needing no payment), or expired.
 func (r CheckoutResult) Settled() bool {
-	return r.Status == stripe.CheckoutSessionStatusExpired ||
-		(r.Status == stripe.CheckoutSessionStatusComplete && r.PaymentStatus != stripe.CheckoutSessionPaymentStatusUnpaid)
+	return r.Status == SessionExpired || (r.Status == SessionComplete && r.PaymentStatus != PaymentUnpaid)
 }
 
 // CheckoutStatus reports a Checkout Session's state after checking that
@@ -273,7 +262,7 @@ func (b *Billing) CheckoutStatus(ctx context.Context, userID, sessionID string) 
 }
 
 func resultOf(s *stripe.CheckoutSession) CheckoutResult {
-	r := CheckoutResult{ID: s.ID, Status: s.Status, PaymentStatus: s.PaymentStatus, Mode: s.Mode}
+	r := CheckoutResult{ID: s.ID, Status: SessionStatus(s.Status), PaymentStatus: PaymentStatus(s.PaymentStatus), Mode: CheckoutMode(s.Mode)}
 	if s.Subscription != nil {
 		r.SubscriptionID = s.Subscription.ID
 	}
@@ -307,7 +296,7 @@ func (b *Billing) ownedSession(ctx context.Context, userID, sessionID string, ex
 		if errors.As(err, &se) && se.HTTPStatusCode == 404 {
 			return nil, fmt.Errorf("%w: %s does not exist", ErrSessionNotOwned, sessionID)
 		}
-		return nil, &StripeError{Op: "retrieve checkout session " + sessionID, Err: err}
+		return nil, newStripeError("retrieve checkout session "+sessionID, err)
 	}
 	if s.Customer == nil || s.Customer.ID != customer {
 		return nil, fmt.Errorf("%w: %s", ErrSessionNotOwned, sessionID)

@@ -616,8 +616,13 @@ func TestCheckoutStripeFailure(t *testing.T) {
 	var be *billing.StripeError
 	require.ErrorAs(t, err, &be)
 	assert.Equal(t, "create checkout session", be.Op)
+	assert.Equal(t, 500, be.HTTPStatus, "billing's own fields")
+	assert.Equal(t, "api_error", be.Type)
+	assert.True(t, strings.HasPrefix(be.RequestID, "req_"), be.RequestID)
+	assert.NotEmpty(t, be.Message)
+	assert.Contains(t, be.Error(), be.RequestID)
 	var se *stripe.Error
-	require.ErrorAs(t, err, &se)
+	require.ErrorAs(t, err, &se, "Unwrap still reaches stripe-go's error")
 	assert.Equal(t, 500, se.HTTPStatusCode)
 	assert.Contains(t, err.Error(), "create checkout session")
 	assert.NotContains(t, err.Error(), coSecretKey)
@@ -652,6 +657,7 @@ func TestCheckoutStripeFailure(t *testing.T) {
 		_, err := e.b.Checkout(ctx, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
 		var be *billing.StripeError
 		require.ErrorAs(t, err, &be)
+		assert.Zero(t, be.HTTPStatus, "a network failure")
 		assert.NotContains(t, err.Error(), coSecretKey)
 	})
 }
@@ -722,15 +728,15 @@ func TestCheckoutStatus(t *testing.T) {
 
 	res, err := e.b.CheckoutStatus(ctx, "u1", cs.ID)
 	require.NoError(t, err)
-	assert.Equal(t, billing.CheckoutResult{ID: cs.ID, Status: stripe.CheckoutSessionStatusOpen,
-		PaymentStatus: stripe.CheckoutSessionPaymentStatusUnpaid, Mode: stripe.CheckoutSessionModeSubscription}, res)
+	assert.Equal(t, billing.CheckoutResult{ID: cs.ID, Status: billing.SessionOpen,
+		PaymentStatus: billing.PaymentUnpaid, Mode: billing.ModeSubscription}, res)
 	assert.False(t, res.Settled())
 
 	e.complete(t, cs.ID, billingtest.CompleteOptions{})
 	res, err = e.b.CheckoutStatus(ctx, "u1", cs.ID)
 	require.NoError(t, err)
-	assert.Equal(t, stripe.CheckoutSessionStatusComplete, res.Status)
-	assert.Equal(t, stripe.CheckoutSessionPaymentStatusPaid, res.PaymentStatus)
+	assert.Equal(t, billing.SessionComplete, res.Status)
+	assert.Equal(t, billing.PaymentPaid, res.PaymentStatus)
 	assert.Equal(t, e.subscriptionOf(t, cs.ID), res.SubscriptionID)
 	assert.True(t, res.Settled())
 	f := facts(t, e.store, "u1")
@@ -786,8 +792,8 @@ func TestCheckoutStatus(t *testing.T) {
 		require.NoError(t, err)
 		res, err := e.b.CheckoutStatus(ctx, "u1", open.ID)
 		require.NoError(t, err)
-		assert.Equal(t, stripe.CheckoutSessionStatusExpired, res.Status)
-		assert.Equal(t, stripe.CheckoutSessionModePayment, res.Mode)
+		assert.Equal(t, billing.SessionExpired, res.Status)
+		assert.Equal(t, billing.ModePayment, res.Mode)
 		assert.True(t, res.Settled())
 	})
 }
@@ -805,8 +811,8 @@ func TestSyncCheckoutSubscription(t *testing.T) {
 
 	res, m, err := e.b.SyncCheckout(ctx, "u1", cs.ID)
 	require.NoError(t, err)
-	assert.Equal(t, billing.CheckoutResult{ID: cs.ID, Status: stripe.CheckoutSessionStatusComplete,
-		PaymentStatus: stripe.CheckoutSessionPaymentStatusPaid, Mode: stripe.CheckoutSessionModeSubscription, SubscriptionID: sub}, res)
+	assert.Equal(t, billing.CheckoutResult{ID: cs.ID, Status: billing.SessionComplete,
+		PaymentStatus: billing.PaymentPaid, Mode: billing.ModeSubscription, SubscriptionID: sub}, res)
 	assert.True(t, res.Settled())
 	end := e.periodEnd(t, sub)
 	want := billing.Membership{UserID: "u1", Status: billing.StatusActive, Tier: "pro", PriceID: "price_pro", SubscriptionID: sub,
@@ -838,7 +844,7 @@ func TestSyncCheckoutTrial(t *testing.T) {
 	sub := e.subscriptionOf(t, cs.ID)
 	res, m, err := e.b.SyncCheckout(ctx, "u1", cs.ID)
 	require.NoError(t, err)
-	assert.Equal(t, stripe.CheckoutSessionPaymentStatusNoPaymentRequired, res.PaymentStatus)
+	assert.Equal(t, billing.PaymentNoPaymentRequired, res.PaymentStatus)
 	assert.True(t, res.Settled())
 	s := e.fake.Subscription(sub)
 	require.NotNil(t, s)
@@ -858,7 +864,7 @@ func TestSyncCheckoutOneTimeGrantsOnce(t *testing.T) {
 				res, m, err := e.b.SyncCheckout(ctx, "u1", id)
 				require.NoError(t, err)
 				assert.True(t, res.Settled())
-				assert.Equal(t, stripe.CheckoutSessionModePayment, res.Mode)
+				assert.Equal(t, billing.ModePayment, res.Mode)
 				assert.Equal(t, want, m)
 			}
 		},
@@ -940,8 +946,8 @@ func TestSyncCheckoutOneTimeGrantsOnce(t *testing.T) {
 		e.complete(t, cs.ID, billingtest.CompleteOptions{Delayed: true})
 		res, m, err := e.b.SyncCheckout(ctx, "u1", cs.ID)
 		require.NoError(t, err)
-		assert.Equal(t, stripe.CheckoutSessionStatusComplete, res.Status)
-		assert.Equal(t, stripe.CheckoutSessionPaymentStatusUnpaid, res.PaymentStatus)
+		assert.Equal(t, billing.SessionComplete, res.Status)
+		assert.Equal(t, billing.PaymentUnpaid, res.PaymentStatus)
 		assert.False(t, res.Settled())
 		assert.Equal(t, int64(0), m.Credits)
 		assert.Empty(t, facts(t, e.store, "u1").Grants)
@@ -965,8 +971,8 @@ func TestSyncCheckoutOpenSession(t *testing.T) {
 		cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: price})
 		res, m, err := e.b.SyncCheckout(ctx, "u1", cs.ID)
 		require.NoError(t, err)
-		assert.Equal(t, stripe.CheckoutSessionStatusOpen, res.Status, price)
-		assert.Equal(t, stripe.CheckoutSessionPaymentStatusUnpaid, res.PaymentStatus, price)
+		assert.Equal(t, billing.SessionOpen, res.Status, price)
+		assert.Equal(t, billing.PaymentUnpaid, res.PaymentStatus, price)
 		assert.False(t, res.Settled(), price)
 		assert.Equal(t, billing.Membership{UserID: "u1", HasCustomer: true}, m, price)
 		assert.Equal(t, billing.StatusNone, m.Status)

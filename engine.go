@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -57,6 +58,45 @@ func userOf(ctx context.Context, tx Tx, customer string) (string, error) {
 		return "", &errUnknownCustomer{customer: customer}
 	}
 	return u, err
+}
+
+// applyRefetched applies an event rendered at another API version (the
+// account's default, as /v1/events renders them for CatchUp) without
+// reading its object, whose layout may differ: the object is fetched
+// anew, at this library's version, and applied as a fetched object.
+func (b *Billing) applyRefetched(ctx context.Context, ev stripe.Event) error {
+	var obj struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(ev.Data.Raw, &obj); err != nil || obj.ID == "" {
+		return &errUndecodable{what: "object", err: err}
+	}
+	switch ev.Type {
+	case evInvoicePaid, evInvoiceFailed:
+		var inv *stripe.Invoice
+		err := b.call(ctx, read, func() (err error) {
+			inv, err = b.sc.V1Invoices.Retrieve(ctx, obj.ID, nil)
+			return err
+		})
+		if err != nil {
+			return newStripeError("retrieve invoice "+obj.ID, err)
+		}
+		return b.applyInvoice(ctx, ev, inv)
+	case evCheckoutDone, evCheckoutAsyncOK:
+		p := &stripe.CheckoutSessionRetrieveParams{}
+		p.AddExpand("line_items")
+		var s *stripe.CheckoutSession
+		err := b.call(ctx, read, func() (err error) {
+			s, err = b.sc.V1CheckoutSessions.Retrieve(ctx, obj.ID, p)
+			return err
+		})
+		if err != nil {
+			return newStripeError("retrieve checkout session "+obj.ID, err)
+		}
+		return b.applyCheckout(ctx, ev, s)
+	default:
+		return b.applyFetched(ctx, ev.ID, obj.ID, time.Unix(ev.Created, 0))
+	}
 }
 
 // applySubscriptionEvent applies a customer.subscription.* payload: if it
@@ -142,7 +182,7 @@ func (b *Billing) fetchSubscription(ctx context.Context, id string) (Subscriptio
 		return err
 	})
 	if err != nil {
-		return Subscription{}, nil, &StripeError{Op: "retrieve subscription " + id, Err: err}
+		return Subscription{}, nil, newStripeError("retrieve subscription "+id, err)
 	}
 	version, err := responseTime(sub.LastResponse)
 	if err != nil {
@@ -243,6 +283,35 @@ func (b *Billing) applyCheckout(ctx context.Context, ev stripe.Event, s *stripe.
 			"session", s.ID, "customer", customer)
 	}
 	return err
+}
+
+// grantOf builds the grant of a paid payment-mode session, fetching its
+// line items first when the session does not carry billing's metadata
+// (a Payment Link's, say) and they are not expanded.
+func (b *Billing) grantOf(ctx context.Context, s *stripe.CheckoutSession, at time.Time) (Grant, error) {
+	if s.Metadata[metaPriceID] == "" && s.LineItems == nil {
+		p := &stripe.CheckoutSessionRetrieveParams{}
+		p.AddExpand("line_items")
+		var full *stripe.CheckoutSession
+		err := b.call(ctx, read, func() (err error) {
+			full, err = b.sc.V1CheckoutSessions.Retrieve(ctx, s.ID, p)
+			return err
+		})
+		if err != nil {
+			return Grant{}, newStripeError("retrieve checkout session "+s.ID, err)
+		}
+		withItems := *s
+		withItems.LineItems = full.LineItems
+		s = &withItems
+	}
+	g, known, err := grantFacts(s, at, b.plans)
+	if err != nil {
+		return Grant{}, err
+	}
+	if !known {
+		b.log.Warn("one-time purchase of a price not in Plans: granted with no credits", "session", s.ID, "price", g.PriceID)
+	}
+	return g, nil
 }
 
 // addGrant adds a one-time grant for a user outside any event (the

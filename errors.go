@@ -3,6 +3,9 @@ package billing
 import (
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/stripe/stripe-go/v82"
 )
 
 // Errors returned by [Billing]'s methods. Test for them with [errors.Is].
@@ -58,7 +61,7 @@ var (
 // create a new endpoint at Want (or change its version in the Dashboard).
 type APIVersionError struct {
 	Got  string // the event's api_version
-	Want string // stripe.APIVersion of the stripe-go this library uses
+	Want string // the API version this library is built for
 }
 
 // Error says which version arrived and how to fix the endpoint.
@@ -66,15 +69,63 @@ func (e *APIVersionError) Error() string {
 	return fmt.Sprintf("billing: event api_version %q is not of the %s release train; create the webhook endpoint with api_version %q", e.Got, train(e.Want), e.Want)
 }
 
-// StripeError wraps a failed call to Stripe with the operation that failed.
-// Unwrap gives the *stripe.Error (or network error) underneath.
+// StripeError is a failed call to Stripe: the operation, and what Stripe
+// answered (HTTPStatus is 0 when the call failed on the network). Unwrap
+// gives the underlying error (stripe-go's, or the network's), for
+// callers that need more; the fields here do not change with stripe-go's
+// major versions.
 type StripeError struct {
-	Op  string // for instance "create checkout session"
-	Err error
+	Op          string // for instance "create checkout session"
+	HTTPStatus  int    // 402, 404, 429, 500, ...; 0 for a network failure
+	Type        string // Stripe's error type: "card_error", "invalid_request_error", "api_error", ...
+	Code        string // Stripe's error code, such as "resource_missing"
+	DeclineCode string // for card errors, such as "insufficient_funds"
+	Message     string // Stripe's message, for people
+	RequestID   string // Stripe's request ID (req_...), for its support
+	Err         error
+}
+
+// newStripeError wraps err, a failed Stripe call, with op and what
+// Stripe answered.
+func newStripeError(op string, err error) *StripeError {
+	e := &StripeError{Op: op, Err: err}
+	var se *stripe.Error
+	if errors.As(err, &se) {
+		e.HTTPStatus, e.Type, e.Code, e.DeclineCode = se.HTTPStatusCode, string(se.Type), string(se.Code), string(se.DeclineCode)
+		e.Message, e.RequestID = se.Msg, se.RequestID
+	}
+	return e
 }
 
 // Error names the operation and Stripe's error.
-func (e *StripeError) Error() string { return "billing: stripe: " + e.Op + ": " + e.Err.Error() }
+func (e *StripeError) Error() string {
+	if e.HTTPStatus == 0 {
+		return "billing: stripe: " + e.Op + ": " + e.Err.Error()
+	}
+	msg := fmt.Sprintf("billing: stripe: %s: %d", e.Op, e.HTTPStatus)
+	for _, f := range []string{e.Type, e.Code, e.DeclineCode} {
+		if f != "" {
+			msg += " " + f
+		}
+	}
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	if e.RequestID != "" {
+		msg += " (request " + e.RequestID + ")"
+	}
+	return msg
+}
 
 // Unwrap returns the underlying error.
 func (e *StripeError) Unwrap() error { return e.Err }
+
+// train returns an API version's release train ("basil" of
+// "2025-08-27.basil"), or "" for a version from before release trains.
+func train(v string) string {
+	_, t, ok := strings.Cut(v, ".")
+	if !ok {
+		return ""
+	}
+	return t
+}

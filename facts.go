@@ -1,7 +1,6 @@
 package billing
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -22,7 +21,7 @@ func unix(sec int64) time.Time {
 func subscriptionFacts(sub *stripe.Subscription, version time.Time) Subscription {
 	s := Subscription{
 		ID:                sub.ID,
-		Status:            sub.Status,
+		Status:            SubscriptionStatus(sub.Status),
 		CancelAtPeriodEnd: sub.CancelAtPeriodEnd,
 		CancelAt:          unix(sub.CancelAt),
 		CanceledAt:        unix(sub.CanceledAt),
@@ -91,11 +90,13 @@ const (
 	metaQuantity = "billing_quantity"
 )
 
-// grantOf builds the grant of a paid payment-mode session. Sessions made
-// by Checkout carry their price in metadata; for others (Payment Links,
-// say) the line items are fetched.
-func (b *Billing) grantOf(ctx context.Context, s *stripe.CheckoutSession, at time.Time) (Grant, error) {
-	g := Grant{
+// grantFacts builds the grant of a paid payment-mode session, or says
+// why it cannot. Sessions made by Checkout carry their price and quantity
+// in metadata; for others (Payment Links, say) the line items must have
+// been expanded (see Billing.withLineItems). known is false for a price
+// not in Plans: it is granted with no credits.
+func grantFacts(s *stripe.CheckoutSession, at time.Time, plans map[string]Plan) (g Grant, known bool, err error) {
+	g = Grant{
 		CheckoutSessionID: s.ID,
 		AmountTotal:       s.AmountTotal,
 		Currency:          string(s.Currency),
@@ -112,28 +113,14 @@ func (b *Billing) grantOf(ctx context.Context, s *stripe.CheckoutSession, at tim
 		g.PriceID, g.Quantity = price, q
 	} else {
 		items := s.LineItems
-		if items == nil {
-			p := &stripe.CheckoutSessionRetrieveParams{}
-			p.AddExpand("line_items")
-			var full *stripe.CheckoutSession
-			err := b.call(ctx, read, func() (err error) {
-				full, err = b.sc.V1CheckoutSessions.Retrieve(ctx, s.ID, p)
-				return err
-			})
-			if err != nil {
-				return Grant{}, &StripeError{Op: "retrieve checkout session " + s.ID, Err: err}
-			}
-			items = full.LineItems
-		}
 		if items == nil || len(items.Data) == 0 || items.Data[0].Price == nil {
-			return Grant{}, fmt.Errorf("billing: checkout session %s has no line items", s.ID)
+			return Grant{}, false, fmt.Errorf("billing: checkout session %s has no line items", s.ID)
 		}
 		g.PriceID, g.Quantity = items.Data[0].Price.ID, max(items.Data[0].Quantity, 1)
 	}
-	if p, ok := b.plans[g.PriceID]; ok {
+	p, known := plans[g.PriceID]
+	if known {
 		g.Credits = p.Credits * g.Quantity
-	} else {
-		b.log.Warn("one-time purchase of a price not in Plans: granted with no credits", "session", s.ID, "price", g.PriceID)
 	}
-	return g, nil
+	return g, known, nil
 }

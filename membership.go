@@ -3,8 +3,6 @@ package billing
 import (
 	"fmt"
 	"time"
-
-	"github.com/stripe/stripe-go/v82"
 )
 
 // Status is a membership's status, derived from Stripe's subscription
@@ -57,7 +55,7 @@ type Membership struct {
 	PriceID        string
 	SubscriptionID string
 	// StripeStatus is Stripe's own status of the subscription.
-	StripeStatus stripe.SubscriptionStatus
+	StripeStatus SubscriptionStatus
 	// CurrentPeriodEnd is when the current period ends (the renewal date),
 	// the earliest among the subscription's items.
 	CurrentPeriodEnd time.Time
@@ -154,7 +152,7 @@ func (p policy) one(s Subscription, now time.Time) Membership {
 		periodAccess = time.Time{}
 	}
 	switch s.Status {
-	case stripe.SubscriptionStatusTrialing:
+	case SubscriptionTrialing:
 		m.Status, m.TrialEnd = StatusTrialing, s.TrialEnd
 		end := s.TrialEnd
 		if end.IsZero() {
@@ -164,10 +162,10 @@ func (p policy) one(s Subscription, now time.Time) Membership {
 			m.AccessUntil = end.Add(p.leeway)
 		}
 		p.cancel(&m, s)
-	case stripe.SubscriptionStatusActive:
+	case SubscriptionActive:
 		m.Status, m.AccessUntil = StatusActive, periodAccess
 		p.cancel(&m, s)
-	case stripe.SubscriptionStatusPastDue:
+	case SubscriptionPastDue:
 		attempts := int(s.Invoice.AttemptCount)
 		if s.Invoice.Paid {
 			attempts = 0
@@ -182,16 +180,16 @@ func (p policy) one(s Subscription, now time.Time) Membership {
 		} else {
 			m.Status, m.FailedAttempts = StatusPastDue, attempts
 		}
-	case stripe.SubscriptionStatusUnpaid:
+	case SubscriptionUnpaid:
 		m.Status = StatusPastDue
 		if !s.Invoice.Paid {
 			m.FailedAttempts = int(s.Invoice.AttemptCount)
 		}
-	case stripe.SubscriptionStatusPaused:
+	case SubscriptionPaused:
 		m.Status = StatusPaused
-	case stripe.SubscriptionStatusIncomplete:
+	case SubscriptionIncomplete:
 		m.Status = StatusPending
-	case stripe.SubscriptionStatusCanceled:
+	case SubscriptionCanceled:
 		m.Status = StatusCanceled
 	default: // incomplete_expired, or a status this version does not know
 		m.Status = StatusNone
@@ -205,7 +203,7 @@ func (p policy) cancel(m *Membership, s Subscription) {
 	var at time.Time
 	if s.CancelAtPeriodEnd {
 		at = m.CurrentPeriodEnd
-		if s.Status == stripe.SubscriptionStatusTrialing && !s.TrialEnd.IsZero() {
+		if s.Status == SubscriptionTrialing && !s.TrialEnd.IsZero() {
 			at = s.TrialEnd
 		}
 	}

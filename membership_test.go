@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stripe/stripe-go/v82"
 )
 
 var (
@@ -24,7 +23,7 @@ var (
 	}
 )
 
-func sub(id string, st stripe.SubscriptionStatus, mods ...func(*Subscription)) Subscription {
+func sub(id string, st SubscriptionStatus, mods ...func(*Subscription)) Subscription {
 	s := Subscription{
 		ID: id, CustomerID: "cus_1", UserID: "u1", Status: st, Version: t0,
 		Items: []Item{{PriceID: "price_pro", Quantity: 1, CurrentPeriodStart: t0, CurrentPeriodEnd: end}},

@@ -10,7 +10,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/stripe/stripe-go/v82"
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/memstore"
@@ -27,7 +26,7 @@ func TestRequireMember(t *testing.T) {
 	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	store := memstore.New()
 	ctx := context.Background()
-	put := func(user, customer, sub string, st stripe.SubscriptionStatus, price string) {
+	put := func(user, customer, sub string, st billing.SubscriptionStatus, price string) {
 		linked(t, store, user, customer)
 		require.NoError(t, store.Apply(ctx, "", func(ctx context.Context, tx billing.Tx) error {
 			return tx.SaveSubscription(ctx, billing.Subscription{

@@ -47,7 +47,7 @@ func (b *Billing) Portal(ctx context.Context, userID string, opts PortalOptions)
 		return err
 	})
 	if err != nil {
-		return "", &StripeError{Op: "create billing portal session", Err: err}
+		return "", newStripeError("create billing portal session", err)
 	}
 	return s.URL, nil
 }

@@ -3,8 +3,6 @@ package billing
 import (
 	"cmp"
 	"time"
-
-	"github.com/stripe/stripe-go/v82"
 )
 
 // This file is the one place that decides which of two states of a Stripe
@@ -113,8 +111,19 @@ func fetchedVersion(date, since time.Time) time.Time {
 // subscriptions is the lifecycle of a subscription's state.
 type subscriptions struct{}
 
-func (subscriptions) phase(s Subscription) int    { return s.Phase() }
-func (subscriptions) final(s Subscription) bool   { return s.Final() }
+// phase: 0 for incomplete (a subscription's first state, never returned
+// to), 1 for the live statuses, 2 for the final ones.
+func (subscriptions) phase(s Subscription) int {
+	switch {
+	case s.Status == SubscriptionIncomplete:
+		return 0
+	case s.Status.Final():
+		return 2
+	}
+	return 1
+}
+
+func (subscriptions) final(s Subscription) bool   { return s.Status.Final() }
 func (subscriptions) same(a, b Subscription) bool { return sameState(a, b) }
 
 // subFact is an incoming fact about a subscription: its state, from an
@@ -168,7 +177,7 @@ func reconcileSubscription(stored Subscription, found bool, in subFact) subDecis
 		}
 		return subDecision{Next: next, Write: write}
 	}
-	if write && !in.Fetched && next.Status == stripe.SubscriptionStatusPastDue && next.LatestInvoiceID != "" && next.Invoice.ID != next.LatestInvoiceID {
+	if write && !in.Fetched && next.Status == SubscriptionPastDue && next.LatestInvoiceID != "" && next.Invoice.ID != next.LatestInvoiceID {
 		return subDecision{Fetch: true}
 	}
 	return subDecision{Next: next, Write: write}

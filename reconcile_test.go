@@ -7,7 +7,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/stripe/stripe-go/v82"
 	"pgregory.net/rapid"
 )
 
@@ -34,9 +33,9 @@ func closed(i *Invoice) { i.Closed, i.NextPaymentAttempt = true, time.Time{} }
 // Every rule of the subscription order, one row each.
 func TestReconcileSubscription(t *testing.T) {
 	active := func(v float64, mods ...func(*Subscription)) Subscription {
-		return sub("sub_1", stripe.SubscriptionStatusActive, append([]func(*Subscription){withVersion(at(v))}, mods...)...)
+		return sub("sub_1", SubscriptionActive, append([]func(*Subscription){withVersion(at(v))}, mods...)...)
 	}
-	status := func(st stripe.SubscriptionStatus, v float64, mods ...func(*Subscription)) Subscription {
+	status := func(st SubscriptionStatus, v float64, mods ...func(*Subscription)) Subscription {
 		return sub("sub_1", st, append([]func(*Subscription){withVersion(at(v))}, mods...)...)
 	}
 	invoiceOnly := Subscription{ID: "sub_1", CustomerID: "cus_1", UserID: "u1", Invoice: inv("in_1", 5, 1)}
@@ -60,15 +59,15 @@ func TestReconcileSubscription(t *testing.T) {
 		{"fetched, older and different: fetched again", ptr(active(10, withCancel)), active(9), true, refetch},
 		{"fetched, older and the same: kept", ptr(active(10)), active(9), true, keep},
 		{"fetched and newer wins", ptr(active(10)), active(11, withCancel), true, take},
-		{"a later phase wins whatever the versions", ptr(status(stripe.SubscriptionStatusIncomplete, 10)), active(3), false, take},
-		{"an earlier phase never wins", ptr(active(10)), status(stripe.SubscriptionStatusIncomplete, 20), false, keep},
-		{"final wins over live whatever the versions", ptr(active(10)), status(stripe.SubscriptionStatusCanceled, 2), false, take},
-		{"incomplete_expired is final too", ptr(status(stripe.SubscriptionStatusIncomplete, 10)), status(stripe.SubscriptionStatusIncompleteExpired, 10), false, take},
-		{"nothing overwrites a final status", ptr(status(stripe.SubscriptionStatusCanceled, 10)), active(20), false, keep},
-		{"not even a newer final one", ptr(status(stripe.SubscriptionStatusCanceled, 10)), status(stripe.SubscriptionStatusCanceled, 20, withCancel), true, keep},
-		{"nor a fetched one", ptr(status(stripe.SubscriptionStatusIncompleteExpired, 10)), active(20), true, keep},
-		{"live statuses are one phase: newer wins", ptr(active(10)), status(stripe.SubscriptionStatusPastDue, 11), false, take},
-		{"live statuses are one phase: older loses", ptr(status(stripe.SubscriptionStatusPastDue, 11)), status(stripe.SubscriptionStatusTrialing, 10), false, keep},
+		{"a later phase wins whatever the versions", ptr(status(SubscriptionIncomplete, 10)), active(3), false, take},
+		{"an earlier phase never wins", ptr(active(10)), status(SubscriptionIncomplete, 20), false, keep},
+		{"final wins over live whatever the versions", ptr(active(10)), status(SubscriptionCanceled, 2), false, take},
+		{"incomplete_expired is final too", ptr(status(SubscriptionIncomplete, 10)), status(SubscriptionIncompleteExpired, 10), false, take},
+		{"nothing overwrites a final status", ptr(status(SubscriptionCanceled, 10)), active(20), false, keep},
+		{"not even a newer final one", ptr(status(SubscriptionCanceled, 10)), status(SubscriptionCanceled, 20, withCancel), true, keep},
+		{"nor a fetched one", ptr(status(SubscriptionIncompleteExpired, 10)), active(20), true, keep},
+		{"live statuses are one phase: newer wins", ptr(active(10)), status(SubscriptionPastDue, 11), false, take},
+		{"live statuses are one phase: older loses", ptr(status(SubscriptionPastDue, 11)), status(SubscriptionTrialing, 10), false, keep},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var stored Subscription
@@ -100,9 +99,9 @@ func ptr[T any](v T) *T { return &v }
 // that its attempts are known at once; a fetched one, or one whose
 // invoice is stored, does not.
 func TestReconcilePastDueNeedsItsInvoice(t *testing.T) {
-	stored := sub("sub_1", stripe.SubscriptionStatusActive, withVersion(at(10)), withLatest("in_1"))
+	stored := sub("sub_1", SubscriptionActive, withVersion(at(10)), withLatest("in_1"))
 	stored.Invoice = inv("in_1", 0, 0, paid)
-	pastDue := sub("sub_1", stripe.SubscriptionStatusPastDue, withVersion(at(20)), withLatest("in_2"))
+	pastDue := sub("sub_1", SubscriptionPastDue, withVersion(at(20)), withLatest("in_2"))
 
 	d := reconcileSubscription(stored, true, subFact{Sub: pastDue})
 	assert.True(t, d.Fetch, "payload, invoice in_2 unseen")
@@ -127,7 +126,7 @@ func TestReconcilePastDueNeedsItsInvoice(t *testing.T) {
 // A subscription fetched with its latest invoice brings the invoice's
 // facts, which follow their own order whatever the state's verdict.
 func TestReconcileFetchedInvoice(t *testing.T) {
-	stored := sub("sub_1", stripe.SubscriptionStatusPastDue, withVersion(at(10)), withLatest("in_2"))
+	stored := sub("sub_1", SubscriptionPastDue, withVersion(at(10)), withLatest("in_2"))
 	stored.Invoice = inv("in_2", 5, 2)
 
 	same := stored
@@ -141,10 +140,10 @@ func TestReconcileFetchedInvoice(t *testing.T) {
 	assert.False(t, d.Write, "fewer attempts: stale")
 
 	newer := same
-	newer.Version, newer.Status = at(11), stripe.SubscriptionStatusActive
+	newer.Version, newer.Status = at(11), SubscriptionActive
 	d = reconcileSubscription(stored, true, subFact{Sub: newer, Fetched: true, Invoice: ptr(inv("in_2", 5, 1))})
 	assert.True(t, d.Write)
-	assert.Equal(t, stripe.SubscriptionStatusActive, d.Next.Status)
+	assert.Equal(t, SubscriptionActive, d.Next.Status)
 	assert.Equal(t, int64(2), d.Next.Invoice.AttemptCount, "the state is newer, the invoice facts are not")
 }
 
@@ -183,7 +182,7 @@ func TestReconcileInvoice(t *testing.T) {
 	assert.Equal(t, Subscription{ID: "sub_1", UserID: "u1", CustomerID: "cus_1", Invoice: inv("in_1", 1, 1)}, got,
 		"a record with only invoice facts: no state, a zero Version")
 
-	stored := sub("sub_1", stripe.SubscriptionStatusPastDue, withVersion(at(10)))
+	stored := sub("sub_1", SubscriptionPastDue, withVersion(at(10)))
 	stored.Invoice = inv("in_1", 1, 2)
 	got, write = reconcileInvoice(stored, true, "sub_1", "other", "cus_other", inv("in_1", 1, 3))
 	assert.True(t, write)
@@ -270,9 +269,9 @@ type history struct {
 	last         int // the last change's second
 }
 
-var liveStatuses = []stripe.SubscriptionStatus{
-	stripe.SubscriptionStatusTrialing, stripe.SubscriptionStatusActive, stripe.SubscriptionStatusPastDue,
-	stripe.SubscriptionStatusUnpaid, stripe.SubscriptionStatusPaused,
+var liveStatuses = []SubscriptionStatus{
+	SubscriptionTrialing, SubscriptionActive, SubscriptionPastDue,
+	SubscriptionUnpaid, SubscriptionPaused,
 }
 
 // genLifecycle draws one subscription's history: it may start
@@ -282,9 +281,9 @@ var liveStatuses = []stripe.SubscriptionStatus{
 func genLifecycle(rt *rapid.T) history {
 	var l history
 	sec := 0
-	st := sub("sub_1", stripe.SubscriptionStatusIncomplete, withLatest("in_1"))
+	st := sub("sub_1", SubscriptionIncomplete, withLatest("in_1"))
 	if rapid.Bool().Draw(rt, "startsLive") {
-		st.Status = stripe.SubscriptionStatusActive
+		st.Status = SubscriptionActive
 	}
 	n := rapid.IntRange(1, 8).Draw(rt, "changes")
 	for i := range n {
@@ -299,16 +298,16 @@ func genLifecycle(rt *rapid.T) history {
 			case 2:
 				next.Items = []Item{{PriceID: "price_pro", Quantity: 1, CurrentPeriodStart: at(float64(sec)), CurrentPeriodEnd: at(float64(sec) + 86400*30)}}
 			case 3:
-				next.Status = stripe.SubscriptionStatusPastDue
+				next.Status = SubscriptionPastDue
 				next.LatestInvoiceID = fmt.Sprintf("in_%d", i+1)
 			}
 			if i == n-1 && rapid.IntRange(0, 3).Draw(rt, "ends") == 0 {
-				next.Status = stripe.SubscriptionStatusCanceled
+				next.Status = SubscriptionCanceled
 			}
 			if sameState(next, st) {
 				next.TrialEnd = at(float64(sec)) // still a change
 			}
-			if next.Phase() < st.Phase() {
+			if (subscriptions{}).phase(next) < (subscriptions{}).phase(st) {
 				next.Status = st.Status
 			}
 			st = next

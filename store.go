@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"time"
-
-	"github.com/stripe/stripe-go/v82"
 )
 
 // Errors a Store returns. Callers test for them with [errors.Is].
@@ -118,7 +116,7 @@ type Subscription struct {
 
 	// Status is Stripe's status. It is empty while only invoice facts are
 	// known (Version is zero).
-	Status            stripe.SubscriptionStatus
+	Status            SubscriptionStatus
 	Items             []Item
 	CancelAtPeriodEnd bool
 	CancelAt          time.Time // zero when not set
@@ -137,28 +135,6 @@ type Subscription struct {
 	// Invoice holds the facts of the subscription's latest invoice, with a
 	// version of their own.
 	Invoice Invoice
-}
-
-// Final reports whether the status can never change again.
-func (s Subscription) Final() bool { return isFinal(s.Status) }
-
-// Phase orders statuses that can only follow one another: 0 for
-// incomplete (a subscription's first state, never returned to), 1 for
-// the live statuses, 2 for the final ones (canceled, incomplete_expired).
-// A state of a later phase is newer than any state of an earlier one,
-// whatever their versions say.
-func (s Subscription) Phase() int {
-	switch {
-	case s.Status == stripe.SubscriptionStatusIncomplete:
-		return 0
-	case isFinal(s.Status):
-		return 2
-	}
-	return 1
-}
-
-func isFinal(st stripe.SubscriptionStatus) bool {
-	return st == stripe.SubscriptionStatusCanceled || st == stripe.SubscriptionStatusIncompleteExpired
 }
 
 // Item is one subscription item: a price and its current period.

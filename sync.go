@@ -55,7 +55,7 @@ func (b *Billing) CatchUp(ctx context.Context, since time.Time) (CatchUpReport, 
 	}
 	for ev, err := range list(ctx, b, events, func(ev *stripe.Event) string { return ev.ID }) {
 		if err != nil {
-			errs = append(errs, &StripeError{Op: "list events", Err: err})
+			errs = append(errs, newStripeError("list events", err))
 			break
 		}
 		rep.Seen++
@@ -125,7 +125,7 @@ func (b *Billing) Sync(ctx context.Context, userID string) (Membership, error) {
 	}
 	for sub, err := range list(ctx, b, subs, func(s *stripe.Subscription) string { return s.ID }) {
 		if err != nil {
-			return Membership{}, &StripeError{Op: "list subscriptions of " + customer, Err: err}
+			return Membership{}, newStripeError("list subscriptions of "+customer, err)
 		}
 		ids = append(ids, sub.ID)
 	}

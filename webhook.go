@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
-	"time"
 
 	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
@@ -130,16 +128,6 @@ func (b *Billing) checkEventMode(ev stripe.Event) error {
 	return nil
 }
 
-// train returns an API version's release train ("basil" of
-// "2025-08-27.basil"), or "" for a version from before release trains.
-func train(v string) string {
-	_, t, ok := strings.Cut(v, ".")
-	if !ok {
-		return ""
-	}
-	return t
-}
-
 // Event types billing applies.
 const (
 	evSubCreated      = "customer.subscription.created"
@@ -239,106 +227,6 @@ func (b *Billing) applyEvent(ctx context.Context, ev stripe.Event) error {
 		}
 		return b.applySubscriptionEvent(ctx, ev, &sub)
 	}
-}
-
-// applyRefetched applies an event rendered at another API version (the
-// account's default, as /v1/events renders them for CatchUp) without
-// reading its object, whose layout may differ: the object is fetched
-// anew, at this library's version, and applied as a fetched object.
-func (b *Billing) applyRefetched(ctx context.Context, ev stripe.Event) error {
-	var obj struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(ev.Data.Raw, &obj); err != nil || obj.ID == "" {
-		return &errUndecodable{what: "object", err: err}
-	}
-	switch ev.Type {
-	case evInvoicePaid, evInvoiceFailed:
-		var inv *stripe.Invoice
-		err := b.call(ctx, read, func() (err error) {
-			inv, err = b.sc.V1Invoices.Retrieve(ctx, obj.ID, nil)
-			return err
-		})
-		if err != nil {
-			return &StripeError{Op: "retrieve invoice " + obj.ID, Err: err}
-		}
-		return b.applyInvoice(ctx, ev, inv)
-	case evCheckoutDone, evCheckoutAsyncOK:
-		p := &stripe.CheckoutSessionRetrieveParams{}
-		p.AddExpand("line_items")
-		var s *stripe.CheckoutSession
-		err := b.call(ctx, read, func() (err error) {
-			s, err = b.sc.V1CheckoutSessions.Retrieve(ctx, obj.ID, p)
-			return err
-		})
-		if err != nil {
-			return &StripeError{Op: "retrieve checkout session " + obj.ID, Err: err}
-		}
-		return b.applyCheckout(ctx, ev, s)
-	default:
-		return b.applyFetched(ctx, ev.ID, obj.ID, time.Unix(ev.Created, 0))
-	}
-}
-
-func (b *Billing) park(ctx context.Context, ev stripe.Event, raw []byte, customer, reason string) error {
-	p := ParkedEvent{ID: ev.ID, Type: string(ev.Type), CustomerID: customer, Reason: reason, Payload: raw, ParkedAt: b.now().UTC().Truncate(time.Second)}
-	if err := b.store.Park(ctx, p); err != nil {
-		return fmt.Errorf("park event %s: %w", ev.ID, err)
-	}
-	b.log.Warn("webhook event parked: link the customer to a user with LinkCustomer, then Replay it",
-		"event", ev.ID, "type", ev.Type, "customer", customer, "reason", reason)
-	return nil
-}
-
-// Replay applies a parked event again (after, say, linking its customer
-// with [Billing.LinkCustomer]) and unparks it unless it is parked again.
-func (b *Billing) Replay(ctx context.Context, eventID string) (Outcome, error) {
-	parked, err := b.store.Parked(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("billing: list parked events: %w", err)
-	}
-	for _, p := range parked {
-		if p.ID != eventID {
-			continue
-		}
-		var ev stripe.Event
-		if err := json.Unmarshal(p.Payload, &ev); err != nil {
-			return 0, fmt.Errorf("billing: decode parked event %s: %w", eventID, err)
-		}
-		out, err := b.process(ctx, ev, p.Payload)
-		if err != nil {
-			return 0, fmt.Errorf("billing: replay %s: %w", eventID, err)
-		}
-		if out != OutcomeParked {
-			if err := b.store.Unpark(ctx, eventID); err != nil {
-				return out, fmt.Errorf("billing: unpark %s: %w", eventID, err)
-			}
-		}
-		b.log.Info("parked event replayed", "event", eventID, "outcome", out.String())
-		return out, nil
-	}
-	return 0, fmt.Errorf("%w: %s", ErrNotParked, eventID)
-}
-
-// Parked lists the events waiting for an operator, oldest first.
-func (b *Billing) Parked(ctx context.Context) ([]ParkedEvent, error) {
-	p, err := b.store.Parked(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("billing: list parked events: %w", err)
-	}
-	return p, nil
-}
-
-// LinkCustomer links a user to an existing Stripe customer (one created in
-// the Dashboard, say), so that its parked events can be replayed.
-func (b *Billing) LinkCustomer(ctx context.Context, userID, customerID string) error {
-	if userID == "" || !strings.HasPrefix(customerID, "cus_") {
-		return fmt.Errorf("billing: LinkCustomer: need a user ID and a customer ID (cus_...), got %q and %q", userID, customerID)
-	}
-	if err := b.linkCustomer(ctx, userID, customerID); err != nil {
-		return fmt.Errorf("billing: link user %q to %s: %w", userID, customerID, err)
-	}
-	return nil
 }
 
 var _ slog.LogValuer = Outcome(0)

@@ -587,7 +587,7 @@ func TestAdvanceWithBilling(t *testing.T) {
 	for i, step := range []struct {
 		d      time.Duration
 		status billing.Status
-		stripe stripe.SubscriptionStatus
+		stripe billing.SubscriptionStatus
 	}{
 		{time.Hour, billing.StatusActive, "past_due"},
 		{24 * time.Hour, billing.StatusActive, "past_due"},

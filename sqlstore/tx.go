@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/stripe/stripe-go/v82"
-
 	"github.com/gobilling/billing"
 )
 
@@ -160,7 +158,7 @@ func scanSub(r scanner) (billing.Subscription, error) {
 	if s.Items, err = decodeItems(items); err != nil {
 		return billing.Subscription{}, fmt.Errorf("subscription %s: %w", s.ID, err)
 	}
-	s.Status = stripe.SubscriptionStatus(status)
+	s.Status = billing.SubscriptionStatus(status)
 	s.CancelAt, s.CanceledAt, s.EndedAt = fromUnix(cancelAt), fromUnix(canceledAt), fromUnix(endedAt)
 	s.TrialStart, s.TrialEnd = fromUnix(trialStart), fromUnix(trialEnd)
 	s.Version = fromUnix(version)

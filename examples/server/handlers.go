@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/stripe/stripe-go/v82"
-
 	"github.com/gobilling/billing"
 )
 
@@ -220,11 +218,11 @@ func (a *app) checkoutReturn(w http.ResponseWriter, r *http.Request) {
 		a.billingUnavailable(w, r, "sync checkout", err)
 		return
 	}
-	v := returnView{Result: res, Membership: m, OneTime: res.Mode == stripe.CheckoutSessionModePayment}
+	v := returnView{Result: res, Membership: m, OneTime: res.Mode == billing.ModePayment}
 	v.Plan, _ = a.planByPrice(m.PriceID)
 	page := view{Title: "Checkout", Page: &v}
 	switch {
-	case res.Status == stripe.CheckoutSessionStatusExpired:
+	case res.Status == billing.SessionExpired:
 		v.State = "failed"
 	case res.Settled():
 		v.State = "success"
