@@ -17,7 +17,7 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
-	"github.com/gobilling/billing/internal/scenario"
+	"github.com/gobilling/billing/internal/testcatalog"
 	"github.com/gobilling/billing/memstore"
 )
 
@@ -55,13 +55,13 @@ type benchWorld struct {
 func newBenchWorld(b *testing.B) *benchWorld {
 	b.Helper()
 	ctx := context.Background()
-	fake := scenario.NewStripe(b, time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
+	fake := testcatalog.NewStripe(b, time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
 	store := memstore.New()
 	bl, err := billing.New(billing.Config{
 		SecretKey:      "sk_test_bench",
 		WebhookSecrets: []string{benchSecret},
 		SiteURL:        "https://app.example",
-		Plans:          scenario.Plans(),
+		Plans:          testcatalog.Plans(),
 		Logger:         slog.New(slog.DiscardHandler),
 		Clock:          fake,
 		StripeURL:      fake.URL(),

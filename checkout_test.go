@@ -23,7 +23,7 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
-	"github.com/gobilling/billing/internal/scenario"
+	"github.com/gobilling/billing/internal/testcatalog"
 	"github.com/gobilling/billing/internal/testenv"
 	"github.com/gobilling/billing/memstore"
 )
@@ -141,14 +141,14 @@ func newCoEnv(t *testing.T, mod ...func(*billing.Config)) *coEnv {
 
 func newCoEnvWith(t *testing.T, store billing.Store, resolver billing.UserResolver, mod ...func(*billing.Config)) *coEnv {
 	t.Helper()
-	fake := scenario.NewStripe(t, coStart)
+	fake := testcatalog.NewStripe(t, coStart)
 	rec := &coRecorder{}
 	logs := &testenv.LogBuffer{}
 	cfg := billing.Config{
 		SecretKey:      coSecretKey,
 		WebhookSecrets: []string{testSecret},
 		SiteURL:        "https://app.example",
-		Plans:          scenario.Plans(),
+		Plans:          testcatalog.Plans(),
 		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Clock:          fake,
 		StripeURL:      fake.URL(),

@@ -19,7 +19,7 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/gobilling/billing"
-	"github.com/gobilling/billing/internal/scenario"
+	"github.com/gobilling/billing/internal/testcatalog"
 	"github.com/gobilling/billing/internal/testenv"
 	"github.com/gobilling/billing/memstore"
 )
@@ -48,7 +48,7 @@ func newHandlerEnv(t *testing.T, store billing.Store, mod ...func(*billing.Confi
 		SecretKey:      "sk_test_handler",
 		WebhookSecrets: []string{"whsec_old_rotated", testSecret},
 		SiteURL:        "https://app.example",
-		Plans:          scenario.Plans(),
+		Plans:          testcatalog.Plans(),
 		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		StripeURL:      "http://127.0.0.1:1", // nothing listens: any Stripe call fails
 	}

@@ -17,6 +17,16 @@ type Event struct {
 	JSON    []byte // the full event object, as Stripe would POST it
 }
 
+// StampedAt returns a copy of e whose created time (in Created and in its
+// JSON) is the Unix second sec, as if Stripe had made the change then: to
+// deliver several changes "in one second", which a receiver can order
+// only by fetching the objects.
+func (e Event) StampedAt(sec int64) Event {
+	e.Created = sec
+	e.JSON = stampField(e.JSON, "created", sec)
+	return e
+}
+
 // CompleteOptions tunes [Stripe.CompleteCheckout].
 type CompleteOptions struct {
 	// Delayed completes a payment-mode session paid with a delayed method

@@ -918,3 +918,17 @@ func TestEventsVerifyAsWebhooks(t *testing.T) {
 		assert.Equal(t, ev.ID, got.ID)
 	}
 }
+
+// StampedAt moves an event to another created second, in its JSON too,
+// and leaves the original alone.
+func TestEventStampedAt(t *testing.T) {
+	ev := billingtest.Event{ID: "evt_1", Type: "invoice.paid", Created: 100, JSON: []byte(`{"id":"evt_1","created":100,"type":"invoice.paid"}`)}
+	got := ev.StampedAt(42)
+	assert.Equal(t, int64(42), got.Created)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(got.JSON, &m))
+	assert.Equal(t, float64(42), m["created"])
+	assert.Equal(t, "evt_1", m["id"])
+	assert.Equal(t, int64(100), ev.Created)
+	assert.Contains(t, string(ev.JSON), `"created":100`)
+}

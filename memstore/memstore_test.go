@@ -17,6 +17,11 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) billing.Store { return memstore.New() })
 }
 
+// TestLifecycles runs the hostile lifecycle suite on memstore.
+func TestLifecycles(t *testing.T) {
+	storetest.RunLifecycles(t, func(t *testing.T) billing.Store { return memstore.New() }, storetest.LifecycleOptions{})
+}
+
 // TestFactsOrder checks the order memstore promises beyond the contract:
 // subscriptions by ID, grants by GrantedAt then CheckoutSessionID.
 func TestFactsOrder(t *testing.T) {

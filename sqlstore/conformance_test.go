@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/gobilling/billing"
-	"github.com/gobilling/billing/internal/scenario"
 	"github.com/gobilling/billing/sqlstore"
 	"github.com/gobilling/billing/storetest"
 )
@@ -18,12 +17,12 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// TestScenarios runs billing's lifecycle scenarios, every delivery mode,
+// TestLifecycles runs the hostile lifecycle suite, every delivery mode,
 // through the webhook handler against the offline Stripe, on each
 // database.
-func TestScenarios(t *testing.T) {
+func TestLifecycles(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
 		database(t, d)
-		scenario.Run(t, func(t *testing.T) billing.Store { return newTestStore(t, d) })
+		storetest.RunLifecycles(t, func(t *testing.T) billing.Store { return newTestStore(t, d) }, storetest.LifecycleOptions{})
 	})
 }

@@ -1,17 +1,23 @@
-// Package storetest is the conformance suite for [billing.Store]
-// implementations. Every Store (the in-memory one in package memstore, SQL
-// stores, and your own) should pass it.
+// Package storetest proves a [billing.Store]: [Run] is the conformance
+// suite of the Store and Tx contracts, and [RunLifecycles] the hostile
+// lifecycle suite, billing's real webhook handler on the offline Stripe of
+// package billingtest, delivering every lifecycle's events in order,
+// shuffled, duplicated, concurrently, interleaved with stale ones and in
+// one second. Every Store (memstore, sqlstore on each database,
+// examples/mapstore, and your own) runs both.
 //
-// To run it against your Store, call [Run] from a test in your package:
+// To run them against your Store, call them from a test in your package:
 //
 //	func TestStore(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T) billing.Store {
+//		newStore := func(t *testing.T) billing.Store {
 //			db := openEmptyTestDatabase(t) // closed with t.Cleanup
 //			return mystore.New(db)
-//		})
+//		}
+//		storetest.Run(t, newStore)
+//		storetest.RunLifecycles(t, newStore, storetest.LifecycleOptions{})
 //	}
 //
-// Run it with the race detector (go test -race): the suite calls the
+// Run them with the race detector (go test -race): the suites call the
 // Store from many goroutines.
 package storetest
 

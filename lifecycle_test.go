@@ -6,23 +6,17 @@ import (
 	"testing"
 
 	"github.com/gobilling/billing"
-	"github.com/gobilling/billing/internal/scenario"
 	"github.com/gobilling/billing/memstore"
+	"github.com/gobilling/billing/storetest"
 )
 
-// TestScenarios runs every lifecycle scenario in every delivery mode on
-// memstore; sqlstore runs the same on each database.
-func TestScenarios(t *testing.T) {
-	scenario.Run(t, func(t *testing.T) billing.Store { return memstore.New() })
-}
-
-// TestScenariosOnAHostileStore runs every scenario on a store that holds
+// TestLifecyclesOnAHostileStore runs every lifecycle on a store that holds
 // billing to Store.Apply's contract: it runs every fn twice (the first
 // run rolled back, as a store retrying a deadlock does), and fails any
 // call of the Store's own methods from inside fn (fn must use only its
 // tx).
-func TestScenariosOnAHostileStore(t *testing.T) {
-	scenario.Run(t, func(t *testing.T) billing.Store { return &hostileStore{Store: memstore.New(), t: t} })
+func TestLifecyclesOnAHostileStore(t *testing.T) {
+	storetest.RunLifecycles(t, func(t *testing.T) billing.Store { return &hostileStore{Store: memstore.New(), t: t} }, storetest.LifecycleOptions{})
 }
 
 type hostileStore struct {

@@ -1,14 +1,4 @@
-// Package scenario runs billing's lifecycle scenarios (buy, renew, fail,
-// recover, cancel, change plan, trial, one-time purchase) against a fake
-// Stripe, delivering each scenario's webhook events in order, shuffled,
-// with duplicates, concurrently, and interleaved with later steps (stale
-// events arriving while Stripe's state is in between). Every Store
-// implementation runs it with [Run]: memstore from the root package's
-// tests, sqlstore on each dialect.
-//
-// The expected Membership of each scenario is written out by hand; only
-// instants (period ends) are read from the fake Stripe's own objects.
-package scenario
+package storetest
 
 import (
 	"bytes"
@@ -30,16 +20,17 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testcatalog"
 	"github.com/gobilling/billing/internal/testenv"
 )
 
 const (
-	secret = "whsec_scenario"
-	day    = 24 * time.Hour
-	leeway = 24 * time.Hour
+	lifecycleSecret = "whsec_lifecycle"
+	days            = 24 * time.Hour
+	leeway          = 24 * time.Hour
 )
 
-// Mode is a way of delivering a scenario's events.
+// Mode is a way of delivering a lifecycle's webhook events.
 type Mode string
 
 // Delivery modes.
@@ -49,34 +40,56 @@ const (
 	Duplicates  Mode = "duplicates"  // in order, each event twice at once and once more at the end
 	Concurrent  Mode = "concurrent"  // all steps first, then every event twice, all at once
 	Interleaved Mode = "interleaved" // after each step a random handful of the pending events, old ones included; the return page syncs first
+	SameSecond  Mode = "same_second" // each step's events stamped with the step's first second, as if Stripe made them all at once, and delivered newest first: only fetches can order them
 )
 
 // Modes lists every delivery mode.
-var Modes = []Mode{InOrder, Shuffled, Duplicates, Concurrent, Interleaved}
+var Modes = []Mode{InOrder, Shuffled, Duplicates, Concurrent, Interleaved, SameSecond}
 
-// Scenario is one lifecycle story.
-type Scenario struct {
+// String names a mode.
+func (m Mode) String() string { return string(m) }
+
+// Lifecycle is one story of a user and Stripe, told through a [World]'s
+// step API, with the membership it must end in.
+type Lifecycle struct {
 	Name string
-	// Run drives the fake Stripe through the story; W.Step delivers.
-	Run func(w *W)
-	// Want is the expected membership at the end, written by hand.
-	Want func(w *W) billing.Membership
+	// Run drives the offline Stripe through the story; World.Step
+	// delivers each step's events as the mode says.
+	Run func(w *World)
+	// Want is the expected membership at the end, written by hand (read
+	// instants such as period ends from w.Stripe's own objects).
+	Want func(w *World) billing.Membership
 	// MaxInOrderCalls bounds the Stripe calls the webhook deliveries may
-	// make in order (InOrder), to catch a handler that fetches what it
-	// need not: only two live states in one second need a fetch.
+	// make in InOrder mode, to catch a handler that fetches what it need
+	// not; negative means no bound.
 	MaxInOrderCalls int
 }
 
-// W is one run of a scenario: the fake Stripe, the Billing under test,
-// and the events still to deliver.
-type W struct {
-	T     *testing.T
-	Fake  *billingtest.Stripe
-	B     *billing.Billing
-	Store billing.Store
-	User  string
-	Mode  Mode
-	// Sub is the scenario's subscription, Session its Checkout Session.
+// LifecycleOptions configures [RunLifecycles]. The zero value runs every
+// lifecycle of billing's in every mode.
+type LifecycleOptions struct {
+	// Modes limits the delivery modes (default: [Modes]).
+	Modes []Mode
+	// Only runs the lifecycles with these names (default: all of them).
+	Only []string
+	// Extra lifecycles, written with the World's step API, run beside
+	// billing's own in every mode.
+	Extra []Lifecycle
+}
+
+// World is one run of a lifecycle: an offline Stripe selling basic
+// (price_basic) and pro (price_pro) monthly plans and a one-time pack of
+// 100 credits (price_pack), the Billing under test on the Store being
+// tested, and the events still to deliver. The Stripe's clock moves only
+// when the lifecycle says (Advance).
+type World struct {
+	T       *testing.T
+	Stripe  *billingtest.Stripe
+	Billing *billing.Billing
+	Store   billing.Store
+	User    string
+	Mode    Mode
+	// Sub is the lifecycle's subscription, Session its Checkout Session.
 	Sub, Session string
 
 	h        http.Handler
@@ -90,54 +103,50 @@ type W struct {
 	lastSync billing.Membership
 }
 
-// Run runs every scenario in every mode, each as a parallel subtest
-// ("scenario/mode") with a fresh store from newStore.
-func Run(t *testing.T, newStore func(t *testing.T) billing.Store) {
-	for _, sc := range Scenarios() {
-		t.Run(sc.Name, func(t *testing.T) {
+// RunLifecycles runs the hostile lifecycle suite on the stores made by
+// newStore: billing's real webhook handler on the offline Stripe of
+// package billingtest, through every lifecycle (buy, renew, fail three
+// times, recover, cancel at period end or at a date, cancel now, change
+// plan, trial, one-time purchase, delayed payment) in every [Mode]: in
+// order, shuffled, duplicated, concurrently, interleaved with stale
+// events (the return page first), and all in one second. Each ends with
+// the membership written by hand, and every event is then delivered once
+// more: duplicates must change nothing and call Stripe not at all.
+//
+// Each lifecycle and mode is a parallel subtest ("lifecycle/mode") with a
+// fresh store from newStore, as for [Run]. Run it with -race.
+func RunLifecycles(t *testing.T, newStore func(t *testing.T) billing.Store, opts LifecycleOptions) {
+	t.Helper()
+	modes := opts.Modes
+	if len(modes) == 0 {
+		modes = Modes
+	}
+	for _, lc := range append(Lifecycles(), opts.Extra...) {
+		if len(opts.Only) > 0 && !slices.Contains(opts.Only, lc.Name) {
+			continue
+		}
+		t.Run(lc.Name, func(t *testing.T) {
 			t.Parallel()
-			for i, mode := range Modes {
+			for i, mode := range modes {
 				t.Run(string(mode), func(t *testing.T) {
 					t.Parallel()
 					w := newWorld(t, newStore(t), mode, uint64(i+1))
-					sc.Run(w)
-					w.finish(sc)
+					lc.Run(w)
+					w.finish(lc)
 				})
 			}
 		})
 	}
 }
 
-// Plans is what the core's tests sell: basic and pro monthly, lowest
-// tier first, and a one-time pack of 100 credits.
-func Plans() []billing.Plan {
-	return []billing.Plan{
-		{PriceID: "price_basic", Tier: "basic"},
-		{PriceID: "price_pro", Tier: "pro"},
-		{PriceID: "price_pack", Kind: billing.OneTime, Credits: 100},
-	}
-}
-
-// NewStripe starts an offline Stripe whose time moves only when the test
-// says (each Stripe step is driven by hand), selling [Plans]' prices; it
-// is closed when the test ends.
-func NewStripe(t testing.TB, start time.Time) *billingtest.Stripe {
-	fake := billingtest.New(billingtest.Options{Start: start, Manual: true})
-	t.Cleanup(fake.Close)
-	fake.AddPrice("price_basic", "month", 900)
-	fake.AddPrice("price_pro", "month", 2900)
-	fake.AddPrice("price_pack", "", 500)
-	return fake
-}
-
-func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *W {
-	fake := NewStripe(t, time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
+func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *World {
+	fake := testcatalog.NewStripe(t, time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
 	logs := &testenv.LogBuffer{}
 	b, err := billing.New(billing.Config{
-		SecretKey:      "sk_test_scenario",
-		WebhookSecrets: []string{secret},
+		SecretKey:      "sk_test_lifecycle",
+		WebhookSecrets: []string{lifecycleSecret},
 		SiteURL:        "https://app.example",
-		Plans:          Plans(),
+		Plans:          testcatalog.Plans(),
 		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Clock:          fake,
 		StripeURL:      fake.URL(),
@@ -151,26 +160,26 @@ func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *W {
 			t.Logf("billing logs:\n%s", logs.String())
 		}
 	})
-	return &W{T: t, Fake: fake, B: b, Store: store, User: "user_1", Mode: mode,
+	return &World{T: t, Stripe: fake, Billing: b, Store: store, User: "user_1", Mode: mode,
 		h: b.WebhookHandler(), rng: rand.New(rand.NewPCG(seed, 42)), logs: logs}
 }
 
 // Checkout starts a Checkout through the library and completes it at the
 // fake Stripe (the user pays), then delivers the events.
-func (w *W) Checkout(opts billing.CheckoutOptions, complete billingtest.CompleteOptions) {
+func (w *World) Checkout(opts billing.CheckoutOptions, complete billingtest.CompleteOptions) {
 	w.T.Helper()
-	cs, err := w.B.Checkout(context.Background(), w.User, opts)
+	cs, err := w.Billing.Checkout(context.Background(), w.User, opts)
 	require.NoError(w.T, err)
 	require.NotEmpty(w.T, cs.URL)
 	w.Session = cs.ID
-	evs, err := w.Fake.CompleteCheckout(cs.ID, complete)
+	evs, err := w.Stripe.CompleteCheckout(cs.ID, complete)
 	require.NoError(w.T, err)
-	if subs := w.Fake.SubscriptionsOf(w.Fake.CheckoutSession(cs.ID).Customer.ID); len(subs) > 0 {
+	if subs := w.Stripe.SubscriptionsOf(w.Stripe.CheckoutSession(cs.ID).Customer.ID); len(subs) > 0 {
 		w.Sub = subs[len(subs)-1]
 	}
 	if w.Mode == Interleaved {
 		// The return page loads before any webhook.
-		_, m, err := w.B.SyncCheckout(context.Background(), w.User, cs.ID)
+		_, m, err := w.Billing.SyncCheckout(context.Background(), w.User, cs.ID)
 		require.NoError(w.T, err)
 		w.synced, w.lastSync = true, m
 	}
@@ -178,18 +187,22 @@ func (w *W) Checkout(opts billing.CheckoutOptions, complete billingtest.Complete
 }
 
 // Synced returns the membership SyncCheckout reported, in Interleaved mode.
-func (w *W) Synced() (billing.Membership, bool) { return w.lastSync, w.synced }
+func (w *World) Synced() (billing.Membership, bool) { return w.lastSync, w.synced }
 
 // Step takes the events of one fake Stripe step and delivers them as the
 // mode says.
-func (w *W) Step(evs []billingtest.Event, err error) {
+func (w *World) Step(evs []billingtest.Event, err error) {
 	w.T.Helper()
 	require.NoError(w.T, err)
 	require.NotEmpty(w.T, evs, "a step with no events")
-	w.all = append(w.all, evs...)
+	w.all = append(w.all, evs...) // as Stripe sent them: redelivered at the end
 	switch w.Mode {
 	case InOrder:
 		w.deliver(evs...)
+	case SameSecond:
+		for _, e := range slices.Backward(evs) {
+			w.deliver(e.StampedAt(evs[0].Created))
+		}
 	case Duplicates:
 		for _, e := range evs {
 			w.deliver(e, e)
@@ -207,28 +220,28 @@ func (w *W) Step(evs []billingtest.Event, err error) {
 }
 
 // Advance moves the fake Stripe's clock.
-func (w *W) Advance(d time.Duration) { w.Fake.Advance(d) }
+func (w *World) Advance(d time.Duration) { w.Stripe.Advance(d) }
 
 // PeriodEnd is Stripe's current_period_end of the scenario's subscription
 // (its first item), read from the fake Stripe's own object.
-func (w *W) PeriodEnd() time.Time {
-	s := w.Fake.Subscription(w.Sub)
+func (w *World) PeriodEnd() time.Time {
+	s := w.Stripe.Subscription(w.Sub)
 	require.NotNil(w.T, s)
 	return time.Unix(s.Items.Data[0].CurrentPeriodEnd, 0).UTC()
 }
 
-func (w *W) deliver(evs ...billingtest.Event) {
+func (w *World) deliver(evs ...billingtest.Event) {
 	w.T.Helper()
-	before := w.Fake.TotalCalls()
+	before := w.Stripe.TotalCalls()
 	for _, e := range evs {
 		code, body := w.post(e)
 		require.Equal(w.T, http.StatusOK, code, "%s %s: %s", e.Type, e.ID, body)
 	}
-	w.calls += w.Fake.TotalCalls() - before
+	w.calls += w.Stripe.TotalCalls() - before
 }
 
-func (w *W) post(e billingtest.Event) (int, string) {
-	sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: e.JSON, Secret: secret, Timestamp: time.Now()})
+func (w *World) post(e billingtest.Event) (int, string) {
+	sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: e.JSON, Secret: lifecycleSecret, Timestamp: time.Now()})
 	r := httptest.NewRequest(http.MethodPost, "/stripe/webhook", bytes.NewReader(e.JSON))
 	r.Header.Set("Stripe-Signature", sp.Header)
 	rec := httptest.NewRecorder()
@@ -238,7 +251,7 @@ func (w *W) post(e billingtest.Event) (int, string) {
 
 // finish delivers what is left, checks the end state, and checks that
 // redelivering every event changes nothing and calls Stripe not at all.
-func (w *W) finish(sc Scenario) {
+func (w *World) finish(sc Lifecycle) {
 	t := w.T
 	switch w.Mode {
 	case Shuffled, Interleaved:
@@ -247,7 +260,7 @@ func (w *W) finish(sc Scenario) {
 	case Duplicates:
 		w.deliver(w.late...)
 	case Concurrent:
-		before := w.Fake.TotalCalls()
+		before := w.Stripe.TotalCalls()
 		var wg sync.WaitGroup
 		codes := make([]int, 2*len(w.pending))
 		for i, e := range append(slices.Clone(w.pending), w.pending...) {
@@ -261,11 +274,11 @@ func (w *W) finish(sc Scenario) {
 		for i, c := range codes {
 			assert.Equal(t, http.StatusOK, c, "concurrent delivery %d", i)
 		}
-		w.calls += w.Fake.TotalCalls() - before
+		w.calls += w.Stripe.TotalCalls() - before
 	}
 
 	want := sc.Want(w)
-	got, err := w.B.Membership(context.Background(), w.User)
+	got, err := w.Billing.Membership(context.Background(), w.User)
 	require.NoError(t, err)
 	assert.Equal(t, want, got, "membership after every event, mode %s", w.Mode)
 	if sc.MaxInOrderCalls >= 0 && w.Mode == InOrder {
@@ -277,69 +290,67 @@ func (w *W) finish(sc Scenario) {
 	// change.
 	f1, err := w.Store.Facts(context.Background(), w.User)
 	require.NoError(t, err)
-	before := w.Fake.TotalCalls()
+	before := w.Stripe.TotalCalls()
 	for _, e := range w.all {
 		code, body := w.post(e)
 		require.Equal(t, http.StatusOK, code)
 		assert.Contains(t, []string{`{"outcome":"duplicate"}`, `{"outcome":"ignored"}`}, strings.TrimSpace(body), "%s %s", e.Type, e.ID)
 	}
-	assert.Equal(t, 0, w.Fake.TotalCalls()-before, "a duplicate of an applied event made a Stripe call")
+	assert.Equal(t, 0, w.Stripe.TotalCalls()-before, "a duplicate of an applied event made a Stripe call")
 	f2, err := w.Store.Facts(context.Background(), w.User)
 	require.NoError(t, err)
 	assert.Equal(t, f1, f2, "duplicates changed the stored facts")
 }
 
-// String names a mode.
-func (m Mode) String() string { return string(m) }
-
-// Scenarios returns the lifecycle stories.
-func Scenarios() []Scenario {
+// Lifecycles returns billing's lifecycle stories, which [RunLifecycles]
+// runs.
+func Lifecycles() []Lifecycle {
 	pro := billing.CheckoutOptions{PriceID: "price_pro"}
 	noOpt := billingtest.CompleteOptions{}
-	active := func(w *W, tier, price string) billing.Membership {
+	active := func(w *World, tier, price string) billing.Membership {
 		end := w.PeriodEnd()
 		return billing.Membership{UserID: w.User, Status: billing.StatusActive, Tier: tier, PriceID: price, SubscriptionID: w.Sub,
 			StripeStatus: "active", CurrentPeriodEnd: end, AccessUntil: end.Add(leeway), HasCustomer: true}
 	}
-	checkSynced := func(w *W, st billing.Status) {
+	checkSynced := func(w *World, st billing.Status) {
 		if m, ok := w.Synced(); ok {
 			assert.Equal(w.T, st, m.Status, "the return page's membership before any webhook")
 		}
 	}
-	return []Scenario{
+	return []Lifecycle{
 		{
 			Name: "buy",
-			Run: func(w *W) {
+			Run: func(w *World) {
 				w.Checkout(pro, noOpt)
 				checkSynced(w, billing.StatusActive)
 			},
-			Want:            func(w *W) billing.Membership { return active(w, "pro", "price_pro") },
+			Want:            func(w *World) billing.Membership { return active(w, "pro", "price_pro") },
 			MaxInOrderCalls: 0,
 		},
 		{
 			Name: "buy_then_renew",
-			Run: func(w *W) {
+			Run: func(w *World) {
 				w.Checkout(pro, noOpt)
 				checkSynced(w, billing.StatusActive)
-				w.Advance(30 * day)
-				w.Step(w.Fake.Renew(w.Sub, billingtest.RenewOptions{}))
+				w.Advance(30 * days)
+				w.Step(w.Stripe.Renew(w.Sub, billingtest.RenewOptions{}))
 			},
-			Want:            func(w *W) billing.Membership { return active(w, "pro", "price_pro") },
+			Want:            func(w *World) billing.Membership { return active(w, "pro", "price_pro") },
 			MaxInOrderCalls: 0,
 		},
 		{
 			Name: "buy_then_fail_three_times_past_due",
-			Run: func(w *W) {
+			Run: func(w *World) {
 				w.Checkout(pro, noOpt)
-				w.Advance(30 * day)
-				require.NoError(w.T, w.Fake.SetCardFailing(w.Fake.Subscription(w.Sub).Customer.ID, true))
-				w.Step(w.Fake.Renew(w.Sub, billingtest.RenewOptions{}))
-				w.Advance(day)
-				w.Step(w.Fake.RetryPayment(w.Sub))
-				w.Advance(2 * day)
-				w.Step(w.Fake.RetryPayment(w.Sub))
+				w.Advance(30 * days)
+				require.NoError(w.T, w.Stripe.SetCardFailing(w.Stripe.Subscription(w.Sub).Customer.ID, true))
+				w.Step(w.Stripe.Renew(w.Sub, billingtest.RenewOptions{}))
+				w.Advance(days)
+				w.Step(w.Stripe.RetryPayment(w.Sub))
+				w.Advance(2 * days)
+				w.Step(w.Stripe.RetryPayment(w.Sub))
 			},
-			Want: func(w *W) billing.Membership {
+			Want: func(w *World) billing.Membership {
 				return billing.Membership{UserID: w.User, Status: billing.StatusPastDue, Tier: "pro", PriceID: "price_pro", SubscriptionID: w.Sub,
 					StripeStatus: "past_due", CurrentPeriodEnd: w.PeriodEnd(), FailedAttempts: 3, HasCustomer: true}
 			},
@@ -347,27 +358,27 @@ func Scenarios() []Scenario {
 		},
 		{
 			Name: "fail_then_recover",
-			Run: func(w *W) {
+			Run: func(w *World) {
 				w.Checkout(pro, noOpt)
-				w.Advance(30 * day)
-				cus := w.Fake.Subscription(w.Sub).Customer.ID
-				require.NoError(w.T, w.Fake.SetCardFailing(cus, true))
-				w.Step(w.Fake.Renew(w.Sub, billingtest.RenewOptions{}))
-				w.Advance(day)
-				require.NoError(w.T, w.Fake.SetCardFailing(cus, false))
-				w.Step(w.Fake.RetryPayment(w.Sub))
+				w.Advance(30 * days)
+				cus := w.Stripe.Subscription(w.Sub).Customer.ID
+				require.NoError(w.T, w.Stripe.SetCardFailing(cus, true))
+				w.Step(w.Stripe.Renew(w.Sub, billingtest.RenewOptions{}))
+				w.Advance(days)
+				require.NoError(w.T, w.Stripe.SetCardFailing(cus, false))
+				w.Step(w.Stripe.RetryPayment(w.Sub))
 			},
-			Want:            func(w *W) billing.Membership { return active(w, "pro", "price_pro") },
+			Want:            func(w *World) billing.Membership { return active(w, "pro", "price_pro") },
 			MaxInOrderCalls: 2,
 		},
 		{
 			Name: "cancel_at_period_end",
-			Run: func(w *W) {
+			Run: func(w *World) {
 				w.Checkout(pro, noOpt)
-				w.Advance(3 * day)
-				w.Step(w.Fake.CancelAtPeriodEnd(w.Sub))
+				w.Advance(3 * days)
+				w.Step(w.Stripe.CancelAtPeriodEnd(w.Sub))
 			},
-			Want: func(w *W) billing.Membership {
+			Want: func(w *World) billing.Membership {
 				end := w.PeriodEnd()
 				return billing.Membership{UserID: w.User, Status: billing.StatusActive, Tier: "pro", PriceID: "price_pro", SubscriptionID: w.Sub,
 					StripeStatus: "active", CurrentPeriodEnd: end, CancelAt: end, AccessUntil: end, HasCustomer: true}
@@ -376,14 +387,14 @@ func Scenarios() []Scenario {
 		},
 		{
 			Name: "portal_cancel_at_then_ends",
-			Run: func(w *W) {
+			Run: func(w *World) {
 				w.Checkout(pro, noOpt)
-				w.Advance(3 * day)
-				w.Step(w.Fake.CancelAt(w.Sub, w.PeriodEnd()))
-				w.Advance(27 * day)
-				w.Step(w.Fake.EndPeriodCancellation(w.Sub))
+				w.Advance(3 * days)
+				w.Step(w.Stripe.CancelAt(w.Sub, w.PeriodEnd()))
+				w.Advance(27 * days)
+				w.Step(w.Stripe.EndPeriodCancellation(w.Sub))
 			},
-			Want: func(w *W) billing.Membership {
+			Want: func(w *World) billing.Membership {
 				return billing.Membership{UserID: w.User, Status: billing.StatusCanceled, Tier: "pro", PriceID: "price_pro", SubscriptionID: w.Sub,
 					StripeStatus: "canceled", CurrentPeriodEnd: w.PeriodEnd(), HasCustomer: true}
 			},
@@ -391,13 +402,13 @@ func Scenarios() []Scenario {
 		},
 		{
 			Name: "portal_cancel_at_pending",
-			Run: func(w *W) {
+			Run: func(w *World) {
 				w.Checkout(pro, noOpt)
-				w.Advance(3 * day)
-				w.Step(w.Fake.CancelAt(w.Sub, w.PeriodEnd().Add(-5*day)))
+				w.Advance(3 * days)
+				w.Step(w.Stripe.CancelAt(w.Sub, w.PeriodEnd().Add(-5*days)))
 			},
-			Want: func(w *W) billing.Membership {
-				end, at := w.PeriodEnd(), w.PeriodEnd().Add(-5*day)
+			Want: func(w *World) billing.Membership {
+				end, at := w.PeriodEnd(), w.PeriodEnd().Add(-5*days)
 				return billing.Membership{UserID: w.User, Status: billing.StatusActive, Tier: "pro", PriceID: "price_pro", SubscriptionID: w.Sub,
 					StripeStatus: "active", CurrentPeriodEnd: end, CancelAt: at, AccessUntil: at, HasCustomer: true}
 			},
@@ -405,12 +416,12 @@ func Scenarios() []Scenario {
 		},
 		{
 			Name: "cancel_now",
-			Run: func(w *W) {
+			Run: func(w *World) {
 				w.Checkout(pro, noOpt)
-				w.Advance(day)
-				w.Step(w.Fake.CancelNow(w.Sub))
+				w.Advance(days)
+				w.Step(w.Stripe.CancelNow(w.Sub))
 			},
-			Want: func(w *W) billing.Membership {
+			Want: func(w *World) billing.Membership {
 				return billing.Membership{UserID: w.User, Status: billing.StatusCanceled, Tier: "pro", PriceID: "price_pro", SubscriptionID: w.Sub,
 					StripeStatus: "canceled", CurrentPeriodEnd: w.PeriodEnd(), HasCustomer: true}
 			},
@@ -418,51 +429,51 @@ func Scenarios() []Scenario {
 		},
 		{
 			Name: "plan_change_basic_to_pro",
-			Run: func(w *W) {
+			Run: func(w *World) {
 				w.Checkout(billing.CheckoutOptions{PriceID: "price_basic"}, noOpt)
-				w.Advance(10 * day)
-				w.Step(w.Fake.ChangePrice(w.Sub, "price_pro"))
+				w.Advance(10 * days)
+				w.Step(w.Stripe.ChangePrice(w.Sub, "price_pro"))
 			},
-			Want:            func(w *W) billing.Membership { return active(w, "pro", "price_pro") },
+			Want:            func(w *World) billing.Membership { return active(w, "pro", "price_pro") },
 			MaxInOrderCalls: 0,
 		},
 		{
 			Name: "trial_then_active",
-			Run: func(w *W) {
+			Run: func(w *World) {
 				w.Checkout(billing.CheckoutOptions{PriceID: "price_pro", TrialDays: 14}, noOpt)
 				checkSynced(w, billing.StatusTrialing)
-				w.Advance(11 * day)
-				w.Step(w.Fake.TrialWillEnd(w.Sub))
-				w.Advance(3 * day)
-				w.Step(w.Fake.EndTrial(w.Sub, billingtest.RenewOptions{}))
+				w.Advance(11 * days)
+				w.Step(w.Stripe.TrialWillEnd(w.Sub))
+				w.Advance(3 * days)
+				w.Step(w.Stripe.EndTrial(w.Sub, billingtest.RenewOptions{}))
 			},
-			Want:            func(w *W) billing.Membership { return active(w, "pro", "price_pro") },
+			Want:            func(w *World) billing.Membership { return active(w, "pro", "price_pro") },
 			MaxInOrderCalls: 0,
 		},
 		{
 			Name: "one_time_purchase",
-			Run: func(w *W) {
+			Run: func(w *World) {
 				w.Checkout(billing.CheckoutOptions{PriceID: "price_pack", Quantity: 2}, noOpt)
 				if m, ok := w.Synced(); ok {
 					assert.Equal(w.T, int64(200), m.Credits, "the return page grants at once")
 				}
 			},
-			Want: func(w *W) billing.Membership {
+			Want: func(w *World) billing.Membership {
 				return billing.Membership{UserID: w.User, Credits: 200, HasCustomer: true}
 			},
 			MaxInOrderCalls: 0,
 		},
 		{
 			Name: "one_time_delayed_payment",
-			Run: func(w *W) {
+			Run: func(w *World) {
 				w.Checkout(billing.CheckoutOptions{PriceID: "price_pack"}, billingtest.CompleteOptions{Delayed: true})
 				if m, ok := w.Synced(); ok {
 					assert.Equal(w.T, int64(0), m.Credits, "nothing is granted before the money arrives")
 				}
-				w.Advance(2 * day)
-				w.Step(w.Fake.SucceedAsyncPayment(w.Session))
+				w.Advance(2 * days)
+				w.Step(w.Stripe.SucceedAsyncPayment(w.Session))
 			},
-			Want: func(w *W) billing.Membership {
+			Want: func(w *World) billing.Membership {
 				return billing.Membership{UserID: w.User, Credits: 100, HasCustomer: true}
 			},
 			MaxInOrderCalls: 0,

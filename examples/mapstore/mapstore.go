@@ -1,0 +1,200 @@
+// Package mapstore is the smallest complete billing.Store: a template for
+// your own. Everything lives in maps behind one mutex; a transaction works
+// on a copy of the maps and swaps them in when it commits, so a failed
+// transaction leaves nothing behind and transactions never see each
+// other's writes. One mutex makes every transaction run alone, which is
+// the simplest way to give Tx's locks (UserID, LockUser, Subscription)
+// their meaning. A store on a real database keeps the same shape: Apply
+// is BEGIN, record the event, fn, COMMIT; the locks are SELECT ... FOR
+// UPDATE; SaveSubscription is an UPDATE of a row read, or an INSERT that
+// reports billing.ErrRecordRaced on a unique-key conflict.
+//
+// It holds no business rule: billing decides which state is newer.
+// storetest.Run and storetest.RunLifecycles check it (mapstore_test.go).
+package mapstore
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/gobilling/billing"
+)
+
+// Store is a billing.Store in maps. The zero value is not usable: call New.
+type Store struct {
+	mu sync.Mutex
+	d  data
+}
+
+// data is everything the store keeps.
+type data struct {
+	customerOf map[string]string // user → customer
+	userOf     map[string]string // customer → user
+	subs       map[string]billing.Subscription
+	grants     map[string]billing.Grant // by Checkout Session ID
+	events     map[string]bool
+	parked     map[string]billing.ParkedEvent
+}
+
+// clone copies d, deep enough that writes to the copy never reach d.
+func (d data) clone() data {
+	c := data{maps.Clone(d.customerOf), maps.Clone(d.userOf), maps.Clone(d.subs), maps.Clone(d.grants),
+		maps.Clone(d.events), maps.Clone(d.parked)}
+	return c
+}
+
+var _ billing.Store = (*Store)(nil)
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{d: data{map[string]string{}, map[string]string{}, map[string]billing.Subscription{},
+		map[string]billing.Grant{}, map[string]bool{}, map[string]billing.ParkedEvent{}}}
+}
+
+// Apply runs fn alone, on a copy of the data, and keeps the copy (with
+// eventID recorded) only if fn succeeds.
+func (s *Store) Apply(ctx context.Context, eventID string, fn func(context.Context, billing.Tx) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if eventID != "" && s.d.events[eventID] {
+		return billing.ErrDuplicateEvent
+	}
+	tx := &tx{d: s.d.clone()}
+	if err := fn(ctx, tx); err != nil {
+		return err
+	}
+	if eventID != "" {
+		tx.d.events[eventID] = true
+	}
+	s.d = tx.d
+	return nil
+}
+
+func (s *Store) read() data {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.d // maps are replaced on commit, never changed in place
+}
+
+// Processed reports whether eventID was recorded.
+func (s *Store) Processed(ctx context.Context, eventID string) (bool, error) {
+	return s.read().events[eventID], nil
+}
+
+// CustomerID returns the user's customer, or billing.ErrNotFound.
+func (s *Store) CustomerID(ctx context.Context, userID string) (string, error) {
+	c, ok := s.read().customerOf[userID]
+	if !ok {
+		return "", billing.ErrNotFound
+	}
+	return c, nil
+}
+
+// Facts returns what is stored for the user, subscriptions by ID.
+func (s *Store) Facts(ctx context.Context, userID string) (billing.Facts, error) {
+	d := s.read()
+	f := billing.Facts{UserID: userID, CustomerID: d.customerOf[userID]}
+	for _, sub := range d.subs {
+		if sub.UserID == userID {
+			sub.Items = slices.Clone(sub.Items)
+			f.Subscriptions = append(f.Subscriptions, sub)
+		}
+	}
+	for _, g := range d.grants {
+		if g.UserID == userID {
+			f.Grants = append(f.Grants, g)
+		}
+	}
+	slices.SortFunc(f.Subscriptions, func(a, b billing.Subscription) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(f.Grants, func(a, b billing.Grant) int { return strings.Compare(a.CheckoutSessionID, b.CheckoutSessionID) })
+	return f, nil
+}
+
+// Park keeps ev, replacing a parked event with the same ID.
+func (s *Store) Park(ctx context.Context, ev billing.ParkedEvent) error {
+	return s.Apply(ctx, "", func(ctx context.Context, t billing.Tx) error {
+		ev.Payload = slices.Clone(ev.Payload)
+		t.(*tx).d.parked[ev.ID] = ev
+		return nil
+	})
+}
+
+// Parked returns the parked events, oldest first.
+func (s *Store) Parked(ctx context.Context) ([]billing.ParkedEvent, error) {
+	evs := slices.Collect(maps.Values(s.read().parked))
+	slices.SortFunc(evs, func(a, b billing.ParkedEvent) int {
+		if c := a.ParkedAt.Compare(b.ParkedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	for i := range evs {
+		evs[i].Payload = slices.Clone(evs[i].Payload)
+	}
+	return evs, nil
+}
+
+// Unpark removes a parked event.
+func (s *Store) Unpark(ctx context.Context, eventID string) error {
+	return s.Apply(ctx, "", func(ctx context.Context, t billing.Tx) error {
+		delete(t.(*tx).d.parked, eventID)
+		return nil
+	})
+}
+
+// tx is one transaction: a private copy of the data.
+type tx struct{ d data }
+
+// UserID returns the customer's user. Every record is locked already:
+// transactions run one at a time.
+func (t *tx) UserID(ctx context.Context, customerID string) (string, error) {
+	u, ok := t.d.userOf[customerID]
+	if !ok {
+		return "", billing.ErrNotFound
+	}
+	return u, nil
+}
+
+// LockUser has nothing to do: transactions run one at a time.
+func (t *tx) LockUser(ctx context.Context, userID string) error { return nil }
+
+// LinkCustomer links the pair, unless either is linked elsewhere.
+func (t *tx) LinkCustomer(ctx context.Context, userID, customerID string) error {
+	c, hasC := t.d.customerOf[userID]
+	u, hasU := t.d.userOf[customerID]
+	switch {
+	case hasC && c == customerID && hasU && u == userID:
+		return nil
+	case hasC || hasU:
+		return billing.ErrCustomerConflict
+	}
+	t.d.customerOf[userID], t.d.userOf[customerID] = customerID, userID
+	return nil
+}
+
+// Subscription returns a copy of the record.
+func (t *tx) Subscription(ctx context.Context, id string) (billing.Subscription, bool, error) {
+	s, ok := t.d.subs[id]
+	s.Items = slices.Clone(s.Items)
+	return s, ok, nil
+}
+
+// SaveSubscription stores a copy of s as it is. No other transaction can
+// have created the record meanwhile: they run one at a time.
+func (t *tx) SaveSubscription(ctx context.Context, s billing.Subscription) error {
+	s.Items = slices.Clone(s.Items)
+	t.d.subs[s.ID] = s
+	return nil
+}
+
+// AddGrant adds g once per Checkout Session.
+func (t *tx) AddGrant(ctx context.Context, g billing.Grant) (bool, error) {
+	if _, ok := t.d.grants[g.CheckoutSessionID]; ok {
+		return false, nil
+	}
+	t.d.grants[g.CheckoutSessionID] = g
+	return true, nil
+}
