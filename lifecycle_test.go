@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/memstore"
@@ -72,9 +73,24 @@ func (s *hostileStore) Park(ctx context.Context, ev billing.ParkedEvent) error {
 	return s.Store.Park(ctx, ev)
 }
 
-func (s *hostileStore) Parked(ctx context.Context) ([]billing.ParkedEvent, error) {
-	s.outside(ctx, "Parked")
-	return s.Store.Parked(ctx)
+func (s *hostileStore) ParkedEvent(ctx context.Context, id string) (billing.ParkedEvent, error) {
+	s.outside(ctx, "ParkedEvent")
+	return s.Store.ParkedEvent(ctx, id)
+}
+
+func (s *hostileStore) ParkedEvents(ctx context.Context, after billing.ParkedCursor, limit int) ([]billing.ParkedEvent, error) {
+	s.outside(ctx, "ParkedEvents")
+	return s.Store.ParkedEvents(ctx, after, limit)
+}
+
+func (s *hostileStore) CountParked(ctx context.Context) (int64, error) {
+	s.outside(ctx, "CountParked")
+	return s.Store.CountParked(ctx)
+}
+
+func (s *hostileStore) PruneParked(ctx context.Context, cutoff time.Time) (int64, error) {
+	s.outside(ctx, "PruneParked")
+	return s.Store.PruneParked(ctx, cutoff)
 }
 
 func (s *hostileStore) Unpark(ctx context.Context, id string) error {

@@ -37,36 +37,35 @@ var (
 // sharing one database. Run storetest.Run and storetest.RunLifecycles
 // against any implementation.
 type Store interface {
-	// Apply runs fn in one transaction and commits it together with the
-	// record of eventID, or not at all. An empty eventID records nothing.
-	//
-	// A recorded eventID returns ErrDuplicateEvent, and nothing of fn's
-	// is kept. Of concurrent calls with one eventID exactly one commits.
-	// When fn fails, everything is rolled back, eventID stays unrecorded,
-	// and fn's error is returned (wrapped is fine). fn may run more than
-	// once (a store may retry a transaction that hit a deadlock); it
-	// reads and writes only through its tx.
+	// Apply runs fn in one transaction committed with the record of
+	// eventID (none if empty), or not at all. A recorded eventID returns
+	// ErrDuplicateEvent; of concurrent calls with one eventID one commits.
+	// If fn fails, all is rolled back and its error returned (wrapped is
+	// fine). fn may run more than once (say, after a deadlock); it uses
+	// only its tx.
 	Apply(ctx context.Context, eventID string, fn func(ctx context.Context, tx Tx) error) error
-
 	// Processed reports whether eventID was recorded by a committed Apply.
 	Processed(ctx context.Context, eventID string) (bool, error)
-
 	// CustomerID returns the customer linked to userID, or ErrNotFound.
 	CustomerID(ctx context.Context, userID string) (string, error)
-
 	// Facts returns what is stored for userID (zero Facts with UserID
-	// set, and nil, for a user with nothing stored).
+	// set for a user with nothing stored).
 	Facts(ctx context.Context, userID string) (Facts, error)
 
-	// Park keeps an event that could not be applied, replacing any
-	// parked event with the same ID.
+	// Park keeps an event that could not be applied. Parking an ID again
+	// replaces its fields but keeps its first ParkedAt.
 	Park(ctx context.Context, ev ParkedEvent) error
-
-	// Parked returns the parked events, oldest first.
-	Parked(ctx context.Context) ([]ParkedEvent, error)
-
+	// ParkedEvent returns one parked event, payload included, or ErrNotFound.
+	ParkedEvent(ctx context.Context, id string) (ParkedEvent, error)
+	// ParkedEvents returns up to limit parked events after the cursor,
+	// oldest first (ParkedAt, then ID byte-wise), without payloads.
+	ParkedEvents(ctx context.Context, after ParkedCursor, limit int) ([]ParkedEvent, error)
+	// CountParked returns how many events are parked.
+	CountParked(ctx context.Context) (int64, error)
 	// Unpark removes a parked event (one not parked is not an error).
-	Unpark(ctx context.Context, eventID string) error
+	Unpark(ctx context.Context, id string) error
+	// PruneParked removes the events parked before cutoff, and says how many.
+	PruneParked(ctx context.Context, cutoff time.Time) (int64, error)
 }
 
 // Tx is a transaction of [Store.Apply]: reads see its own writes; writes
@@ -75,27 +74,20 @@ type Tx interface {
 	// UserID returns the user linked to customerID, or ErrNotFound, and
 	// locks that user's records until the transaction ends.
 	UserID(ctx context.Context, customerID string) (string, error)
-
 	// LockUser locks userID's records until the transaction ends.
 	LockUser(ctx context.Context, userID string) error
-
-	// LinkCustomer links a user and a customer. Linking a linked pair is
-	// a no-op; a user or customer linked elsewhere returns
-	// ErrCustomerConflict and changes nothing.
+	// LinkCustomer links a user and a customer (a no-op if linked); a user
+	// or customer linked elsewhere returns ErrCustomerConflict.
 	LinkCustomer(ctx context.Context, userID, customerID string) error
-
-	// Subscription reads a subscription's record for update (no other
-	// transaction may change it before this one ends); found is false
-	// when there is none.
+	// Subscription reads a record for update (no other transaction may
+	// change it before this one ends); found is false when there is none.
 	Subscription(ctx context.Context, id string) (s Subscription, found bool, err error)
-
-	// SaveSubscription creates or replaces s.ID's record with s, exactly
-	// as given. Creating a record that exists (made by another
-	// transaction since this one found it absent) returns ErrRecordRaced.
+	// SaveSubscription creates or replaces s.ID's record with s as given.
+	// Creating one that another transaction created since this one found
+	// it absent returns ErrRecordRaced.
 	SaveSubscription(ctx context.Context, s Subscription) error
-
-	// AddGrant adds g unless a grant with its CheckoutSessionID exists,
-	// and reports whether it added it.
+	// AddGrant adds g unless its CheckoutSessionID has a grant; it
+	// reports whether it added it.
 	AddGrant(ctx context.Context, g Grant) (bool, error)
 }
 
@@ -185,10 +177,22 @@ type ParkedEvent struct {
 	Type       string
 	CustomerID string
 	Reason     string
-	// Payload is the event's JSON exactly as Stripe sent it.
-	Payload  []byte
+	// Payload is the event's JSON exactly as Stripe sent it (nil in
+	// pages of [Store.ParkedEvents]).
+	Payload []byte
+	// ParkedAt is when it was first parked (whole seconds).
 	ParkedAt time.Time
 }
+
+// ParkedCursor is where a page of parked events starts: after the event
+// with this ParkedAt and ID. The zero cursor starts at the oldest.
+type ParkedCursor struct {
+	ParkedAt time.Time
+	ID       string
+}
+
+// Cursor is the cursor of the page that starts after ev.
+func (ev ParkedEvent) Cursor() ParkedCursor { return ParkedCursor{ParkedAt: ev.ParkedAt, ID: ev.ID} }
 
 // User is who a user is, as far as Stripe needs to know.
 type User struct {

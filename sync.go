@@ -80,6 +80,12 @@ func (b *Billing) CatchUp(ctx context.Context, since time.Time) (CatchUpReport, 
 			errs = append(errs, fmt.Errorf("billing: catch-up: event %s: %w", ev.ID, err))
 			continue
 		}
+		if out == OutcomeApplied || out == OutcomeDuplicate {
+			// Parked before (its customer unknown then, say): applied now.
+			if err := b.store.Unpark(ctx, ev.ID); err != nil {
+				errs = append(errs, fmt.Errorf("billing: catch-up: unpark %s: %w", ev.ID, err))
+			}
+		}
 		switch out {
 		case OutcomeApplied:
 			rep.Applied++

@@ -151,8 +151,12 @@ func (b *Billing) process(ctx context.Context, ev stripe.Event, raw []byte) (Out
 	default:
 		return OutcomeIgnored, nil
 	}
-	if ev.Data == nil || len(ev.Data.Raw) == 0 {
-		return 0, fmt.Errorf("event %s has no data.object", ev.ID)
+	if ev.Data == nil || len(ev.Data.Raw) == 0 || string(ev.Data.Raw) == "null" {
+		// Signed, so Stripe's, but nothing to apply: retrying cannot help.
+		if err := b.park(ctx, ev, raw, "", "the event has no data.object"); err != nil {
+			return 0, err
+		}
+		return OutcomeParked, nil
 	}
 	// A duplicate makes no Stripe call and no write.
 	done, err := b.store.Processed(ctx, ev.ID)

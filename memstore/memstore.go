@@ -5,7 +5,7 @@
 // a time; each transaction's writes go to a private overlay that is merged
 // into the store only when fn returns nil, so a failed transaction leaves
 // no trace. The Store's own read methods (Facts, CustomerID, Processed,
-// Parked) may be called from inside fn and see only committed state; a
+// the parked events') may be called from inside fn and see only committed state; a
 // nested Apply from inside fn deadlocks.
 package memstore
 
@@ -16,6 +16,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/gobilling/billing"
 )
@@ -152,21 +153,41 @@ func (s *Store) Facts(ctx context.Context, userID string) (billing.Facts, error)
 	return f, nil
 }
 
-// Park keeps ev, replacing any parked event with the same ID.
+// Park keeps ev. Parking an ID again replaces its fields but keeps its
+// first ParkedAt.
 func (s *Store) Park(ctx context.Context, ev billing.ParkedEvent) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if old, ok := s.parked[ev.ID]; ok {
+		ev.ParkedAt = old.ParkedAt
+	}
 	s.parked[ev.ID] = copyParked(ev)
 	return nil
 }
 
-// Parked returns the parked events, oldest first (by ParkedAt, then ID).
-func (s *Store) Parked(ctx context.Context) ([]billing.ParkedEvent, error) {
+// ParkedEvent returns the parked event with ID id, or
+// [billing.ErrNotFound].
+func (s *Store) ParkedEvent(ctx context.Context, id string) (billing.ParkedEvent, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	evs := make([]billing.ParkedEvent, 0, len(s.parked))
+	ev, ok := s.parked[id]
+	if !ok {
+		return billing.ParkedEvent{}, billing.ErrNotFound
+	}
+	return copyParked(ev), nil
+}
+
+// ParkedEvents returns up to limit parked events after the cursor, oldest
+// first (by ParkedAt, then ID), without their payloads.
+func (s *Store) ParkedEvents(ctx context.Context, after billing.ParkedCursor, limit int) ([]billing.ParkedEvent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var evs []billing.ParkedEvent
 	for _, ev := range s.parked {
-		evs = append(evs, copyParked(ev))
+		if c := ev.ParkedAt.Compare(after.ParkedAt); c > 0 || (c == 0 && ev.ID > after.ID) {
+			ev.Payload = nil
+			evs = append(evs, ev)
+		}
 	}
 	slices.SortFunc(evs, func(a, b billing.ParkedEvent) int {
 		if c := a.ParkedAt.Compare(b.ParkedAt); c != 0 {
@@ -174,15 +195,36 @@ func (s *Store) Parked(ctx context.Context) ([]billing.ParkedEvent, error) {
 		}
 		return cmp.Compare(a.ID, b.ID)
 	})
-	return evs, nil
+	return evs[:min(len(evs), max(limit, 0))], nil
 }
 
-// Unpark removes the parked event with ID eventID, if there is one.
-func (s *Store) Unpark(ctx context.Context, eventID string) error {
+// CountParked returns how many events are parked.
+func (s *Store) CountParked(ctx context.Context) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.parked, eventID)
+	return int64(len(s.parked)), nil
+}
+
+// Unpark removes the parked event with ID id, if there is one.
+func (s *Store) Unpark(ctx context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.parked, id)
 	return nil
+}
+
+// PruneParked removes the events parked before cutoff.
+func (s *Store) PruneParked(ctx context.Context, cutoff time.Time) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for id, ev := range s.parked {
+		if ev.ParkedAt.Before(cutoff) {
+			delete(s.parked, id)
+			n++
+		}
+	}
+	return n, nil
 }
 
 // tx is the billing.Tx of one Apply: its writes go to the overlay maps

@@ -64,7 +64,7 @@ func TestParkedTies(t *testing.T) {
 	for _, id := range []string{"evt_b", "evt_c", "evt_a"} {
 		require.NoError(t, st.Park(t.Context(), billing.ParkedEvent{ID: id, ParkedAt: t0}))
 	}
-	evs, err := st.Parked(t.Context())
+	evs, err := st.ParkedEvents(t.Context(), billing.ParkedCursor{}, 10)
 	require.NoError(t, err)
 	var ids []string
 	for _, ev := range evs {

@@ -66,11 +66,16 @@ type dialect interface {
 	// when a unique key was taken.
 	inserted(res sql.Result, err error) (bool, error)
 
-	// upsert is an INSERT of cols into table that overwrites the other
-	// columns of a row with the same key column (the first). Its
-	// arguments are upsertArgs of the values of cols.
-	upsert(table string, cols []string) string
-	upsertArgs(values []any) []any
+	// upsert is an INSERT of cols into table that, for a row with the same
+	// key column (the first), overwrites the next n columns instead (and
+	// keeps the others). Its arguments are upsertArgs of the values of
+	// cols.
+	upsert(table string, cols []string, n int) string
+	upsertArgs(values []any, n int) []any
+
+	// byteWise follows a text column in ORDER BY and comparisons so that
+	// they compare bytes, whatever the database's collation.
+	byteWise() string
 
 	// pruneBatch deletes at most ? (the second argument) events whose
 	// processed_at is before ? (the first).
@@ -140,9 +145,9 @@ func insertedByCount(res sql.Result, err error) (bool, error) {
 }
 
 // upsertOnConflict is the upsert of PostgreSQL and SQLite.
-func upsertOnConflict(table string, cols []string) string {
-	set := make([]string, 0, len(cols)-1)
-	for _, c := range cols[1:] {
+func upsertOnConflict(table string, cols []string, n int) string {
+	set := make([]string, 0, n)
+	for _, c := range cols[1 : 1+n] {
 		set = append(set, c+" = excluded."+c)
 	}
 	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + marks(len(cols)) +

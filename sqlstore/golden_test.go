@@ -345,9 +345,11 @@ func observeGolden(t *testing.T, st billing.Store, userIDs []string, times []tim
 		}
 		g.Users[i] = u
 	}
-	parked, err := st.Parked(ctx)
+	page, err := st.ParkedEvents(ctx, billing.ParkedCursor{}, 1000)
 	require.NoError(t, err)
-	for _, p := range parked {
+	for _, p := range page {
+		p, err := st.ParkedEvent(ctx, p.ID)
+		require.NoError(t, err)
 		sum := sha256.Sum256(p.Payload)
 		g.Parked = append(g.Parked, goldenParked{ID: p.ID, Type: p.Type, CustomerID: p.CustomerID, Reason: p.Reason,
 			PayloadSHA256: hex.EncodeToString(sum[:]), ParkedAt: rfc3339(p.ParkedAt)})

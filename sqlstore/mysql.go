@@ -53,16 +53,19 @@ func (*mysql) inserted(res sql.Result, err error) (bool, error) {
 // upsert uses ON DUPLICATE KEY UPDATE col = ?, with the values given a
 // second time (see upsertArgs): VALUES(col) is deprecated in MySQL 8, and
 // MariaDB lacks MySQL's row alias syntax.
-func (*mysql) upsert(table string, cols []string) string {
-	set := make([]string, 0, len(cols)-1)
-	for _, c := range cols[1:] {
+func (*mysql) upsert(table string, cols []string, n int) string {
+	set := make([]string, 0, n)
+	for _, c := range cols[1 : 1+n] {
 		set = append(set, c+" = ?")
 	}
 	return "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + marks(len(cols)) +
 		") ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
 }
 
-func (*mysql) upsertArgs(args []any) []any { return append(args, args[1:]...) }
+func (*mysql) upsertArgs(args []any, n int) []any { return append(args, args[1:1+n]...) }
+
+// byteWise: the tables are utf8mb4_bin already.
+func (*mysql) byteWise() string { return "" }
 
 func (*mysql) pruneBatch(events string) string {
 	return "DELETE FROM " + events + " WHERE processed_at < ? ORDER BY processed_at LIMIT ?"

@@ -31,8 +31,14 @@ func (*postgres) insertIfAbsent(insert string) string { return insert + " ON CON
 
 func (*postgres) inserted(res sql.Result, err error) (bool, error) { return insertedByCount(res, err) }
 
-func (*postgres) upsert(table string, cols []string) string { return upsertOnConflict(table, cols) }
-func (*postgres) upsertArgs(values []any) []any             { return values }
+func (*postgres) upsert(table string, cols []string, n int) string {
+	return upsertOnConflict(table, cols, n)
+}
+func (*postgres) upsertArgs(values []any, n int) []any { return values }
+
+// byteWise: the "C" collation compares bytes (a database's default may be
+// a language's, such as en_US).
+func (*postgres) byteWise() string { return ` COLLATE "C"` }
 
 func (*postgres) pruneBatch(events string) string {
 	return "DELETE FROM " + events + " WHERE id IN (SELECT id FROM " + events + " WHERE processed_at < ? LIMIT ?)"

@@ -41,8 +41,13 @@ func (*sqlite) insertIfAbsent(insert string) string { return insert + " ON CONFL
 
 func (*sqlite) inserted(res sql.Result, err error) (bool, error) { return insertedByCount(res, err) }
 
-func (*sqlite) upsert(table string, cols []string) string { return upsertOnConflict(table, cols) }
-func (*sqlite) upsertArgs(values []any) []any             { return values }
+func (*sqlite) upsert(table string, cols []string, n int) string {
+	return upsertOnConflict(table, cols, n)
+}
+func (*sqlite) upsertArgs(values []any, n int) []any { return values }
+
+// byteWise: SQLite's default collation, BINARY, compares bytes.
+func (*sqlite) byteWise() string { return "" }
 
 func (*sqlite) pruneBatch(events string) string {
 	return "DELETE FROM " + events + " WHERE id IN (SELECT id FROM " + events + " WHERE processed_at < ? LIMIT ?)"

@@ -324,14 +324,14 @@ func closeRows(rows *sql.Rows) error {
 	return err
 }
 
-// Park keeps ev, replacing any parked event with the same ID. ParkedAt is
-// kept in whole seconds.
+// Park keeps ev. Parking an ID again replaces its fields but keeps its
+// first ParkedAt (in whole seconds).
 func (s *Store) Park(ctx context.Context, ev billing.ParkedEvent) error {
 	payload := ev.Payload
 	if payload == nil {
 		payload = []byte{}
 	}
-	args := s.d.upsertArgs([]any{ev.ID, ev.Type, ev.CustomerID, ev.Reason, payload, toUnix(ev.ParkedAt)})
+	args := s.d.upsertArgs([]any{ev.ID, ev.Type, ev.CustomerID, ev.Reason, payload, toUnix(ev.ParkedAt)}, len(parkedCols)-2)
 	err := s.retry(ctx, func() error {
 		_, err := s.db.ExecContext(ctx, s.q.upsertParked, args...)
 		return err
@@ -342,9 +342,33 @@ func (s *Store) Park(ctx context.Context, ev billing.ParkedEvent) error {
 	return nil
 }
 
-// Parked returns the parked events, oldest first (by ParkedAt, then ID).
-func (s *Store) Parked(ctx context.Context) ([]billing.ParkedEvent, error) {
-	rows, err := s.db.QueryContext(ctx, s.q.selectParked)
+// ParkedEvent returns the parked event with ID id, payload included, or
+// [billing.ErrNotFound].
+func (s *Store) ParkedEvent(ctx context.Context, id string) (billing.ParkedEvent, error) {
+	var (
+		ev       billing.ParkedEvent
+		parkedAt int64
+	)
+	err := s.db.QueryRowContext(ctx, s.q.selectParked, id).Scan(&ev.ID, &ev.Type, &ev.CustomerID, &ev.Reason, &ev.Payload, &parkedAt)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return billing.ParkedEvent{}, billing.ErrNotFound
+	case err != nil:
+		return billing.ParkedEvent{}, fmt.Errorf("sqlstore: read parked event %s: %w", id, err)
+	}
+	ev.ParkedAt = fromUnix(parkedAt)
+	return ev, nil
+}
+
+// ParkedEvents returns up to limit parked events after the cursor, oldest
+// first (by ParkedAt, then ID compared byte-wise), without their payloads:
+// one statement on the parked_at index.
+func (s *Store) ParkedEvents(ctx context.Context, after billing.ParkedCursor, limit int) ([]billing.ParkedEvent, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	at := toUnix(after.ParkedAt)
+	rows, err := s.db.QueryContext(ctx, s.q.pageParked, at, at, after.ID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: read parked events: %w", err)
 	}
@@ -354,7 +378,7 @@ func (s *Store) Parked(ctx context.Context) ([]billing.ParkedEvent, error) {
 			ev       billing.ParkedEvent
 			parkedAt int64
 		)
-		if err := rows.Scan(&ev.ID, &ev.Type, &ev.CustomerID, &ev.Reason, &ev.Payload, &parkedAt); err != nil {
+		if err := rows.Scan(&ev.ID, &ev.Type, &ev.CustomerID, &ev.Reason, &parkedAt); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("sqlstore: read parked events: %w", err)
 		}
@@ -364,27 +388,53 @@ func (s *Store) Parked(ctx context.Context) ([]billing.ParkedEvent, error) {
 	if err := closeRows(rows); err != nil {
 		return nil, fmt.Errorf("sqlstore: read parked events: %w", err)
 	}
-	// The database sorted by parked_at; ties go by ID, byte-wise, whatever
-	// the database's collation.
-	slices.SortStableFunc(evs, func(a, b billing.ParkedEvent) int {
-		if c := a.ParkedAt.Compare(b.ParkedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
 	return evs, nil
 }
 
-// Unpark removes the parked event with ID eventID, if there is one.
-func (s *Store) Unpark(ctx context.Context, eventID string) error {
+// CountParked returns how many events are parked, reading no payload.
+func (s *Store) CountParked(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, s.q.countParked).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlstore: count parked events: %w", err)
+	}
+	return n, nil
+}
+
+// Unpark removes the parked event with ID id, if there is one.
+func (s *Store) Unpark(ctx context.Context, id string) error {
 	err := s.retry(ctx, func() error {
-		_, err := s.db.ExecContext(ctx, s.q.deleteParked, eventID)
+		_, err := s.db.ExecContext(ctx, s.q.deleteParked, id)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("sqlstore: unpark event %s: %w", eventID, err)
+		return fmt.Errorf("sqlstore: unpark event %s: %w", id, err)
 	}
 	return nil
+}
+
+// PruneParked removes the events parked before cutoff (whole seconds).
+func (s *Store) PruneParked(ctx context.Context, cutoff time.Time) (int64, error) {
+	var n int64
+	err := s.retry(ctx, func() error {
+		res, err := s.db.ExecContext(ctx, s.q.pruneParked, cutoff.Unix()+boolInt(cutoff.Truncate(time.Second).Before(cutoff)))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: prune parked events: %w", err)
+	}
+	return n, nil
+}
+
+// boolInt is 1 for true.
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // pruneBatchSize is how many event records one statement of PruneEvents

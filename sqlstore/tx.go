@@ -24,7 +24,7 @@ type queries struct {
 
 	insertGrant, grantsByUser string
 
-	upsertParked, selectParked, deleteParked string
+	upsertParked, selectParked, pageParked, countParked, deleteParked, pruneParked string
 }
 
 // subCols are the columns of the subscriptions table, in the order scanSub
@@ -87,9 +87,15 @@ func newQueries(d dialect, prefix string) queries {
 		insertGrant:  insert(grants, grantCols),
 		grantsByUser: "SELECT " + strings.Join(grantCols, ", ") + " FROM " + grants + " WHERE user_id = ?",
 
-		upsertParked: d.upsert(parked, parkedCols),
-		selectParked: "SELECT " + strings.Join(parkedCols, ", ") + " FROM " + parked + " ORDER BY parked_at",
+		// A parked event parked again keeps its parked_at (the last column).
+		upsertParked: d.upsert(parked, parkedCols, len(parkedCols)-2),
+		selectParked: "SELECT " + strings.Join(parkedCols, ", ") + " FROM " + parked + " WHERE id = ?",
+		pageParked: "SELECT id, type, customer_id, reason, parked_at FROM " + parked +
+			" WHERE parked_at > ? OR (parked_at = ? AND id" + d.byteWise() + " > ?)" +
+			" ORDER BY parked_at, id" + d.byteWise() + " LIMIT ?",
+		countParked:  "SELECT COUNT(*) FROM " + parked,
 		deleteParked: "DELETE FROM " + parked + " WHERE id = ?",
+		pruneParked:  "DELETE FROM " + parked + " WHERE parked_at < ?",
 	}
 	for _, p := range []*string{
 		&q.insertEvent, &q.selectEvent, &q.pruneEvents,
@@ -97,7 +103,7 @@ func newQueries(d dialect, prefix string) queries {
 		&q.lockUser, &q.userByCustomerForUpdate,
 		&q.selectSubForUpdate, &q.subsByUser, &q.insertSub, &q.updateSub,
 		&q.insertGrant, &q.grantsByUser,
-		&q.upsertParked, &q.selectParked, &q.deleteParked,
+		&q.upsertParked, &q.selectParked, &q.pageParked, &q.countParked, &q.deleteParked, &q.pruneParked,
 	} {
 		*p = d.bind(*p)
 	}

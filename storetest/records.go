@@ -439,11 +439,34 @@ func testGrantSyncFirst(t *testing.T, st billing.Store) {
 
 // ---- Park ----
 
+// parkedList reads every parked event: the pages of ParkedEvents (2 at a
+// time, to walk the cursor), each completed by ParkedEvent.
 func parkedList(t *testing.T, st billing.Store) []billing.ParkedEvent {
 	t.Helper()
-	evs, err := st.Parked(t.Context())
-	require.NoError(t, err)
-	return normParkedList(evs)
+	var out []billing.ParkedEvent
+	var after billing.ParkedCursor
+	for range 1000 {
+		page, err := st.ParkedEvents(t.Context(), after, 2)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(page), 2, "ParkedEvents returned more than its limit")
+		for _, ev := range page {
+			assert.Empty(t, ev.Payload, "pages carry no payload")
+			full, err := st.ParkedEvent(t.Context(), ev.ID)
+			require.NoError(t, err)
+			ev.Payload = full.Payload
+			assert.Equal(t, normParked(ev), normParked(full), "a page's event is ParkedEvent's without its payload")
+			out = append(out, normParked(full))
+		}
+		if len(page) < 2 {
+			n, err := st.CountParked(t.Context())
+			require.NoError(t, err)
+			assert.Equal(t, int64(len(out)), n, "CountParked counts what the pages list")
+			return out
+		}
+		after = page[len(page)-1].Cursor()
+	}
+	t.Fatal("ParkedEvents never ended")
+	return nil
 }
 
 func testParkRoundTrip(t *testing.T, st billing.Store) {
@@ -451,17 +474,30 @@ func testParkRoundTrip(t *testing.T, st billing.Store) {
 	ev := parked(n("evt"), n("cus"), 0)
 	require.NoError(t, st.Park(t.Context(), ev))
 	assert.Equal(t, []billing.ParkedEvent{ev}, parkedList(t, st))
+	got, err := st.ParkedEvent(t.Context(), ev.ID)
+	require.NoError(t, err)
+	assert.Equal(t, ev, normParked(got))
+	_, err = st.ParkedEvent(t.Context(), n("evt_unknown"))
+	assert.ErrorIs(t, err, billing.ErrNotFound)
 }
 
-func testParkReplaces(t *testing.T, st billing.Store) {
+// Parked again (a redelivery, a replay that parks it anew), an event's
+// fields are replaced but it keeps its first ParkedAt: it does not move
+// to the end of the list.
+func testParkAgainKeepsParkedAt(t *testing.T, st billing.Store) {
 	n := namer(t)
-	require.NoError(t, st.Park(t.Context(), parked(n("evt"), n("cus"), 0)))
+	first := parked(n("evt"), n("cus"), 0)
+	require.NoError(t, st.Park(t.Context(), first))
+	other := parked(n("evt_other"), n("cus"), 30)
+	require.NoError(t, st.Park(t.Context(), other))
 	again := parked(n("evt"), n("cus2"), 60)
 	again.Type = "invoice.paid"
 	again.Reason = "another reason"
 	again.Payload = []byte(`{"id":"replaced"}`)
 	require.NoError(t, st.Park(t.Context(), again))
-	assert.Equal(t, []billing.ParkedEvent{again}, parkedList(t, st))
+	want := again
+	want.ParkedAt = first.ParkedAt
+	assert.Equal(t, []billing.ParkedEvent{want, other}, parkedList(t, st))
 }
 
 func testParkedOldestFirst(t *testing.T, st billing.Store) {
@@ -469,10 +505,61 @@ func testParkedOldestFirst(t *testing.T, st billing.Store) {
 	e3 := parked(n("evt_a"), n("cus"), 300)
 	e1 := parked(n("evt_c"), n("cus"), 100)
 	e2 := parked(n("evt_b"), n("cus"), 200)
-	for _, ev := range []billing.ParkedEvent{e3, e1, e2} {
+	// Same second: by ID, byte-wise (upper case before lower case).
+	e4 := parked(n("evt_X"), n("cus"), 300)
+	e5 := parked(n("evt_d"), n("cus"), 300)
+	for _, ev := range []billing.ParkedEvent{e3, e5, e1, e4, e2} {
 		require.NoError(t, st.Park(t.Context(), ev))
 	}
-	assert.Equal(t, []billing.ParkedEvent{e1, e2, e3}, parkedList(t, st))
+	assert.Equal(t, []billing.ParkedEvent{e1, e2, e4, e3, e5}, parkedList(t, st))
+}
+
+// ParkedEvents pages by the cursor of the last event seen: a page never
+// exceeds its limit, and an event parked or unparked between pages
+// neither repeats nor hides another.
+func testParkedPages(t *testing.T, st billing.Store) {
+	n := namer(t)
+	ctx := t.Context()
+	var all []billing.ParkedEvent
+	for i := range 7 {
+		ev := parked(n(fmt.Sprintf("evt_%d", i)), n("cus"), 10*(i/2)) // pairs share a second
+		require.NoError(t, st.Park(ctx, ev))
+		all = append(all, ev)
+	}
+	page, err := st.ParkedEvents(ctx, billing.ParkedCursor{}, 3)
+	require.NoError(t, err)
+	require.Len(t, page, 3)
+	assert.Equal(t, []string{all[0].ID, all[1].ID, all[2].ID}, ids(page))
+
+	// Between pages: the next event goes, a new one comes at the end.
+	require.NoError(t, st.Unpark(ctx, all[3].ID))
+	late := parked(n("evt_late"), n("cus"), 1000)
+	require.NoError(t, st.Park(ctx, late))
+	page, err = st.ParkedEvents(ctx, page[2].Cursor(), 3)
+	require.NoError(t, err)
+	assert.Equal(t, []string{all[4].ID, all[5].ID, all[6].ID}, ids(page))
+	page, err = st.ParkedEvents(ctx, page[2].Cursor(), 3)
+	require.NoError(t, err)
+	assert.Equal(t, []string{late.ID}, ids(page))
+	page, err = st.ParkedEvents(ctx, page[0].Cursor(), 3)
+	require.NoError(t, err)
+	assert.Empty(t, page, "past the last")
+
+	// A cursor of an event that is gone still starts after its place.
+	page, err = st.ParkedEvents(ctx, all[3].Cursor(), 1)
+	require.NoError(t, err)
+	assert.Equal(t, []string{all[4].ID}, ids(page))
+	page, err = st.ParkedEvents(ctx, billing.ParkedCursor{}, 0)
+	require.NoError(t, err)
+	assert.Empty(t, page, "limit 0")
+}
+
+func ids(evs []billing.ParkedEvent) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.ID
+	}
+	return out
 }
 
 func testUnpark(t *testing.T, st billing.Store) {
@@ -484,6 +571,8 @@ func testUnpark(t *testing.T, st billing.Store) {
 
 	require.NoError(t, st.Unpark(t.Context(), e1.ID))
 	assert.Equal(t, []billing.ParkedEvent{e2}, parkedList(t, st))
+	_, err := st.ParkedEvent(t.Context(), e1.ID)
+	assert.ErrorIs(t, err, billing.ErrNotFound)
 	require.NoError(t, st.Unpark(t.Context(), e1.ID), "Unpark of an event no longer parked")
 	require.NoError(t, st.Unpark(t.Context(), n("evt_unknown")), "Unpark of an unknown event")
 	assert.Equal(t, []billing.ParkedEvent{e2}, parkedList(t, st))
@@ -491,8 +580,32 @@ func testUnpark(t *testing.T, st billing.Store) {
 	assert.Empty(t, parkedList(t, st))
 }
 
+func testPruneParked(t *testing.T, st billing.Store) {
+	n := namer(t)
+	ctx := t.Context()
+	old1, old2 := parked(n("evt_old1"), n("cus"), 10), parked(n("evt_old2"), n("cus"), 20)
+	edge, young := parked(n("evt_edge"), n("cus"), 30), parked(n("evt_young"), n("cus"), 40)
+	for _, ev := range []billing.ParkedEvent{young, old1, edge, old2} {
+		require.NoError(t, st.Park(ctx, ev))
+	}
+	pruned, err := st.PruneParked(ctx, at(30))
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), pruned, "parked strictly before the cutoff")
+	assert.Equal(t, []billing.ParkedEvent{edge, young}, parkedList(t, st))
+	pruned, err = st.PruneParked(ctx, at(30))
+	require.NoError(t, err)
+	assert.Zero(t, pruned)
+	pruned, err = st.PruneParked(ctx, at(30).Add(500*time.Millisecond))
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), pruned, "a cutoff within a second: the event of that second is before it")
+	assert.Equal(t, []billing.ParkedEvent{young}, parkedList(t, st))
+}
+
 func testParkedEmpty(t *testing.T, st billing.Store) {
 	assert.Empty(t, parkedList(t, st))
+	n, err := st.CountParked(t.Context())
+	require.NoError(t, err)
+	assert.Zero(t, n)
 }
 
 // ---- Facts ----
@@ -583,9 +696,8 @@ func testReturnsCopies(t *testing.T, st billing.Store) {
 	ev.Payload[0] = 'X'
 	evs := parkedList(t, st)
 	require.Equal(t, []billing.ParkedEvent{wantEv}, evs)
-	raw, err := st.Parked(t.Context())
+	raw, err := st.ParkedEvent(t.Context(), ev.ID)
 	require.NoError(t, err)
-	require.Len(t, raw, 1)
-	raw[0].Payload[0] = 'Y'
+	raw.Payload[0] = 'Y'
 	assert.Equal(t, []billing.ParkedEvent{wantEv}, parkedList(t, st))
 }

@@ -135,9 +135,11 @@ func groups() []group {
 		}},
 		{"Park", []test{
 			{"RoundTrip", testParkRoundTrip},
-			{"SameIDReplaces", testParkReplaces},
+			{"ParkAgainKeepsParkedAt", testParkAgainKeepsParkedAt},
 			{"OldestFirst", testParkedOldestFirst},
+			{"Pages", testParkedPages},
 			{"Unpark", testUnpark},
+			{"PruneParked", testPruneParked},
 			{"EmptyStore", testParkedEmpty},
 		}},
 		{"Facts", []test{

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gobilling/billing"
 )
@@ -113,36 +114,75 @@ func (s *Store) Facts(ctx context.Context, userID string) (billing.Facts, error)
 	return f, nil
 }
 
-// Park keeps ev, replacing a parked event with the same ID.
+// Park keeps ev; parked again, it keeps its first ParkedAt.
 func (s *Store) Park(ctx context.Context, ev billing.ParkedEvent) error {
 	return s.Apply(ctx, "", func(ctx context.Context, t billing.Tx) error {
+		parked := t.(*tx).d.parked
+		if old, ok := parked[ev.ID]; ok {
+			ev.ParkedAt = old.ParkedAt
+		}
 		ev.Payload = slices.Clone(ev.Payload)
-		t.(*tx).d.parked[ev.ID] = ev
+		parked[ev.ID] = ev
 		return nil
 	})
 }
 
-// Parked returns the parked events, oldest first.
-func (s *Store) Parked(ctx context.Context) ([]billing.ParkedEvent, error) {
-	evs := slices.Collect(maps.Values(s.read().parked))
+// ParkedEvent returns one parked event, or billing.ErrNotFound.
+func (s *Store) ParkedEvent(ctx context.Context, id string) (billing.ParkedEvent, error) {
+	ev, ok := s.read().parked[id]
+	if !ok {
+		return billing.ParkedEvent{}, billing.ErrNotFound
+	}
+	ev.Payload = slices.Clone(ev.Payload)
+	return ev, nil
+}
+
+// ParkedEvents returns up to limit parked events after the cursor, oldest
+// first, without payloads.
+func (s *Store) ParkedEvents(ctx context.Context, after billing.ParkedCursor, limit int) ([]billing.ParkedEvent, error) {
+	var evs []billing.ParkedEvent
+	for _, ev := range s.read().parked {
+		if c := ev.ParkedAt.Compare(after.ParkedAt); c > 0 || (c == 0 && ev.ID > after.ID) {
+			ev.Payload = nil
+			evs = append(evs, ev)
+		}
+	}
 	slices.SortFunc(evs, func(a, b billing.ParkedEvent) int {
 		if c := a.ParkedAt.Compare(b.ParkedAt); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	for i := range evs {
-		evs[i].Payload = slices.Clone(evs[i].Payload)
-	}
-	return evs, nil
+	return evs[:min(len(evs), max(limit, 0))], nil
+}
+
+// CountParked returns how many events are parked.
+func (s *Store) CountParked(ctx context.Context) (int64, error) {
+	return int64(len(s.read().parked)), nil
 }
 
 // Unpark removes a parked event.
-func (s *Store) Unpark(ctx context.Context, eventID string) error {
+func (s *Store) Unpark(ctx context.Context, id string) error {
 	return s.Apply(ctx, "", func(ctx context.Context, t billing.Tx) error {
-		delete(t.(*tx).d.parked, eventID)
+		delete(t.(*tx).d.parked, id)
 		return nil
 	})
+}
+
+// PruneParked removes the events parked before cutoff.
+func (s *Store) PruneParked(ctx context.Context, cutoff time.Time) (int64, error) {
+	var n int64
+	err := s.Apply(ctx, "", func(ctx context.Context, t billing.Tx) error {
+		n = 0
+		for id, ev := range t.(*tx).d.parked {
+			if ev.ParkedAt.Before(cutoff) {
+				delete(t.(*tx).d.parked, id)
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
 }
 
 // tx is one transaction: a private copy of the data.

@@ -126,7 +126,7 @@ func (a *app) devPanel(w http.ResponseWriter, r *http.Request) {
 	for _, e := range slices.Backward(events[max(len(events)-30, 0):]) {
 		v.Events = append(v.Events, devEvent{ID: e.ID, Type: e.Type, Created: time.Unix(e.Created, 0), Delivered: delivered[e.ID]})
 	}
-	parked, err := a.b.Parked(r.Context())
+	parked, _, err := a.b.ParkedEvents(r.Context(), "", 50)
 	if err != nil {
 		a.billingUnavailable(w, r, "list parked events", err)
 		return

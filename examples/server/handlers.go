@@ -409,15 +409,15 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	status := map[string]any{"status": "ok", "stripe": mode, "database": string(a.dialect)}
 	code := http.StatusOK
 	_, err := a.users.count(ctx)
-	var parked []billing.ParkedEvent
+	var parked int64
 	if err == nil {
-		parked, err = a.b.Parked(ctx)
+		parked, err = a.b.CountParked(ctx)
 	}
 	if err != nil {
 		a.log.Error("health check", "error", err.Error())
 		status["status"], code = "unavailable", http.StatusServiceUnavailable
 	} else {
-		status["parked_events"] = len(parked)
+		status["parked_events"] = parked
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
