@@ -20,6 +20,7 @@ import (
 // upgrade breaks no user and no custom store. (billingtest imitates
 // Stripe and may.)
 func TestNoStripeGoInTheAPI(t *testing.T) {
+	t.Parallel()
 	for _, dir := range []string{".", "memstore", "sqlstore", "storetest"} {
 		fset := token.NewFileSet()
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))

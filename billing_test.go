@@ -30,6 +30,7 @@ func goodConfig() Config {
 }
 
 func TestNewValidates(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		mod    func(*Config)
@@ -77,6 +78,7 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestNewDefaults(t *testing.T) {
+	t.Parallel()
 	b, err := New(goodConfig(), nopStore{}, nopUsers)
 	require.NoError(t, err)
 	assert.Equal(t, DefaultGraceAttempts, b.cfg.GraceAttempts)
@@ -101,6 +103,7 @@ func TestNewDefaults(t *testing.T) {
 }
 
 func TestUserResolverFunc(t *testing.T) {
+	t.Parallel()
 	r, _ := http.NewRequest("GET", "/", nil)
 	_, err := nopUsers.RequestUser(r)
 	assert.True(t, errors.Is(err, ErrNoUser))
@@ -114,6 +117,7 @@ func TestUserResolverFunc(t *testing.T) {
 }
 
 func TestAPIVersionError(t *testing.T) {
+	t.Parallel()
 	err := &APIVersionError{Got: "2024-06-20", Want: "2025-08-27.basil"}
 	assert.True(t, strings.Contains(err.Error(), `create the webhook endpoint with api_version "2025-08-27.basil"`))
 	assert.Equal(t, "basil", train("2025-08-27.basil"))
@@ -123,6 +127,7 @@ func TestAPIVersionError(t *testing.T) {
 // list resumes a listing that failed midway after the last item it
 // yielded, and gives up after the configured retries.
 func TestListResumesAfterTheLastItem(t *testing.T) {
+	t.Parallel()
 	b := &Billing{clock: noWait{}, retries: 2, log: slog.New(slog.DiscardHandler)}
 	var afters []string
 	fails := 1

@@ -272,8 +272,11 @@ func resultOf(s *stripe.CheckoutSession) CheckoutResult {
 // ownedSession retrieves a session (with what SyncCheckout needs
 // expanded) and checks that its customer is the user's.
 func (b *Billing) ownedSession(ctx context.Context, userID, sessionID string, expand ...string) (*stripe.CheckoutSession, error) {
-	if userID == "" || !strings.HasPrefix(sessionID, "cs_") {
-		return nil, fmt.Errorf("%w: %q is not a Checkout Session ID of user %q", ErrSessionNotOwned, sessionID, userID)
+	switch {
+	case userID == "":
+		return nil, fmt.Errorf("%w (%w): empty user ID", ErrInvalidArgument, ErrSessionNotOwned)
+	case !strings.HasPrefix(sessionID, "cs_") || !storable(sessionID):
+		return nil, fmt.Errorf("%w (%w): %q is not a Checkout Session ID (cs_...)", ErrInvalidArgument, ErrSessionNotOwned, sessionID)
 	}
 	customer, err := b.store.CustomerID(ctx, userID)
 	if errors.Is(err, ErrNotFound) {

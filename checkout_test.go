@@ -243,6 +243,7 @@ func (e *coEnv) subscriptionOf(t *testing.T, sessionID string) string {
 }
 
 func TestCheckoutSubscriptionCreatesCustomerThenSession(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	ctx := context.Background()
 
@@ -311,6 +312,7 @@ func TestCheckoutSubscriptionCreatesCustomerThenSession(t *testing.T) {
 }
 
 func TestCheckoutURLsAndOptions(t *testing.T) {
+	t.Parallel()
 	t.Run("site URL with a path and configured paths", func(t *testing.T) {
 		e := newCoEnv(t, func(c *billing.Config) {
 			c.SiteURL = "https://example.org/app/"
@@ -350,6 +352,7 @@ func TestCheckoutURLsAndOptions(t *testing.T) {
 }
 
 func TestCheckoutDoubleClickMakesOneCustomerAndOneSession(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	const clicks = 4
 	var (
@@ -389,6 +392,7 @@ func TestCheckoutDoubleClickMakesOneCustomerAndOneSession(t *testing.T) {
 }
 
 func TestCheckoutLaterReusesStoredCustomer(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	first := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
 	customer := e.customerOf(t, "u1")
@@ -424,6 +428,7 @@ func TestCheckoutLaterReusesStoredCustomer(t *testing.T) {
 }
 
 func TestCheckoutPaymentMode(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack", Quantity: 3})
 	s := e.fake.CheckoutSession(cs.ID)
@@ -454,6 +459,7 @@ func (s staleFactsStore) Facts(ctx context.Context, userID string) (billing.Fact
 }
 
 func TestCheckoutUsesCustomerLinkedMeanwhile(t *testing.T) {
+	t.Parallel()
 	// The user's name changes between two checkouts whose reads both saw
 	// no customer: the second makes another customer, cannot link it, and
 	// uses the one linked first.
@@ -482,6 +488,7 @@ func TestCheckoutUsesCustomerLinkedMeanwhile(t *testing.T) {
 }
 
 func TestCheckoutRejectsBadInputWithoutCallingStripe(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		user string
@@ -515,6 +522,7 @@ func TestCheckoutRejectsBadInputWithoutCallingStripe(t *testing.T) {
 }
 
 func TestCheckoutUnknownUser(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	_, err := e.b.Checkout(context.Background(), "ghost7", billing.CheckoutOptions{PriceID: "price_pro"})
 	require.Error(t, err)
@@ -528,6 +536,7 @@ func TestCheckoutUnknownUser(t *testing.T) {
 }
 
 func TestCheckoutAlreadySubscribed(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	subscribe := map[string]func(t *testing.T, e *coEnv, sessionID string){
 		"after webhooks": func(t *testing.T, e *coEnv, id string) {
@@ -607,6 +616,7 @@ func TestCheckoutAlreadySubscribed(t *testing.T) {
 }
 
 func TestCheckoutStripeFailure(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	ctx := context.Background()
 	e.fake.SetFail("POST /v1/checkout/sessions", 500, 1)
@@ -663,6 +673,7 @@ func TestCheckoutStripeFailure(t *testing.T) {
 }
 
 func TestCheckoutRetriesConflictsAndRateLimits(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		route  string
 		status int
@@ -721,6 +732,7 @@ func TestCheckoutRetriesConflictsAndRateLimits(t *testing.T) {
 }
 
 func TestCheckoutStatus(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	ctx := context.Background()
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
@@ -746,18 +758,26 @@ func TestCheckoutStatus(t *testing.T) {
 	for _, tt := range []struct {
 		name, user, id string
 		stripeCall     bool
+		invalid        bool // ErrInvalidArgument too
 	}{
-		{"another user's session", "u2", cs.ID, true},
-		{"a user without a customer", "u3", cs.ID, false},
-		{"unknown session", "u1", "cs_test_doesnotexist", true},
-		{"malformed ID", "u1", "x", false},
-		{"a subscription ID", "u1", "sub_123", false},
-		{"empty user", "", cs.ID, false},
+		{"another user's session", "u2", cs.ID, true, false},
+		{"a user without a customer", "u3", cs.ID, false, false},
+		{"unknown session", "u1", "cs_test_doesnotexist", true, false},
+		{"malformed ID", "u1", "x", false, true},
+		{"empty ID", "u1", "", false, true},
+		{"a subscription ID", "u1", "sub_123", false, true},
+		{"a NUL byte", "u1", "cs_\x00", false, true},
+		{"empty user", "", cs.ID, false, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e.fake.ResetCalls()
 			res, err := e.b.CheckoutStatus(ctx, tt.user, tt.id)
 			assert.ErrorIs(t, err, billing.ErrSessionNotOwned)
+			if tt.invalid {
+				assert.ErrorIs(t, err, billing.ErrInvalidArgument)
+			} else {
+				assert.NotErrorIs(t, err, billing.ErrInvalidArgument)
+			}
 			assert.Equal(t, billing.CheckoutResult{}, res)
 			if tt.stripeCall {
 				assert.Equal(t, 1, e.fake.TotalCalls())
@@ -799,6 +819,7 @@ func TestCheckoutStatus(t *testing.T) {
 }
 
 func TestSyncCheckoutSubscription(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	ctx := context.Background()
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
@@ -837,6 +858,7 @@ func TestSyncCheckoutSubscription(t *testing.T) {
 }
 
 func TestSyncCheckoutTrial(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	ctx := context.Background()
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro", TrialDays: 14})
@@ -856,6 +878,7 @@ func TestSyncCheckoutTrial(t *testing.T) {
 }
 
 func TestSyncCheckoutOneTimeGrantsOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	want := billing.Membership{UserID: "u1", Credits: 300, HasCustomer: true}
 	orders := map[string]func(t *testing.T, e *coEnv, id string, evs []billingtest.Event){
@@ -965,6 +988,7 @@ func TestSyncCheckoutOneTimeGrantsOnce(t *testing.T) {
 }
 
 func TestSyncCheckoutOpenSession(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	ctx := context.Background()
 	for _, price := range []string{"price_pro", "price_pack"} {
@@ -983,6 +1007,7 @@ func TestSyncCheckoutOpenSession(t *testing.T) {
 }
 
 func TestSyncCheckoutNotOwned(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	ctx := context.Background()
 	sub := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
@@ -1002,6 +1027,11 @@ func TestSyncCheckoutNotOwned(t *testing.T) {
 	e.fake.ResetCalls()
 	_, _, err := e.b.SyncCheckout(ctx, "u1", "x")
 	assert.ErrorIs(t, err, billing.ErrSessionNotOwned)
+	assert.ErrorIs(t, err, billing.ErrInvalidArgument)
+	_, _, err = e.b.SyncCheckout(ctx, "", sub.ID)
+	assert.ErrorIs(t, err, billing.ErrInvalidArgument)
+	_, _, err = e.b.SyncCheckout(ctx, "u1", "")
+	assert.ErrorIs(t, err, billing.ErrInvalidArgument)
 	_, _, err = e.b.SyncCheckout(ctx, "u3", sub.ID)
 	assert.ErrorIs(t, err, billing.ErrSessionNotOwned)
 	assert.Equal(t, 0, e.fake.TotalCalls(), "no Stripe call for a malformed ID or a user without a customer")
@@ -1026,6 +1056,7 @@ func TestSyncCheckoutNotOwned(t *testing.T) {
 }
 
 func TestSyncCheckoutStripeFailure(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	ctx := context.Background()
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack"})
@@ -1053,6 +1084,7 @@ func portalSession(t *testing.T, e *coEnv, portalURL string) map[string]any {
 }
 
 func TestPortalNoCustomer(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	ctx := context.Background()
 	u, err := e.b.Portal(ctx, "u1", billing.PortalOptions{})
@@ -1067,6 +1099,7 @@ func TestPortalNoCustomer(t *testing.T) {
 }
 
 func TestPortal(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	ctx := context.Background()
 	e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
@@ -1104,6 +1137,7 @@ func TestPortal(t *testing.T) {
 }
 
 func TestPortalReturnPath(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t, func(c *billing.Config) { c.SiteURL = "https://app.example/base/"; c.ReturnPath = "settings" })
 	e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
 	u, err := e.b.Portal(context.Background(), "u1", billing.PortalOptions{})
@@ -1112,6 +1146,7 @@ func TestPortalReturnPath(t *testing.T) {
 }
 
 func TestPortalStripeFailure(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	ctx := context.Background()
 	e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
@@ -1153,6 +1188,7 @@ func TestPortalStripeFailure(t *testing.T) {
 // session back: Stripe replays a key's first answer, so Checkout looks a
 // replayed session up and makes a new one when it is finished.
 func TestCheckoutRepeatAfterCompletionGetsNewSession(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	ctx := context.Background()
 	for _, opts := range []billing.CheckoutOptions{

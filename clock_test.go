@@ -13,6 +13,7 @@ import (
 )
 
 func TestSystemClockSleep(t *testing.T) {
+	t.Parallel()
 	var c billing.SystemClock
 	require.NoError(t, c.Sleep(context.Background(), 0))
 	require.NoError(t, c.Sleep(context.Background(), -time.Second))
@@ -32,6 +33,7 @@ func TestSystemClockSleep(t *testing.T) {
 // billing gives up at once with both errors, so a handler's deadline holds
 // with retries included.
 func TestStripeRetriesStopAtTheDeadline(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t, func(c *billing.Config) { c.Clock = billing.SystemClock{} })
 	e.fake.SetFail("POST /v1/checkout/sessions", http.StatusConflict, 100)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -47,6 +49,7 @@ func TestStripeRetriesStopAtTheDeadline(t *testing.T) {
 // Retries wait on the injected clock: with billingtest's, the simulated
 // time moves and the test does not sleep.
 func TestStripeRetriesWaitOnTheClock(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	e.fake.SetFail("POST /v1/checkout/sessions", http.StatusTooManyRequests, 2)
 	before := e.fake.Now()

@@ -150,6 +150,7 @@ func smSubscription(id, customer, status, price string, periodEnd int64) string 
 // with fixtures, so nothing here checks state: only that the requests
 // were made and accepted.
 func TestStripeMockConformance(t *testing.T) {
+	t.Parallel()
 	mockURL := testenv.Service(t, "BILLING_TEST_STRIPE_MOCK", smHow)
 	ctx := context.Background()
 	rec := &smRecorder{next: http.DefaultTransport.(*http.Transport).Clone()}

@@ -117,6 +117,12 @@ func (b *Billing) applySubscriptionEvent(ctx context.Context, ev stripe.Event, s
 // putSubscription reconciles a subscription fact with the stored record
 // and saves what reconcileSubscription decides, or returns errFetch.
 func putSubscription(ctx context.Context, tx Tx, f subFact) error {
+	if bad := unstorableSub(f.Sub); bad != "" {
+		return &errUnstorable{bad}
+	}
+	if f.Invoice != nil && !storable(f.Invoice.ID) {
+		return &errUnstorable{fmt.Sprintf("cannot store the invoice %q", f.Invoice.ID)}
+	}
 	user, err := userOf(ctx, tx, f.Sub.CustomerID)
 	if err != nil {
 		return err
@@ -219,6 +225,9 @@ func (b *Billing) applyInvoice(ctx context.Context, ev stripe.Event, inv *stripe
 		customer = inv.Customer.ID
 	}
 	facts := invoiceFacts(inv)
+	if bad := unstorable("subscription", subID, "customer", customer, "invoice", facts.ID); bad != "" {
+		return &errUnstorable{"cannot store the " + bad}
+	}
 	return b.apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
 		if subID == "" {
 			return nil // an invoice outside subscriptions: nothing to keep
@@ -248,6 +257,9 @@ func (b *Billing) applyCheckout(ctx context.Context, ev stripe.Event, s *stripe.
 	customer := ""
 	if s.Customer != nil {
 		customer = s.Customer.ID
+	}
+	if bad := unstorable("customer", customer, "client_reference_id", s.ClientReferenceID); bad != "" {
+		return &errUnstorable{"cannot store the " + bad}
 	}
 	paid := s.PaymentStatus == stripe.CheckoutSessionPaymentStatusPaid || ev.Type == evCheckoutAsyncOK
 	var grant *Grant

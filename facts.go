@@ -2,8 +2,11 @@ package billing
 
 import (
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stripe/stripe-go/v82"
 )
@@ -106,9 +109,12 @@ func grantFacts(s *stripe.CheckoutSession, at time.Time, plans map[string]Plan) 
 		g.CustomerID = s.Customer.ID
 	}
 	if price := s.Metadata[metaPriceID]; price != "" {
-		q, err := strconv.ParseInt(s.Metadata[metaQuantity], 10, 64)
-		if err != nil || q < 1 {
-			q = 1
+		q := int64(1) // sessions made before billing recorded the quantity
+		if raw := s.Metadata[metaQuantity]; raw != "" {
+			var err error
+			if q, err = positiveInt(raw); err != nil {
+				return Grant{}, false, &errUnstorable{fmt.Sprintf("checkout session %s: quantity %q in its metadata: %v", s.ID, raw, err)}
+			}
 		}
 		g.PriceID, g.Quantity = price, q
 	} else {
@@ -116,11 +122,95 @@ func grantFacts(s *stripe.CheckoutSession, at time.Time, plans map[string]Plan) 
 		if items == nil || len(items.Data) == 0 || items.Data[0].Price == nil {
 			return Grant{}, false, fmt.Errorf("billing: checkout session %s has no line items", s.ID)
 		}
-		g.PriceID, g.Quantity = items.Data[0].Price.ID, max(items.Data[0].Quantity, 1)
+		g.PriceID, g.Quantity = items.Data[0].Price.ID, items.Data[0].Quantity
+		if g.Quantity < 1 {
+			return Grant{}, false, &errUnstorable{fmt.Sprintf("checkout session %s: line item quantity %d", s.ID, g.Quantity)}
+		}
 	}
 	p, known := plans[g.PriceID]
 	if known {
+		if p.Credits != 0 && g.Quantity > math.MaxInt64/p.Credits {
+			return Grant{}, false, &errUnstorable{fmt.Sprintf("checkout session %s: %d × %d credits overflows", s.ID, g.Quantity, p.Credits)}
+		}
 		g.Credits = p.Credits * g.Quantity
 	}
+	if bad := unstorable("checkout session", g.CheckoutSessionID, "customer", g.CustomerID, "price", g.PriceID, "currency", g.Currency); bad != "" {
+		return Grant{}, false, &errUnstorable{"cannot store the " + bad}
+	}
 	return g, known, nil
+}
+
+// positiveInt parses a positive decimal integer written in ASCII digits.
+func positiveInt(s string) (int64, error) {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return 0, fmt.Errorf("not a positive integer in ASCII digits")
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	if n < 1 {
+		return 0, fmt.Errorf("not positive")
+	}
+	return n, nil
+}
+
+// errUnstorable is what Stripe sent that billing cannot store or make
+// sense of (an unstorable ID, an invalid quantity, an overflow): retrying
+// cannot help, so the event is parked with this reason.
+type errUnstorable struct{ reason string }
+
+func (e *errUnstorable) Error() string { return e.reason }
+
+// unstorableSub says what of s cannot be stored, or "".
+func unstorableSub(s Subscription) string {
+	if bad := unstorable("subscription", s.ID, "customer", s.CustomerID, "status", string(s.Status),
+		"latest invoice", s.LatestInvoiceID, "invoice", s.Invoice.ID); bad != "" {
+		return "cannot store the " + bad
+	}
+	for _, it := range s.Items {
+		if !storable(it.PriceID) {
+			return fmt.Sprintf("cannot store the price %q", it.PriceID)
+		}
+	}
+	return ""
+}
+
+// maxStoredLen is the longest text billing stores for an ID (Stripe's are
+// far shorter; sqlstore's MySQL columns hold 255 bytes).
+const maxStoredLen = 255
+
+// storable reports whether s can be stored as an ID by any store: valid
+// UTF-8, no NUL byte (PostgreSQL's text refuses it), at most maxStoredLen
+// bytes. What Stripe sends that is not is parked with a reason rather
+// than answered 500 forever.
+func storable(s string) bool {
+	return len(s) <= maxStoredLen && utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// unstorable returns the first of the named values that is not storable,
+// as "name \"value\"", or "".
+func unstorable(kv ...string) string {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if !storable(kv[i+1]) {
+			return fmt.Sprintf("%s %q", kv[i], kv[i+1])
+		}
+	}
+	return ""
+}
+
+// storableText is s made storable: invalid UTF-8 and NUL bytes become
+// U+FFFD, and it is cut to maxStoredLen bytes on a rune boundary.
+func storableText(s string) string {
+	if storable(s) {
+		return s
+	}
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+	for len(s) > maxStoredLen {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
 }

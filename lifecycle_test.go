@@ -17,6 +17,7 @@ import (
 // call of the Store's own methods from inside fn (fn must use only its
 // tx).
 func TestLifecyclesOnAHostileStore(t *testing.T) {
+	t.Parallel()
 	storetest.RunLifecycles(t, func(t *testing.T) billing.Store { return &hostileStore{Store: memstore.New(), t: t} }, storetest.LifecycleOptions{})
 }
 

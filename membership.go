@@ -2,6 +2,7 @@ package billing
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -127,6 +128,12 @@ func (p policy) compute(f Facts, now time.Time) Membership {
 	best.UserID = f.UserID
 	best.HasCustomer = f.CustomerID != ""
 	for _, g := range f.Grants {
+		// Saturating: each grant's credits are checked when granted, their
+		// sum can still pass the largest int64.
+		if g.Credits > 0 && best.Credits > math.MaxInt64-g.Credits {
+			best.Credits = math.MaxInt64
+			continue
+		}
 		best.Credits += g.Credits
 	}
 	return best

@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -43,6 +44,7 @@ func failing(attempts int64, next time.Time) func(*Subscription) {
 // TestMembershipTable has one row per line of the membership table in
 // DESIGN.md, with the expected Membership written out by hand.
 func TestMembershipTable(t *testing.T) {
+	t.Parallel()
 	trialEnd := t0.Add(14 * day)
 	cancelAt := t0.Add(10 * day)
 	tests := []struct {
@@ -186,6 +188,7 @@ func TestMembershipTable(t *testing.T) {
 }
 
 func TestMembershipEdges(t *testing.T) {
+	t.Parallel()
 	t.Run("period is the earliest item end, tier the highest item tier", func(t *testing.T) {
 		s := sub("sub_1", "active", func(s *Subscription) {
 			s.Items = []Item{
@@ -301,6 +304,7 @@ func TestMembershipEdges(t *testing.T) {
 }
 
 func TestStatusText(t *testing.T) {
+	t.Parallel()
 	for s := StatusNone; s <= StatusCanceled; s++ {
 		b, err := s.MarshalText()
 		assert.NoError(t, err)
@@ -312,4 +316,18 @@ func TestStatusText(t *testing.T) {
 	assert.Equal(t, "Status(42)", Status(42).String())
 	var s Status
 	assert.Error(t, s.UnmarshalText([]byte("gold")))
+}
+
+// Credits add up without wrapping around: past the largest int64 they
+// stay there.
+func TestCreditsSaturate(t *testing.T) {
+	t.Parallel()
+	f := Facts{UserID: "u1", Grants: []Grant{
+		{CheckoutSessionID: "cs_1", Credits: math.MaxInt64 - 5},
+		{CheckoutSessionID: "cs_2", Credits: 10},
+		{CheckoutSessionID: "cs_3", Credits: 7},
+	}}
+	assert.Equal(t, int64(math.MaxInt64), testPl.compute(f, t0).Credits)
+	f.Grants = f.Grants[1:]
+	assert.Equal(t, int64(17), testPl.compute(f, t0).Credits)
 }

@@ -23,6 +23,7 @@ func (brokenResolver) RequestUser(*http.Request) (string, error) {
 }
 
 func TestRequireMember(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	store := memstore.New()
 	ctx := context.Background()

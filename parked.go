@@ -18,7 +18,10 @@ import (
 // and replayed once the cause is fixed.
 
 func (b *Billing) park(ctx context.Context, ev stripe.Event, raw []byte, customer, reason string) error {
-	p := ParkedEvent{ID: ev.ID, Type: string(ev.Type), CustomerID: customer, Reason: reason, Payload: raw, ParkedAt: b.now().UTC().Truncate(time.Second)}
+	// The payload is kept byte for byte; the text fields are made
+	// storable, since parking must not fail on what a signed event holds.
+	p := ParkedEvent{ID: storableText(ev.ID), Type: storableText(string(ev.Type)), CustomerID: storableText(customer),
+		Reason: storableText(reason), Payload: raw, ParkedAt: b.now().UTC().Truncate(time.Second)}
 	if err := b.store.Park(ctx, p); err != nil {
 		return fmt.Errorf("park event %s: %w", ev.ID, err)
 	}
@@ -166,8 +169,8 @@ func (b *Billing) PruneParked(ctx context.Context, cutoff time.Time) (int64, err
 // LinkCustomer links a user to an existing Stripe customer (one created in
 // the Dashboard, say), so that its parked events can be replayed.
 func (b *Billing) LinkCustomer(ctx context.Context, userID, customerID string) error {
-	if userID == "" || !strings.HasPrefix(customerID, "cus_") {
-		return fmt.Errorf("billing: LinkCustomer: need a user ID and a customer ID (cus_...), got %q and %q", userID, customerID)
+	if userID == "" || !storable(userID) || !strings.HasPrefix(customerID, "cus_") || !storable(customerID) {
+		return fmt.Errorf("%w: LinkCustomer: need a user ID and a customer ID (cus_...), got %q and %q", ErrInvalidArgument, userID, customerID)
 	}
 	if err := b.linkCustomer(ctx, userID, customerID); err != nil {
 		return fmt.Errorf("billing: link user %q to %s: %w", userID, customerID, err)

@@ -25,6 +25,7 @@ func (c *settableClock) Sleep(ctx context.Context, d time.Duration) error {
 // An operator's view of parked events: bounded pages without payloads,
 // one event with its payload, a count, discard, prune.
 func TestParkedEventsOperations(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	clock := &settableClock{now: time.Date(2026, 4, 1, 10, 0, 0, 0, time.UTC)}
 	e := newHandlerEnv(t, memstore.New(), func(c *billing.Config) { c.Clock = clock })
@@ -87,6 +88,7 @@ func TestParkedEventsOperations(t *testing.T) {
 
 // A parked event delivered again keeps its place: its first ParkedAt.
 func TestRedeliveredParkedEventKeepsParkedAt(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	clock := &settableClock{now: time.Date(2026, 4, 1, 10, 0, 0, 0, time.UTC)}
 	e := newHandlerEnv(t, memstore.New(), func(c *billing.Config) { c.Clock = clock })
@@ -104,6 +106,7 @@ func TestRedeliveredParkedEventKeepsParkedAt(t *testing.T) {
 // there is nothing to apply: it is parked (200), not answered 500 for
 // the three days Stripe retries.
 func TestEventWithoutObjectIsParked(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newHandlerEnv(t, memstore.New())
 	now := time.Now().Unix()
@@ -129,4 +132,27 @@ func idsOf(evs []billing.ParkedEvent) []string {
 		out[i] = ev.ID
 	}
 	return out
+}
+
+// LinkCustomer refuses what cannot be a user and a Stripe customer, with
+// ErrInvalidArgument, and links nothing.
+func TestLinkCustomerInvalidArguments(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := memstore.New()
+	e := newHandlerEnv(t, store)
+	for _, tc := range []struct{ user, customer string }{
+		{"", "cus_1"},
+		{"u1", ""},
+		{"u1", "sub_1"},
+		{"u\x00", "cus_1"},
+		{"u1", "cus_\x00"},
+		{"u1", "cus_\xff"},
+	} {
+		err := e.b.LinkCustomer(ctx, tc.user, tc.customer)
+		assert.ErrorIs(t, err, billing.ErrInvalidArgument, "%q %q", tc.user, tc.customer)
+	}
+	_, err := store.CustomerID(ctx, "u1")
+	assert.ErrorIs(t, err, billing.ErrNotFound, "nothing linked")
+	require.NoError(t, e.b.LinkCustomer(ctx, "u1", "cus_1"))
 }

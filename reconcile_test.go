@@ -32,6 +32,7 @@ func closed(i *Invoice) { i.Closed, i.NextPaymentAttempt = true, time.Time{} }
 
 // Every rule of the subscription order, one row each.
 func TestReconcileSubscription(t *testing.T) {
+	t.Parallel()
 	active := func(v float64, mods ...func(*Subscription)) Subscription {
 		return sub("sub_1", SubscriptionActive, append([]func(*Subscription){withVersion(at(v))}, mods...)...)
 	}
@@ -99,6 +100,7 @@ func ptr[T any](v T) *T { return &v }
 // that its attempts are known at once; a fetched one, or one whose
 // invoice is stored, does not.
 func TestReconcilePastDueNeedsItsInvoice(t *testing.T) {
+	t.Parallel()
 	stored := sub("sub_1", SubscriptionActive, withVersion(at(10)), withLatest("in_1"))
 	stored.Invoice = inv("in_1", 0, 0, paid)
 	pastDue := sub("sub_1", SubscriptionPastDue, withVersion(at(20)), withLatest("in_2"))
@@ -126,6 +128,7 @@ func TestReconcilePastDueNeedsItsInvoice(t *testing.T) {
 // A subscription fetched with its latest invoice brings the invoice's
 // facts, which follow their own order whatever the state's verdict.
 func TestReconcileFetchedInvoice(t *testing.T) {
+	t.Parallel()
 	stored := sub("sub_1", SubscriptionPastDue, withVersion(at(10)), withLatest("in_2"))
 	stored.Invoice = inv("in_2", 5, 2)
 
@@ -150,6 +153,7 @@ func TestReconcileFetchedInvoice(t *testing.T) {
 // The order of one subscription's invoice facts: a later invoice, then
 // for one invoice more attempts, then closed, then paid.
 func TestInvoiceOrder(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name string
 		a, b Invoice
@@ -177,6 +181,7 @@ func TestInvoiceOrder(t *testing.T) {
 }
 
 func TestReconcileInvoice(t *testing.T) {
+	t.Parallel()
 	got, write := reconcileInvoice(Subscription{}, false, "sub_1", "u1", "cus_1", inv("in_1", 1, 1))
 	assert.True(t, write)
 	assert.Equal(t, Subscription{ID: "sub_1", UserID: "u1", CustomerID: "cus_1", Invoice: inv("in_1", 1, 1)}, got,
@@ -200,6 +205,7 @@ func TestReconcileInvoice(t *testing.T) {
 // reconcileSubscription and reconcileInvoice, fetching from Stripe when
 // asked, ends with Stripe's last state and the latest invoice facts.
 func TestReconcileFoldsToTheLastState(t *testing.T) {
+	t.Parallel()
 	rapid.Check(t, func(rt *rapid.T) {
 		life := genLifecycle(rt)
 		order := rapid.Permutation(life.events).Draw(rt, "order")

@@ -17,6 +17,7 @@ import (
 // CatchUp reads Stripe's events and applies the missed ones; a second run
 // finds only duplicates and makes no call but the listing.
 func TestCatchUpRecoversMissedDeliveries(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	ctx := context.Background()
 	since := e.fake.Now()
@@ -64,6 +65,7 @@ func TestCatchUpRecoversMissedDeliveries(t *testing.T) {
 }
 
 func TestCatchUpParksUnknownCustomersAndReportsFailures(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	ctx := context.Background()
 	since := e.fake.Now()
@@ -114,6 +116,7 @@ func TestCatchUpParksUnknownCustomersAndReportsFailures(t *testing.T) {
 // Sync reads one user's subscriptions from Stripe: the state is right
 // even with every webhook lost.
 func TestSync(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	ctx := context.Background()
 	m, err := e.b.Sync(ctx, "nobody")
@@ -148,6 +151,7 @@ func TestSync(t *testing.T) {
 // An event rendered at another API version (CatchUp lists events at the
 // account's default version) is not read: its object is fetched anew.
 func TestReplayOfAnotherAPIVersionFetchesTheObject(t *testing.T) {
+	t.Parallel()
 	e := newCoEnv(t)
 	ctx := context.Background()
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})

@@ -158,6 +158,20 @@ func (b *Billing) process(ctx context.Context, ev stripe.Event, raw []byte) (Out
 		}
 		return OutcomeParked, nil
 	}
+	if !storable(ev.ID) {
+		// Never one of Stripe's, but signed: kept, under a storable ID.
+		if err := b.park(ctx, ev, raw, "", "the event's ID cannot be stored"); err != nil {
+			return 0, err
+		}
+		return OutcomeParked, nil
+	}
+	if ev.Created <= 0 {
+		// Stripe always sends it; without it nothing can be ordered.
+		if err := b.park(ctx, ev, raw, "", "the event has no created time"); err != nil {
+			return 0, err
+		}
+		return OutcomeParked, nil
+	}
 	// A duplicate makes no Stripe call and no write.
 	done, err := b.store.Processed(ctx, ev.ID)
 	if err != nil {
@@ -167,8 +181,11 @@ func (b *Billing) process(ctx context.Context, ev stripe.Event, raw []byte) (Out
 		return OutcomeDuplicate, nil
 	}
 	err = b.applyEvent(ctx, ev)
-	var undecodable *errUndecodable
-	if errors.As(err, &undecodable) {
+	var (
+		undecodable *errUndecodable
+		unstorable  *errUnstorable
+	)
+	if errors.As(err, &undecodable) || errors.As(err, &unstorable) {
 		// Retrying cannot help: keep it for an operator instead of
 		// answering 500 for three days.
 		if err := b.park(ctx, ev, raw, "", err.Error()); err != nil {

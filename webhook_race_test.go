@@ -92,6 +92,7 @@ func only(evs []billingtest.Event, types ...string) []billingtest.Event {
 // write arrive, stamped T. A rule where fetched objects win ties would
 // store the stale state for good; billing fetches again instead.
 func TestStaleFetchOfTheSameSecondDoesNotWin(t *testing.T) {
+	t.Parallel()
 	e := newRaceEnv(t)
 	ctx := context.Background()
 	session, sub, evs := e.buy(t, "u1")
@@ -130,6 +131,7 @@ func TestStaleFetchOfTheSameSecondDoesNotWin(t *testing.T) {
 // the tie at once; one that differs and is still of that second is
 // fetched again once Stripe's clock has passed it.
 func TestSameSecondLiveStatesFetch(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name        string
 		newestFirst bool
@@ -186,6 +188,7 @@ func TestSameSecondLiveStatesFetch(t *testing.T) {
 // Stripe's Date says: with a Date a second behind the event's created
 // (two clocks), an older payload of that second must not overwrite it.
 func TestFetchDatedBeforeItsEventKeepsItsPlace(t *testing.T) {
+	t.Parallel()
 	e := newRaceEnv(t)
 	ctx := context.Background()
 	_, renew := e.failedRenewal(t)
@@ -213,6 +216,7 @@ func TestFetchDatedBeforeItsEventKeepsItsPlace(t *testing.T) {
 // right at once: billing fetches the latest invoice's attempts rather than
 // deny access until the invoice event comes.
 func TestPastDueBeforeItsInvoiceEvent(t *testing.T) {
+	t.Parallel()
 	e := newRaceEnv(t)
 	ctx := context.Background()
 	_, renew := e.failedRenewal(t)
@@ -238,6 +242,7 @@ func TestPastDueBeforeItsInvoiceEvent(t *testing.T) {
 // A user in grace whose retry succeeds keeps access when invoice.paid
 // arrives before the subscription's update back to active.
 func TestPaidRetryKeepsAccessBeforeTheUpdate(t *testing.T) {
+	t.Parallel()
 	e := newRaceEnv(t)
 	ctx := context.Background()
 	sub, renew := e.failedRenewal(t)
@@ -264,6 +269,7 @@ func TestPaidRetryKeepsAccessBeforeTheUpdate(t *testing.T) {
 // dated a second before the stored version, and different from it, is
 // not taken as proof; billing fetches again.
 func TestFetchDatedBeforeTheStoredVersionIsFetchedAgain(t *testing.T) {
+	t.Parallel()
 	e := newRaceEnv(t)
 	ctx := context.Background()
 	_, sub, evs := e.buy(t, "u1")

@@ -41,7 +41,7 @@ type handlerEnv struct {
 	h     http.Handler
 }
 
-func newHandlerEnv(t *testing.T, store billing.Store, mod ...func(*billing.Config)) *handlerEnv {
+func newHandlerEnv(t testing.TB, store billing.Store, mod ...func(*billing.Config)) *handlerEnv {
 	t.Helper()
 	logs := &testenv.LogBuffer{}
 	cfg := billing.Config{
@@ -51,6 +51,9 @@ func newHandlerEnv(t *testing.T, store billing.Store, mod ...func(*billing.Confi
 		Plans:          testcatalog.Plans(),
 		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		StripeURL:      "http://127.0.0.1:1", // nothing listens: any Stripe call fails
+		// Retries of those failing calls and same-second waits take no
+		// time (the fuzz target ran at 0 execs/s on real waits).
+		Clock: instantClock{},
 	}
 	for _, m := range mod {
 		m(&cfg)
@@ -110,6 +113,7 @@ func facts(t *testing.T, s billing.Store, user string) billing.Facts {
 }
 
 func TestWebhookBadInput(t *testing.T) {
+	t.Parallel()
 	now := time.Now().Unix()
 	good := event("evt_good", "customer.subscription.updated", now, subJSON("sub_1", "cus_1", "active", "price_pro", now+86400*30))
 	tests := []struct {
@@ -196,6 +200,7 @@ type readCloser struct{ *bytes.Reader }
 func (readCloser) Close() error { return nil }
 
 func TestWebhookAppliesAndRecords(t *testing.T) {
+	t.Parallel()
 	store := memstore.New()
 	linked(t, store, "u1", "cus_1")
 	e := newHandlerEnv(t, store)
@@ -227,6 +232,7 @@ func TestWebhookAppliesAndRecords(t *testing.T) {
 }
 
 func TestWebhookIgnoresUnknownTypes(t *testing.T) {
+	t.Parallel()
 	store := memstore.New()
 	e := newHandlerEnv(t, store)
 	w := e.deliver(t, event("evt_x", "charge.refunded", time.Now().Unix(), `{"id":"ch_1","object":"charge"}`))
@@ -238,6 +244,7 @@ func TestWebhookIgnoresUnknownTypes(t *testing.T) {
 }
 
 func TestWebhookParksUnknownCustomer(t *testing.T) {
+	t.Parallel()
 	store := memstore.New()
 	e := newHandlerEnv(t, store)
 	ctx := context.Background()
@@ -317,6 +324,7 @@ func (s *failingStore) Apply(ctx context.Context, id string, fn func(context.Con
 }
 
 func TestWebhookFailureIs5xxAndRetrySucceeds(t *testing.T) {
+	t.Parallel()
 	inner := memstore.New()
 	linked(t, inner, "u1", "cus_1")
 	store := &failingStore{Store: inner, fails: 1}
@@ -337,6 +345,7 @@ func TestWebhookFailureIs5xxAndRetrySucceeds(t *testing.T) {
 }
 
 func TestWebhookStripeFailureIs5xx(t *testing.T) {
+	t.Parallel()
 	// Two live states in one second tie and need a fetch; Stripe is
 	// unreachable: 500, and the event stays unrecorded.
 	store := memstore.New()
@@ -355,6 +364,7 @@ func TestWebhookStripeFailureIs5xx(t *testing.T) {
 }
 
 func TestWebhookEventShapes(t *testing.T) {
+	t.Parallel()
 	// Invoice events read basil's parent.subscription_details; a
 	// payment-mode session grants only when paid.
 	store := memstore.New()
@@ -410,6 +420,7 @@ func TestWebhookEventShapes(t *testing.T) {
 }
 
 func TestWebhookParksWhatItCannotRead(t *testing.T) {
+	t.Parallel()
 	store := memstore.New()
 	linked(t, store, "u1", "cus_1")
 	e := newHandlerEnv(t, store)
@@ -432,6 +443,7 @@ func TestWebhookParksWhatItCannotRead(t *testing.T) {
 // A guest purchase (a Payment Link) has no customer: its
 // client_reference_id names the user it is for.
 func TestWebhookGrantsGuestPurchaseToItsReference(t *testing.T) {
+	t.Parallel()
 	store := memstore.New()
 	e := newHandlerEnv(t, store)
 	w := e.deliver(t, event("evt_guest", "checkout.session.completed", time.Now().Unix(),
@@ -466,3 +478,10 @@ func parkedOf(ctx context.Context, b *billing.Billing) ([]billing.ParkedEvent, e
 		cursor = next
 	}
 }
+
+// instantClock is a billing.Clock on the real time whose waits return at
+// once.
+type instantClock struct{}
+
+func (instantClock) Now() time.Time                                   { return time.Now() }
+func (instantClock) Sleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }

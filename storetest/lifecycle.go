@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -240,6 +241,12 @@ func (w *World) deliver(evs ...billingtest.Event) {
 	w.calls += w.Stripe.TotalCalls() - before
 }
 
+// Post signs one event and delivers it to the webhook handler at once,
+// whatever the mode; it returns the status and body of the answer. It is
+// for events a lifecycle crafts itself (billingtest's NewEvent): events
+// of Stripe's steps go through [World.Step].
+func (w *World) Post(e billingtest.Event) (status int, body string) { return w.post(e) }
+
 func (w *World) post(e billingtest.Event) (int, string) {
 	sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: e.JSON, Secret: lifecycleSecret, Timestamp: time.Now()})
 	r := httptest.NewRequest(http.MethodPost, "/stripe/webhook", bytes.NewReader(e.JSON))
@@ -464,6 +471,38 @@ func Lifecycles() []Lifecycle {
 			MaxInOrderCalls: 0,
 		},
 		{
+			// Signed events that billing cannot store or make sense of are
+			// parked with a reason (200), never answered 500 forever, and
+			// change nothing, on every store.
+			Name: "unstorable_events_are_parked",
+			Run: func(w *World) {
+				w.Checkout(pro, noOpt)
+				cus := w.Stripe.Subscription(w.Sub).Customer.ID
+				canceled := objectOf(w, w.Stripe.Subscription(w.Sub))
+				canceled["status"] = "canceled"
+				session := func(customer any, ref, quantity string) map[string]any {
+					return map[string]any{"id": "cs_test_" + strings.ReplaceAll(quantity, "-", "m") + fmt.Sprint(len(ref)), "object": "checkout.session",
+						"mode": "payment", "status": "complete", "payment_status": "paid", "customer": customer,
+						"client_reference_id": ref, "amount_total": 500, "currency": "usd",
+						"metadata": map[string]string{"billing_price_id": "price_pack", "billing_quantity": quantity}}
+				}
+				for name, e := range map[string]billingtest.Event{
+					"created 0":                    w.Stripe.NewEvent("customer.subscription.updated", canceled).StampedAt(0),
+					"NUL in client_reference_id":   w.Stripe.NewEvent("checkout.session.completed", session(nil, "user\x00evil", "1")),
+					"quantity -5":                  w.Stripe.NewEvent("checkout.session.completed", session(cus, w.User, "-5")),
+					"quantity in fullwidth digits": w.Stripe.NewEvent("checkout.session.completed", session(cus, w.User, "\uff13")),
+					"credits overflow":             w.Stripe.NewEvent("checkout.session.completed", session(cus, w.User, "92233720368547759")),
+					"NUL in the event ID":          withEventID(w.Stripe.NewEvent("customer.subscription.updated", canceled), "evt_\x00nul"),
+				} {
+					code, body := w.Post(e)
+					assert.Equal(w.T, http.StatusOK, code, name)
+					assert.JSONEq(w.T, `{"outcome":"parked"}`, body, name)
+				}
+			},
+			Want:            func(w *World) billing.Membership { return active(w, "pro", "price_pro") },
+			MaxInOrderCalls: 0,
+		},
+		{
 			Name: "one_time_delayed_payment",
 			Run: func(w *World) {
 				w.Checkout(billing.CheckoutOptions{PriceID: "price_pack"}, billingtest.CompleteOptions{Delayed: true})
@@ -482,3 +521,25 @@ func Lifecycles() []Lifecycle {
 }
 
 var _ fmt.Stringer = Mode("")
+
+// objectOf turns one of the offline Stripe's objects into a JSON object
+// a lifecycle can change before wrapping it in an event.
+func objectOf(w *World, v any) map[string]any {
+	b, err := json.Marshal(v)
+	require.NoError(w.T, err)
+	var m map[string]any
+	require.NoError(w.T, json.Unmarshal(b, &m))
+	return m
+}
+
+// withEventID gives e another ID, in its JSON too.
+func withEventID(e billingtest.Event, id string) billingtest.Event {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(e.JSON, &m); err != nil {
+		panic(err)
+	}
+	m["id"], _ = json.Marshal(id)
+	e.ID = id
+	e.JSON, _ = json.Marshal(m)
+	return e
+}
