@@ -254,36 +254,34 @@ func (r CheckoutResult) Settled() bool {
 // CheckoutStatus reports a Checkout Session's state after checking that
 // it belongs to the user (ErrSessionNotOwned otherwise).
 func (b *Billing) CheckoutStatus(ctx context.Context, userID, sessionID string) (CheckoutResult, error) {
-	s, err := b.ownedSession(ctx, userID, sessionID)
+	s, _, err := b.ownedSession(ctx, userID, sessionID)
 	if err != nil {
 		return CheckoutResult{}, err
 	}
 	return resultOf(s), nil
 }
 
-func resultOf(s *stripe.CheckoutSession) CheckoutResult {
-	r := CheckoutResult{ID: s.ID, Status: SessionStatus(s.Status), PaymentStatus: PaymentStatus(s.PaymentStatus), Mode: CheckoutMode(s.Mode)}
-	if s.Subscription != nil {
-		r.SubscriptionID = s.Subscription.ID
-	}
-	return r
+func resultOf(s *wireSession) CheckoutResult {
+	return CheckoutResult{ID: s.ID, Status: SessionStatus(s.Status), PaymentStatus: PaymentStatus(s.PaymentStatus),
+		Mode: CheckoutMode(s.Mode), SubscriptionID: s.Subscription.ID}
 }
 
 // ownedSession retrieves a session (with what SyncCheckout needs
 // expanded) and checks that its customer is the user's.
-func (b *Billing) ownedSession(ctx context.Context, userID, sessionID string, expand ...string) (*stripe.CheckoutSession, error) {
+// The response comes with it, for its Date.
+func (b *Billing) ownedSession(ctx context.Context, userID, sessionID string, expand ...string) (*wireSession, *stripe.APIResponse, error) {
 	switch {
 	case userID == "":
-		return nil, fmt.Errorf("%w (%w): empty user ID", ErrInvalidArgument, ErrSessionNotOwned)
+		return nil, nil, fmt.Errorf("%w (%w): empty user ID", ErrInvalidArgument, ErrSessionNotOwned)
 	case !strings.HasPrefix(sessionID, "cs_") || !storable(sessionID):
-		return nil, fmt.Errorf("%w (%w): %q is not a Checkout Session ID (cs_...)", ErrInvalidArgument, ErrSessionNotOwned, sessionID)
+		return nil, nil, fmt.Errorf("%w (%w): %q is not a Checkout Session ID (cs_...)", ErrInvalidArgument, ErrSessionNotOwned, sessionID)
 	}
 	customer, err := b.store.CustomerID(ctx, userID)
 	if errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("%w: user %q has no customer", ErrSessionNotOwned, userID)
+		return nil, nil, fmt.Errorf("%w: user %q has no customer", ErrSessionNotOwned, userID)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("billing: read customer of user %q: %w", userID, err)
+		return nil, nil, fmt.Errorf("billing: read customer of user %q: %w", userID, err)
 	}
 	p := &stripe.CheckoutSessionRetrieveParams{}
 	for _, e := range expand {
@@ -297,14 +295,18 @@ func (b *Billing) ownedSession(ctx context.Context, userID, sessionID string, ex
 	if err != nil {
 		var se *stripe.Error
 		if errors.As(err, &se) && se.HTTPStatusCode == 404 {
-			return nil, fmt.Errorf("%w: %s does not exist", ErrSessionNotOwned, sessionID)
+			return nil, nil, fmt.Errorf("%w: %s does not exist", ErrSessionNotOwned, sessionID)
 		}
-		return nil, newStripeError("retrieve checkout session "+sessionID, err)
+		return nil, nil, newStripeError("retrieve checkout session "+sessionID, err)
 	}
-	if s.Customer == nil || s.Customer.ID != customer {
-		return nil, fmt.Errorf("%w: %s", ErrSessionNotOwned, sessionID)
+	var w wireSession
+	if err := decodeResponse(s.LastResponse, &w); err != nil {
+		return nil, nil, fmt.Errorf("billing: retrieve checkout session %s: %w", sessionID, err)
 	}
-	return s, nil
+	if w.Customer == "" || string(w.Customer) != customer {
+		return nil, nil, fmt.Errorf("%w: %s", ErrSessionNotOwned, sessionID)
+	}
+	return &w, s.LastResponse, nil
 }
 
 // SyncCheckout applies a Checkout Session's outcome at once, so that the
@@ -314,18 +316,18 @@ func (b *Billing) ownedSession(ctx context.Context, userID, sessionID string, ex
 // session ID, whichever of this and the webhook comes first). It returns
 // the session's state and the user's membership afterwards.
 func (b *Billing) SyncCheckout(ctx context.Context, userID, sessionID string) (CheckoutResult, Membership, error) {
-	s, err := b.ownedSession(ctx, userID, sessionID, "subscription", "subscription.latest_invoice", "line_items")
+	s, resp, err := b.ownedSession(ctx, userID, sessionID, "subscription", "subscription.latest_invoice", "line_items")
 	if err != nil {
 		return CheckoutResult{}, Membership{}, err
 	}
 	res := resultOf(s)
-	if s.Status == stripe.CheckoutSessionStatusComplete {
+	if res.Status == SessionComplete {
 		switch {
-		case s.Mode == stripe.CheckoutSessionModeSubscription && s.Subscription != nil && s.Subscription.Status != "":
-			if err := b.syncSubscription(ctx, s); err != nil {
+		case res.Mode == ModeSubscription && s.Subscription.Expanded != nil && s.Subscription.Expanded.Status != "":
+			if err := b.syncSubscription(ctx, s, resp); err != nil {
 				return res, Membership{}, err
 			}
-		case s.Mode == stripe.CheckoutSessionModePayment && s.PaymentStatus == stripe.CheckoutSessionPaymentStatusPaid:
+		case res.Mode == ModePayment && res.PaymentStatus == PaymentPaid:
 			g, err := b.grantOf(ctx, s, unix(s.Created))
 			if err != nil {
 				return res, Membership{}, err
@@ -342,20 +344,16 @@ func (b *Billing) SyncCheckout(ctx context.Context, userID, sessionID string) (C
 
 // syncSubscription writes the subscription expanded on a session,
 // versioned by the response's Date.
-func (b *Billing) syncSubscription(ctx context.Context, s *stripe.CheckoutSession) error {
-	version, err := responseTime(s.LastResponse)
+func (b *Billing) syncSubscription(ctx context.Context, s *wireSession, resp *stripe.APIResponse) error {
+	version, err := responseTime(resp)
 	if err != nil {
 		return fmt.Errorf("billing: retrieve checkout session %s: %w", s.ID, err)
 	}
-	facts := subscriptionFacts(s.Subscription, version)
-	if facts.CustomerID == "" && s.Customer != nil {
-		facts.CustomerID = s.Customer.ID
+	facts := subscriptionFacts(s.Subscription.Expanded, version)
+	if facts.CustomerID == "" {
+		facts.CustomerID = string(s.Customer)
 	}
-	var inv *Invoice
-	if li := s.Subscription.LatestInvoice; li != nil && li.Status != "" {
-		f := invoiceFacts(li)
-		inv = &f
-	}
+	inv := expandedInvoice(s.Subscription.Expanded)
 	err = b.apply(ctx, "", func(ctx context.Context, tx Tx) error {
 		return putSubscription(ctx, tx, subFact{Sub: facts, Fetched: true, Invoice: inv})
 	})

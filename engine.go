@@ -64,12 +64,10 @@ func userOf(ctx context.Context, tx Tx, customer string) (string, error) {
 // account's default, as /v1/events renders them for CatchUp) without
 // reading its object, whose layout may differ: the object is fetched
 // anew, at this library's version, and applied as a fetched object.
-func (b *Billing) applyRefetched(ctx context.Context, ev stripe.Event) error {
-	var obj struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(ev.Data.Raw, &obj); err != nil || obj.ID == "" {
-		return &errUndecodable{what: "object", err: err}
+func (b *Billing) applyRefetched(ctx context.Context, ev *wireEvent) error {
+	obj := ev.Data.Object
+	if obj.ID == "" {
+		return &errUndecodable{what: "object", err: ev.objectErr}
 	}
 	switch ev.Type {
 	case evInvoicePaid, evInvoiceFailed:
@@ -81,7 +79,11 @@ func (b *Billing) applyRefetched(ctx context.Context, ev stripe.Event) error {
 		if err != nil {
 			return newStripeError("retrieve invoice "+obj.ID, err)
 		}
-		return b.applyInvoice(ctx, ev, inv)
+		var w wireInvoice
+		if err := decodeResponse(inv.LastResponse, &w); err != nil {
+			return fmt.Errorf("billing: retrieve invoice %s: %w", obj.ID, err)
+		}
+		return b.applyInvoice(ctx, ev, &w)
 	case evCheckoutDone, evCheckoutAsyncOK:
 		p := &stripe.CheckoutSessionRetrieveParams{}
 		p.AddExpand("line_items")
@@ -93,7 +95,11 @@ func (b *Billing) applyRefetched(ctx context.Context, ev stripe.Event) error {
 		if err != nil {
 			return newStripeError("retrieve checkout session "+obj.ID, err)
 		}
-		return b.applyCheckout(ctx, ev, s)
+		var w wireSession
+		if err := decodeResponse(s.LastResponse, &w); err != nil {
+			return fmt.Errorf("billing: retrieve checkout session %s: %w", obj.ID, err)
+		}
+		return b.applyCheckout(ctx, ev, &w)
 	default:
 		return b.applyFetched(ctx, ev.ID, obj.ID, time.Unix(ev.Created, 0))
 	}
@@ -103,7 +109,7 @@ func (b *Billing) applyRefetched(ctx context.Context, ev stripe.Event) error {
 // is newer than what is stored it wins; if the order cannot be told, the
 // subscription is fetched; if it is older, the event is recorded and
 // nothing changes.
-func (b *Billing) applySubscriptionEvent(ctx context.Context, ev stripe.Event, sub *stripe.Subscription) error {
+func (b *Billing) applySubscriptionEvent(ctx context.Context, ev *wireEvent, sub *wireSubscription) error {
 	f := subFact{Sub: subscriptionFacts(sub, time.Unix(ev.Created, 0))}
 	err := b.apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
 		return putSubscription(ctx, tx, f)
@@ -194,13 +200,23 @@ func (b *Billing) fetchSubscription(ctx context.Context, id string) (Subscriptio
 	if err != nil {
 		return Subscription{}, nil, fmt.Errorf("billing: retrieve subscription %s: %w", id, err)
 	}
-	s := subscriptionFacts(sub, version)
-	var inv *Invoice
-	if sub.LatestInvoice != nil && sub.LatestInvoice.Status != "" { // expanded
-		f := invoiceFacts(sub.LatestInvoice)
-		inv = &f
+	var w wireSubscription
+	if err := decodeResponse(sub.LastResponse, &w); err != nil {
+		return Subscription{}, nil, fmt.Errorf("billing: retrieve subscription %s: %w", id, err)
 	}
-	return s, inv, nil
+	return subscriptionFacts(&w, version), expandedInvoice(&w), nil
+}
+
+// decodeResponse reads a response's raw JSON into one of billing's wire
+// structs: the same decoder as for event payloads.
+func decodeResponse(r *stripe.APIResponse, v any) error {
+	if r == nil || len(r.RawJSON) == 0 {
+		return errors.New("the response has no body to read")
+	}
+	if err := json.Unmarshal(r.RawJSON, v); err != nil {
+		return fmt.Errorf("read the response: %w", err)
+	}
+	return nil
 }
 
 // responseTime reads Stripe's Date header.
@@ -218,12 +234,9 @@ func responseTime(r *stripe.APIResponse) (time.Time, error) {
 // applyInvoice stores an invoice's payment facts on its subscription's
 // record. It makes no Stripe call: the subscription's own state arrives
 // with its own customer.subscription.* events.
-func (b *Billing) applyInvoice(ctx context.Context, ev stripe.Event, inv *stripe.Invoice) error {
+func (b *Billing) applyInvoice(ctx context.Context, ev *wireEvent, inv *wireInvoice) error {
 	subID := invoiceSubscriptionID(inv)
-	customer := ""
-	if inv.Customer != nil {
-		customer = inv.Customer.ID
-	}
+	customer := string(inv.Customer)
 	facts := invoiceFacts(inv)
 	if bad := unstorable("subscription", subID, "customer", customer, "invoice", facts.ID); bad != "" {
 		return &errUnstorable{"cannot store the " + bad}
@@ -253,17 +266,14 @@ func (b *Billing) applyInvoice(ctx context.Context, ev stripe.Event, inv *stripe
 
 // applyCheckout links nothing new (the customer was linked before the
 // session existed) but grants one-time purchases once paid.
-func (b *Billing) applyCheckout(ctx context.Context, ev stripe.Event, s *stripe.CheckoutSession) error {
-	customer := ""
-	if s.Customer != nil {
-		customer = s.Customer.ID
-	}
+func (b *Billing) applyCheckout(ctx context.Context, ev *wireEvent, s *wireSession) error {
+	customer := string(s.Customer)
 	if bad := unstorable("customer", customer, "client_reference_id", s.ClientReferenceID); bad != "" {
 		return &errUnstorable{"cannot store the " + bad}
 	}
-	paid := s.PaymentStatus == stripe.CheckoutSessionPaymentStatusPaid || ev.Type == evCheckoutAsyncOK
+	paid := s.PaymentStatus == string(PaymentPaid) || ev.Type == evCheckoutAsyncOK
 	var grant *Grant
-	if s.Mode == stripe.CheckoutSessionModePayment && paid {
+	if s.Mode == string(ModePayment) && paid {
 		g, err := b.grantOf(ctx, s, time.Unix(ev.Created, 0))
 		if err != nil {
 			return err
@@ -300,7 +310,7 @@ func (b *Billing) applyCheckout(ctx context.Context, ev stripe.Event, s *stripe.
 // grantOf builds the grant of a paid payment-mode session, fetching its
 // line items first when the session does not carry billing's metadata
 // (a Payment Link's, say) and they are not expanded.
-func (b *Billing) grantOf(ctx context.Context, s *stripe.CheckoutSession, at time.Time) (Grant, error) {
+func (b *Billing) grantOf(ctx context.Context, s *wireSession, at time.Time) (Grant, error) {
 	if s.Metadata[metaPriceID] == "" && s.LineItems == nil {
 		p := &stripe.CheckoutSessionRetrieveParams{}
 		p.AddExpand("line_items")
@@ -312,8 +322,12 @@ func (b *Billing) grantOf(ctx context.Context, s *stripe.CheckoutSession, at tim
 		if err != nil {
 			return Grant{}, newStripeError("retrieve checkout session "+s.ID, err)
 		}
+		var w wireSession
+		if err := decodeResponse(full.LastResponse, &w); err != nil {
+			return Grant{}, fmt.Errorf("billing: retrieve checkout session %s: %w", s.ID, err)
+		}
 		withItems := *s
-		withItems.LineItems = full.LineItems
+		withItems.LineItems = w.LineItems
 		s = &withItems
 	}
 	g, known, err := grantFacts(s, at, b.plans)

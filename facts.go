@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/stripe/stripe-go/v82"
 )
 
 // unix turns Stripe's unix seconds into a UTC time; 0 stays the zero time.
@@ -21,9 +19,10 @@ func unix(sec int64) time.Time {
 
 // subscriptionFacts reads what Membership needs from a subscription in
 // basil's layout (periods on the items).
-func subscriptionFacts(sub *stripe.Subscription, version time.Time) Subscription {
+func subscriptionFacts(sub *wireSubscription, version time.Time) Subscription {
 	s := Subscription{
 		ID:                sub.ID,
+		CustomerID:        string(sub.Customer),
 		Status:            SubscriptionStatus(sub.Status),
 		CancelAtPeriodEnd: sub.CancelAtPeriodEnd,
 		CancelAt:          unix(sub.CancelAt),
@@ -31,36 +30,33 @@ func subscriptionFacts(sub *stripe.Subscription, version time.Time) Subscription
 		EndedAt:           unix(sub.EndedAt),
 		TrialStart:        unix(sub.TrialStart),
 		TrialEnd:          unix(sub.TrialEnd),
+		LatestInvoiceID:   sub.LatestInvoice.ID,
 		Version:           version.UTC().Truncate(time.Second),
 	}
-	if sub.Customer != nil {
-		s.CustomerID = sub.Customer.ID
-	}
-	if sub.LatestInvoice != nil {
-		s.LatestInvoiceID = sub.LatestInvoice.ID
-	}
-	if sub.Items != nil {
-		for _, it := range sub.Items.Data {
-			if it == nil {
-				continue
-			}
-			item := Item{Quantity: it.Quantity, CurrentPeriodStart: unix(it.CurrentPeriodStart), CurrentPeriodEnd: unix(it.CurrentPeriodEnd)}
-			if it.Price != nil {
-				item.PriceID = it.Price.ID
-			}
-			s.Items = append(s.Items, item)
+	for _, it := range sub.Items.Data {
+		if it == nil {
+			continue
 		}
+		s.Items = append(s.Items, Item{PriceID: string(it.Price), Quantity: it.Quantity,
+			CurrentPeriodStart: unix(it.CurrentPeriodStart), CurrentPeriodEnd: unix(it.CurrentPeriodEnd)})
 	}
 	return s
 }
 
+// Invoice statuses billing reads.
+const (
+	invoicePaid          = "paid"
+	invoiceVoid          = "void"
+	invoiceUncollectible = "uncollectible"
+)
+
 // invoiceFacts reads an invoice's payment facts.
-func invoiceFacts(inv *stripe.Invoice) Invoice {
+func invoiceFacts(inv *wireInvoice) Invoice {
 	f := Invoice{
 		ID:                 inv.ID,
 		Created:            unix(inv.Created),
-		Paid:               inv.Status == stripe.InvoiceStatusPaid,
-		Closed:             inv.Status == stripe.InvoiceStatusVoid || inv.Status == stripe.InvoiceStatusUncollectible,
+		Paid:               inv.Status == invoicePaid,
+		Closed:             inv.Status == invoiceVoid || inv.Status == invoiceUncollectible,
 		AttemptCount:       inv.AttemptCount,
 		NextPaymentAttempt: unix(inv.NextPaymentAttempt),
 	}
@@ -70,11 +66,21 @@ func invoiceFacts(inv *stripe.Invoice) Invoice {
 	return f
 }
 
+// expandedInvoice returns the facts of a subscription's latest invoice
+// when it was expanded (fetched with expand[]=latest_invoice), else nil.
+func expandedInvoice(sub *wireSubscription) *Invoice {
+	if li := sub.LatestInvoice.Expanded; li != nil && li.Status != "" {
+		f := invoiceFacts(li)
+		return &f
+	}
+	return nil
+}
+
 // invoiceSubscriptionID finds an invoice's subscription in basil's layout:
 // parent.subscription_details.subscription, else a line's parent.
-func invoiceSubscriptionID(inv *stripe.Invoice) string {
-	if p := inv.Parent; p != nil && p.SubscriptionDetails != nil && p.SubscriptionDetails.Subscription != nil {
-		return p.SubscriptionDetails.Subscription.ID
+func invoiceSubscriptionID(inv *wireInvoice) string {
+	if p := inv.Parent; p != nil && p.SubscriptionDetails != nil && p.SubscriptionDetails.Subscription != "" {
+		return string(p.SubscriptionDetails.Subscription)
 	}
 	if inv.Lines != nil {
 		for _, l := range inv.Lines.Data {
@@ -98,15 +104,13 @@ const (
 // in metadata; for others (Payment Links, say) the line items must have
 // been expanded (see Billing.withLineItems). known is false for a price
 // not in Plans: it is granted with no credits.
-func grantFacts(s *stripe.CheckoutSession, at time.Time, plans map[string]Plan) (g Grant, known bool, err error) {
+func grantFacts(s *wireSession, at time.Time, plans map[string]Plan) (g Grant, known bool, err error) {
 	g = Grant{
 		CheckoutSessionID: s.ID,
+		CustomerID:        string(s.Customer),
 		AmountTotal:       s.AmountTotal,
-		Currency:          string(s.Currency),
+		Currency:          s.Currency,
 		GrantedAt:         at.UTC().Truncate(time.Second),
-	}
-	if s.Customer != nil {
-		g.CustomerID = s.Customer.ID
 	}
 	if price := s.Metadata[metaPriceID]; price != "" {
 		q := int64(1) // sessions made before billing recorded the quantity
@@ -119,10 +123,10 @@ func grantFacts(s *stripe.CheckoutSession, at time.Time, plans map[string]Plan) 
 		g.PriceID, g.Quantity = price, q
 	} else {
 		items := s.LineItems
-		if items == nil || len(items.Data) == 0 || items.Data[0].Price == nil {
+		if items == nil || len(items.Data) == 0 || items.Data[0] == nil || items.Data[0].Price == "" {
 			return Grant{}, false, fmt.Errorf("billing: checkout session %s has no line items", s.ID)
 		}
-		g.PriceID, g.Quantity = items.Data[0].Price.ID, items.Data[0].Quantity
+		g.PriceID, g.Quantity = string(items.Data[0].Price), items.Data[0].Quantity
 		if g.Quantity < 1 {
 			return Grant{}, false, &errUnstorable{fmt.Sprintf("checkout session %s: line item quantity %d", s.ID, g.Quantity)}
 		}

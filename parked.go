@@ -3,21 +3,18 @@ package billing
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/stripe/stripe-go/v82"
 )
 
 // This file is what an operator does with events that could not be
 // applied: they are parked (kept, verified, with the reason), listed,
 // and replayed once the cause is fixed.
 
-func (b *Billing) park(ctx context.Context, ev stripe.Event, raw []byte, customer, reason string) error {
+func (b *Billing) park(ctx context.Context, ev *wireEvent, raw []byte, customer, reason string) error {
 	// The payload is kept byte for byte; the text fields are made
 	// storable, since parking must not fail on what a signed event holds.
 	p := ParkedEvent{ID: storableText(ev.ID), Type: storableText(string(ev.Type)), CustomerID: storableText(customer),
@@ -41,11 +38,11 @@ func (b *Billing) Replay(ctx context.Context, eventID string) (Outcome, error) {
 	if err != nil {
 		return 0, err
 	}
-	var ev stripe.Event
-	if err := json.Unmarshal(p.Payload, &ev); err != nil {
+	var ev wireEvent
+	if err := decodeEvent(p.Payload, &ev); err != nil {
 		return 0, fmt.Errorf("billing: decode parked event %s: %w", eventID, err)
 	}
-	out, err := b.process(ctx, ev, p.Payload)
+	out, err := b.process(ctx, &ev, p.Payload)
 	if err != nil {
 		return 0, fmt.Errorf("billing: replay %s: %w", eventID, err)
 	}

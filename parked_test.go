@@ -156,3 +156,22 @@ func TestLinkCustomerInvalidArguments(t *testing.T) {
 	assert.ErrorIs(t, err, billing.ErrNotFound, "nothing linked")
 	require.NoError(t, e.b.LinkCustomer(ctx, "u1", "cus_1"))
 }
+
+// A signed event whose object has a field of another type than Stripe's
+// is Stripe's all the same: parked with the decoder's reason (200), not
+// refused (400) as if it were not JSON.
+func TestEventWithMalformedObjectIsParked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := memstore.New()
+	linked(t, store, "u1", "cus_1")
+	e := newHandlerEnv(t, store)
+	now := time.Now().Unix()
+	w := e.deliver(t, event("evt_bad", "customer.subscription.updated", now, `{"id":"sub_1","object":"subscription","customer":"cus_1","status":5}`))
+	assert.Equal(t, 200, w.Code)
+	assert.JSONEq(t, `{"outcome":"parked"}`, w.Body.String())
+	p, err := e.b.ParkedEvent(ctx, "evt_bad")
+	require.NoError(t, err)
+	assert.Contains(t, p.Reason, "cannot read the event's subscription")
+	assert.Empty(t, facts(t, store, "u1").Subscriptions)
+}

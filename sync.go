@@ -62,19 +62,23 @@ func (b *Billing) CatchUp(ctx context.Context, since time.Time) (CatchUpReport, 
 		// Events are listed at the account's default API version: one of
 		// another release train has its object fetched anew (process does
 		// it). One of the other mode cannot be ours.
-		var otherVersion *APIVersionError
-		if err := b.checkEventMode(*ev); err != nil && !errors.As(err, &otherVersion) {
-			rep.Skipped++
-			b.log.Error("catch-up skipped an event: misconfigured account", "event", ev.ID, "type", ev.Type, "error", err.Error())
-			continue
-		}
 		raw, err := json.Marshal(ev)
+		var w wireEvent
+		if err == nil {
+			err = decodeEvent(raw, &w)
+		}
 		if err != nil {
 			rep.Failed++
 			errs = append(errs, fmt.Errorf("billing: catch-up: encode event %s: %w", ev.ID, err))
 			continue
 		}
-		out, err := b.process(ctx, *ev, raw)
+		var otherVersion *APIVersionError
+		if err := b.checkEventMode(&w); err != nil && !errors.As(err, &otherVersion) {
+			rep.Skipped++
+			b.log.Error("catch-up skipped an event: misconfigured account", "event", ev.ID, "type", ev.Type, "error", err.Error())
+			continue
+		}
+		out, err := b.process(ctx, &w, raw)
 		if err != nil {
 			rep.Failed++
 			errs = append(errs, fmt.Errorf("billing: catch-up: event %s: %w", ev.ID, err))

@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -74,12 +73,12 @@ func (h webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
-	if err := b.checkEventMode(ev); err != nil {
+	if err := b.checkEventMode(&ev); err != nil {
 		b.log.Error("webhook event rejected: misconfigured endpoint", "event", ev.ID, "type", ev.Type, "error", err.Error())
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	out, err := b.process(r.Context(), ev, body)
+	out, err := b.process(r.Context(), &ev, body)
 	if err != nil {
 		b.log.Error("webhook event failed; Stripe will retry it", "event", ev.ID, "type", ev.Type, "error", err.Error())
 		http.Error(w, "event not applied, retry later", http.StatusInternalServerError)
@@ -90,28 +89,32 @@ func (h webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "{\"outcome\":%q}\n", out.String())
 }
 
-// verify checks the signature against every configured secret. The
-// release train is checked by checkEventMode, with a clearer error than
-// stripe-go's.
-func (b *Billing) verify(body []byte, header string) (stripe.Event, error) {
+// verify checks the signature against every configured secret
+// (webhook.ValidatePayload: the signature and its timestamp, decoding
+// nothing), then decodes the envelope once. The release train is checked
+// by checkEventMode, with a clearer error than stripe-go's.
+func (b *Billing) verify(body []byte, header string) (wireEvent, error) {
 	var err error
 	for _, secret := range b.cfg.WebhookSecrets {
-		var ev stripe.Event
-		ev, err = webhook.ConstructEventWithOptions(body, header, secret, webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
-		if err == nil {
-			if ev.ID == "" || ev.Type == "" {
-				return ev, errors.New("event has no id or type")
-			}
-			return ev, nil
-		}
-		if !errors.Is(err, webhook.ErrNoValidSignature) {
-			break // missing, malformed or stale: no other secret helps
+		err = webhook.ValidatePayload(body, header, secret)
+		if err == nil || !errors.Is(err, webhook.ErrNoValidSignature) {
+			break // verified; or missing, malformed or stale: no other secret helps
 		}
 	}
-	return stripe.Event{}, err
+	if err != nil {
+		return wireEvent{}, err
+	}
+	var ev wireEvent
+	if err := decodeEvent(body, &ev); err != nil {
+		return wireEvent{}, fmt.Errorf("event is not JSON: %w", err)
+	}
+	if ev.ID == "" || ev.Type == "" {
+		return wireEvent{}, errors.New("event has no id or type")
+	}
+	return ev, nil
 }
 
-func (b *Billing) checkEventMode(ev stripe.Event) error {
+func (b *Billing) checkEventMode(ev *wireEvent) error {
 	if ev.Livemode != b.livemode {
 		mode := func(live bool) string {
 			if live {
@@ -144,14 +147,14 @@ const (
 
 // process applies one verified event. It is also how parked events are
 // replayed.
-func (b *Billing) process(ctx context.Context, ev stripe.Event, raw []byte) (Outcome, error) {
+func (b *Billing) process(ctx context.Context, ev *wireEvent, raw []byte) (Outcome, error) {
 	switch ev.Type {
 	case evSubCreated, evSubUpdated, evSubDeleted, evSubPaused, evSubResumed, evSubTrialWillEnd,
 		evInvoicePaid, evInvoiceFailed, evCheckoutDone, evCheckoutAsyncOK:
 	default:
 		return OutcomeIgnored, nil
 	}
-	if ev.Data == nil || len(ev.Data.Raw) == 0 || string(ev.Data.Raw) == "null" {
+	if !ev.hasObject() {
 		// Signed, so Stripe's, but nothing to apply: retrying cannot help.
 		if err := b.park(ctx, ev, raw, "", "the event has no data.object"); err != nil {
 			return 0, err
@@ -172,15 +175,20 @@ func (b *Billing) process(ctx context.Context, ev stripe.Event, raw []byte) (Out
 		}
 		return OutcomeParked, nil
 	}
-	// A duplicate makes no Stripe call and no write.
-	done, err := b.store.Processed(ctx, ev.ID)
-	if err != nil {
-		return 0, fmt.Errorf("look up event %s: %w", ev.ID, err)
+	// A duplicate makes no Stripe call and no write. Subscription and
+	// invoice payloads call Stripe only after their transaction has
+	// recorded the event (a tie), so Apply finds their duplicates; the
+	// others may call Stripe first and are looked up.
+	if ev.Type == evCheckoutDone || ev.Type == evCheckoutAsyncOK || train(ev.APIVersion) != train(stripe.APIVersion) {
+		done, err := b.store.Processed(ctx, ev.ID)
+		if err != nil {
+			return 0, fmt.Errorf("look up event %s: %w", ev.ID, err)
+		}
+		if done {
+			return OutcomeDuplicate, nil
+		}
 	}
-	if done {
-		return OutcomeDuplicate, nil
-	}
-	err = b.applyEvent(ctx, ev)
+	err := b.applyEvent(ctx, ev)
 	var (
 		undecodable *errUndecodable
 		unstorable  *errUnstorable
@@ -224,29 +232,27 @@ func (e *errUndecodable) Error() string {
 func (e *errUndecodable) Unwrap() error { return e.err }
 
 // applyEvent decodes a verified event's object and applies it.
-func (b *Billing) applyEvent(ctx context.Context, ev stripe.Event) error {
+func (b *Billing) applyEvent(ctx context.Context, ev *wireEvent) error {
 	if train(ev.APIVersion) != train(stripe.APIVersion) {
 		return b.applyRefetched(ctx, ev)
 	}
+	obj := ev.Data.Object
 	switch ev.Type {
 	case evInvoicePaid, evInvoiceFailed:
-		var inv stripe.Invoice
-		if err := json.Unmarshal(ev.Data.Raw, &inv); err != nil || inv.ID == "" {
-			return &errUndecodable{what: "invoice", err: err}
+		if ev.objectErr != nil || obj.ID == "" {
+			return &errUndecodable{what: "invoice", err: ev.objectErr}
 		}
-		return b.applyInvoice(ctx, ev, &inv)
+		return b.applyInvoice(ctx, ev, obj)
 	case evCheckoutDone, evCheckoutAsyncOK:
-		var s stripe.CheckoutSession
-		if err := json.Unmarshal(ev.Data.Raw, &s); err != nil || s.ID == "" {
-			return &errUndecodable{what: "checkout session", err: err}
+		if ev.objectErr != nil || obj.ID == "" {
+			return &errUndecodable{what: "checkout session", err: ev.objectErr}
 		}
-		return b.applyCheckout(ctx, ev, &s)
+		return b.applyCheckout(ctx, ev, obj)
 	default:
-		var sub stripe.Subscription
-		if err := json.Unmarshal(ev.Data.Raw, &sub); err != nil || sub.ID == "" {
-			return &errUndecodable{what: "subscription", err: err}
+		if ev.objectErr != nil || obj.ID == "" {
+			return &errUndecodable{what: "subscription", err: ev.objectErr}
 		}
-		return b.applySubscriptionEvent(ctx, ev, &sub)
+		return b.applySubscriptionEvent(ctx, ev, obj)
 	}
 }
 
