@@ -111,6 +111,9 @@ func (b *Billing) applyRefetched(ctx context.Context, ev *wireEvent) error {
 // nothing changes.
 func (b *Billing) applySubscriptionEvent(ctx context.Context, ev *wireEvent, sub *wireSubscription) error {
 	f := subFact{Sub: subscriptionFacts(sub, time.Unix(ev.Created, 0))}
+	if done, err := b.applyNewer(ctx, ev.ID, f.Sub); done || err != nil {
+		return err
+	}
 	err := b.apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
 		return putSubscription(ctx, tx, f)
 	})
@@ -118,6 +121,27 @@ func (b *Billing) applySubscriptionEvent(ctx context.Context, ev *wireEvent, sub
 		return b.applyFetched(ctx, ev.ID, f.Sub.ID, f.Sub.Version)
 	}
 	return err
+}
+
+// applyNewer is the one-statement path of a payload whose state is newer
+// than the stored one, on a ConditionalStore: done when it saved (or the
+// event is a duplicate). Whatever it does not save (an older state, a
+// tie, an unknown customer, a past_due state that may need its invoice's
+// facts) goes the general way, through reconcile.
+func (b *Billing) applyNewer(ctx context.Context, eventID string, s Subscription) (done bool, err error) {
+	cs, ok := b.store.(ConditionalStore)
+	if !ok || s.Status == SubscriptionPastDue || unstorableSub(s) != "" {
+		return false, nil
+	}
+	s.OrderKey = orderKey(s)
+	saved, dup, err := cs.ApplyNewer(ctx, eventID, s)
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("save subscription %s: %w", s.ID, err)
+	case dup:
+		return true, ErrDuplicateEvent
+	}
+	return saved, nil
 }
 
 // putSubscription reconciles a subscription fact with the stored record
@@ -129,14 +153,21 @@ func putSubscription(ctx context.Context, tx Tx, f subFact) error {
 	if f.Invoice != nil && !storable(f.Invoice.ID) {
 		return &errUnstorable{fmt.Sprintf("cannot store the invoice %q", f.Invoice.ID)}
 	}
-	user, err := userOf(ctx, tx, f.Sub.CustomerID)
-	if err != nil {
-		return err
-	}
-	f.Sub.UserID = user
+	// The record, read for update, locks what this transaction writes and
+	// names its user; a subscription new to billing finds its user by its
+	// customer, and locks that user.
 	cur, found, err := tx.Subscription(ctx, f.Sub.ID)
 	if err != nil {
 		return fmt.Errorf("read subscription %s: %w", f.Sub.ID, err)
+	}
+	if found && cur.UserID != "" && cur.CustomerID == f.Sub.CustomerID {
+		f.Sub.UserID = cur.UserID
+	} else {
+		user, err := userOf(ctx, tx, f.Sub.CustomerID)
+		if err != nil {
+			return err
+		}
+		f.Sub.UserID = user
 	}
 	d := reconcileSubscription(cur, found, f)
 	switch {

@@ -108,6 +108,25 @@ func fetchedVersion(date, since time.Time) time.Time {
 	return date
 }
 
+// orderKey is a subscription state's place in the order reconcile
+// keeps, as one number a store can compare (ConditionalStore): a strictly
+// greater key is a state reconcile takes over the stored one. Phases
+// first (incomplete, live, final), then the version in seconds; every
+// final state has the same key, so none replaces another; a record with
+// only invoice facts has 0. Equal keys are ties: reconcile decides them.
+func orderKey(s Subscription) int64 {
+	const phase = int64(1) << 40 // versions stay below until the year 36812
+	if s.Version.IsZero() || s.Status == "" {
+		return 0
+	}
+	switch p := (subscriptions{}).phase(s); p {
+	case 2:
+		return 3 * phase
+	default:
+		return int64(p+1)*phase + s.Version.Unix()
+	}
+}
+
 // subscriptions is the lifecycle of a subscription's state.
 type subscriptions struct{}
 
@@ -168,6 +187,7 @@ func reconcileSubscription(stored Subscription, found bool, in subFact) subDecis
 		inv := next.Invoice
 		next = in.Sub
 		next.Invoice = inv
+		next.OrderKey = orderKey(next)
 		write = true
 	}
 	if in.Invoice != nil && in.Invoice.ID != "" {

@@ -85,7 +85,8 @@ func TestReconcileSubscription(t *testing.T) {
 				require.True(t, d.Write)
 				want := tt.in
 				want.Invoice = stored.Invoice
-				assert.Equal(t, want, d.Next, "the incoming state, with the stored invoice facts")
+				want.OrderKey = orderKey(want)
+				assert.Equal(t, want, d.Next, "the incoming state, with the stored invoice facts and its key")
 			case keep:
 				assert.False(t, d.Fetch)
 				assert.False(t, d.Write)
@@ -346,4 +347,36 @@ func genLifecycle(rt *rapid.T) history {
 		l.finalInvoice = inv(l.final.LatestInvoiceID, created, 0)
 	}
 	return l
+}
+
+// The ordering key a ConditionalStore compares agrees with reconcile: a
+// payload whose key is strictly greater than the stored record's is one
+// reconcile takes; every other payload is left to reconcile (the store
+// does not save it).
+func TestOrderKeyAgreesWithReconcile(t *testing.T) {
+	t.Parallel()
+	statuses := append([]SubscriptionStatus{SubscriptionIncomplete, SubscriptionCanceled, SubscriptionIncompleteExpired, ""}, liveStatuses...)
+	rapid.Check(t, func(rt *rapid.T) {
+		state := func(label string) Subscription {
+			s := sub("sub_1", rapid.SampledFrom(statuses).Draw(rt, label+"Status"))
+			s.Version = at(float64(rapid.IntRange(0, 5).Draw(rt, label+"Version")))
+			if s.Status == "" || rapid.IntRange(0, 5).Draw(rt, label+"Zero") == 0 {
+				s.Status, s.Version = "", time.Time{} // only invoice facts
+			}
+			s.CancelAtPeriodEnd = rapid.Bool().Draw(rt, label+"Cancel")
+			s.OrderKey = orderKey(s)
+			return s
+		}
+		stored, in := state("stored"), state("in")
+		if in.Status == "" {
+			return // payloads always carry a state
+		}
+		d := reconcileSubscription(stored, true, subFact{Sub: in})
+		if in.OrderKey > stored.OrderKey && !(d.Write && d.Next.Status == in.Status && d.Next.Version.Equal(in.Version)) {
+			rt.Fatalf("key %d > %d but reconcile did not take it: %+v", in.OrderKey, stored.OrderKey, d)
+		}
+		if d.Write && !d.Fetch && in.OrderKey <= stored.OrderKey && d.Next.Version.Equal(in.Version) && d.Next.Status == in.Status && !sameState(stored, in) {
+			rt.Fatalf("reconcile took a state whose key %d is not greater than %d", in.OrderKey, stored.OrderKey)
+		}
+	})
 }

@@ -91,6 +91,24 @@ type Tx interface {
 	AddGrant(ctx context.Context, g Grant) (bool, error)
 }
 
+// ConditionalStore is what a Store may offer for billing's most common
+// write, a subscription state newer than the stored one, so that it costs
+// one statement where it can: a compare-and-swap whose condition, the
+// ordering key, billing computes and the store compares but never
+// interprets. billing uses it when the Store implements it, and falls
+// back to Apply whenever it does not save.
+type ConditionalStore interface {
+	// ApplyNewer, in one transaction, records eventID and saves s as
+	// s.ID's record, with the UserID linked to s.CustomerID and, over an
+	// existing record, that record's Invoice, if the customer is linked
+	// and either there is no record or the record's CustomerID is
+	// s.CustomerID and its OrderKey is less than s.OrderKey. Otherwise it
+	// changes nothing and records nothing, and reports whether eventID
+	// was recorded already (a duplicate). A store may also decline
+	// (nothing saved, no duplicate reported) whenever it cannot tell.
+	ApplyNewer(ctx context.Context, eventID string, s Subscription) (saved, duplicate bool, err error)
+}
+
 // Facts is everything a Store holds for one user.
 type Facts struct {
 	UserID        string
@@ -123,6 +141,11 @@ type Subscription struct {
 	// response for a fetched object. Never the local clock. Zero when no
 	// subscription state is stored yet.
 	Version time.Time
+
+	// OrderKey is billing's ordering key of the state: a later state has
+	// a greater key. A store keeps it as given and compares it only in
+	// [ConditionalStore.ApplyNewer]; it never interprets it.
+	OrderKey int64
 
 	// Invoice holds the facts of the subscription's latest invoice, with a
 	// version of their own.

@@ -73,6 +73,14 @@ type dialect interface {
 	upsert(table string, cols []string, n int) string
 	upsertArgs(values []any, n int) []any
 
+	// newerUpsert inserts a subscription row (the values of cols, but for
+	// user_id, taken from the customers row of the customer_id given)
+	// unless the customer is not linked, or, over an existing row of the
+	// same customer whose order_key is less than the one given, replaces
+	// its state columns; otherwise it changes nothing. It affects rows
+	// only when it writes.
+	newerUpsert(subs, customers string, cols, state []string) string
+
 	// byteWise follows a text column in ORDER BY and comparisons so that
 	// they compare bytes, whatever the database's collation.
 	byteWise() string
@@ -192,3 +200,24 @@ func errCanceled(ctx context.Context, what string, last error) error {
 }
 
 var errNoLock = errors.New("sqlstore: the database did not grant the migration lock")
+
+// newerUpsertOnConflict is the newerUpsert of PostgreSQL and SQLite: an
+// INSERT ... SELECT from the customer's link, whose ON CONFLICT DO UPDATE
+// has the compare-and-swap as its WHERE.
+func newerUpsertOnConflict(subs, customers string, cols, state []string) string {
+	sel := make([]string, len(cols))
+	for i, c := range cols {
+		sel[i] = "?"
+		if c == "user_id" {
+			sel[i] = "c.user_id"
+		}
+	}
+	set := make([]string, len(state))
+	for i, c := range state {
+		set[i] = c + " = excluded." + c
+	}
+	return "INSERT INTO " + subs + " (" + strings.Join(cols, ", ") + ") SELECT " + strings.Join(sel, ", ") +
+		" FROM " + customers + " c WHERE c.customer_id = ?" +
+		" ON CONFLICT (id) DO UPDATE SET " + strings.Join(set, ", ") +
+		" WHERE " + subs + ".order_key < excluded.order_key AND " + subs + ".customer_id = excluded.customer_id"
+}

@@ -116,10 +116,75 @@ func (c *faultConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.
 }
 
 func (c *faultConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	var (
+		st  driver.Stmt
+		err error
+	)
 	if p, ok := c.inner.(driver.ConnPrepareContext); ok {
-		return p.PrepareContext(ctx, query)
+		st, err = p.PrepareContext(ctx, query)
+	} else {
+		st, err = c.inner.Prepare(query)
 	}
-	return c.inner.Prepare(query)
+	if err != nil {
+		return nil, err
+	}
+	return &faultStmt{inner: st, conn: c}, nil
+}
+
+// faultStmt is a prepared statement of a faultConn: run inside a
+// transaction, it counts (and may fail) as the connection's statements do.
+type faultStmt struct {
+	inner driver.Stmt
+	conn  *faultConn
+}
+
+func (s *faultStmt) Close() error  { return s.inner.Close() }
+func (s *faultStmt) NumInput() int { return s.inner.NumInput() }
+
+func (s *faultStmt) fault() error {
+	if s.conn.inTx {
+		return s.conn.plan.statement()
+	}
+	return nil
+}
+
+// Exec and Query are driver.Stmt's; database/sql calls the Context ones.
+func (s *faultStmt) Exec(args []driver.Value) (driver.Result, error) {
+	return s.ExecContext(context.Background(), namedValues(args))
+}
+
+func (s *faultStmt) Query(args []driver.Value) (driver.Rows, error) {
+	return s.QueryContext(context.Background(), namedValues(args))
+}
+
+// namedValues numbers positional arguments as database/sql does.
+func namedValues(args []driver.Value) []driver.NamedValue {
+	nv := make([]driver.NamedValue, len(args))
+	for i, v := range args {
+		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+	}
+	return nv
+}
+
+func (s *faultStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	if err := s.fault(); err != nil {
+		return nil, err
+	}
+	return s.inner.(driver.StmtExecContext).ExecContext(ctx, args)
+}
+
+func (s *faultStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	if err := s.fault(); err != nil {
+		return nil, err
+	}
+	return s.inner.(driver.StmtQueryContext).QueryContext(ctx, args)
+}
+
+func (s *faultStmt) CheckNamedValue(nv *driver.NamedValue) error {
+	if ch, ok := s.inner.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
 }
 
 func (c *faultConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {

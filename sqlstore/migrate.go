@@ -117,6 +117,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 	err = s.retry(ctx, func() error {
 		return s.d.lockedMigrate(ctx, s.db, s.prefix, func(q querier) error { return s.migrate(ctx, q, ms) })
 	})
+	// Statements prepared before may read tables the migrations changed.
+	s.forgetPrepared()
 	if err != nil {
 		return fmt.Errorf("sqlstore: migrate %s tables %s*: %w", s.d.name(), s.prefix, err)
 	}

@@ -65,6 +65,12 @@ func (*mysql) upsert(table string, cols []string, n int) string {
 func (*mysql) upsertArgs(args []any, n int) []any { return append(args, args[1:1+n]...) }
 
 // byteWise: the tables are utf8mb4_bin already.
+// newerUpsert: none. ON DUPLICATE KEY UPDATE has no WHERE, and the rows
+// it reports as affected depend on the connection's clientFoundRows,
+// which the store cannot see: ApplyNewer declines, and billing takes the
+// general path (already at the minimal consumer's round trips on MySQL).
+func (*mysql) newerUpsert(subs, customers string, cols, state []string) string { return "" }
+
 func (*mysql) byteWise() string { return "" }
 
 func (*mysql) pruneBatch(events string) string {

@@ -38,6 +38,10 @@ func (*postgres) upsertArgs(values []any, n int) []any { return values }
 
 // byteWise: the "C" collation compares bytes (a database's default may be
 // a language's, such as en_US).
+func (*postgres) newerUpsert(subs, customers string, cols, state []string) string {
+	return newerUpsertOnConflict(subs, customers, cols, state)
+}
+
 func (*postgres) byteWise() string { return ` COLLATE "C"` }
 
 func (*postgres) pruneBatch(events string) string {

@@ -47,6 +47,10 @@ func (*sqlite) upsert(table string, cols []string, n int) string {
 func (*sqlite) upsertArgs(values []any, n int) []any { return values }
 
 // byteWise: SQLite's default collation, BINARY, compares bytes.
+func (*sqlite) newerUpsert(subs, customers string, cols, state []string) string {
+	return newerUpsertOnConflict(subs, customers, cols, state)
+}
+
 func (*sqlite) byteWise() string { return "" }
 
 func (*sqlite) pruneBatch(events string) string {

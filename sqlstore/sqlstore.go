@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobilling/billing"
@@ -76,6 +78,105 @@ type Store struct {
 	retention  time.Duration
 	maxRetries int
 	now        func() time.Time
+
+	// stmts holds the store's statements prepared on the pool, by query:
+	// database/sql prepares each once on every connection that runs it,
+	// so that a statement is one round trip (go-sql-driver/mysql would
+	// otherwise prepare and close it around every call).
+	stmts sync.Map
+	// warm is set once every statement of a transaction is prepared: a
+	// transaction prepares nothing itself (with a pool of one connection,
+	// it would wait for its own).
+	warm atomic.Bool
+}
+
+// warmUp prepares the statements transactions run, once, before a
+// transaction begins. A failure (the tables not made yet, say) leaves the
+// statements unprepared, to be tried again before the next transaction;
+// transactions run them unprepared meanwhile.
+func (s *Store) warmUp(ctx context.Context) {
+	if s.warm.Load() {
+		return
+	}
+	for _, q := range s.q.inTx() {
+		if q == "" {
+			continue
+		}
+		if _, err := s.prepared(ctx, q); err != nil {
+			return
+		}
+	}
+	s.warm.Store(true)
+}
+
+// prepared returns query prepared on the pool.
+func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// forgetPrepared closes the prepared statements (after a migration has
+// changed the tables they read).
+func (s *Store) forgetPrepared() {
+	s.warm.Store(false)
+	s.stmts.Range(func(k, v any) bool {
+		v.(*sql.Stmt).Close()
+		s.stmts.Delete(k)
+		return true
+	})
+}
+
+// exec runs a statement of the store's on the pool, prepared.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// query runs a query of the store's on the pool, prepared.
+func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// queryRow scans the first row of a query of the store's into dest
+// (sql.ErrNoRows when there is none).
+func (s *Store) queryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	rows, err := s.query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	return scanOne(rows, dest...)
+}
+
+// scanOne scans the first of rows into dest, then closes them.
+func scanOne(rows *sql.Rows, dest ...any) error {
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	return rows.Close()
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,31}$`)
@@ -159,10 +260,12 @@ func (s *Store) Apply(ctx context.Context, eventID string, fn func(ctx context.C
 }
 
 func (s *Store) applyOnce(ctx context.Context, eventID string, fn func(ctx context.Context, tx billing.Tx) error) error {
+	s.warmUp(ctx)
 	sqlTx, err := s.db.BeginTx(ctx, s.d.txOptions())
 	if err != nil {
 		return fmt.Errorf("sqlstore: begin: %w", err)
 	}
+	t := &tx{s: s, q: sqlTx}
 	committed := false
 	defer func() {
 		if !committed { // an error, or a panic in fn
@@ -170,7 +273,7 @@ func (s *Store) applyOnce(ctx context.Context, eventID string, fn func(ctx conte
 		}
 	}()
 	if eventID != "" {
-		ok, err := s.d.inserted(sqlTx.ExecContext(ctx, s.q.insertEvent, eventID, s.now().Unix()))
+		ok, err := s.d.inserted(t.exec(ctx, s.q.insertEvent, eventID, s.now().Unix()))
 		if err != nil {
 			return fmt.Errorf("sqlstore: record event %s: %w", eventID, err)
 		}
@@ -178,7 +281,7 @@ func (s *Store) applyOnce(ctx context.Context, eventID string, fn func(ctx conte
 			return billing.ErrDuplicateEvent
 		}
 	}
-	if err := fn(ctx, &tx{s: s, q: sqlTx}); err != nil {
+	if err := fn(ctx, t); err != nil {
 		return err
 	}
 	committed = true // whatever Commit returns, the transaction is over
@@ -187,6 +290,56 @@ func (s *Store) applyOnce(ctx context.Context, eventID string, fn func(ctx conte
 	}
 	return nil
 }
+
+// ApplyNewer is [billing.ConditionalStore.ApplyNewer] in one transaction
+// of two statements: the event's INSERT, then an INSERT ... SELECT from
+// the customer's link whose ON CONFLICT DO UPDATE is the compare-and-swap
+// on order_key. Nothing it does not save is kept. On MySQL it declines
+// (see billing.ConditionalStore): the general path is as cheap there.
+func (s *Store) ApplyNewer(ctx context.Context, eventID string, sub billing.Subscription) (saved, duplicate bool, err error) {
+	if s.q.upsertNewer == "" || eventID == "" {
+		return false, false, nil
+	}
+	args, err := subArgs(sub)
+	if err != nil {
+		return false, false, fmt.Errorf("sqlstore: %w", err)
+	}
+	args = append(append(args[:2:2], args[3:]...), sub.CustomerID) // user_id comes from the link
+	err = s.retry(ctx, func() error {
+		saved, duplicate = false, false
+		s.warmUp(ctx)
+		sqlTx, err := s.db.BeginTx(ctx, s.d.txOptions())
+		if err != nil {
+			return fmt.Errorf("sqlstore: begin: %w", err)
+		}
+		defer sqlTx.Rollback() //nolint:errcheck // after Commit, a no-op
+		t := &tx{s: s, q: sqlTx}
+		ok, err := s.d.inserted(t.exec(ctx, s.q.insertEvent, eventID, s.now().Unix()))
+		if err != nil {
+			return fmt.Errorf("sqlstore: record event %s: %w", eventID, err)
+		}
+		if !ok {
+			duplicate = true
+			return nil
+		}
+		res, err := t.exec(ctx, s.q.upsertNewer, args...)
+		if err != nil {
+			return fmt.Errorf("sqlstore: save subscription %s: %w", sub.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n == 0 {
+			return err // not newer, or no such customer: rolled back
+		}
+		if err := sqlTx.Commit(); err != nil {
+			return fmt.Errorf("sqlstore: commit: %w", err)
+		}
+		saved = true
+		return nil
+	})
+	return saved, duplicate, err
+}
+
+var _ billing.ConditionalStore = (*Store)(nil)
 
 // retry runs op until it succeeds, fails with an error that is not worth
 // retrying, or has been retried s.maxRetries times.
@@ -220,7 +373,7 @@ func (s *Store) Processed(ctx context.Context, eventID string) (bool, error) {
 		return false, nil
 	}
 	var one int
-	err := s.db.QueryRowContext(ctx, s.q.selectEvent, eventID).Scan(&one)
+	err := s.queryRow(ctx, s.q.selectEvent, []any{eventID}, &one)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return false, nil
@@ -267,7 +420,7 @@ func (s *Store) Facts(ctx context.Context, userID string) (billing.Facts, error)
 		return billing.Facts{}, err
 	}
 
-	rows, err := s.db.QueryContext(ctx, s.q.subsByUser, userID)
+	rows, err := s.query(ctx, s.q.subsByUser, userID)
 	if err != nil {
 		return billing.Facts{}, fmt.Errorf("sqlstore: read subscriptions of user %s: %w", userID, err)
 	}
@@ -283,7 +436,7 @@ func (s *Store) Facts(ctx context.Context, userID string) (billing.Facts, error)
 		return billing.Facts{}, fmt.Errorf("sqlstore: read subscriptions of user %s: %w", userID, err)
 	}
 
-	rows, err = s.db.QueryContext(ctx, s.q.grantsByUser, userID)
+	rows, err = s.query(ctx, s.q.grantsByUser, userID)
 	if err != nil {
 		return billing.Facts{}, fmt.Errorf("sqlstore: read grants of user %s: %w", userID, err)
 	}
@@ -333,7 +486,7 @@ func (s *Store) Park(ctx context.Context, ev billing.ParkedEvent) error {
 	}
 	args := s.d.upsertArgs([]any{ev.ID, ev.Type, ev.CustomerID, ev.Reason, payload, toUnix(ev.ParkedAt)}, len(parkedCols)-2)
 	err := s.retry(ctx, func() error {
-		_, err := s.db.ExecContext(ctx, s.q.upsertParked, args...)
+		_, err := s.exec(ctx, s.q.upsertParked, args...)
 		return err
 	})
 	if err != nil {
@@ -349,7 +502,7 @@ func (s *Store) ParkedEvent(ctx context.Context, id string) (billing.ParkedEvent
 		ev       billing.ParkedEvent
 		parkedAt int64
 	)
-	err := s.db.QueryRowContext(ctx, s.q.selectParked, id).Scan(&ev.ID, &ev.Type, &ev.CustomerID, &ev.Reason, &ev.Payload, &parkedAt)
+	err := s.queryRow(ctx, s.q.selectParked, []any{id}, &ev.ID, &ev.Type, &ev.CustomerID, &ev.Reason, &ev.Payload, &parkedAt)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return billing.ParkedEvent{}, billing.ErrNotFound
@@ -368,7 +521,7 @@ func (s *Store) ParkedEvents(ctx context.Context, after billing.ParkedCursor, li
 		return nil, nil
 	}
 	at := toUnix(after.ParkedAt)
-	rows, err := s.db.QueryContext(ctx, s.q.pageParked, at, at, after.ID, limit)
+	rows, err := s.query(ctx, s.q.pageParked, at, at, after.ID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: read parked events: %w", err)
 	}
@@ -394,7 +547,7 @@ func (s *Store) ParkedEvents(ctx context.Context, after billing.ParkedCursor, li
 // CountParked returns how many events are parked, reading no payload.
 func (s *Store) CountParked(ctx context.Context) (int64, error) {
 	var n int64
-	if err := s.db.QueryRowContext(ctx, s.q.countParked).Scan(&n); err != nil {
+	if err := s.queryRow(ctx, s.q.countParked, nil, &n); err != nil {
 		return 0, fmt.Errorf("sqlstore: count parked events: %w", err)
 	}
 	return n, nil
@@ -403,7 +556,7 @@ func (s *Store) CountParked(ctx context.Context) (int64, error) {
 // Unpark removes the parked event with ID id, if there is one.
 func (s *Store) Unpark(ctx context.Context, id string) error {
 	err := s.retry(ctx, func() error {
-		_, err := s.db.ExecContext(ctx, s.q.deleteParked, id)
+		_, err := s.exec(ctx, s.q.deleteParked, id)
 		return err
 	})
 	if err != nil {
@@ -416,7 +569,7 @@ func (s *Store) Unpark(ctx context.Context, id string) error {
 func (s *Store) PruneParked(ctx context.Context, cutoff time.Time) (int64, error) {
 	var n int64
 	err := s.retry(ctx, func() error {
-		res, err := s.db.ExecContext(ctx, s.q.pruneParked, cutoff.Unix()+boolInt(cutoff.Truncate(time.Second).Before(cutoff)))
+		res, err := s.exec(ctx, s.q.pruneParked, cutoff.Unix()+boolInt(cutoff.Truncate(time.Second).Before(cutoff)))
 		if err != nil {
 			return err
 		}
@@ -453,7 +606,7 @@ func (s *Store) PruneEvents(ctx context.Context) (int64, error) {
 	for {
 		var n int64
 		err := s.retry(ctx, func() error {
-			res, err := s.db.ExecContext(ctx, s.q.pruneEvents, cutoff, pruneBatchSize)
+			res, err := s.exec(ctx, s.q.pruneEvents, cutoff, pruneBatchSize)
 			if err != nil {
 				return err
 			}

@@ -263,7 +263,7 @@ func TestMigrationsFS(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			fsys := sqlstore.Migrations(d)
 			require.NotNil(t, fsys)
-			files := []string{"0001_init.sql", "0002_invoice_order.sql"}
+			files := []string{"0001_init.sql", "0002_invoice_order.sql", "0003_order_key.sql"}
 			require.NoError(t, fstest.TestFS(fsys, files...))
 			names, err := fs.Glob(fsys, "*.sql")
 			require.NoError(t, err)
@@ -344,6 +344,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 			// again from the top after a crash midway (PostgreSQL and
 			// SQLite run it in one transaction).
 			stmts = append(stmts, statements("0002_invoice_order.sql")...)
+			stmts = append(stmts, statements("0003_order_key.sql")...)
 		}
 		for round := range 2 {
 			for _, s := range stmts {

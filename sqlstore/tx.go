@@ -20,6 +20,9 @@ type queries struct {
 
 	lockUser, userByCustomerForUpdate string
 
+	// upsertNewer is ApplyNewer's compare-and-swap (see newerUpsert).
+	upsertNewer string
+
 	selectSubForUpdate, subsByUser, insertSub, updateSub string
 
 	insertGrant, grantsByUser string
@@ -33,7 +36,13 @@ var subCols = []string{
 	"id", "customer_id", "user_id", "status", "items", "cancel_at_period_end",
 	"cancel_at", "canceled_at", "ended_at", "trial_start", "trial_end", "latest_invoice_id", "version",
 	"invoice_id", "invoice_created", "invoice_paid", "invoice_closed", "invoice_attempt_count", "invoice_next_payment_attempt",
+	"order_key",
 }
+
+// stateCols are the columns of a subscription's state: what ApplyNewer
+// replaces (not the owner, not the invoice facts).
+var stateCols = []string{"status", "items", "cancel_at_period_end", "cancel_at", "canceled_at", "ended_at",
+	"trial_start", "trial_end", "latest_invoice_id", "version", "order_key"}
 
 var grantCols = []string{
 	"checkout_session_id", "user_id", "customer_id", "price_id", "quantity", "credits", "amount_total", "currency", "granted_at",
@@ -50,6 +59,12 @@ const (
 	tableParked        = "parked_events"
 	tableMigrations    = "schema_migrations"
 )
+
+// inTx are the statements transactions run.
+func (q queries) inTx() []string {
+	return []string{q.insertEvent, q.userByCustomerForUpdate, q.lockUser, q.insertCustomer, q.linksOf,
+		q.selectSubForUpdate, q.updateSub, q.insertSub, q.insertGrant, q.upsertNewer}
+}
 
 func newQueries(d dialect, prefix string) queries {
 	var (
@@ -82,6 +97,7 @@ func newQueries(d dialect, prefix string) queries {
 		selectSubForUpdate: "SELECT " + allSub + " FROM " + subs + " WHERE id = ?" + d.forUpdate(),
 		subsByUser:         "SELECT " + allSub + " FROM " + subs + " WHERE user_id = ?",
 		insertSub:          insert(subs, subCols),
+		upsertNewer:        d.newerUpsert(subs, customers, subCols, stateCols),
 		updateSub:          "UPDATE " + subs + " SET " + set(subCols[1:]) + " WHERE id = ?",
 
 		insertGrant:  insert(grants, grantCols),
@@ -101,7 +117,7 @@ func newQueries(d dialect, prefix string) queries {
 		&q.insertEvent, &q.selectEvent, &q.pruneEvents,
 		&q.customerByUser, &q.userByCustomer, &q.linksOf, &q.insertCustomer,
 		&q.lockUser, &q.userByCustomerForUpdate,
-		&q.selectSubForUpdate, &q.subsByUser, &q.insertSub, &q.updateSub,
+		&q.selectSubForUpdate, &q.subsByUser, &q.insertSub, &q.updateSub, &q.upsertNewer,
 		&q.insertGrant, &q.grantsByUser,
 		&q.upsertParked, &q.selectParked, &q.pageParked, &q.countParked, &q.deleteParked, &q.pruneParked,
 	} {
@@ -157,7 +173,7 @@ func scanSub(r scanner) (billing.Subscription, error) {
 	)
 	err := r.Scan(&s.ID, &s.CustomerID, &s.UserID, &status, &items, &s.CancelAtPeriodEnd,
 		&cancelAt, &canceledAt, &endedAt, &trialStart, &trialEnd, &s.LatestInvoiceID, &version,
-		&s.Invoice.ID, &invCreated, &s.Invoice.Paid, &s.Invoice.Closed, &s.Invoice.AttemptCount, &invNext)
+		&s.Invoice.ID, &invCreated, &s.Invoice.Paid, &s.Invoice.Closed, &s.Invoice.AttemptCount, &invNext, &s.OrderKey)
 	if err != nil {
 		return billing.Subscription{}, err
 	}
@@ -182,7 +198,7 @@ func subArgs(s billing.Subscription) ([]any, error) {
 	return []any{s.ID, s.CustomerID, s.UserID, string(s.Status), items, s.CancelAtPeriodEnd,
 		toUnix(s.CancelAt), toUnix(s.CanceledAt), toUnix(s.EndedAt), toUnix(s.TrialStart), toUnix(s.TrialEnd),
 		s.LatestInvoiceID, toUnix(s.Version),
-		inv.ID, toUnix(inv.Created), inv.Paid, inv.Closed, inv.AttemptCount, toUnix(inv.NextPaymentAttempt)}, nil
+		inv.ID, toUnix(inv.Created), inv.Paid, inv.Closed, inv.AttemptCount, toUnix(inv.NextPaymentAttempt), s.OrderKey}, nil
 }
 
 // tx is the billing.Tx of one Apply. Every statement goes through the
@@ -199,6 +215,37 @@ type tx struct {
 
 var _ billing.Tx = (*tx)(nil)
 
+// stmt returns query in the transaction: prepared, when the store has
+// prepared it on the pool (database/sql then prepares it once on this
+// connection), else nil.
+func (t *tx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if st, ok := t.s.stmts.Load(query); ok {
+		return t.q.StmtContext(ctx, st.(*sql.Stmt))
+	}
+	return nil
+}
+
+func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.q.ExecContext(ctx, query, args...)
+}
+
+func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.q.QueryContext(ctx, query, args...)
+}
+
+func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.q.QueryRowContext(ctx, query, args...)
+}
+
 // maxInsertRaces bounds the read-insert rounds of a link that lost the
 // race to create a row to a concurrent transaction. Rows are never
 // deleted, so the second round always finds the row.
@@ -210,7 +257,7 @@ var errRowVanished = errors.New("sqlstore: a row seen by a unique conflict could
 // of the user's records.
 func (t *tx) UserID(ctx context.Context, customerID string) (string, error) {
 	var u string
-	err := t.q.QueryRowContext(ctx, t.s.q.userByCustomerForUpdate, customerID).Scan(&u)
+	err := t.queryRow(ctx, t.s.q.userByCustomerForUpdate, customerID).Scan(&u)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", billing.ErrNotFound
@@ -224,7 +271,7 @@ func (t *tx) UserID(ctx context.Context, customerID string) (string, error) {
 // without a customer has no row, and nothing of theirs but grants, which
 // are added once by their unique key).
 func (t *tx) LockUser(ctx context.Context, userID string) error {
-	rows, err := t.q.QueryContext(ctx, t.s.q.lockUser, userID)
+	rows, err := t.query(ctx, t.s.q.lockUser, userID)
 	if err == nil {
 		err = closeRows(rows)
 	}
@@ -238,14 +285,14 @@ func (t *tx) LockUser(ctx context.Context, userID string) error {
 // taken (both are unique keys); then it reads who took them.
 func (t *tx) LinkCustomer(ctx context.Context, userID, customerID string) error {
 	for range maxInsertRaces {
-		ok, err := t.s.d.inserted(t.q.ExecContext(ctx, t.s.q.insertCustomer, userID, customerID, t.s.now().Unix()))
+		ok, err := t.s.d.inserted(t.exec(ctx, t.s.q.insertCustomer, userID, customerID, t.s.now().Unix()))
 		if err != nil {
 			return fmt.Errorf("sqlstore: link user %s to customer %s: %w", userID, customerID, err)
 		}
 		if ok {
 			return nil
 		}
-		rows, err := t.q.QueryContext(ctx, t.s.q.linksOf, userID, customerID)
+		rows, err := t.query(ctx, t.s.q.linksOf, userID, customerID)
 		if err != nil {
 			return fmt.Errorf("sqlstore: link user %s to customer %s: %w", userID, customerID, err)
 		}
@@ -276,7 +323,7 @@ func (t *tx) LinkCustomer(ctx context.Context, userID, customerID string) error 
 // transaction holds the write lock already), so that no other
 // transaction changes it before this one ends.
 func (t *tx) Subscription(ctx context.Context, id string) (billing.Subscription, bool, error) {
-	s, err := scanSub(t.q.QueryRowContext(ctx, t.s.q.selectSubForUpdate, id))
+	s, err := scanSub(t.queryRow(ctx, t.s.q.selectSubForUpdate, id))
 	found := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return billing.Subscription{}, false, fmt.Errorf("sqlstore: read subscription %s: %w", id, err)
@@ -297,12 +344,12 @@ func (t *tx) SaveSubscription(ctx context.Context, s billing.Subscription) error
 		return fmt.Errorf("sqlstore: %w", err)
 	}
 	if t.locked[s.ID] {
-		if _, err := t.q.ExecContext(ctx, t.s.q.updateSub, append(args[1:], s.ID)...); err != nil {
+		if _, err := t.exec(ctx, t.s.q.updateSub, append(args[1:], s.ID)...); err != nil {
 			return fmt.Errorf("sqlstore: save subscription %s: %w", s.ID, err)
 		}
 		return nil
 	}
-	ok, err := t.s.d.inserted(t.q.ExecContext(ctx, t.s.q.insertSub, args...))
+	ok, err := t.s.d.inserted(t.exec(ctx, t.s.q.insertSub, args...))
 	if err != nil {
 		return fmt.Errorf("sqlstore: save subscription %s: %w", s.ID, err)
 	}
@@ -319,7 +366,7 @@ func (t *tx) SaveSubscription(ctx context.Context, s billing.Subscription) error
 // AddGrant inserts the grant unless its Checkout Session ID (the primary
 // key) is taken. An insert racing another transaction's waits for it.
 func (t *tx) AddGrant(ctx context.Context, g billing.Grant) (bool, error) {
-	ok, err := t.s.d.inserted(t.q.ExecContext(ctx, t.s.q.insertGrant, g.CheckoutSessionID, g.UserID, g.CustomerID,
+	ok, err := t.s.d.inserted(t.exec(ctx, t.s.q.insertGrant, g.CheckoutSessionID, g.UserID, g.CustomerID,
 		g.PriceID, g.Quantity, g.Credits, g.AmountTotal, g.Currency, toUnix(g.GrantedAt)))
 	if err != nil {
 		return false, fmt.Errorf("sqlstore: add grant %s: %w", g.CheckoutSessionID, err)

@@ -133,6 +133,11 @@ func groups() []group {
 			{"ReadModifyWriteAfterUserID", testReadModifyWrite(lockByUserID)},
 			{"ReadModifyWriteAfterLockUser", testReadModifyWrite(lockByLockUser)},
 		}},
+		{"ConditionalStore", []test{
+			{"Creates", testConditionalCreates},
+			{"CompareAndSwap", testConditionalCompareAndSwap},
+			{"UnknownCustomer", testConditionalUnknownCustomer},
+		}},
 		{"Park", []test{
 			{"RoundTrip", testParkRoundTrip},
 			{"ParkAgainKeepsParkedAt", testParkAgainKeepsParkedAt},
@@ -335,14 +340,6 @@ func normGrants(gs []billing.Grant) []billing.Grant {
 	var out []billing.Grant
 	for _, g := range gs {
 		out = append(out, normGrant(g))
-	}
-	return out
-}
-
-func normParkedList(evs []billing.ParkedEvent) []billing.ParkedEvent {
-	var out []billing.ParkedEvent
-	for _, ev := range evs {
-		out = append(out, normParked(ev))
 	}
 	return out
 }

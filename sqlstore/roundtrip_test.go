@@ -1,0 +1,424 @@
+package sqlstore_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v82/webhook"
+
+	"github.com/gobilling/billing"
+	"github.com/gobilling/billing/sqlstore"
+)
+
+// countingConnector counts the round trips its connections make to the
+// database: every call a driver answers over the wire (begin, commit,
+// rollback, prepare, exec, query). A call the driver declines with
+// driver.ErrSkip (go-sql-driver/mysql's exec with arguments, which
+// database/sql then prepares) is not counted, and closing a prepared
+// statement is not either (MySQL sends it without waiting for an answer).
+// MySQL's BeginTx with an isolation level is two round trips (SET
+// TRANSACTION, then START TRANSACTION) and is counted as such.
+type countingConnector struct {
+	inner driver.Connector
+	mysql bool
+	n     atomic.Int64
+}
+
+func (c *countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.inner.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{inner: conn, c: c}, nil
+}
+
+func (c *countingConnector) Driver() driver.Driver { return c.inner.Driver() }
+
+type countingConn struct {
+	inner driver.Conn
+	c     *countingConnector
+}
+
+func (c *countingConn) count(err error) {
+	if !errors.Is(err, driver.ErrSkip) {
+		c.c.n.Add(1)
+	}
+}
+
+func (c *countingConn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+func (c *countingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	var (
+		st  driver.Stmt
+		err error
+	)
+	if p, ok := c.inner.(driver.ConnPrepareContext); ok {
+		st, err = p.PrepareContext(ctx, query)
+	} else {
+		st, err = c.inner.Prepare(query)
+	}
+	c.count(err)
+	if err != nil {
+		return nil, err
+	}
+	return &countingStmt{inner: st, c: c}, nil
+}
+
+func (c *countingConn) Close() error { return c.inner.Close() }
+
+func (c *countingConn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+func (c *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	tx, err := c.inner.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	c.count(err)
+	if c.c.mysql && opts.Isolation != 0 {
+		c.c.n.Add(1)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &countingTx{inner: tx, c: c}, nil
+}
+
+func (c *countingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	e, ok := c.inner.(driver.ExecerContext)
+	if !ok {
+		return nil, driver.ErrSkip
+	}
+	res, err := e.ExecContext(ctx, query, args)
+	c.count(err)
+	return res, err
+}
+
+func (c *countingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	q, ok := c.inner.(driver.QueryerContext)
+	if !ok {
+		return nil, driver.ErrSkip
+	}
+	rows, err := q.QueryContext(ctx, query, args)
+	c.count(err)
+	return rows, err
+}
+
+func (c *countingConn) CheckNamedValue(nv *driver.NamedValue) error {
+	if ch, ok := c.inner.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}
+
+func (c *countingConn) ResetSession(ctx context.Context) error {
+	if r, ok := c.inner.(driver.SessionResetter); ok {
+		return r.ResetSession(ctx)
+	}
+	return nil
+}
+
+func (c *countingConn) IsValid() bool {
+	if v, ok := c.inner.(driver.Validator); ok {
+		return v.IsValid()
+	}
+	return true
+}
+
+type countingTx struct {
+	inner driver.Tx
+	c     *countingConn
+}
+
+func (t *countingTx) Commit() error {
+	err := t.inner.Commit()
+	t.c.count(err)
+	return err
+}
+
+func (t *countingTx) Rollback() error {
+	err := t.inner.Rollback()
+	t.c.count(err)
+	return err
+}
+
+type countingStmt struct {
+	inner driver.Stmt
+	c     *countingConn
+}
+
+func (s *countingStmt) Close() error  { return s.inner.Close() }
+func (s *countingStmt) NumInput() int { return s.inner.NumInput() }
+
+// Exec and Query are driver.Stmt's; database/sql calls the Context ones.
+func (s *countingStmt) Exec(args []driver.Value) (driver.Result, error) {
+	return s.ExecContext(context.Background(), namedValues(args))
+}
+
+func (s *countingStmt) Query(args []driver.Value) (driver.Rows, error) {
+	return s.QueryContext(context.Background(), namedValues(args))
+}
+
+func (s *countingStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	res, err := s.inner.(driver.StmtExecContext).ExecContext(ctx, args)
+	s.c.count(err)
+	return res, err
+}
+
+func (s *countingStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	rows, err := s.inner.(driver.StmtQueryContext).QueryContext(ctx, args)
+	s.c.count(err)
+	return rows, err
+}
+
+func (s *countingStmt) CheckNamedValue(nv *driver.NamedValue) error {
+	if ch, ok := s.inner.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}
+
+// ---- the handler on a SQL store, beside the minimal consumer ----
+
+const (
+	rtSecret = "whsec_roundtrips"
+	rtPrice  = "price_pro"
+)
+
+// sqlWorld is billing's webhook handler on a sqlstore, with users
+// u0..u(n-1) linked to customers cus_0.. and each subscribed (sub_0..),
+// and the minimal one-transaction consumer on the same pool.
+type sqlWorld struct {
+	d       sqlstore.Dialect
+	db      *sql.DB
+	st      *sqlstore.Store
+	h       http.Handler
+	created []atomic.Int64 // per user: the last event's created
+	floor   *floorConsumer
+	events  atomic.Int64
+}
+
+func newSQLWorld(t testing.TB, d sqlstore.Dialect, db *sql.DB, users int) *sqlWorld {
+	t.Helper()
+	ctx := context.Background()
+	prefix := newPrefix(t)
+	st, err := sqlstore.New(ctx, db, d, sqlstore.Options{TablePrefix: prefix})
+	require.NoError(t, err)
+	require.NoError(t, st.Migrate(ctx))
+	t.Cleanup(func() { dropTables(t, database(t, d), db, prefix) })
+	b, err := billing.New(billing.Config{
+		SecretKey:      "sk_test_roundtrips",
+		WebhookSecrets: []string{rtSecret},
+		SiteURL:        "https://app.example",
+		Plans:          []billing.Plan{{PriceID: rtPrice, Tier: "pro"}},
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		StripeURL:      "http://127.0.0.1:1", // no Stripe: an applied newer state needs none
+		MaxRetries:     -1,
+	}, st, billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) { return billing.User{ID: id}, nil }))
+	require.NoError(t, err)
+	w := &sqlWorld{d: d, db: db, st: st, h: b.WebhookHandler(), created: make([]atomic.Int64, users)}
+	w.floor = newFloorConsumer(t, d, db, prefix)
+	start := time.Now().Add(-time.Hour).Unix()
+	for u := range users {
+		require.NoError(t, st.Apply(ctx, "", func(ctx context.Context, tx billing.Tx) error {
+			return tx.LinkCustomer(ctx, fmt.Sprintf("u%d", u), fmt.Sprintf("cus_%d", u))
+		}))
+		w.created[u].Store(start)
+		code, body := w.deliver(w.payload(u))
+		require.Equal(t, http.StatusOK, code, body)
+		require.Contains(t, body, "applied")
+	}
+	return w
+}
+
+// payload is a new customer.subscription.updated for user u's
+// subscription, one second newer than the last: it is applied.
+func (w *sqlWorld) payload(u int) []byte {
+	created := w.created[u].Add(1)
+	id := fmt.Sprintf("evt_rt%020d", w.events.Add(1))
+	return fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":"2025-08-27.basil","created":%d,"livemode":false,"pending_webhooks":1,"request":{"id":null,"idempotency_key":null},"type":"customer.subscription.updated","data":{"object":{"id":"sub_%d","object":"subscription","customer":"cus_%d","status":"active","cancel_at_period_end":false,"cancel_at":null,"canceled_at":null,"ended_at":null,"trial_start":null,"trial_end":null,"latest_invoice":"in_%d","livemode":false,"metadata":{},"items":{"object":"list","has_more":false,"data":[{"id":"si_%d","object":"subscription_item","quantity":1,"current_period_start":%d,"current_period_end":%d,"price":{"id":%q,"object":"price","active":true,"currency":"usd","unit_amount":2900,"recurring":{"interval":"month","interval_count":1}}}]}}}}`,
+		id, created, u, u, u, u, created, created+30*86400, rtPrice)
+}
+
+// deliver signs and posts one payload.
+func (w *sqlWorld) deliver(payload []byte) (int, string) { return w.serve(signedRequest(payload)) }
+
+// signedRequest is the webhook request of a payload, signed now.
+func signedRequest(payload []byte) *http.Request {
+	sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: rtSecret, Timestamp: time.Now()})
+	r := httptest.NewRequest(http.MethodPost, "/stripe/webhook", bytes.NewReader(payload))
+	r.Header.Set("Stripe-Signature", sp.Header)
+	return r
+}
+
+func (w *sqlWorld) serve(r *http.Request) (int, string) {
+	rec := httptest.NewRecorder()
+	w.h.ServeHTTP(rec, r)
+	return rec.Code, strings.TrimSpace(rec.Body.String())
+}
+
+// floorConsumer is the least a webhook consumer that applies each event
+// once can do: one transaction that inserts the event ID and upserts one
+// row, on the same pool.
+type floorConsumer struct {
+	db             *sql.DB
+	insert, upsert string
+	events         atomic.Int64
+}
+
+func newFloorConsumer(t testing.TB, d sqlstore.Dialect, db *sql.DB, prefix string) *floorConsumer {
+	t.Helper()
+	table, events := prefix+"floor_rows", prefix+"floor_events"
+	text := map[sqlstore.Dialect]string{sqlstore.Postgres: "TEXT", sqlstore.MySQL: "VARCHAR(255)", sqlstore.SQLite: "TEXT"}[d]
+	for _, ddl := range []string{
+		"CREATE TABLE " + events + " (id " + text + " NOT NULL PRIMARY KEY, processed_at BIGINT NOT NULL)",
+		"CREATE TABLE " + table + " (id " + text + " NOT NULL PRIMARY KEY, status " + text + " NOT NULL, version BIGINT NOT NULL)",
+	} {
+		_, err := db.ExecContext(context.Background(), ddl)
+		require.NoError(t, err)
+	}
+	t.Cleanup(func() {
+		for _, tb := range []string{events, table} {
+			_, _ = db.ExecContext(context.Background(), "DROP TABLE "+tb)
+		}
+	})
+	f := &floorConsumer{db: db,
+		insert: "INSERT INTO " + events + " (id, processed_at) VALUES (?, ?)",
+		upsert: "INSERT INTO " + table + " (id, status, version) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, version = excluded.version",
+	}
+	switch d {
+	case sqlstore.Postgres:
+		f.insert = "INSERT INTO " + events + " (id, processed_at) VALUES ($1, $2)"
+		f.upsert = "INSERT INTO " + table + " (id, status, version) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET status = excluded.status, version = excluded.version"
+	case sqlstore.MySQL:
+		f.upsert = "INSERT INTO " + table + " (id, status, version) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE status = VALUES(status), version = VALUES(version)"
+	}
+	return f
+}
+
+// apply is one event: BEGIN, INSERT the event ID, UPSERT the row, COMMIT.
+func (f *floorConsumer) apply(ctx context.Context, u int) error {
+	n := f.events.Add(1)
+	tx, err := f.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() // after Commit, a no-op
+	if _, err := tx.ExecContext(ctx, f.insert, fmt.Sprintf("evt_floor%020d", n), time.Now().Unix()); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, f.upsert, fmt.Sprintf("sub_%d", u), "active", n); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// maxRoundTrips bounds the database round trips of one applied
+// customer.subscription.updated through the handler (BENCHMARKS.md). On
+// PostgreSQL and SQLite, ApplyNewer: BEGIN, INSERT the event, the
+// compare-and-swap upsert, COMMIT. On MySQL, which declines it, Apply:
+// SET TRANSACTION (its READ COMMITTED), BEGIN, INSERT the event, SELECT
+// the subscription FOR UPDATE, UPDATE it, COMMIT. Statements are
+// prepared once per connection.
+var maxRoundTrips = map[sqlstore.Dialect]int64{sqlstore.Postgres: 4, sqlstore.MySQL: 6, sqlstore.SQLite: 4}
+
+// floorRoundTrips are the minimal consumer's: BEGIN, INSERT, UPSERT,
+// COMMIT; go-sql-driver/mysql prepares each statement with arguments
+// first (the consumer uses database/sql as most code does).
+var floorRoundTrips = map[sqlstore.Dialect]int64{sqlstore.Postgres: 4, sqlstore.MySQL: 6, sqlstore.SQLite: 4}
+
+// TestRoundTripsPerAppliedEvent counts, through a counting
+// driver.Connector, the round trips of applied events on one connection,
+// once its statements are prepared, against the bounds above and beside
+// the minimal consumer's.
+func TestRoundTripsPerAppliedEvent(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		tdb := database(t, d)
+		cc := &countingConnector{inner: tdb.connector(t), mysql: d == sqlstore.MySQL}
+		db := sql.OpenDB(cc)
+		db.SetMaxOpenConns(1)
+		t.Cleanup(func() { db.Close() })
+		w := newSQLWorld(t, d, db, 1)
+		ctx := context.Background()
+		// Warm the connection's statements, then count.
+		for range 2 {
+			code, body := w.deliver(w.payload(0))
+			require.Equal(t, http.StatusOK, code, body)
+			require.NoError(t, w.floor.apply(ctx, 0))
+		}
+		const n = 10
+		cc.n.Store(0)
+		for range n {
+			code, body := w.deliver(w.payload(0))
+			require.Equal(t, http.StatusOK, code, body)
+			require.Equal(t, `{"outcome":"applied"}`, body)
+		}
+		handler := cc.n.Load()
+		cc.n.Store(0)
+		for range n {
+			require.NoError(t, w.floor.apply(ctx, 0))
+		}
+		floor := cc.n.Load()
+		t.Logf("%s: %.1f round trips per applied event through the handler, %.1f for the minimal consumer", d, float64(handler)/n, float64(floor)/n)
+		assert.LessOrEqual(t, handler, maxRoundTrips[d]*n, "round trips of %d applied events", n)
+		assert.Equal(t, floorRoundTrips[d]*n, floor, "the minimal consumer: BEGIN, INSERT, UPSERT, COMMIT")
+	})
+}
+
+// BenchmarkWebhookSQL measures applied events per second through the
+// handler on a sqlstore, beside the minimal one-transaction consumer on
+// the same pool, at 1 and 16 concurrent deliveries (each worker on a
+// user of its own). The handler's requests are made and signed before
+// the timer starts: verifying them is the handler's work, making them is
+// not.
+func BenchmarkWebhookSQL(b *testing.B) {
+	for _, d := range dialects {
+		b.Run(string(d), func(b *testing.B) {
+			tdb := database(b, d)
+			db := tdb.open(b, 16)
+			const users = 16
+			w := newSQLWorld(b, d, db, users)
+			for _, conc := range []int{1, 16} {
+				b.Run(fmt.Sprintf("handler/%d", conc), func(b *testing.B) {
+					// Worker u takes the requests i with i%conc == u, in order.
+					reqs := make([]*http.Request, b.N)
+					for i := range reqs {
+						reqs[i] = signedRequest(w.payload(i % conc))
+					}
+					next := make([]atomic.Int64, conc)
+					runWorkers(b, conc, func(u int) error {
+						i := int(next[u].Add(1)-1)*conc + u
+						if i >= len(reqs) {
+							return nil // another worker took one more
+						}
+						code, body := w.serve(reqs[i])
+						if code != http.StatusOK || body != `{"outcome":"applied"}` {
+							return fmt.Errorf("%d %s", code, body)
+						}
+						return nil
+					})
+					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+				})
+				b.Run(fmt.Sprintf("floor/%d", conc), func(b *testing.B) {
+					runWorkers(b, conc, func(u int) error { return w.floor.apply(context.Background(), u) })
+					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+				})
+			}
+		})
+	}
+}
+

@@ -1,0 +1,126 @@
+package storetest
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gobilling/billing"
+)
+
+// ---- ConditionalStore (run when the store implements it) ----
+
+// conditional returns st as a ConditionalStore, or skips the test.
+func conditional(t *testing.T, st billing.Store) billing.ConditionalStore {
+	t.Helper()
+	cs, ok := st.(billing.ConditionalStore)
+	if !ok {
+		t.Skip("the store does not implement billing.ConditionalStore")
+	}
+	return cs
+}
+
+// applyNewer calls ApplyNewer and checks what it may report.
+func applyNewer(t *testing.T, cs billing.ConditionalStore, eventID string, s billing.Subscription) (saved, dup bool) {
+	t.Helper()
+	saved, dup, err := cs.ApplyNewer(t.Context(), eventID, s)
+	require.NoError(t, err)
+	require.False(t, saved && dup, "saved and duplicate at once")
+	return saved, dup
+}
+
+// testConditionalCreates: a new record takes its user from the
+// customer's link and starts with no invoice facts, and the event is
+// recorded with it; when the store declines, nothing is recorded.
+func testConditionalCreates(t *testing.T, st billing.Store) {
+	cs := conditional(t, st)
+	n := namer(t)
+	require.NoError(t, link(t, st, n("user"), n("cus")))
+	s := fullSub(n("sub"), "", n("cus"), at(10))
+	s.Invoice = billing.Invoice{}
+	s.OrderKey = 100
+	saved, dup := applyNewer(t, cs, n("evt"), s)
+	assert.False(t, dup)
+	if !saved {
+		assert.False(t, processed(t, st, n("evt")), "a declined event is not recorded")
+		_, found := getSub(t, st, s.ID)
+		assert.False(t, found)
+		return
+	}
+	want := s
+	want.UserID = n("user")
+	requireSub(t, want, mustSub(t, st, s.ID))
+	assert.True(t, processed(t, st, n("evt")))
+	assert.Len(t, facts(t, st, n("user")).Subscriptions, 1)
+
+	// The same event again: a duplicate, nothing changed.
+	newer := s
+	newer.Status, newer.OrderKey = "canceled", 200
+	saved, dup = applyNewer(t, cs, n("evt"), newer)
+	assert.False(t, saved)
+	assert.True(t, dup, "a recorded event is a duplicate")
+	requireSub(t, want, mustSub(t, st, s.ID))
+}
+
+// testConditionalCompareAndSwap: over an existing record, only a strictly
+// greater key saves, and then the record keeps its owner and its invoice
+// facts; anything else saves nothing and records nothing.
+func testConditionalCompareAndSwap(t *testing.T, st billing.Store) {
+	cs := conditional(t, st)
+	n := namer(t)
+	require.NoError(t, link(t, st, n("user"), n("cus")))
+	stored := fullSub(n("sub"), n("user"), n("cus"), at(10))
+	stored.OrderKey = 100
+	saveSub(t, st, stored)
+
+	for _, tc := range []struct {
+		name string
+		key  int64
+	}{{"equal key", 100}, {"smaller key", 99}, {"zero key", 0}} {
+		s := fullSub(n("sub"), "", n("cus"), at(20))
+		s.Status, s.Invoice, s.OrderKey = "past_due", billing.Invoice{}, tc.key
+		saved, dup := applyNewer(t, cs, n("evt_"+tc.name), s)
+		assert.False(t, saved, tc.name)
+		assert.False(t, dup, tc.name)
+		assert.False(t, processed(t, st, n("evt_"+tc.name)), "%s: not saved, not recorded", tc.name)
+		requireSub(t, stored, mustSub(t, st, stored.ID), tc.name)
+	}
+
+	// Another customer's state for this ID is not saved either.
+	other := fullSub(n("sub"), "", n("cus_other"), at(30))
+	other.OrderKey = 500
+	require.NoError(t, link(t, st, n("user_other"), n("cus_other")))
+	saved, _ := applyNewer(t, cs, n("evt_other"), other)
+	assert.False(t, saved, "a record of another customer")
+	requireSub(t, stored, mustSub(t, st, stored.ID))
+
+	newer := fullSub(n("sub"), "", n("cus"), at(40))
+	newer.Status, newer.CancelAtPeriodEnd, newer.Invoice, newer.OrderKey = "past_due", false, billing.Invoice{}, 101
+	newer.Items = newer.Items[:1]
+	saved, dup := applyNewer(t, cs, n("evt_newer"), newer)
+	assert.False(t, dup)
+	if !saved {
+		assert.False(t, processed(t, st, n("evt_newer")))
+		return
+	}
+	want := newer
+	want.UserID, want.Invoice = n("user"), stored.Invoice
+	requireSub(t, want, mustSub(t, st, stored.ID), "the new state, the stored owner and invoice facts")
+	assert.True(t, processed(t, st, n("evt_newer")))
+}
+
+// testConditionalUnknownCustomer: a customer no user is linked to saves
+// nothing and records nothing (billing then parks the event).
+func testConditionalUnknownCustomer(t *testing.T, st billing.Store) {
+	cs := conditional(t, st)
+	n := namer(t)
+	s := fullSub(n("sub"), "", n("cus_unlinked"), at(10))
+	s.OrderKey = 100
+	saved, dup := applyNewer(t, cs, n("evt"), s)
+	assert.False(t, saved)
+	assert.False(t, dup)
+	assert.False(t, processed(t, st, n("evt")))
+	_, found := getSub(t, st, s.ID)
+	assert.False(t, found)
+}
