@@ -421,4 +421,3 @@ func BenchmarkWebhookSQL(b *testing.B) {
 		})
 	}
 }
-
