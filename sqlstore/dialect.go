@@ -81,6 +81,13 @@ type dialect interface {
 	// only when it writes.
 	newerUpsert(subs, customers string, cols, state []string) string
 
+	// newerApply, if the database can, is the event's INSERT and
+	// newerUpsert in one statement, which returns two counts: the event
+	// rows inserted (0: a duplicate, and nothing else written) and the
+	// subscription rows written. Its arguments are the event's ID and
+	// time, then newerUpsert's. "" when it cannot.
+	newerApply(events, subs, customers string, cols, state []string) string
+
 	// byteWise follows a text column in ORDER BY and comparisons so that
 	// they compare bytes, whatever the database's collation.
 	byteWise() string
@@ -200,6 +207,10 @@ func errCanceled(ctx context.Context, what string, last error) error {
 }
 
 var errNoLock = errors.New("sqlstore: the database did not grant the migration lock")
+
+// noNewerApply is the newerApply of databases without data-modifying
+// common table expressions.
+func noNewerApply(events, subs, customers string, cols, state []string) string { return "" }
 
 // newerUpsertOnConflict is the newerUpsert of PostgreSQL and SQLite: an
 // INSERT ... SELECT from the customer's link, whose ON CONFLICT DO UPDATE

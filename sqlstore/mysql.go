@@ -71,6 +71,10 @@ func (*mysql) upsertArgs(args []any, n int) []any { return append(args, args[1:1
 // general path (already at the minimal consumer's round trips on MySQL).
 func (*mysql) newerUpsert(subs, customers string, cols, state []string) string { return "" }
 
+func (*mysql) newerApply(events, subs, customers string, cols, state []string) string {
+	return noNewerApply(events, subs, customers, cols, state)
+}
+
 func (*mysql) byteWise() string { return "" }
 
 func (*mysql) pruneBatch(events string) string {

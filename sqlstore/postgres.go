@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"hash/fnv"
+	"strings"
 )
 
 // postgres is the dialect of PostgreSQL (and of the databases that speak
@@ -40,6 +41,15 @@ func (*postgres) upsertArgs(values []any, n int) []any { return values }
 // a language's, such as en_US).
 func (*postgres) newerUpsert(subs, customers string, cols, state []string) string {
 	return newerUpsertOnConflict(subs, customers, cols, state)
+}
+
+// newerApply: data-modifying WITH queries. The upsert selects from the
+// event's INSERT, so that it writes nothing for a duplicate.
+func (*postgres) newerApply(events, subs, customers string, cols, state []string) string {
+	upsert := newerUpsertOnConflict(subs, customers, cols, state)
+	upsert = strings.Replace(upsert, " FROM "+customers+" c WHERE", " FROM "+customers+" c, ev WHERE", 1)
+	return "WITH ev AS (INSERT INTO " + events + " (id, processed_at) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING 1), " +
+		"up AS (" + upsert + " RETURNING 1) SELECT (SELECT COUNT(*) FROM ev), (SELECT COUNT(*) FROM up)"
 }
 
 func (*postgres) byteWise() string { return ` COLLATE "C"` }

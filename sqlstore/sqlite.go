@@ -51,6 +51,10 @@ func (*sqlite) newerUpsert(subs, customers string, cols, state []string) string 
 	return newerUpsertOnConflict(subs, customers, cols, state)
 }
 
+func (*sqlite) newerApply(events, subs, customers string, cols, state []string) string {
+	return noNewerApply(events, subs, customers, cols, state)
+}
+
 func (*sqlite) byteWise() string { return "" }
 
 func (*sqlite) pruneBatch(events string) string {

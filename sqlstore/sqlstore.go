@@ -291,11 +291,12 @@ func (s *Store) applyOnce(ctx context.Context, eventID string, fn func(ctx conte
 	return nil
 }
 
-// ApplyNewer is [billing.ConditionalStore.ApplyNewer] in one transaction
-// of two statements: the event's INSERT, then an INSERT ... SELECT from
-// the customer's link whose ON CONFLICT DO UPDATE is the compare-and-swap
-// on order_key. Nothing it does not save is kept. On MySQL it declines
-// (see billing.ConditionalStore): the general path is as cheap there.
+// ApplyNewer is [billing.ConditionalStore.ApplyNewer] in one transaction:
+// the event's INSERT, then an INSERT ... SELECT from the customer's link
+// whose ON CONFLICT DO UPDATE is the compare-and-swap on order_key (on
+// PostgreSQL both in one statement, WITH ... INSERT). Nothing it does not
+// save is kept. On MySQL it declines (see billing.ConditionalStore): the
+// general path is as cheap there.
 func (s *Store) ApplyNewer(ctx context.Context, eventID string, sub billing.Subscription) (saved, duplicate bool, err error) {
 	if s.q.upsertNewer == "" || eventID == "" {
 		return false, false, nil
@@ -314,21 +315,32 @@ func (s *Store) ApplyNewer(ctx context.Context, eventID string, sub billing.Subs
 		}
 		defer sqlTx.Rollback() //nolint:errcheck // after Commit, a no-op
 		t := &tx{s: s, q: sqlTx}
-		ok, err := s.d.inserted(t.exec(ctx, s.q.insertEvent, eventID, s.now().Unix()))
-		if err != nil {
-			return fmt.Errorf("sqlstore: record event %s: %w", eventID, err)
-		}
-		if !ok {
-			duplicate = true
-			return nil
-		}
-		res, err := t.exec(ctx, s.q.upsertNewer, args...)
-		if err != nil {
-			return fmt.Errorf("sqlstore: save subscription %s: %w", sub.ID, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil || n == 0 {
-			return err // not newer, or no such customer: rolled back
+		if s.q.applyNewer != "" {
+			var events, written int64
+			if err := t.queryRow(ctx, s.q.applyNewer, append([]any{eventID, s.now().Unix()}, args...)...).Scan(&events, &written); err != nil {
+				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
+			}
+			duplicate = events == 0
+			if duplicate || written == 0 {
+				return nil // rolled back
+			}
+		} else {
+			ok, err := s.d.inserted(t.exec(ctx, s.q.insertEvent, eventID, s.now().Unix()))
+			if err != nil {
+				return fmt.Errorf("sqlstore: record event %s: %w", eventID, err)
+			}
+			if !ok {
+				duplicate = true
+				return nil
+			}
+			res, err := t.exec(ctx, s.q.upsertNewer, args...)
+			if err != nil {
+				return fmt.Errorf("sqlstore: save subscription %s: %w", sub.ID, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil || n == 0 {
+				return err // not newer, or no such customer: rolled back
+			}
 		}
 		if err := sqlTx.Commit(); err != nil {
 			return fmt.Errorf("sqlstore: commit: %w", err)

@@ -20,8 +20,10 @@ type queries struct {
 
 	lockUser, userByCustomerForUpdate string
 
-	// upsertNewer is ApplyNewer's compare-and-swap (see newerUpsert).
-	upsertNewer string
+	// upsertNewer is ApplyNewer's compare-and-swap (see newerUpsert), and
+	// applyNewer the event's INSERT and it in one statement, where the
+	// database can (see newerApply).
+	upsertNewer, applyNewer string
 
 	selectSubForUpdate, subsByUser, insertSub, updateSub string
 
@@ -63,7 +65,7 @@ const (
 // inTx are the statements transactions run.
 func (q queries) inTx() []string {
 	return []string{q.insertEvent, q.userByCustomerForUpdate, q.lockUser, q.insertCustomer, q.linksOf,
-		q.selectSubForUpdate, q.updateSub, q.insertSub, q.insertGrant, q.upsertNewer}
+		q.selectSubForUpdate, q.updateSub, q.insertSub, q.insertGrant, q.upsertNewer, q.applyNewer}
 }
 
 func newQueries(d dialect, prefix string) queries {
@@ -98,6 +100,7 @@ func newQueries(d dialect, prefix string) queries {
 		subsByUser:         "SELECT " + allSub + " FROM " + subs + " WHERE user_id = ?",
 		insertSub:          insert(subs, subCols),
 		upsertNewer:        d.newerUpsert(subs, customers, subCols, stateCols),
+		applyNewer:         d.newerApply(events, subs, customers, subCols, stateCols),
 		updateSub:          "UPDATE " + subs + " SET " + set(subCols[1:]) + " WHERE id = ?",
 
 		insertGrant:  insert(grants, grantCols),
@@ -117,7 +120,7 @@ func newQueries(d dialect, prefix string) queries {
 		&q.insertEvent, &q.selectEvent, &q.pruneEvents,
 		&q.customerByUser, &q.userByCustomer, &q.linksOf, &q.insertCustomer,
 		&q.lockUser, &q.userByCustomerForUpdate,
-		&q.selectSubForUpdate, &q.subsByUser, &q.insertSub, &q.updateSub, &q.upsertNewer,
+		&q.selectSubForUpdate, &q.subsByUser, &q.insertSub, &q.updateSub, &q.upsertNewer, &q.applyNewer,
 		&q.insertGrant, &q.grantsByUser,
 		&q.upsertParked, &q.selectParked, &q.pageParked, &q.countParked, &q.deleteParked, &q.pruneParked,
 	} {
