@@ -47,10 +47,7 @@ func (b *Billing) CatchUp(ctx context.Context, since time.Time) (CatchUpReport, 
 	p.Limit = stripe.Int64(100)
 	var errs []error
 	events := func(after string) iter.Seq2[*stripe.Event, error] {
-		p.StartingAfter = nil
-		if after != "" {
-			p.StartingAfter = stripe.String(after)
-		}
+		startAfter(&p.ListParams, after)
 		return iter.Seq2[*stripe.Event, error](b.sc.V1Events.List(ctx, p))
 	}
 	for ev, err := range list(ctx, b, events, func(ev *stripe.Event) string { return ev.ID }) {
@@ -127,10 +124,7 @@ func (b *Billing) Sync(ctx context.Context, userID string) (Membership, error) {
 	p.Limit = stripe.Int64(100)
 	var ids []string
 	subs := func(after string) iter.Seq2[*stripe.Subscription, error] {
-		p.StartingAfter = nil
-		if after != "" {
-			p.StartingAfter = stripe.String(after)
-		}
+		startAfter(&p.ListParams, after)
 		return iter.Seq2[*stripe.Subscription, error](b.sc.V1Subscriptions.List(ctx, p))
 	}
 	for sub, err := range list(ctx, b, subs, func(s *stripe.Subscription) string { return s.ID }) {
@@ -145,4 +139,13 @@ func (b *Billing) Sync(ctx context.Context, userID string) (Membership, error) {
 		}
 	}
 	return b.Membership(ctx, userID)
+}
+
+// startAfter makes a listing start after the object with ID after (from
+// the first object when after is "").
+func startAfter(p *stripe.ListParams, after string) {
+	p.StartingAfter = nil
+	if after != "" {
+		p.StartingAfter = stripe.String(after)
+	}
 }

@@ -17,18 +17,23 @@ import (
 // data.object, into the union of what billing reads of subscriptions,
 // invoices and Checkout Sessions (their field names do not clash).
 type wireEvent struct {
-	ID         string `json:"id"`
-	Type       string `json:"type"`
-	Created    int64  `json:"created"`
-	Livemode   bool   `json:"livemode"`
-	APIVersion string `json:"api_version"`
-	Data       struct {
+	wireHead
+	Data struct {
 		Object *wireObject `json:"object"`
 	} `json:"data"`
 
 	// objectErr is why data.object could not be decoded (a field of
 	// another type than Stripe's, say): the envelope was decoded alone.
 	objectErr error
+}
+
+// wireHead is an event's envelope but its data.
+type wireHead struct {
+	ID         string `json:"id"`
+	Type       string `json:"type"`
+	Created    int64  `json:"created"`
+	Livemode   bool   `json:"livemode"`
+	APIVersion string `json:"api_version"`
 }
 
 // decodeEvent decodes a verified event. When only its object is
@@ -40,19 +45,15 @@ func decodeEvent(body []byte, ev *wireEvent) error {
 		return nil
 	}
 	var env struct {
-		ID         string `json:"id"`
-		Type       string `json:"type"`
-		Created    int64  `json:"created"`
-		Livemode   bool   `json:"livemode"`
-		APIVersion string `json:"api_version"`
-		Data       struct {
+		wireHead
+		Data struct {
 			Object json.RawMessage `json:"object"`
 		} `json:"data"`
 	}
 	if json.Unmarshal(body, &env) != nil {
 		return err
 	}
-	*ev = wireEvent{ID: env.ID, Type: env.Type, Created: env.Created, Livemode: env.Livemode, APIVersion: env.APIVersion, objectErr: err}
+	*ev = wireEvent{wireHead: env.wireHead, objectErr: err}
 	if len(env.Data.Object) > 0 && !bytes.Equal(env.Data.Object, []byte("null")) {
 		// Its ID still serves an event of another API version, whose
 		// object is fetched anew.

@@ -416,30 +416,8 @@ func loadFixture(t *testing.T, db *sql.DB, fixture, prefix string) {
 	require.NoError(t, tx.Commit())
 }
 
-// fixtureStatements splits a fixture as sqlstore splits its migrations:
-// a statement ends with a semicolon at the end of a line; lines that are
-// only a comment are dropped.
-func fixtureStatements(script string) []string {
-	var (
-		stmts []string
-		cur   strings.Builder
-	)
-	for line := range strings.Lines(script) {
-		trimmed := strings.TrimSpace(line)
-		if trimmed == "" || strings.HasPrefix(trimmed, "--") {
-			continue
-		}
-		cur.WriteString(line)
-		if strings.HasSuffix(trimmed, ";") {
-			stmts = append(stmts, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
-			cur.Reset()
-		}
-	}
-	if rest := strings.TrimSpace(cur.String()); rest != "" {
-		stmts = append(stmts, rest)
-	}
-	return stmts
-}
+// fixtureStatements splits a fixture as sqlstore splits its migrations.
+var fixtureStatements = sqlstore.SplitStatements
 
 // ---- The generator ----
 
