@@ -222,7 +222,7 @@ func TestProductsAndPrices(t *testing.T) {
 	evs, err := srv.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
 	require.NoError(t, err)
 	sub := decodeAs[stripe.Subscription](t, evs[0])
-	assert.Equal(t, sub.Items.Data[0].CurrentPeriodStart+90*day, sub.Items.Data[0].CurrentPeriodEnd)
+	assert.Equal(t, monthsAfter(sub.Items.Data[0].CurrentPeriodStart, 3), sub.Items.Data[0].CurrentPeriodEnd)
 	in := decodeAs[stripe.Invoice](t, evs[1])
 	assert.Equal(t, "1 × Quarterly (at $40.00 / month)", in.Lines.Data[0].Description)
 

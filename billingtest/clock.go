@@ -84,7 +84,8 @@ func (a action) before(b action) bool {
 //
 //   - A subscription that is active or past_due renews at the end of its
 //     current period (the earliest current_period_end of its items): every
-//     item's period moves on by one interval and the subscription_cycle
+//     item's period moves on by one interval of the calendar (see the
+//     package doc) and the subscription_cycle
 //     invoice is drafted (customer.subscription.updated with
 //     previous_attributes items and latest_invoice, then invoice.created;
 //     the status does not change). An hour later the invoice is finalized
@@ -293,7 +294,7 @@ func (s *Stripe) run(a action) {
 		st.startCycle(sub, sub.trialStart, end, st.t+int64(finalizeDelay/time.Second), func() {
 			sub.status, sub.anchor = "active", end
 			for _, it := range sub.items {
-				it.periodStart, it.periodEnd = end, end+s.interval(it)
+				it.periodStart, it.periodEnd = end, s.periodEndAfter(sub, it, end)
 			}
 		})
 	case actRenew:
@@ -305,7 +306,7 @@ func (s *Stripe) run(a action) {
 		}
 		st.startCycle(sub, first.periodStart, first.periodEnd, st.t+int64(finalizeDelay/time.Second), func() {
 			for _, it := range sub.items {
-				it.periodStart, it.periodEnd = it.periodEnd, it.periodEnd+s.interval(it)
+				it.periodStart, it.periodEnd = it.periodEnd, s.periodEndAfter(sub, it, it.periodEnd)
 			}
 		})
 	}

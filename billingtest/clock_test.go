@@ -108,7 +108,7 @@ func TestAdvanceRenews(t *testing.T) {
 	sub := decodeAs[stripe.Subscription](t, evs[0])
 	assert.Equal(t, stripe.SubscriptionStatusActive, sub.Status)
 	assert.Equal(t, end, sub.Items.Data[0].CurrentPeriodStart)
-	assert.Equal(t, end+30*day, sub.Items.Data[0].CurrentPeriodEnd)
+	assert.Equal(t, monthsAfter(end, 1), sub.Items.Data[0].CurrentPeriodEnd)
 
 	draft := decodeAs[stripe.Invoice](t, evs[1])
 	assert.Equal(t, sub.LatestInvoice.ID, draft.ID)
@@ -116,7 +116,7 @@ func TestAdvanceRenews(t *testing.T) {
 	assert.Equal(t, stripe.InvoiceBillingReasonSubscriptionCycle, draft.BillingReason)
 	assert.Equal(t, end, draft.Created)
 	assert.Equal(t, end+hour, draft.NextPaymentAttempt, "the draft says when it is charged")
-	assert.Equal(t, end+30*day, draft.Lines.Data[0].Period.End)
+	assert.Equal(t, monthsAfter(end, 1), draft.Lines.Data[0].Period.End)
 	assert.Equal(t, stripe.InvoiceStatusOpen, decodeAs[stripe.Invoice](t, evs[2]).Status)
 	paid := decodeAs[stripe.Invoice](t, evs[3])
 	assert.Equal(t, stripe.InvoiceStatusPaid, paid.Status)
@@ -126,11 +126,11 @@ func TestAdvanceRenews(t *testing.T) {
 
 	now := srv.Subscription(subID)
 	assert.Equal(t, stripe.SubscriptionStatusActive, now.Status)
-	assert.Equal(t, end+30*day, now.Items.Data[0].CurrentPeriodEnd)
+	assert.Equal(t, monthsAfter(end, 1), now.Items.Data[0].CurrentPeriodEnd)
 	assert.Len(t, srv.InvoicesOf(subID), 2)
 	next, ok := srv.NextEvent()
 	require.True(t, ok)
-	assert.Equal(t, end+30*day, next.Unix(), "the next renewal")
+	assert.Equal(t, monthsAfter(end, 1), next.Unix(), "the next renewal")
 }
 
 func TestAdvanceRenewsEveryPeriod(t *testing.T) {
@@ -139,16 +139,16 @@ func TestAdvanceRenewsEveryPeriod(t *testing.T) {
 	_, end := periodOf(srv, subID)
 	n := len(srv.Events())
 
-	srv.Advance(3 * 30 * 24 * time.Hour)
+	advanceTo(srv, monthsAfter(end, 2)+60)
 	var renewals []int64
 	for _, e := range lastEvents(srv, n) {
 		if e.Type == "customer.subscription.updated" {
 			renewals = append(renewals, e.Created)
 		}
 	}
-	assert.Equal(t, []int64{end, end + 30*day, end + 60*day}, renewals)
+	assert.Equal(t, []int64{end, monthsAfter(end, 1), monthsAfter(end, 2)}, renewals)
 	_, newEnd := periodOf(srv, subID)
-	assert.Equal(t, end+90*day, newEnd)
+	assert.Equal(t, monthsAfter(end, 3), newEnd)
 	invoices := srv.InvoicesOf(subID)
 	require.Len(t, invoices, 4)
 	assert.Equal(t, stripe.InvoiceStatusPaid, srv.Invoice(invoices[2]).Status)
@@ -156,7 +156,7 @@ func TestAdvanceRenewsEveryPeriod(t *testing.T) {
 
 	srv.Advance(time.Hour)
 	assert.Equal(t, stripe.InvoiceStatusPaid, srv.Invoice(invoices[3]).Status)
-	assert.Equal(t, end+60*day+hour, srv.Invoice(invoices[3]).StatusTransitions.PaidAt)
+	assert.Equal(t, monthsAfter(end, 2)+hour, srv.Invoice(invoices[3]).StatusTransitions.PaidAt)
 }
 
 func TestAdvanceNothingDue(t *testing.T) {
@@ -202,7 +202,7 @@ func TestAdvanceTrial(t *testing.T) {
 	sub := decodeAs[stripe.Subscription](t, evs[0])
 	assert.Equal(t, stripe.SubscriptionStatusActive, sub.Status)
 	assert.Equal(t, trialEnd, sub.Items.Data[0].CurrentPeriodStart)
-	assert.Equal(t, trialEnd+30*day, sub.Items.Data[0].CurrentPeriodEnd)
+	assert.Equal(t, monthsAfter(trialEnd, 1), sub.Items.Data[0].CurrentPeriodEnd)
 	assert.Equal(t, trialEnd, sub.TrialEnd)
 	paid := decodeAs[stripe.Invoice](t, evs[3])
 	assert.Equal(t, stripe.InvoiceBillingReasonSubscriptionCycle, paid.BillingReason)
@@ -305,12 +305,12 @@ func TestAdvanceFailedRenewal(t *testing.T) {
 			// Later: a past_due subscription keeps renewing (and failing);
 			// the others do nothing more.
 			n = len(srv.Events())
-			advanceTo(srv, end+30*day+hour)
+			advanceTo(srv, monthsAfter(end, 1)+hour)
 			evs = lastEvents(srv, n)
 			if tc.final == stripe.SubscriptionStatusPastDue {
 				assert.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
 					"invoice.payment_failed"}, types(evs))
-				assert.Equal(t, end+30*day, evs[0].Created)
+				assert.Equal(t, monthsAfter(end, 1), evs[0].Created)
 			} else {
 				assert.Empty(t, evs)
 			}
@@ -341,7 +341,7 @@ func TestAdvanceRetryRecovers(t *testing.T) {
 	assert.Equal(t, stripe.SubscriptionStatusActive, srv.Subscription(subID).Status)
 
 	n = len(srv.Events())
-	advanceTo(srv, end+30*day+hour)
+	advanceTo(srv, monthsAfter(end, 1)+hour)
 	assert.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
 		"invoice.paid", "invoice.payment_succeeded"}, types(lastEvents(srv, n)), "the next renewal as usual")
 }
@@ -482,7 +482,7 @@ func TestManualStepsMoveTheSchedule(t *testing.T) {
 		srv.Advance(30 * 24 * time.Hour)
 		evs := lastEvents(srv, n)
 		require.NotEmpty(t, evs)
-		assert.Equal(t, end+30*day, evs[0].Created)
+		assert.Equal(t, monthsAfter(end, 1), evs[0].Created)
 	})
 	t.Run("renew_while_renewing", func(t *testing.T) {
 		srv, sc := clkSetup(t)
@@ -552,7 +552,7 @@ func TestManualOption(t *testing.T) {
 	require.Equal(t, []string{"checkout.session.expired"}, types(evs), "only sessions expire")
 	assert.Equal(t, cs.ExpiresAt, evs[0].Created)
 	_, end := periodOf(srv, subID)
-	assert.Equal(t, srv.Subscription(subID).Created+30*day, end)
+	assert.Equal(t, monthsAfter(srv.Subscription(subID).Created, 1), end)
 	_, err := srv.Renew(subID, billingtest.RenewOptions{})
 	require.NoError(t, err)
 }
@@ -581,7 +581,7 @@ func TestAdvanceWithBilling(t *testing.T) {
 	srv.Advance(30 * 24 * time.Hour)
 	m = member()
 	assert.Equal(t, billing.StatusActive, m.Status, "renewing: the period moved, the invoice waits")
-	assert.Equal(t, time.Unix(end+30*day, 0).UTC(), m.CurrentPeriodEnd)
+	assert.Equal(t, time.Unix(monthsAfter(end, 1), 0).UTC(), m.CurrentPeriodEnd)
 	assert.Zero(t, m.FailedAttempts)
 
 	for i, step := range []struct {
@@ -676,3 +676,7 @@ func ExampleStripe_NextEvent() {
 	// 13:00:00 invoice.paid
 	// 13:00:00 invoice.payment_succeeded
 }
+
+// monthsAfter is n calendar months after Unix second t: the renewals of a
+// monthly price anchored at t (whose day of the month every month has).
+func monthsAfter(t int64, n int) int64 { return time.Unix(t, 0).UTC().AddDate(0, n, 0).Unix() }

@@ -44,6 +44,6 @@ func Example() {
 	m, _ = b.Membership(ctx, "ada")
 	fmt.Println(m.Status, m.Tier, "renews", m.CurrentPeriodEnd.Format("2006-01-02"))
 	// Output:
-	// active pro renews 2026-02-04
-	// active pro renews 2026-03-06
+	// active pro renews 2026-02-05
+	// active pro renews 2026-03-05
 }

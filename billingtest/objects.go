@@ -87,8 +87,10 @@ type invoice struct {
 	finalizedAt, paidAt, nextPaymentAttempt, firstAttemptAt   int64
 }
 
-// intervalSeconds is the fake's length of a billing interval (a month is 30
-// days, a year 365).
+// intervalSeconds is a billing interval's length in seconds for days and
+// weeks; months and years follow the calendar (Stripe.periodEndAfter) and
+// have their nominal length here (30 and 365 days) only to say the
+// interval is known.
 func intervalSeconds(interval string) int64 {
 	switch interval {
 	case "day":

@@ -540,13 +540,13 @@ func TestPortalPage(t *testing.T) {
 	r := e.get(t, ps.URL)
 	require.Equal(t, http.StatusOK, r.Status)
 	end := time.Unix(e.srv.Subscription(sub).Items.Data[0].CurrentPeriodEnd, 0).UTC().Format("January 2, 2006")
-	assert.Equal(t, "October 31, 2025", end)
+	assert.Equal(t, "November 1, 2025", end)
 	for _, want := range []string{
 		`<section class="sub" id="sub-` + sub + `"`,
 		`<h3 id="name-` + sub + `">price_pro</h3>`,
 		`<span class="price" id="plan-` + sub + `">$29.00 / month</span>`,
 		`<span class="status" id="status-` + sub + `">Active</span>`,
-		`<p class="muted" id="period-` + sub + `">Renews on October 31, 2025</p>`,
+		`<p class="muted" id="period-` + sub + `">Renews on November 1, 2025</p>`,
 		`<button type="submit" class="secondary" id="cancel-at-period-end-` + sub + `">Cancel at period end</button>`,
 		`<button type="submit" class="danger" id="cancel-now-` + sub + `">Cancel now</button>`,
 		`<label for="price-` + sub + `">Switch plan</label>`,
@@ -647,7 +647,7 @@ func TestPortalActions(t *testing.T) {
 	assert.True(t, s.CancelAtPeriodEnd)
 	assert.Equal(t, periodEnd, s.CancelAt)
 	assert.Equal(t, []string{"customer.subscription.updated"}, rec.take(t, e.srv))
-	assert.Contains(t, page, `id="period-`+sub+`">Cancels on October 31, 2025</p>`)
+	assert.Contains(t, page, `id="period-`+sub+`">Cancels on November 1, 2025</p>`)
 	assert.Contains(t, page, `<button type="submit" id="uncancel-`+sub+`">Don't cancel</button>`)
 	assert.NotContains(t, page, `id="cancel-at-period-end-`)
 
@@ -657,7 +657,7 @@ func TestPortalActions(t *testing.T) {
 	assert.False(t, s.CancelAtPeriodEnd)
 	assert.Zero(t, s.CancelAt)
 	assert.Equal(t, []string{"customer.subscription.updated"}, rec.take(t, e.srv))
-	assert.Contains(t, page, `id="period-`+sub+`">Renews on October 31, 2025</p>`)
+	assert.Contains(t, page, `id="period-`+sub+`">Renews on November 1, 2025</p>`)
 
 	// Again: there is nothing to withdraw.
 	r := act("uncancel")
@@ -672,7 +672,7 @@ func TestPortalActions(t *testing.T) {
 	require.NoError(t, err)
 	rec.take(t, e.srv)
 	page = e.get(t, ps.URL).Body
-	assert.Contains(t, page, `id="period-`+sub+`">Cancels on October 21, 2025</p>`)
+	assert.Contains(t, page, `id="period-`+sub+`">Cancels on October 22, 2025</p>`)
 	back(act("uncancel"), "renewed", "Your subscription will no longer be canceled.")
 	assert.Zero(t, e.srv.Subscription(sub).CancelAt)
 	assert.Equal(t, []string{"customer.subscription.updated"}, rec.take(t, e.srv))

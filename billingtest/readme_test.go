@@ -46,7 +46,7 @@ func TestRenewal(t *testing.T) {
 	require.NoError(t, st.Flush(ctx))
 	renewed, _ := b.Membership(ctx, "ada")
 	require.True(t, renewed.Active(st.Now()))
-	require.Equal(t, first.CurrentPeriodEnd.AddDate(0, 0, 30), renewed.CurrentPeriodEnd)
+	require.Equal(t, first.CurrentPeriodEnd.AddDate(0, 1, 0), renewed.CurrentPeriodEnd)
 }
 
 // readme:end

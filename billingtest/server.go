@@ -10,9 +10,17 @@
 // Stripe does, and answers with Stripe-shaped errors. Its simulated clock
 // keeps ticking in real time from [Options].Start and moves forward with
 // [Stripe.Advance], which does what Stripe does meanwhile: renewals, payment
-// retries, trial ends, scheduled cancellations. Pass [Stripe.Now] as
-// billing.Config.Now. Every response carries a Date header in simulated
-// time, a Request-Id and a Stripe-Version.
+// retries, trial ends, scheduled cancellations. Pass the Stripe itself as
+// billing.Config.Clock ([Stripe.Now] and [Stripe.Sleep]). Every response
+// carries a Date header in simulated time, a Request-Id and a
+// Stripe-Version.
+//
+// Periods follow Stripe's calendar: a monthly price renews on the billing
+// anchor's day of the month, clamped to the month's last day (anchored on
+// Jan 31: Feb 28 or 29, then Mar 31); a yearly one on the anchor's date
+// (Feb 29: Feb 28 in other years); weekly and daily prices last 7 days and
+// 1 day. Trials, payment retries and trial_will_end count days. The
+// anchor is the subscription's start, or its trial's end.
 //
 // # Endpoints
 //

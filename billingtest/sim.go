@@ -135,7 +135,40 @@ func (s *Stripe) session(id string) (*session, error) {
 	return cs, nil
 }
 
-func (s *Stripe) interval(it *subItem) int64 { return s.prices[it.priceID].seconds() }
+// periodEndAfter is the end of an item's billing period that starts at
+// from, as Stripe counts it from the subscription's billing anchor: for
+// months, the anchor's day of the month, clamped to the month's last day
+// (anchored on Jan 31: Feb 28 or 29, then Mar 31); for years, the
+// anchor's date (Feb 29: Feb 28 in other years); days and weeks are fixed
+// lengths. It is the first such boundary after from.
+func (s *Stripe) periodEndAfter(sub *subscription, it *subItem, from int64) int64 {
+	p := s.prices[it.priceID]
+	count := max(p.intervalCount, 1)
+	months := int64(0)
+	switch p.interval {
+	case "month":
+		months = count
+	case "year":
+		months = 12 * count
+	default:
+		return from + p.seconds()
+	}
+	anchor := time.Unix(sub.anchor, 0).UTC()
+	for n := int64(1); ; n++ {
+		if end := addMonthsClamped(anchor, n*months).Unix(); end > from {
+			return end
+		}
+	}
+}
+
+// addMonthsClamped is t moved by months calendar months, on t's day of
+// the month or, in a shorter month, its last day; the time of day stays.
+func addMonthsClamped(t time.Time, months int64) time.Time {
+	y, m, d := t.Date()
+	first := time.Date(y, m+time.Month(months), 1, t.Hour(), t.Minute(), t.Second(), 0, time.UTC)
+	last := first.AddDate(0, 1, -1).Day()
+	return time.Date(first.Year(), first.Month(), min(d, last), t.Hour(), t.Minute(), t.Second(), 0, time.UTC)
+}
 
 // newInvoice drafts an invoice for the subscription's current items and makes
 // it the latest invoice. free makes a $0 (trial) invoice.
@@ -302,7 +335,7 @@ func (s *Stripe) CompleteCheckout(sessionID string, opts CompleteOptions) ([]Eve
 		periodStart: st.t}
 	sub := &subscription{id: newID("sub_", 24), customer: cs.customer, status: "incomplete",
 		items: []*subItem{it}, metadata: maps.Clone(cs.subMetadata), created: st.t, startDate: st.t, anchor: st.t}
-	it.periodEnd = st.t + s.interval(it)
+	it.periodEnd = s.periodEndAfter(sub, it, st.t)
 	trial := cs.trialDays > 0
 	if trial {
 		sub.status, sub.trialStart, sub.trialEnd = "trialing", st.t, st.t+cs.trialDays*86400
@@ -448,7 +481,7 @@ func (s *Stripe) Renew(subID string, opts RenewOptions) ([]Event, error) {
 		start, end := sub.items[0].periodStart, sub.items[0].periodEnd
 		st.charge(sub, start, end, opts.Fail, func() {
 			for _, it := range sub.items {
-				it.periodStart, it.periodEnd = it.periodEnd, it.periodEnd+s.interval(it)
+				it.periodStart, it.periodEnd = it.periodEnd, s.periodEndAfter(sub, it, it.periodEnd)
 			}
 		})
 		return nil
@@ -498,7 +531,7 @@ func (s *Stripe) EndTrial(subID string, opts RenewOptions) ([]Event, error) {
 		st.charge(sub, sub.trialStart, start, opts.Fail, func() {
 			sub.status, sub.trialEnd, sub.anchor = "active", start, start
 			for _, it := range sub.items {
-				it.periodStart, it.periodEnd = start, start+s.interval(it)
+				it.periodStart, it.periodEnd = start, s.periodEndAfter(sub, it, start)
 			}
 		})
 		return nil

@@ -446,7 +446,7 @@ func TestCompleteCheckoutSubscription(t *testing.T) {
 	assert.Equal(t, "price_month", item.Price.ID)
 	assert.Equal(t, int64(2), item.Quantity)
 	assert.InDelta(t, now, item.CurrentPeriodStart, 5)
-	assert.Equal(t, item.CurrentPeriodStart+30*day, item.CurrentPeriodEnd)
+	assert.Equal(t, monthsAfter(item.CurrentPeriodStart, 1), item.CurrentPeriodEnd)
 	assert.NotEmpty(t, created.LatestInvoice.ID)
 
 	for i, want := range []stripe.InvoiceStatus{"draft", "open", "paid", "paid"} {
@@ -576,7 +576,7 @@ func TestTrial(t *testing.T) {
 	active := decodeAs[stripe.Subscription](t, evs[0])
 	assert.Equal(t, stripe.SubscriptionStatusActive, active.Status)
 	assert.Equal(t, sub.TrialEnd, active.Items.Data[0].CurrentPeriodStart)
-	assert.Equal(t, sub.TrialEnd+30*day, active.Items.Data[0].CurrentPeriodEnd)
+	assert.Equal(t, monthsAfter(sub.TrialEnd, 1), active.Items.Data[0].CurrentPeriodEnd)
 	paid := decodeAs[stripe.Invoice](t, evs[3])
 	assert.Equal(t, int64(2000), paid.AmountPaid)
 	assert.Equal(t, int64(1), paid.AttemptCount)
@@ -674,7 +674,7 @@ func TestRenew(t *testing.T) {
 	sub := decodeAs[stripe.Subscription](t, evs[0])
 	assert.Equal(t, stripe.SubscriptionStatusActive, sub.Status)
 	assert.Equal(t, before.Items.Data[0].CurrentPeriodEnd, sub.Items.Data[0].CurrentPeriodStart)
-	assert.Equal(t, before.Items.Data[0].CurrentPeriodEnd+30*day, sub.Items.Data[0].CurrentPeriodEnd)
+	assert.Equal(t, monthsAfter(before.Items.Data[0].CurrentPeriodEnd, 1), sub.Items.Data[0].CurrentPeriodEnd)
 	assert.NotEqual(t, before.LatestInvoice.ID, sub.LatestInvoice.ID)
 
 	in := decodeAs[stripe.Invoice](t, evs[1])

@@ -414,7 +414,7 @@ func TestAccountCancelsOn(t *testing.T) {
 	page := c.get("/account") // waits for the webhook (offline mode)
 	sub := a.offline.Subscription(membershipOf(t, a, "ada@example.com").SubscriptionID)
 	assert.Equal(t, time.Unix(sub.CancelAt, 0).UTC().Format("January 2, 2006"), text(page.Body, "cancels-on"))
-	assert.Equal(t, "April 9, 2032", text(page.Body, "cancels-on"), "a year of the offline Stripe is 365 days")
+	assert.Equal(t, "April 10, 2032", text(page.Body, "cancels-on"), "a year of the offline Stripe is a calendar year")
 	assert.Contains(t, page.Body, `id="cancel-note"`)
 	assert.NotContains(t, page.Body, `id="renews-on"`)
 	assert.Equal(t, "open", text(page.Body, "access"))
@@ -518,10 +518,10 @@ func TestDevPanel(t *testing.T) {
 	c.buy(a, "pro-monthly")
 	page = c.get("/dev")
 	assert.Contains(t, text(page.Body, "events"), "checkout.session.completed delivered")
-	assert.Contains(t, text(page.Body, "sim-next"), "June 11, 2031")
+	assert.Contains(t, text(page.Body, "sim-next"), "June 12, 2031")
 	res = c.post("/dev/advance", url.Values{"step": {"next"}, "return": {"/account"}})
 	require.Equal(t, http.StatusSeeOther, res.Status)
-	assert.Contains(t, text(c.get("/account").Body, "sim-now"), "June 11, 2031")
+	assert.Contains(t, text(c.get("/account").Body, "sim-now"), "June 12, 2031")
 
 	// A webhook for a customer no user is linked to is parked, listed, and
 	// can be replayed (here it stays parked).

@@ -113,7 +113,7 @@ func TestBrowser(t *testing.T) {
 	b.submit("advance-month")
 	b.wait("membership")
 	require.Contains(t, b.text("sim-now"), "May 11, 2031")
-	require.Equal(t, "June 9, 2031", b.text("renews-on"))
+	require.Equal(t, "June 10, 2031", b.text("renews-on"))
 	require.Equal(t, periodEnd(), b.text("renews-on"))
 	require.False(t, b.exists("payment-failing"))
 	b.shot("account-renewed")
@@ -132,28 +132,28 @@ func TestBrowser(t *testing.T) {
 	// banner.
 	b.submit("advance-next")
 	b.wait("membership")
-	require.Contains(t, b.text("sim-now"), "June 9, 2031")
-	require.Equal(t, "July 9, 2031", b.text("renews-on"))
+	require.Contains(t, b.text("sim-now"), "June 10, 2031")
+	require.Equal(t, "July 10, 2031", b.text("renews-on"))
 	require.False(t, b.exists("payment-failing"))
 	b.submit("advance-next")
 	b.wait("payment-failing")
 	require.Contains(t, b.text("payment-failing"), "Your last payment failed. Stripe has tried 1 time and will try again.")
 	require.Equal(t, "Active", b.text("status"))
 	require.Equal(t, "open", b.text("access"))
-	require.Equal(t, "July 9, 2031", b.text("renews-on"))
+	require.Equal(t, "July 10, 2031", b.text("renews-on"))
 	b.shot("account-payment-failing-1")
 
 	b.submit("advance-next") // the retry a day after the first attempt
 	b.wait("payment-failing")
 	require.Contains(t, b.text("payment-failing"), "Stripe has tried 2 times")
-	require.Contains(t, b.text("sim-now"), "June 10, 2031")
+	require.Contains(t, b.text("sim-now"), "June 11, 2031")
 	require.Equal(t, "open", b.text("access"))
 	b.shot("account-payment-failing-2")
 
 	b.submit("advance-next") // three days after the first attempt: the third
 	b.wait("past-due")
 	require.Contains(t, b.text("past-due"), "Your payment is past due, so the members area is locked. 3 payment attempts failed.")
-	require.Contains(t, b.text("sim-now"), "June 12, 2031")
+	require.Contains(t, b.text("sim-now"), "June 13, 2031")
 	require.Equal(t, "Past due", b.text("status"))
 	require.Equal(t, "locked", b.text("access"))
 	require.False(t, b.exists("payment-failing"))
@@ -173,12 +173,12 @@ func TestBrowser(t *testing.T) {
 	b.wait("membership")
 	b.submit("advance-next")
 	b.wait("membership")
-	require.Contains(t, b.text("sim-now"), "June 14, 2031")
+	require.Contains(t, b.text("sim-now"), "June 15, 2031")
 	require.Equal(t, "Active", b.text("status"))
 	require.Equal(t, "open", b.text("access"))
 	require.False(t, b.exists("past-due"))
 	require.False(t, b.exists("payment-failing"))
-	require.Equal(t, "July 9, 2031", b.text("renews-on"))
+	require.Equal(t, "July 10, 2031", b.text("renews-on"))
 	b.shot("account-recovered")
 
 	// Cancel at the period end, in the portal.
@@ -188,11 +188,11 @@ func TestBrowser(t *testing.T) {
 	b.shot("portal-canceled")
 	b.submit("return")
 	b.wait("cancels-on")
-	require.Equal(t, "July 9, 2031", b.text("cancels-on"))
+	require.Equal(t, "July 10, 2031", b.text("cancels-on"))
 	require.False(t, b.exists("renews-on"))
 	require.Equal(t, "open", b.text("access"))
 	// The next thing the offline Stripe will do is end it, on that date.
-	require.Contains(t, b.text("sim-next"), "July 9, 2031")
+	require.Contains(t, b.text("sim-next"), "July 10, 2031")
 	b.shot("account-cancels-on")
 
 	// Until then the members area stays open...
@@ -206,7 +206,7 @@ func TestBrowser(t *testing.T) {
 	// ...and it closes at the cancellation.
 	b.submit("advance-next")
 	b.wait("refused")
-	require.Contains(t, b.text("sim-now"), "July 9, 2031")
+	require.Contains(t, b.text("sim-now"), "July 10, 2031")
 	require.Contains(t, b.text("refused"), "Your membership has ended.")
 	b.shot("members-refused-canceled")
 	b.open(srv.URL + "/account")

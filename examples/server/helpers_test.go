@@ -25,7 +25,7 @@ import (
 )
 
 // testStart is where the offline Stripe's clock starts in tests, so that
-// the dates on the pages are known. (Its months are 30 days long.)
+// the dates on the pages are known. (Its months follow the calendar.)
 var testStart = time.Date(2031, time.April, 10, 12, 0, 0, 0, time.UTC)
 
 // newTestSite runs the site in offline mode on a fresh SQLite file, served
