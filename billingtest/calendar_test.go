@@ -11,22 +11,6 @@ import (
 	"github.com/gobilling/billing/billingtest"
 )
 
-// calendarStripe starts a Stripe at start (its clock moved by hand) with
-// a monthly, a yearly, a quarterly and a weekly price.
-func calendarStripe(t *testing.T, start time.Time) (*billingtest.Stripe, *stripe.Client) {
-	t.Helper()
-	srv := billingtest.New(billingtest.Options{Start: start, Manual: true})
-	t.Cleanup(srv.Close)
-	srv.AddPrice("price_month", "month", 1000)
-	srv.AddPrice("price_year", "year", 10000)
-	srv.AddPrice("price_week", "week", 300)
-	sc := stripe.NewClient("sk_test_x", stripe.WithBackends(stripe.NewBackendsWithConfig(&stripe.BackendConfig{
-		URL:           stripe.String(srv.URL()),
-		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
-	})))
-	return srv, sc
-}
-
 // periodEnds subscribes to price at the Stripe's time and renews n times;
 // it returns every period end, the first included.
 func periodEnds(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client, price string, n int) []string {
@@ -78,7 +62,7 @@ func TestCalendarPeriods(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv, sc := calendarStripe(t, tc.start)
+			srv, sc := setupAt(t, tc.start, "week")
 			assert.Equal(t, tc.want, periodEnds(t, srv, sc, tc.price, tc.renewals))
 		})
 	}
@@ -88,7 +72,7 @@ func TestCalendarPeriods(t *testing.T) {
 // calendar month from the trial's end.
 func TestCalendarPeriodsAfterATrial(t *testing.T) {
 	t.Parallel()
-	srv, sc := calendarStripe(t, time.Date(2027, 1, 17, 10, 0, 0, 0, time.UTC))
+	srv, sc := setupAt(t, time.Date(2027, 1, 17, 10, 0, 0, 0, time.UTC))
 	c := newCustomer(t, sc)
 	cs, err := sc.V1CheckoutSessions.Create(ctx, &stripe.CheckoutSessionCreateParams{
 		Mode: stripe.String("subscription"), Customer: stripe.String(c.ID),

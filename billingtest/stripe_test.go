@@ -29,11 +29,25 @@ const day = int64(86400)
 
 func setup(t *testing.T) (*billingtest.Stripe, *stripe.Client) {
 	t.Helper()
-	srv := billingtest.New(billingtest.Options{Start: start, Manual: true})
+	return setupAt(t, start, "once")
+}
+
+// setupAt starts a Stripe at at, its clock moved by hand, with a monthly
+// and a yearly price (price_month, price_year) and one price_<interval>
+// per extra interval ("once" is a one-time price), and a client for it.
+func setupAt(t *testing.T, at time.Time, extra ...string) (*billingtest.Stripe, *stripe.Client) {
+	t.Helper()
+	srv := billingtest.New(billingtest.Options{Start: at, Manual: true})
 	t.Cleanup(srv.Close)
 	srv.AddPrice("price_month", "month", 1000)
 	srv.AddPrice("price_year", "year", 10000)
-	srv.AddPrice("price_once", "", 2500)
+	for _, iv := range extra {
+		if iv == "once" {
+			srv.AddPrice("price_once", "", 2500)
+		} else {
+			srv.AddPrice("price_"+iv, iv, 300)
+		}
+	}
 	sc := stripe.NewClient("sk_test_x", stripe.WithBackends(stripe.NewBackendsWithConfig(&stripe.BackendConfig{
 		URL:           stripe.String(srv.URL()),
 		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
