@@ -12,7 +12,13 @@ import (
 )
 
 // mysql is the dialect of MySQL 8 and MariaDB with InnoDB.
-type mysql struct{}
+type mysql struct {
+	// changedRows is set by check when the connection reports the rows
+	// an ON DUPLICATE KEY UPDATE changed (the driver's default), not the
+	// rows it found (clientFoundRows=true): only then can ApplyNewer tell
+	// a compare-and-swap that wrote from one that did not.
+	changedRows bool
+}
 
 // MySQL error numbers the store tells apart.
 const (
@@ -65,11 +71,35 @@ func (*mysql) upsert(table string, cols []string, n int) string {
 func (*mysql) upsertArgs(args []any, n int) []any { return append(args, args[1:1+n]...) }
 
 // byteWise: the tables are utf8mb4_bin already.
-// newerUpsert: none. ON DUPLICATE KEY UPDATE has no WHERE, and the rows
-// it reports as affected depend on the connection's clientFoundRows,
-// which the store cannot see: ApplyNewer declines, and billing takes the
-// general path (already at the minimal consumer's round trips on MySQL).
-func (*mysql) newerUpsert(subs, customers string, cols, state []string) string { return "" }
+// newerUpsert: ON DUPLICATE KEY UPDATE has no WHERE, so each state
+// column keeps its value unless the condition holds; order_key, which the
+// condition reads, is assigned last (MySQL assigns left to right).
+// VALUES(col) is the value the INSERT ... SELECT would have inserted. The
+// rows it reports as affected tell whether it wrote only when the
+// connection counts changed rows (see check); otherwise there is none,
+// and ApplyNewer declines.
+func (m *mysql) newerUpsert(subs, customers string, cols, state []string) string {
+	if !m.changedRows {
+		return ""
+	}
+	sel := make([]string, len(cols))
+	for i, c := range cols {
+		sel[i] = "?"
+		if c == "user_id" {
+			sel[i] = "c.user_id"
+		}
+	}
+	// The columns are the subscriptions table's (the customers table,
+	// selected from, has a customer_id too).
+	cond := subs + ".order_key < VALUES(order_key) AND " + subs + ".customer_id = VALUES(customer_id)"
+	set := make([]string, len(state))
+	for i, c := range state {
+		set[i] = subs + "." + c + " = IF(" + cond + ", VALUES(" + c + "), " + subs + "." + c + ")"
+	}
+	return "INSERT INTO " + subs + " (" + strings.Join(cols, ", ") + ") SELECT " + strings.Join(sel, ", ") +
+		" FROM " + customers + " c WHERE c.customer_id = ?" +
+		" ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
+}
 
 func (*mysql) newerApply(events, subs, customers string, cols, state []string) string {
 	return noNewerApply(events, subs, customers, cols, state)
@@ -120,13 +150,14 @@ func mysqlNumber(err error) uint16 {
 // check refuses a session without a strict sql_mode, where an over-long
 // ID would be truncated (and two IDs could become one) instead of
 // failing.
-func (*mysql) check(ctx context.Context, db *sql.DB) error {
+func (m *mysql) check(ctx context.Context, db *sql.DB) error {
 	var mode string
 	if err := db.QueryRowContext(ctx, "SELECT @@SESSION.sql_mode").Scan(&mode); err != nil {
 		return fmt.Errorf("sqlstore: read sql_mode: %w", err)
 	}
-	for m := range strings.SplitSeq(mode, ",") {
-		if m == "STRICT_TRANS_TABLES" || m == "STRICT_ALL_TABLES" {
+	for sm := range strings.SplitSeq(mode, ",") {
+		if sm == "STRICT_TRANS_TABLES" || sm == "STRICT_ALL_TABLES" {
+			m.changedRows = countsChangedRows(ctx, db)
 			return nil
 		}
 	}
@@ -180,4 +211,31 @@ func (*mysql) lockedMigrate(ctx context.Context, db *sql.DB, lockKey string, fn 
 		}
 	}()
 	return fn(conn)
+}
+
+// countsChangedRows reports whether the pool's connections count the rows
+// an ON DUPLICATE KEY UPDATE changed rather than the rows it found: an
+// update that changes nothing, on a temporary table of one connection,
+// must affect no row. Anything unexpected (no right to create temporary
+// tables, say) answers false.
+func countsChangedRows(ctx context.Context, db *sql.DB) bool {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	const table = "sqlstore_probe_found_rows"
+	if _, err := conn.ExecContext(ctx, "CREATE TEMPORARY TABLE "+table+" (id INT NOT NULL PRIMARY KEY, v INT NOT NULL)"); err != nil {
+		return false
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DROP TEMPORARY TABLE "+table) //nolint:errcheck // gone with the session anyway
+	if _, err := conn.ExecContext(ctx, "INSERT INTO "+table+" (id, v) VALUES (1, 1)"); err != nil {
+		return false
+	}
+	res, err := conn.ExecContext(ctx, "INSERT INTO "+table+" (id, v) VALUES (1, 1) ON DUPLICATE KEY UPDATE v = v")
+	if err != nil {
+		return false
+	}
+	n, err := res.RowsAffected()
+	return err == nil && n == 0
 }

@@ -335,7 +335,7 @@ func (f *floorConsumer) apply(ctx context.Context, u int) error {
 // SET TRANSACTION (its READ COMMITTED), BEGIN, INSERT the event, SELECT
 // the subscription FOR UPDATE, UPDATE it, COMMIT. Statements are
 // prepared once per connection.
-var maxRoundTrips = map[sqlstore.Dialect]int64{sqlstore.Postgres: 3, sqlstore.MySQL: 6, sqlstore.SQLite: 4}
+var maxRoundTrips = map[sqlstore.Dialect]int64{sqlstore.Postgres: 3, sqlstore.MySQL: 5, sqlstore.SQLite: 4}
 
 // floorRoundTrips are the minimal consumer's: BEGIN, INSERT, UPSERT,
 // COMMIT; go-sql-driver/mysql prepares each statement with arguments

@@ -226,6 +226,7 @@ func New(ctx context.Context, db *sql.DB, d Dialect, opts Options) (*Store, erro
 	if err := dl.check(ctx, db); err != nil {
 		return nil, err
 	}
+	s.q = newQueries(dl, prefix) // check may have learnt what the database can do
 	return s, nil
 }
 
@@ -295,8 +296,9 @@ func (s *Store) applyOnce(ctx context.Context, eventID string, fn func(ctx conte
 // the event's INSERT, then an INSERT ... SELECT from the customer's link
 // whose ON CONFLICT DO UPDATE is the compare-and-swap on order_key (on
 // PostgreSQL both in one statement, WITH ... INSERT). Nothing it does not
-// save is kept. On MySQL it declines (see billing.ConditionalStore): the
-// general path is as cheap there.
+// save is kept. On MySQL it declines (see billing.ConditionalStore) when
+// its connections count found rows (clientFoundRows=true in the DSN):
+// then it cannot tell a write from none.
 func (s *Store) ApplyNewer(ctx context.Context, eventID string, sub billing.Subscription) (saved, duplicate bool, err error) {
 	if s.q.upsertNewer == "" || eventID == "" {
 		return false, false, nil

@@ -405,3 +405,44 @@ func TestReadsInTxMatchReadsAfter(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyNewerOnMySQLCountsChangedRows: ApplyNewer tells a write from
+// none by the rows MySQL reports; with clientFoundRows=true in the DSN it
+// cannot, so it declines (saves and records nothing) and billing takes the
+// general path. Without it, it saves.
+func TestApplyNewerOnMySQLCountsChangedRows(t *testing.T) {
+	t.Parallel()
+	tdb := database(t, sqlstore.MySQL)
+	for _, tc := range []struct {
+		name, param string
+		saves       bool
+	}{{"changed rows (the default)", "", true}, {"found rows", "clientFoundRows=true", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := tdb
+			if tc.param != "" {
+				sep := "?"
+				if strings.Contains(d.dsn, "?") {
+					sep = "&"
+				}
+				d.dsn += sep + tc.param
+			}
+			db := d.open(t, 2)
+			st := newStore(t, d, db, sqlstore.Options{})
+			ctx := t.Context()
+			require.NoError(t, st.Apply(ctx, "", func(ctx context.Context, tx billing.Tx) error {
+				return tx.LinkCustomer(ctx, "u1", "cus_1")
+			}))
+			s := billing.Subscription{ID: "sub_1", CustomerID: "cus_1", Status: "active", Version: time.Unix(1_800_000_000, 0), OrderKey: 7}
+			saved, dup, err := st.ApplyNewer(ctx, "evt_1", s)
+			require.NoError(t, err)
+			assert.False(t, dup)
+			assert.Equal(t, tc.saves, saved)
+			recorded, err := st.Processed(ctx, "evt_1")
+			require.NoError(t, err)
+			assert.Equal(t, tc.saves, recorded, "the event is recorded only with the write")
+			f, err := st.Facts(ctx, "u1")
+			require.NoError(t, err)
+			assert.Len(t, f.Subscriptions, map[bool]int{true: 1, false: 0}[tc.saves])
+		})
+	}
+}
