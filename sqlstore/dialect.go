@@ -81,11 +81,13 @@ type dialect interface {
 	// only when it writes.
 	newerUpsert(subs, customers string, cols, state []string) string
 
-	// newerApply, if the database can, is the event's INSERT and
-	// newerUpsert in one statement, which returns two counts: the event
-	// rows inserted (0: a duplicate, and nothing else written) and the
-	// subscription rows written. Its arguments are the event's ID and
-	// time, then newerUpsert's. "" when it cannot.
+	// newerApply, if the database can, is newerUpsert and the event's
+	// INSERT in one statement that needs no transaction around it: it
+	// writes the subscription only if the event is not recorded, and
+	// records the event only if it wrote; it returns the subscription
+	// rows written, the event rows inserted, and whether the event was
+	// recorded before. Its arguments are newerUpsert's, then the event's
+	// ID, the event's ID and time, and the event's ID. "" when it cannot.
 	newerApply(events, subs, customers string, cols, state []string) string
 
 	// byteWise follows a text column in ORDER BY and comparisons so that

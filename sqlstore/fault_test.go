@@ -110,6 +110,7 @@ func TestFaultMidTransaction(t *testing.T) {
 			if outcome == "ignored" {
 				require.Equal(t, http.StatusOK, code)
 				assert.False(t, plan.fired(), "%s is not applied, so it has no transaction", e.Type)
+				plan.arm(0, false)
 				continue
 			}
 			require.True(t, plan.fired(), "%s %s: the commit was not reached", e.Type, e.ID)

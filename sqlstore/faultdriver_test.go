@@ -10,9 +10,10 @@ import (
 // errInjected is the failure the fault driver injects.
 var errInjected = errors.New("injected fault")
 
-// faultPlan says which statement inside a transaction fails. It counts
-// the statements (ExecContext and QueryContext) run inside transactions,
-// on every connection of the pool, since it was armed.
+// faultPlan says which statement fails. It counts the statements
+// (ExecContext and QueryContext, prepared or not) run on every connection
+// of the pool since it was armed; a statement outside a transaction is a
+// transaction of its own, which a planned commit failure fails.
 type faultPlan struct {
 	mu         sync.Mutex
 	failAt     int  // the statement to fail, from 1; 0 fails none
@@ -141,12 +142,7 @@ type faultStmt struct {
 func (s *faultStmt) Close() error  { return s.inner.Close() }
 func (s *faultStmt) NumInput() int { return s.inner.NumInput() }
 
-func (s *faultStmt) fault() error {
-	if s.conn.inTx {
-		return s.conn.plan.statement()
-	}
-	return nil
-}
+func (s *faultStmt) fault() error { return s.conn.fault() }
 
 // Exec and Query are driver.Stmt's; database/sql calls the Context ones.
 func (s *faultStmt) Exec(args []driver.Value) (driver.Result, error) {
@@ -187,11 +183,22 @@ func (s *faultStmt) CheckNamedValue(nv *driver.NamedValue) error {
 	return driver.ErrSkip
 }
 
-func (c *faultConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if c.inTx {
-		if err := c.plan.statement(); err != nil {
-			return nil, err
+// fault is the injected failure of one statement, if any: the plan's
+// next statement; outside a transaction, a statement is a transaction of
+// its own, so a planned commit failure fails it too (before it runs:
+// nothing is written).
+func (c *faultConn) fault() error {
+	if !c.inTx {
+		if err := c.plan.commit(); err != nil {
+			return err
 		}
+	}
+	return c.plan.statement()
+}
+
+func (c *faultConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if err := c.fault(); err != nil {
+		return nil, err
 	}
 	if e, ok := c.inner.(driver.ExecerContext); ok {
 		return e.ExecContext(ctx, query, args)
@@ -200,10 +207,8 @@ func (c *faultConn) ExecContext(ctx context.Context, query string, args []driver
 }
 
 func (c *faultConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	if c.inTx {
-		if err := c.plan.statement(); err != nil {
-			return nil, err
-		}
+	if err := c.fault(); err != nil {
+		return nil, err
 	}
 	if q, ok := c.inner.(driver.QueryerContext); ok {
 		return q.QueryContext(ctx, query, args)

@@ -43,13 +43,19 @@ func (*postgres) newerUpsert(subs, customers string, cols, state []string) strin
 	return newerUpsertOnConflict(subs, customers, cols, state)
 }
 
-// newerApply: data-modifying WITH queries. The upsert selects from the
-// event's INSERT, so that it writes nothing for a duplicate.
+// newerApply: one statement, run on its own (autocommit): the
+// compare-and-swap upsert, unless the event is recorded, and then the
+// event's INSERT, only if the upsert wrote; it returns how many rows each
+// wrote and whether the event was recorded before. A concurrent delivery
+// of the same event waits on the row (or on the event's key) and finds
+// nothing newer to write.
 func (*postgres) newerApply(events, subs, customers string, cols, state []string) string {
 	upsert := newerUpsertOnConflict(subs, customers, cols, state)
-	upsert = strings.Replace(upsert, " FROM "+customers+" c WHERE", " FROM "+customers+" c, ev WHERE", 1)
-	return "WITH ev AS (INSERT INTO " + events + " (id, processed_at) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING 1), " +
-		"up AS (" + upsert + " RETURNING 1) SELECT (SELECT COUNT(*) FROM ev), (SELECT COUNT(*) FROM up)"
+	upsert = strings.Replace(upsert, " WHERE c.customer_id = ?",
+		" WHERE c.customer_id = ? AND NOT EXISTS (SELECT 1 FROM "+events+" WHERE id = ?)", 1)
+	return "WITH up AS (" + upsert + " RETURNING 1), " +
+		"ev AS (INSERT INTO " + events + " (id, processed_at) SELECT ?, ? FROM up ON CONFLICT DO NOTHING RETURNING 1) " +
+		"SELECT (SELECT COUNT(*) FROM up), (SELECT COUNT(*) FROM ev), (SELECT COUNT(*) FROM " + events + " WHERE id = ?)"
 }
 
 func (*postgres) byteWise() string { return ` COLLATE "C"` }

@@ -329,13 +329,13 @@ func (f *floorConsumer) apply(ctx context.Context, u int) error {
 
 // maxRoundTrips bounds the database round trips of one applied
 // customer.subscription.updated through the handler (BENCHMARKS.md). On
-// PostgreSQL, ApplyNewer: BEGIN, one statement (the event's INSERT and
-// the compare-and-swap upsert, WITH ...), COMMIT; on SQLite the two are
-// statements of their own. On MySQL, which declines it, Apply:
+// PostgreSQL, ApplyNewer: one statement on its own (the compare-and-swap
+// upsert and the event's INSERT, WITH ...); on SQLite BEGIN, the event's
+// INSERT, the upsert, COMMIT. On MySQL, which declines it, Apply:
 // SET TRANSACTION (its READ COMMITTED), BEGIN, INSERT the event, SELECT
 // the subscription FOR UPDATE, UPDATE it, COMMIT. Statements are
 // prepared once per connection.
-var maxRoundTrips = map[sqlstore.Dialect]int64{sqlstore.Postgres: 3, sqlstore.MySQL: 5, sqlstore.SQLite: 4}
+var maxRoundTrips = map[sqlstore.Dialect]int64{sqlstore.Postgres: 1, sqlstore.MySQL: 5, sqlstore.SQLite: 4}
 
 // floorRoundTrips are the minimal consumer's: BEGIN, INSERT, UPSERT,
 // COMMIT; go-sql-driver/mysql prepares each statement with arguments

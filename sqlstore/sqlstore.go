@@ -294,9 +294,10 @@ func (s *Store) applyOnce(ctx context.Context, eventID string, fn func(ctx conte
 
 // ApplyNewer is [billing.ConditionalStore.ApplyNewer] in one transaction:
 // the event's INSERT, then an INSERT ... SELECT from the customer's link
-// whose ON CONFLICT DO UPDATE is the compare-and-swap on order_key (on
-// PostgreSQL both in one statement, WITH ... INSERT). Nothing it does not
-// save is kept. On MySQL it declines (see billing.ConditionalStore) when
+// whose ON CONFLICT DO UPDATE is the compare-and-swap on order_key. On
+// PostgreSQL it is one statement on its own (WITH ... INSERT), which
+// writes the subscription unless the event is recorded and records the
+// event only if it wrote. Nothing it does not save is kept. On MySQL it declines (see billing.ConditionalStore) when
 // its connections count found rows (clientFoundRows=true in the DSN):
 // then it cannot tell a write from none.
 func (s *Store) ApplyNewer(ctx context.Context, eventID string, sub billing.Subscription) (saved, duplicate bool, err error) {
@@ -308,6 +309,21 @@ func (s *Store) ApplyNewer(ctx context.Context, eventID string, sub billing.Subs
 		return false, false, fmt.Errorf("sqlstore: %w", err)
 	}
 	args = append(append(args[:2:2], args[3:]...), sub.CustomerID) // user_id comes from the link
+	if s.q.applyNewer != "" {
+		// One statement, on its own: one round trip.
+		err = s.retry(ctx, func() error {
+			saved, duplicate = false, false
+			var written, recorded, before int64
+			err := s.queryRow(ctx, s.q.applyNewer, append(args, eventID, eventID, s.now().Unix(), eventID), &written, &recorded, &before)
+			if err != nil {
+				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
+			}
+			saved = written > 0 && recorded > 0
+			duplicate = !saved && (before > 0 || written > 0)
+			return nil
+		})
+		return saved, duplicate, err
+	}
 	err = s.retry(ctx, func() error {
 		saved, duplicate = false, false
 		s.warmUp(ctx)
@@ -317,32 +333,21 @@ func (s *Store) ApplyNewer(ctx context.Context, eventID string, sub billing.Subs
 		}
 		defer sqlTx.Rollback() //nolint:errcheck // after Commit, a no-op
 		t := &tx{s: s, q: sqlTx}
-		if s.q.applyNewer != "" {
-			var events, written int64
-			if err := t.queryRow(ctx, s.q.applyNewer, append([]any{eventID, s.now().Unix()}, args...)...).Scan(&events, &written); err != nil {
-				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
-			}
-			duplicate = events == 0
-			if duplicate || written == 0 {
-				return nil // rolled back
-			}
-		} else {
-			ok, err := s.d.inserted(t.exec(ctx, s.q.insertEvent, eventID, s.now().Unix()))
-			if err != nil {
-				return fmt.Errorf("sqlstore: record event %s: %w", eventID, err)
-			}
-			if !ok {
-				duplicate = true
-				return nil
-			}
-			res, err := t.exec(ctx, s.q.upsertNewer, args...)
-			if err != nil {
-				return fmt.Errorf("sqlstore: save subscription %s: %w", sub.ID, err)
-			}
-			n, err := res.RowsAffected()
-			if err != nil || n == 0 {
-				return err // not newer, or no such customer: rolled back
-			}
+		ok, err := s.d.inserted(t.exec(ctx, s.q.insertEvent, eventID, s.now().Unix()))
+		if err != nil {
+			return fmt.Errorf("sqlstore: record event %s: %w", eventID, err)
+		}
+		if !ok {
+			duplicate = true
+			return nil
+		}
+		res, err := t.exec(ctx, s.q.upsertNewer, args...)
+		if err != nil {
+			return fmt.Errorf("sqlstore: save subscription %s: %w", sub.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n == 0 {
+			return err // not newer, or no such customer: rolled back
 		}
 		if err := sqlTx.Commit(); err != nil {
 			return fmt.Errorf("sqlstore: commit: %w", err)
