@@ -23,14 +23,33 @@
 //
 // Each webhook event is applied in one store transaction together with
 // the record of its ID: a duplicate changes nothing and makes no Stripe
-// call, and a failure is answered 500 so that Stripe retries. Every stored
-// subscription carries a version (Stripe's time for the state it holds)
-// and is only overwritten by a strictly newer one; when two states share a
-// second, billing fetches the subscription and applies it once Stripe's
-// clock proves it newer. canceled and incomplete_expired are final.
-// Invoice facts (failed attempts) carry their own version. One-time
-// purchases are granted once per Checkout Session, whichever of the
-// webhook and the return page comes first.
+// call, and a failure is answered 500 so that Stripe retries; what can
+// never be applied is parked (answered 200) for an operator
+// ([Billing.ParkedEvents], [Billing.Replay]). Which state is newer is
+// decided in one pure function, never by the Store: every stored
+// subscription carries a version (Stripe's time for the state it holds),
+// statuses move through phases that never go back (incomplete, live,
+// final), and within a phase only a strictly newer version wins; when two
+// states share a second, billing fetches the subscription and applies it
+// once Stripe's clock proves it newer. Invoice facts (failed attempts)
+// have their own order. One-time purchases are granted once per Checkout
+// Session, whichever of the webhook and the return page comes first.
+//
+// # Stores
+//
+// A [Store] runs transactions, locks, reads and saves; it holds no
+// business rule, so a store of one's own is short (examples/mapstore is a
+// complete one). package storetest proves a store: storetest.Run checks
+// the contract, storetest.RunLifecycles runs billing's real lifecycles
+// through the webhook handler on the offline Stripe of package
+// billingtest. A store may also implement [ConditionalStore], billing's
+// one-statement path for a newer state.
+//
+// # Time
+//
+// Time comes from Config.Clock ([SystemClock] by default), which also
+// waits: billing retries Stripe calls on it, so tests on billingtest's
+// simulated clock never sleep.
 //
 // # Membership
 //
