@@ -1,6 +1,9 @@
 package storetest
 
 import (
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -123,4 +126,99 @@ func testConditionalUnknownCustomer(t *testing.T, st billing.Store) {
 	assert.False(t, processed(t, st, n("evt")))
 	_, found := getSub(t, st, s.ID)
 	assert.False(t, found)
+}
+
+// testConditionalConcurrentSameEvent: the same event through ApplyNewer
+// from 16 goroutines at once saves once; the others save nothing (they
+// may report the duplicate, or decline), and the event is recorded once.
+func testConditionalConcurrentSameEvent(t *testing.T, st billing.Store) {
+	cs := conditional(t, st)
+	n := namer(t)
+	require.NoError(t, link(t, st, n("user"), n("cus")))
+	s := fullSub(n("sub"), "", n("cus"), at(10))
+	s.Invoice, s.OrderKey = billing.Invoice{}, 100
+	const workers = 16
+	var (
+		start = make(chan struct{})
+		wg    sync.WaitGroup
+		saves atomic.Int64
+	)
+	for range workers {
+		wg.Go(func() {
+			<-start
+			saved, dup, err := cs.ApplyNewer(t.Context(), n("evt"), s)
+			assert.NoError(t, err)
+			assert.False(t, saved && dup)
+			if saved {
+				saves.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	assert.LessOrEqual(t, saves.Load(), int64(1), "saved at most once")
+	if saves.Load() == 0 {
+		assert.False(t, processed(t, st, n("evt")), "a store that declined recorded nothing")
+		return
+	}
+	assert.True(t, processed(t, st, n("evt")))
+	want := s
+	want.UserID = n("user")
+	requireSub(t, want, mustSub(t, st, s.ID))
+}
+
+// testConditionalConcurrentNewerStates: states of increasing keys, each
+// under an event of its own, from 8 goroutines at once: the record ends
+// with the greatest key's state, and exactly the events whose state was
+// saved are recorded.
+func testConditionalConcurrentNewerStates(t *testing.T, st billing.Store) {
+	cs := conditional(t, st)
+	n := namer(t)
+	require.NoError(t, link(t, st, n("user"), n("cus")))
+	const workers = 8
+	var (
+		start = make(chan struct{})
+		wg    sync.WaitGroup
+		saved [workers]atomic.Bool
+	)
+	states := make([]billing.Subscription, workers)
+	for i := range workers {
+		s := fullSub(n("sub"), "", n("cus"), at(10+i))
+		s.Invoice, s.OrderKey = billing.Invoice{}, int64(100+i)
+		s.Items = s.Items[:1]
+		s.Items[0].Quantity = int64(i + 1)
+		states[i] = s
+	}
+	for i := range workers {
+		wg.Go(func() {
+			<-start
+			ok, _, err := cs.ApplyNewer(t.Context(), fmt.Sprintf("%s_%d", n("evt"), i), states[i])
+			assert.NoError(t, err)
+			saved[i].Store(ok)
+		})
+	}
+	close(start)
+	wg.Wait()
+	anySaved := false
+	for i := range workers {
+		assert.Equal(t, saved[i].Load(), processed(t, st, fmt.Sprintf("%s_%d", n("evt"), i)),
+			"event %d is recorded exactly when its state was saved", i)
+		anySaved = anySaved || saved[i].Load()
+	}
+	if !anySaved {
+		return // a store that declines
+	}
+	got := mustSub(t, st, n("sub"))
+	var best int
+	for i := range workers {
+		if saved[i].Load() {
+			best = i
+		}
+	}
+	want := states[best]
+	want.UserID = n("user")
+	requireSub(t, want, got, "the last saved state is the greatest key's")
+	if saved[workers-1].Load() {
+		assert.Equal(t, int64(100+workers-1), got.OrderKey)
+	}
 }

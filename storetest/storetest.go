@@ -137,6 +137,8 @@ func groups() []group {
 			{"Creates", testConditionalCreates},
 			{"CompareAndSwap", testConditionalCompareAndSwap},
 			{"UnknownCustomer", testConditionalUnknownCustomer},
+			{"ConcurrentSameEvent", testConditionalConcurrentSameEvent},
+			{"ConcurrentNewerStates", testConditionalConcurrentNewerStates},
 		}},
 		{"Park", []test{
 			{"RoundTrip", testParkRoundTrip},
