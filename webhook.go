@@ -154,23 +154,10 @@ func (b *Billing) process(ctx context.Context, ev *wireEvent, raw []byte) (Outco
 	default:
 		return OutcomeIgnored, nil
 	}
-	if !ev.hasObject() {
-		// Signed, so Stripe's, but nothing to apply: retrying cannot help.
-		if err := b.park(ctx, ev, raw, "", "the event has no data.object"); err != nil {
-			return 0, err
-		}
-		return OutcomeParked, nil
-	}
-	if !storable(ev.ID) {
-		// Never one of Stripe's, but signed: kept, under a storable ID.
-		if err := b.park(ctx, ev, raw, "", "the event's ID cannot be stored"); err != nil {
-			return 0, err
-		}
-		return OutcomeParked, nil
-	}
-	if ev.Created <= 0 {
-		// Stripe always sends it; without it nothing can be ordered.
-		if err := b.park(ctx, ev, raw, "", "the event has no created time"); err != nil {
+	if reason := unusable(ev); reason != "" {
+		// Signed, so accepted, but retrying cannot help: kept for an
+		// operator rather than answered 500 for three days.
+		if err := b.park(ctx, ev, raw, "", reason); err != nil {
 			return 0, err
 		}
 		return OutcomeParked, nil
@@ -214,6 +201,22 @@ func (b *Billing) process(ctx context.Context, ev *wireEvent, raw []byte) (Outco
 		return OutcomeParked, nil
 	}
 	return 0, err
+}
+
+// unusable says why a verified event of a type billing applies cannot be
+// applied at all, or "": no data.object (nothing to apply), an ID no
+// store can keep (never one of Stripe's; parked under a storable one), no
+// created time (Stripe always sends it; without it nothing is ordered).
+func unusable(ev *wireEvent) string {
+	switch {
+	case !ev.hasObject():
+		return "the event has no data.object"
+	case !storable(ev.ID):
+		return "the event's ID cannot be stored"
+	case ev.Created <= 0:
+		return "the event has no created time"
+	}
+	return ""
 }
 
 // errUndecodable is an event whose object cannot be read.
