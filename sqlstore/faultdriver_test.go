@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // errInjected is the failure the fault driver injects.
@@ -14,7 +15,18 @@ var errInjected = errors.New("injected fault")
 // (ExecContext and QueryContext, prepared or not) run on every connection
 // of the pool since it was armed; a statement outside a transaction is a
 // transaction of its own, which a planned commit failure fails.
+//
+// It also counts round trips (calls), for the round-trip test: every call
+// a driver answers over the wire (begin, commit, rollback, prepare, exec,
+// query). A call the driver declines with driver.ErrSkip
+// (go-sql-driver/mysql's exec with arguments, which database/sql then
+// prepares) is not counted, nor is closing a prepared statement (MySQL
+// sends it without waiting for an answer). With mysql set, a BeginTx with
+// an isolation level is two (SET TRANSACTION, then START TRANSACTION).
 type faultPlan struct {
+	calls atomic.Int64
+	mysql bool
+
 	mu         sync.Mutex
 	failAt     int  // the statement to fail, from 1; 0 fails none
 	failCommit bool // make the next Commit roll back and fail
@@ -97,8 +109,17 @@ var (
 	_ driver.NamedValueChecker  = (*faultConn)(nil)
 )
 
-func (c *faultConn) Prepare(query string) (driver.Stmt, error) { return c.inner.Prepare(query) }
-func (c *faultConn) Close() error                              { return c.inner.Close() }
+func (c *faultConn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+// called counts a call that reached the database.
+func (c *faultConn) called(err error) {
+	if !errors.Is(err, driver.ErrSkip) {
+		c.plan.calls.Add(1)
+	}
+}
+func (c *faultConn) Close() error { return c.inner.Close() }
 func (c *faultConn) Begin() (driver.Tx, error) {
 	return c.BeginTx(context.Background(), driver.TxOptions{})
 }
@@ -109,6 +130,10 @@ func (c *faultConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.
 		return nil, errors.New("faultConn: the driver's connection has no BeginTx")
 	}
 	tx, err := b.BeginTx(ctx, opts)
+	c.called(err)
+	if c.plan.mysql && opts.Isolation != 0 {
+		c.plan.calls.Add(1)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +151,7 @@ func (c *faultConn) PrepareContext(ctx context.Context, query string) (driver.St
 	} else {
 		st, err = c.inner.Prepare(query)
 	}
+	c.called(err)
 	if err != nil {
 		return nil, err
 	}
@@ -166,14 +192,18 @@ func (s *faultStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (
 	if err := s.fault(); err != nil {
 		return nil, err
 	}
-	return s.inner.(driver.StmtExecContext).ExecContext(ctx, args)
+	res, err := s.inner.(driver.StmtExecContext).ExecContext(ctx, args)
+	s.conn.called(err)
+	return res, err
 }
 
 func (s *faultStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
 	if err := s.fault(); err != nil {
 		return nil, err
 	}
-	return s.inner.(driver.StmtQueryContext).QueryContext(ctx, args)
+	rows, err := s.inner.(driver.StmtQueryContext).QueryContext(ctx, args)
+	s.conn.called(err)
+	return rows, err
 }
 
 func (s *faultStmt) CheckNamedValue(nv *driver.NamedValue) error {
@@ -201,7 +231,9 @@ func (c *faultConn) ExecContext(ctx context.Context, query string, args []driver
 		return nil, err
 	}
 	if e, ok := c.inner.(driver.ExecerContext); ok {
-		return e.ExecContext(ctx, query, args)
+		res, err := e.ExecContext(ctx, query, args)
+		c.called(err)
+		return res, err
 	}
 	return nil, driver.ErrSkip
 }
@@ -211,7 +243,9 @@ func (c *faultConn) QueryContext(ctx context.Context, query string, args []drive
 		return nil, err
 	}
 	if q, ok := c.inner.(driver.QueryerContext); ok {
-		return q.QueryContext(ctx, query, args)
+		rows, err := q.QueryContext(ctx, query, args)
+		c.called(err)
+		return rows, err
 	}
 	return nil, driver.ErrSkip
 }
@@ -257,10 +291,14 @@ func (t *faultTx) Commit() error {
 		_ = t.inner.Rollback()
 		return err
 	}
-	return t.inner.Commit()
+	err := t.inner.Commit()
+	t.conn.called(err)
+	return err
 }
 
 func (t *faultTx) Rollback() error {
 	t.conn.inTx = false
-	return t.inner.Rollback()
+	err := t.inner.Rollback()
+	t.conn.called(err)
+	return err
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"database/sql/driver"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,174 +21,6 @@ import (
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/sqlstore"
 )
-
-// countingConnector counts the round trips its connections make to the
-// database: every call a driver answers over the wire (begin, commit,
-// rollback, prepare, exec, query). A call the driver declines with
-// driver.ErrSkip (go-sql-driver/mysql's exec with arguments, which
-// database/sql then prepares) is not counted, and closing a prepared
-// statement is not either (MySQL sends it without waiting for an answer).
-// MySQL's BeginTx with an isolation level is two round trips (SET
-// TRANSACTION, then START TRANSACTION) and is counted as such.
-type countingConnector struct {
-	inner driver.Connector
-	mysql bool
-	n     atomic.Int64
-}
-
-func (c *countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.inner.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &countingConn{inner: conn, c: c}, nil
-}
-
-func (c *countingConnector) Driver() driver.Driver { return c.inner.Driver() }
-
-type countingConn struct {
-	inner driver.Conn
-	c     *countingConnector
-}
-
-func (c *countingConn) count(err error) {
-	if !errors.Is(err, driver.ErrSkip) {
-		c.c.n.Add(1)
-	}
-}
-
-func (c *countingConn) Prepare(query string) (driver.Stmt, error) {
-	return c.PrepareContext(context.Background(), query)
-}
-
-func (c *countingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	var (
-		st  driver.Stmt
-		err error
-	)
-	if p, ok := c.inner.(driver.ConnPrepareContext); ok {
-		st, err = p.PrepareContext(ctx, query)
-	} else {
-		st, err = c.inner.Prepare(query)
-	}
-	c.count(err)
-	if err != nil {
-		return nil, err
-	}
-	return &countingStmt{inner: st, c: c}, nil
-}
-
-func (c *countingConn) Close() error { return c.inner.Close() }
-
-func (c *countingConn) Begin() (driver.Tx, error) {
-	return c.BeginTx(context.Background(), driver.TxOptions{})
-}
-
-func (c *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	tx, err := c.inner.(driver.ConnBeginTx).BeginTx(ctx, opts)
-	c.count(err)
-	if c.c.mysql && opts.Isolation != 0 {
-		c.c.n.Add(1)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &countingTx{inner: tx, c: c}, nil
-}
-
-func (c *countingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	e, ok := c.inner.(driver.ExecerContext)
-	if !ok {
-		return nil, driver.ErrSkip
-	}
-	res, err := e.ExecContext(ctx, query, args)
-	c.count(err)
-	return res, err
-}
-
-func (c *countingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	q, ok := c.inner.(driver.QueryerContext)
-	if !ok {
-		return nil, driver.ErrSkip
-	}
-	rows, err := q.QueryContext(ctx, query, args)
-	c.count(err)
-	return rows, err
-}
-
-func (c *countingConn) CheckNamedValue(nv *driver.NamedValue) error {
-	if ch, ok := c.inner.(driver.NamedValueChecker); ok {
-		return ch.CheckNamedValue(nv)
-	}
-	return driver.ErrSkip
-}
-
-func (c *countingConn) ResetSession(ctx context.Context) error {
-	if r, ok := c.inner.(driver.SessionResetter); ok {
-		return r.ResetSession(ctx)
-	}
-	return nil
-}
-
-func (c *countingConn) IsValid() bool {
-	if v, ok := c.inner.(driver.Validator); ok {
-		return v.IsValid()
-	}
-	return true
-}
-
-type countingTx struct {
-	inner driver.Tx
-	c     *countingConn
-}
-
-func (t *countingTx) Commit() error {
-	err := t.inner.Commit()
-	t.c.count(err)
-	return err
-}
-
-func (t *countingTx) Rollback() error {
-	err := t.inner.Rollback()
-	t.c.count(err)
-	return err
-}
-
-type countingStmt struct {
-	inner driver.Stmt
-	c     *countingConn
-}
-
-func (s *countingStmt) Close() error  { return s.inner.Close() }
-func (s *countingStmt) NumInput() int { return s.inner.NumInput() }
-
-// Exec and Query are driver.Stmt's; database/sql calls the Context ones.
-func (s *countingStmt) Exec(args []driver.Value) (driver.Result, error) {
-	return s.ExecContext(context.Background(), namedValues(args))
-}
-
-func (s *countingStmt) Query(args []driver.Value) (driver.Rows, error) {
-	return s.QueryContext(context.Background(), namedValues(args))
-}
-
-func (s *countingStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	res, err := s.inner.(driver.StmtExecContext).ExecContext(ctx, args)
-	s.c.count(err)
-	return res, err
-}
-
-func (s *countingStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	rows, err := s.inner.(driver.StmtQueryContext).QueryContext(ctx, args)
-	s.c.count(err)
-	return rows, err
-}
-
-func (s *countingStmt) CheckNamedValue(nv *driver.NamedValue) error {
-	if ch, ok := s.inner.(driver.NamedValueChecker); ok {
-		return ch.CheckNamedValue(nv)
-	}
-	return driver.ErrSkip
-}
 
 // ---- the handler on a SQL store, beside the minimal consumer ----
 
@@ -342,15 +172,15 @@ var maxRoundTrips = map[sqlstore.Dialect]int64{sqlstore.Postgres: 1, sqlstore.My
 // first (the consumer uses database/sql as most code does).
 var floorRoundTrips = map[sqlstore.Dialect]int64{sqlstore.Postgres: 4, sqlstore.MySQL: 6, sqlstore.SQLite: 4}
 
-// TestRoundTripsPerAppliedEvent counts, through a counting
-// driver.Connector, the round trips of applied events on one connection,
+// TestRoundTripsPerAppliedEvent counts, through the fault driver's
+// counting driver.Connector (see faultPlan), the round trips of applied events on one connection,
 // once its statements are prepared, against the bounds above and beside
 // the minimal consumer's.
 func TestRoundTripsPerAppliedEvent(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
 		tdb := database(t, d)
-		cc := &countingConnector{inner: tdb.connector(t), mysql: d == sqlstore.MySQL}
-		db := sql.OpenDB(cc)
+		plan := &faultPlan{mysql: d == sqlstore.MySQL} // never armed: it only counts
+		db := sql.OpenDB(&faultConnector{inner: tdb.connector(t), plan: plan})
 		db.SetMaxOpenConns(1)
 		t.Cleanup(func() { db.Close() })
 		w := newSQLWorld(t, d, db, 1)
@@ -362,18 +192,18 @@ func TestRoundTripsPerAppliedEvent(t *testing.T) {
 			require.NoError(t, w.floor.apply(ctx, 0))
 		}
 		const n = 10
-		cc.n.Store(0)
+		plan.calls.Store(0)
 		for range n {
 			code, body := w.deliver(w.payload(0))
 			require.Equal(t, http.StatusOK, code, body)
 			require.Equal(t, `{"outcome":"applied"}`, body)
 		}
-		handler := cc.n.Load()
-		cc.n.Store(0)
+		handler := plan.calls.Load()
+		plan.calls.Store(0)
 		for range n {
 			require.NoError(t, w.floor.apply(ctx, 0))
 		}
-		floor := cc.n.Load()
+		floor := plan.calls.Load()
 		t.Logf("%s: %.1f round trips per applied event through the handler, %.1f for the minimal consumer", d, float64(handler)/n, float64(floor)/n)
 		assert.LessOrEqual(t, handler, maxRoundTrips[d]*n, "round trips of %d applied events", n)
 		assert.Equal(t, floorRoundTrips[d]*n, floor, "the minimal consumer: BEGIN, INSERT, UPSERT, COMMIT")
