@@ -397,7 +397,7 @@ func (s *Stripe) getInvoice(r *http.Request) (int, any) {
 	if err := checkParams(r.Form); err != nil {
 		return 0, err
 	}
-	exp, err := expandParam(r.Form, "customer")
+	exp, err := expandParam(r.Form, "customer", "payments")
 	if err != nil {
 		return 0, err
 	}
@@ -414,7 +414,7 @@ func (s *Stripe) listInvoices(r *http.Request) (int, any) {
 	if err := checkParams(f, withList("customer", "subscription", "status", "collection_method")...); err != nil {
 		return 0, err
 	}
-	exp, err := listExpand(f, "customer")
+	exp, err := listExpand(f, "customer", "payments")
 	if err != nil {
 		return 0, err
 	}
@@ -433,6 +433,76 @@ func (s *Stripe) listInvoices(r *http.Request) (int, any) {
 		in := s.invoices[e.id]
 		return (customer == "" || in.customer == customer) && (sub == "" || in.subscription == sub) &&
 			(status == "" || in.status == status) && method != "send_invoice"
+	})
+	if err != nil {
+		return 0, err
+	}
+	return 200, l
+}
+
+// invoicePayment finds an invoice payment by ID, or nil.
+func (s *Stripe) invoicePayment(id string) *invoicePayment {
+	for _, inID := range s.invOrder {
+		for _, p := range s.invoices[inID].payments {
+			if p.id == id {
+				return p
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Stripe) getInvoicePayment(r *http.Request) (int, any) {
+	if err := checkParams(r.Form); err != nil {
+		return 0, err
+	}
+	if _, err := expandParam(r.Form); err != nil {
+		return 0, err
+	}
+	id := r.PathValue("id")
+	p := s.invoicePayment(id)
+	if p == nil {
+		return 0, noSuch(404, "invoice_payment", id, "id")
+	}
+	return 200, s.invoicePaymentObj(p)
+}
+
+// listInvoicePayments lists invoice payments, newest first, filtered by
+// invoice or by payment[type]=payment_intent and payment[payment_intent]
+// (how a PaymentIntent's invoice is found in basil).
+func (s *Stripe) listInvoicePayments(r *http.Request) (int, any) {
+	f := r.Form
+	if err := checkParams(f, withList("invoice", "payment[type]", "payment[payment_intent]", "status")...); err != nil {
+		return 0, err
+	}
+	if _, err := listExpand(f); err != nil {
+		return 0, err
+	}
+	status, err := enumParam(f, "status", "canceled", "open", "paid")
+	if err != nil {
+		return 0, err
+	}
+	pi := f.Get("payment[payment_intent]")
+	if (f.Has("payment[type]") || pi != "") && f.Get("payment[type]") != "payment_intent" {
+		if !f.Has("payment[type]") {
+			return 0, missing("payment[type]")
+		}
+		return 0, invalid("payment[type]", "Invalid payment[type]: must be payment_intent")
+	}
+	inv := f.Get("invoice")
+	var order []string
+	byID := map[string]*invoicePayment{}
+	for _, inID := range s.invOrder {
+		for _, p := range s.invoices[inID].payments {
+			order = append(order, p.id)
+			byID[p.id] = p
+		}
+	}
+	all := newestFirst(order, func(id string) int64 { return byID[id].created },
+		func(id string) any { return s.invoicePaymentObj(byID[id]) })
+	l, err := listPage(f, "/v1/invoice_payments", "invoice_payment", all, func(e entry) bool {
+		p := byID[e.id]
+		return (inv == "" || p.invoice == inv) && (pi == "" || p.pi == pi) && (status == "" || p.status == status)
 	})
 	if err != nil {
 		return 0, err

@@ -3,6 +3,7 @@ package billingtest
 import (
 	"fmt"
 	"maps"
+	"slices"
 )
 
 // State kept by the fake. Everything is rendered to Stripe JSON on demand by
@@ -32,6 +33,12 @@ type customer struct {
 	metadata        map[string]string
 	created         int64
 	cardFailing     bool
+	// defaultPM is the payment method invoices charge by default
+	// (invoice_settings.default_payment_method), set by a card update.
+	defaultPM string
+	// delinquent: an automatic payment failed and no invoice has been
+	// paid since (Stripe's customer.delinquent).
+	delinquent bool
 }
 
 type session struct {
@@ -69,6 +76,7 @@ type subscription struct {
 	cancelReason, cancelComment         string
 	cancelFeedback                      string
 	trialStart, trialEnd                int64
+	defaultPM                           string // default_payment_method
 }
 
 type invoiceLine struct {
@@ -85,6 +93,18 @@ type invoice struct {
 	attempted                                                 bool
 	created, periodStart, periodEnd                           int64
 	finalizedAt, paidAt, nextPaymentAttempt, firstAttemptAt   int64
+	payments                                                  []*invoicePayment
+}
+
+// invoicePayment is one payment of an invoice (basil's invoice_payment):
+// the PaymentIntent made when a charged invoice is finalized, which every
+// attempt retries. Status open, then paid (or canceled with a voided
+// invoice).
+type invoicePayment struct {
+	id, invoice, pi, status string
+	amountRequested         int64
+	amountPaid              int64
+	created, paidAt         int64
 }
 
 // intervalSeconds is a billing interval's length in seconds for days and
@@ -209,7 +229,7 @@ func (s *Stripe) priceObjX(p *price, expand map[string]bool) map[string]any {
 	if p.interval != "" {
 		o["type"] = "recurring"
 		o["recurring"] = map[string]any{"interval": p.interval, "interval_count": max(p.intervalCount, 1),
-			"meter": nil, "trial_period_days": nil, "usage_type": "licensed"}
+			"meter": nil, "usage_type": "licensed"}
 	}
 	return o
 }
@@ -226,9 +246,9 @@ func (s *Stripe) customerObj(c *customer) map[string]any {
 	return map[string]any{
 		"id": c.id, "object": "customer", "created": c.created, "email": null(c.email),
 		"name": null(c.name), "metadata": meta(c.metadata), "livemode": false, "balance": 0,
-		"currency": nil, "delinquent": false, "description": nil, "default_source": nil,
+		"currency": nil, "delinquent": c.delinquent, "description": nil, "default_source": nil,
 		"invoice_prefix": prefixOf(c.id), "phone": nil, "preferred_locales": []string{},
-		"invoice_settings": map[string]any{"custom_fields": nil, "default_payment_method": nil,
+		"invoice_settings": map[string]any{"custom_fields": nil, "default_payment_method": null(c.defaultPM),
 			"footer": nil, "rendering_options": nil},
 		"tax_exempt": "none", "test_clock": nil,
 	}
@@ -259,9 +279,7 @@ func (s *Stripe) itemsObj(sub *subscription) map[string]any {
 			"subscription": sub.id, "tax_rates": []any{},
 		})
 	}
-	l := list("/v1/subscription_items?subscription="+sub.id, data)
-	l["total_count"] = len(data)
-	return l
+	return list("/v1/subscription_items?subscription="+sub.id, data)
 }
 
 func (s *Stripe) cancellationObj(sub *subscription) map[string]any {
@@ -291,23 +309,31 @@ func (s *Stripe) subObjX(sub *subscription, expand map[string]bool) map[string]a
 	return map[string]any{
 		"id": sub.id, "object": "subscription", "application": nil, "application_fee_percent": nil,
 		"automatic_tax":        map[string]any{"enabled": false, "liability": nil, "disabled_reason": nil},
-		"billing_cycle_anchor": sub.anchor, "cancel_at": null(sub.cancelAt),
+		"billing_cycle_anchor": sub.anchor, "billing_cycle_anchor_config": nil,
+		"billing_mode": map[string]any{"type": "classic"}, "cancel_at": null(sub.cancelAt),
 		"cancel_at_period_end": sub.cancelAtPeriodEnd, "canceled_at": null(sub.canceledAt),
 		"cancellation_details": s.cancellationObj(sub), "collection_method": "charge_automatically",
 		"created": sub.created, "currency": currency, "customer": cus, "days_until_due": nil,
-		"default_payment_method": nil, "default_source": nil, "default_tax_rates": []any{},
+		"default_payment_method": null(sub.defaultPM), "default_source": nil, "default_tax_rates": []any{},
 		"description": nil, "discounts": []string{}, "ended_at": null(sub.endedAt),
-		"items": s.itemsObj(sub), "latest_invoice": latest, "livemode": false,
-		"metadata": meta(sub.metadata), "on_behalf_of": nil, "pause_collection": nil,
-		"pending_setup_intent": nil, "pending_update": nil, "schedule": nil,
-		"start_date": sub.startDate, "status": sub.status, "test_clock": nil,
-		"trial_end": null(sub.trialEnd), "trial_start": null(sub.trialStart),
+		"invoice_settings": map[string]any{"account_tax_ids": nil, "issuer": map[string]any{"type": "self"}},
+		"items":            s.itemsObj(sub), "latest_invoice": latest, "livemode": false,
+		"metadata": meta(sub.metadata), "next_pending_invoice_item_invoice": nil, "on_behalf_of": nil,
+		"pause_collection": nil,
+		"payment_settings": map[string]any{"payment_method_options": nil, "payment_method_types": nil,
+			"save_default_payment_method": "off"},
+		"pending_invoice_item_interval": nil, "pending_setup_intent": nil, "pending_update": nil,
+		"schedule": nil, "start_date": sub.startDate, "status": sub.status, "test_clock": nil,
+		"transfer_data": nil, "trial_end": null(sub.trialEnd),
+		"trial_settings": map[string]any{"end_behavior": map[string]any{"missing_payment_method": "create_invoice"}},
+		"trial_start":    null(sub.trialStart),
 	}
 }
 
 func (s *Stripe) invoiceObj(in *invoice) map[string]any { return s.invoiceObjX(in, nil) }
 
-// invoiceObjX renders an invoice with its customer expanded if asked.
+// invoiceObjX renders an invoice with its customer or payments expanded
+// if asked.
 func (s *Stripe) invoiceObjX(in *invoice, expand map[string]bool) map[string]any {
 	currency := "usd"
 	if len(in.lines) > 0 {
@@ -353,7 +379,7 @@ func (s *Stripe) invoiceObjX(in *invoice, expand map[string]bool) map[string]any
 	if expand["customer"] {
 		cus = s.customerObj(s.customers[in.customer])
 	}
-	return map[string]any{
+	o := map[string]any{
 		"id": in.id, "object": "invoice", "account_country": "US", "account_name": "billingtest",
 		"amount_due": in.amountDue, "amount_overpaid": 0, "amount_paid": in.amountPaid,
 		"amount_remaining": remaining, "amount_shipping": 0, "application": nil,
@@ -364,16 +390,19 @@ func (s *Stripe) invoiceObjX(in *invoice, expand map[string]bool) map[string]any
 		"collection_method": "charge_automatically", "created": in.created, "currency": currency,
 		"customer": cus, "customer_email": null(s.customers[in.customer].email),
 		"customer_name": null(s.customers[in.customer].name), "default_payment_method": nil,
-		"default_source": nil, "description": nil, "discounts": []string{}, "due_date": nil,
+		"default_source": nil, "default_tax_rates": []any{}, "description": nil, "discounts": []string{},
+		"due_date":     nil,
 		"effective_at": null(in.finalizedAt), "ending_balance": ending, "footer": nil,
 		"hosted_invoice_url": hosted, "invoice_pdf": pdf, "last_finalization_error": nil,
 		"lines": list("/v1/invoices/"+in.id+"/lines", lines), "livemode": false,
 		"metadata": map[string]string{}, "next_payment_attempt": null(in.nextPaymentAttempt),
-		"number": null(in.number), "on_behalf_of": nil,
+		"issuer": map[string]any{"type": "self"}, "number": null(in.number), "on_behalf_of": nil,
 		"parent": map[string]any{
 			"type": "subscription_details", "quote_details": nil,
 			"subscription_details": map[string]any{"metadata": meta(in.subMetadata), "subscription": in.subscription},
 		},
+		"payment_settings": map[string]any{"default_mandate": nil, "payment_method_options": nil,
+			"payment_method_types": nil},
 		"period_end": in.periodEnd, "period_start": in.periodStart,
 		"post_payment_credit_notes_amount": 0, "pre_payment_credit_notes_amount": 0,
 		"receipt_number": nil, "starting_balance": 0, "statement_descriptor": nil, "status": in.status,
@@ -382,6 +411,30 @@ func (s *Stripe) invoiceObjX(in *invoice, expand map[string]bool) map[string]any
 		"subtotal": in.amountDue, "subtotal_excluding_tax": in.amountDue, "test_clock": nil,
 		"total": in.amountDue, "total_discount_amounts": []any{}, "total_excluding_tax": in.amountDue,
 		"total_pretax_credit_amounts": []any{}, "total_taxes": []any{}, "webhooks_delivered_at": nil,
+	}
+	if expand["payments"] {
+		data := make([]any, 0, len(in.payments))
+		for _, p := range slices.Backward(in.payments) {
+			data = append(data, s.invoicePaymentObj(p))
+		}
+		o["payments"] = list("/v1/invoice_payments?invoice="+in.id, data)
+	}
+	return o
+}
+
+func (s *Stripe) invoicePaymentObj(p *invoicePayment) map[string]any {
+	in := s.invoices[p.invoice]
+	currency := "usd"
+	if len(in.lines) > 0 {
+		currency = s.currency(in.lines[0].priceID)
+	}
+	return map[string]any{
+		"id": p.id, "object": "invoice_payment", "amount_paid": null(p.amountPaid),
+		"amount_requested": p.amountRequested, "created": p.created, "currency": currency,
+		"invoice": p.invoice, "is_default": true, "livemode": false,
+		"payment":            map[string]any{"type": "payment_intent", "payment_intent": p.pi},
+		"status":             p.status,
+		"status_transitions": map[string]any{"canceled_at": nil, "paid_at": null(p.paidAt)},
 	}
 }
 
@@ -418,18 +471,26 @@ func (s *Stripe) sessionObj(cs *session, expand map[string]bool) map[string]any 
 	o := map[string]any{
 		"id": cs.id, "object": "checkout.session", "after_expiration": nil,
 		"allow_promotion_codes": null(cs.allowPromo), "amount_subtotal": cs.amountTotal,
-		"amount_total": cs.amountTotal, "billing_address_collection": nil,
-		"cancel_url": null(cs.cancelURL), "client_reference_id": null(cs.clientRef),
+		"amount_total":               cs.amountTotal,
+		"automatic_tax":              map[string]any{"enabled": false, "liability": nil, "provider": nil, "status": nil},
+		"billing_address_collection": nil,
+		"cancel_url":                 null(cs.cancelURL), "client_reference_id": null(cs.clientRef),
 		"client_secret": secret, "created": cs.created, "currency": s.currency(cs.priceID),
+		"custom_fields": []any{},
+		"custom_text": map[string]any{"after_submit": nil, "shipping_address": nil, "submit": nil,
+			"terms_of_service_acceptance": nil},
 		"customer": cus, "customer_creation": nil, "customer_details": details,
 		"customer_email": null(cs.customerEmail), "expires_at": cs.expiresAt,
 		"invoice": inv, "livemode": false, "locale": nil, "metadata": meta(cs.metadata),
-		"mode": cs.mode, "payment_intent": null(cs.pi), "payment_link": nil,
+		"mode": cs.mode, "origin_context": nil, "payment_intent": null(cs.pi), "payment_link": nil,
 		"payment_method_collection": "always", "payment_method_types": []string{"card"},
-		"payment_status": cs.paymentStatus, "recovered_from": nil, "return_url": null(cs.returnURL),
-		"setup_intent": nil, "status": cs.status, "submit_type": nil, "subscription": sub,
+		"payment_status": cs.paymentStatus, "recovered_from": nil,
+		"setup_intent": nil, "shipping_options": []any{}, "status": cs.status, "submit_type": nil, "subscription": sub,
 		"success_url": null(cs.successURL), "ui_mode": cs.uiMode, "url": url,
 		"total_details": map[string]any{"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+	}
+	if cs.returnURL != "" { // Stripe omits the key without one
+		o["return_url"] = cs.returnURL
 	}
 	if expand["line_items"] {
 		o["line_items"] = list("/v1/checkout/sessions/"+cs.id+"/line_items", []any{s.lineItemObj(cs)})
@@ -443,8 +504,8 @@ func (s *Stripe) lineItemObj(cs *session) map[string]any {
 	return map[string]any{
 		"id": cs.lineItemID, "object": "item", "amount_discount": 0, "amount_subtotal": p.unitAmount * cs.quantity,
 		"amount_tax": 0, "amount_total": p.unitAmount * cs.quantity, "currency": p.currency,
-		"description": s.productName(p), "metadata": map[string]string{}, "price": s.priceObj(p),
-		"quantity": cs.quantity,
+		"description": s.productName(p), "discounts": []any{}, "price": s.priceObj(p),
+		"quantity": cs.quantity, "taxes": []any{},
 	}
 }
 

@@ -243,7 +243,9 @@ func successURL(id, success, ret string) string {
 // (authenticated when saved) make them succeed, [CardChargeFails] makes
 // them fail ([Stripe.SetCardFailing]); [CardDeclined] is refused with
 // [ErrCardDeclined] and any other number with [ErrInvalidCardNumber], and
-// then nothing changes. No event is emitted.
+// then nothing changes. The saved card becomes the customer's default
+// payment method (invoice_settings.default_payment_method) and that of its
+// subscriptions that have not ended. No event is emitted.
 func (s *Stripe) UpdateCard(customerID, card string) error {
 	failing := false
 	switch parseCard(card) {
@@ -261,5 +263,5 @@ func (s *Stripe) UpdateCard(customerID, card string) error {
 		}
 		return ErrInvalidCardNumber
 	}
-	return s.SetCardFailing(customerID, failing)
+	return s.setCard(customerID, failing, true)
 }

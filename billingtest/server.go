@@ -63,7 +63,10 @@
 //	                                              cancellation_details[comment|feedback]
 //	GET    /v1/invoices                           customer, subscription, status,
 //	                                              collection_method, created; pagination
-//	GET    /v1/invoices/{id}                      expand[]=customer
+//	GET    /v1/invoices/{id}                      expand[]=customer, payments
+//	GET    /v1/invoice_payments                   invoice, payment[type]=payment_intent,
+//	                                              payment[payment_intent], status; pagination
+//	GET    /v1/invoice_payments/{id}
 //	GET    /v1/events                             type (with * wildcards), types[], created,
 //	                                              delivery_success; pagination
 //	GET    /v1/events/{id}
@@ -131,6 +134,43 @@
 // signed with the endpoint's secret at the real time, retried with backoff;
 // [Stripe.Flush] waits for them. [Chaos] shuffles, duplicates, drops and
 // delays deliveries.
+//
+// # Fidelity
+//
+// Every object it serves (responses, list items, expansions, event
+// payloads) carries the fields Stripe's OpenAPI schema marks required, with
+// Stripe's types, and no field Stripe does not have; its tests check a
+// full lifecycle against the schema in stripe-mock's module. State moves as
+// it does at Stripe: an automatic payment failure makes the customer
+// delinquent until an invoice is paid; the card entered in Checkout is the
+// subscription's default_payment_method, and a card update (portal,
+// [Stripe.UpdateCard]) the customer's invoice_settings.default_payment_method
+// and its live subscriptions'; a charged invoice gets one invoice payment
+// (its PaymentIntent, retried by every attempt) when finalized, paid with
+// the invoice, as basil finds an invoice's PaymentIntent.
+//
+// # Where it is not Stripe
+//
+// Its answers stop being Stripe's here; a test that depends on one of
+// these needs Stripe's test mode:
+//   - Test mode only, API version 2025-08-27.basil only, one account
+//     (no Connect, no test clocks: its own clock stands in for them).
+//   - No taxes, discounts, coupons or promotion codes (allow_promotion_codes
+//     is recorded, no code can be entered), shipping, or currencies beyond
+//     each price's own.
+//   - No PaymentIntent, Charge, PaymentMethod, refund or dispute objects:
+//     their IDs appear where Stripe puts them (a session's payment_intent,
+//     an invoice payment's PaymentIntent, default payment methods) but
+//     cannot be retrieved.
+//   - A price or quantity change (proration_behavior is accepted and
+//     ignored) bills the new amount from the next renewal: no proration
+//     items, no invoice previews, no subscription schedules, no pausing.
+//   - One line item per Checkout Session; no setup mode.
+//   - Retry times are fixed (1, 3, 5 and 7 days, or [Stripe.SetRetrySchedule]),
+//     not Smart Retries'; a renewal's invoice is finalized one hour after
+//     it is drafted, whatever its webhooks do.
+//   - No emails, receipts or hosted invoice pages (hosted_invoice_url is
+//     a placeholder).
 //
 // It needs no testing.T: the example site runs it in-process.
 package billingtest
@@ -569,6 +609,8 @@ func (s *Stripe) routes() {
 	s.handle("DELETE /v1/subscriptions/{id}", s.cancelSubscription)
 	s.handle("GET /v1/invoices", s.listInvoices)
 	s.handle("GET /v1/invoices/{id}", s.getInvoice)
+	s.handle("GET /v1/invoice_payments", s.listInvoicePayments)
+	s.handle("GET /v1/invoice_payments/{id}", s.getInvoicePayment)
 	s.handle("GET /v1/events", s.listEvents)
 	s.handle("GET /v1/events/{id}", s.getEvent)
 	s.deliveryRoutes()

@@ -204,6 +204,10 @@ func (st *step) finalize(in *invoice) {
 	in.number = fmt.Sprintf("%s-%04d", prefixOf(in.customer), s.invoiceSeq)
 	if in.amountDue > 0 {
 		in.nextPaymentAttempt = st.t
+		// The PaymentIntent every attempt uses, found through the
+		// invoice's payments in basil (invoice.payment_intent is gone).
+		in.payments = append(in.payments, &invoicePayment{id: newID("inpay_", 24), invoice: in.id,
+			pi: newID("pi_", 24), status: "open", amountRequested: in.amountDue, created: st.t})
 	}
 	st.emit("invoice.finalized", s.invoiceObj(in), nil)
 }
@@ -260,14 +264,25 @@ func (st *step) pay(sub *subscription, in *invoice, ok bool) {
 		}
 	}
 	in.attempted = true
+	c := s.customers[in.customer]
 	if ok {
 		in.status, in.amountPaid, in.paidAt, in.nextPaymentAttempt = "paid", in.amountDue, st.t, 0
+		if n := len(in.payments); n > 0 {
+			p := in.payments[n-1]
+			p.status, p.amountPaid, p.paidAt = "paid", in.amountDue, st.t
+		}
+		if c != nil {
+			c.delinquent = false // paying an invoice clears it
+		}
 		st.emit("invoice.paid", s.invoiceObj(in), nil)
 		st.emit("invoice.payment_succeeded", s.invoiceObj(in), nil)
 		if (sub.status == "past_due" || sub.status == "unpaid") && s.latestFinalized(sub, in) {
 			st.updateSub(sub, func() { sub.status = "active" })
 		}
 		return
+	}
+	if c != nil {
+		c.delinquent = true // an automatic payment failed
 	}
 	in.nextPaymentAttempt = 0
 	if i := int(in.attemptCount) - 1; i < len(s.retries) {
@@ -333,8 +348,11 @@ func (s *Stripe) CompleteCheckout(sessionID string, opts CompleteOptions) ([]Eve
 	}
 	it := &subItem{id: newID("si_", 14), priceID: cs.priceID, quantity: cs.quantity, created: st.t,
 		periodStart: st.t}
+	// The card entered on the page (collected even for a trial) is the
+	// subscription's default payment method.
 	sub := &subscription{id: newID("sub_", 24), customer: cs.customer, status: "incomplete",
-		items: []*subItem{it}, metadata: maps.Clone(cs.subMetadata), created: st.t, startDate: st.t, anchor: st.t}
+		items: []*subItem{it}, metadata: maps.Clone(cs.subMetadata), created: st.t, startDate: st.t, anchor: st.t,
+		defaultPM: newID("pm_", 24)}
 	it.periodEnd = s.periodEndAfter(sub, it, st.t)
 	trial := cs.trialDays > 0
 	if trial {
@@ -710,6 +728,13 @@ func (s *Stripe) ChangePrice(subID, newPriceID string) ([]Event, error) {
 // SetCardFailing makes every later charge of the customer's card fail (or
 // succeed again): renewals, retries and trial ends.
 func (s *Stripe) SetCardFailing(customerID string, failing bool) error {
+	return s.setCard(customerID, failing, false)
+}
+
+// setCard sets whether the customer's card fails; with saved, a new card
+// was saved (the portal's card update): it becomes the customer's default
+// payment method and that of its subscriptions that have not ended.
+func (s *Stripe) setCard(customerID string, failing, saved bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.customers[customerID]
@@ -717,5 +742,14 @@ func (s *Stripe) SetCardFailing(customerID string, failing bool) error {
 		return fmt.Errorf("billingtest: no such customer %q", customerID)
 	}
 	c.cardFailing = failing
+	if saved {
+		c.defaultPM = newID("pm_", 24)
+		for _, id := range s.subOrder {
+			if sub := s.subs[id]; sub.customer == c.id && sub.status != "canceled" &&
+				sub.status != "incomplete_expired" {
+				sub.defaultPM = c.defaultPM
+			}
+		}
+	}
 	return nil
 }

@@ -18,10 +18,18 @@ func Service(t testing.TB, env, how string) string {
 	if v != "" {
 		return v
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s unset under CI=true: %s", env, how)
-	} else {
-		t.Skipf("%s unset: %s", env, how)
-	}
+	Unavailable(t, env+" unset", how)
 	return ""
+}
+
+// Unavailable skips the test because something it needs is missing (what),
+// saying how to provide it, or fails it under CI=true, where a missing
+// service must not pass as a skip.
+func Unavailable(t testing.TB, what, how string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s under CI=true: %s", what, how)
+	} else {
+		t.Skipf("%s: %s", what, how)
+	}
 }

@@ -1,0 +1,312 @@
+package billingtest_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v82"
+
+	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/stripespec"
+)
+
+// newerThanSpec are the fields billingtest serves that are newer than the
+// schema it is checked against (stripe-mock v0.195.0's, 2025-05-28.basil)
+// and that stripe-go v82 (2025-08-27.basil) has: allowed, and nothing else.
+var newerThanSpec = []string{
+	"subscription.billing_mode",
+	"checkout.session.origin_context",
+}
+
+// exchange is one API response billingtest served.
+type exchange struct {
+	method, path string
+	status       int
+	body         []byte
+}
+
+// recorder is an http.RoundTripper keeping every response.
+type recorder struct {
+	mu  sync.Mutex
+	out []exchange
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	r.mu.Lock()
+	r.out = append(r.out, exchange{req.Method, req.URL.Path, resp.StatusCode, body})
+	r.mu.Unlock()
+	return resp, nil
+}
+
+// TestShapesMatchStripesSchema runs a full lifecycle through the API and
+// the simulator and checks every response, list item, expansion, event and
+// delivered webhook payload against Stripe's OpenAPI schema: no required
+// field missing, no wrong type or enum value, no field Stripe does not have
+// (but the listed newer ones).
+func TestShapesMatchStripesSchema(t *testing.T) {
+	spec := stripespec.ForTest(t, newerThanSpec...)
+	srv := billingtest.New(billingtest.Options{Start: start, Manual: true})
+	t.Cleanup(srv.Close)
+	srv.AddPrice("price_month", "month", 1000)
+	srv.AddPrice("price_pro", "month", 3000)
+	srv.AddPrice("price_once", "", 2500)
+	rec := &recorder{}
+	sc := stripe.NewClient("sk_test_x", stripe.WithBackends(stripe.NewBackendsWithConfig(&stripe.BackendConfig{
+		URL: stripe.String(srv.URL()), HTTPClient: &http.Client{Transport: rec},
+		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
+	})))
+	var delivered [][]byte
+	var dmu sync.Mutex
+	srv.AddEndpoint(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		dmu.Lock()
+		delivered = append(delivered, b)
+		dmu.Unlock()
+	}), billingtest.EndpointOptions{})
+
+	lifecycle(t, srv, sc)
+	require.NoError(t, srv.Flush(ctx))
+
+	var problems []string
+	seen := map[string]int{}
+	for _, x := range rec.out {
+		for _, p := range spec.Response(x.method, x.path, x.status, x.body) {
+			problems = append(problems, fmt.Sprintf("%s %s (%d): %s", x.method, x.path, x.status, p))
+		}
+		seen[fmt.Sprintf("%s %d", x.method, x.status)]++
+	}
+	types := map[string]bool{}
+	for _, ev := range srv.Events() {
+		types[ev.Type] = true
+		for _, p := range spec.Object(ev.JSON) {
+			problems = append(problems, fmt.Sprintf("event %s: %s", ev.Type, p))
+		}
+	}
+	for _, b := range delivered {
+		for _, p := range spec.Object(b) {
+			problems = append(problems, fmt.Sprintf("delivered payload: %s", p))
+		}
+	}
+	sort.Strings(problems)
+	problems = dedupe(problems)
+	assert.Empty(t, problems, "%d differences from Stripe's schema:\n%s", len(problems), strings.Join(problems, "\n"))
+	// The lifecycle went where it should (a check that the test checks).
+	assert.GreaterOrEqual(t, len(rec.out), 40)
+	assert.GreaterOrEqual(t, len(delivered), len(srv.Events()))
+	for _, typ := range []string{"checkout.session.completed", "customer.subscription.trial_will_end",
+		"invoice.payment_failed", "invoice.paid", "customer.subscription.deleted",
+		"checkout.session.async_payment_succeeded", "checkout.session.expired"} {
+		assert.True(t, types[typ], "no %s event", typ)
+	}
+	assert.Positive(t, seen["GET 404"]+seen["POST 400"], "no error responses")
+	paths := map[string]bool{}
+	for _, x := range rec.out {
+		paths[routeOf(x.path)] = true
+	}
+	for _, p := range []string{"/v1/invoice_payments", "/v1/invoice_payments/{id}", "/v1/invoices/{id}",
+		"/v1/checkout/sessions/{id}/line_items", "/v1/webhook_endpoints/{id}", "/v1/events/{id}"} {
+		assert.True(t, paths[p], "%s was not checked", p)
+	}
+}
+
+// routeOf replaces a path's object IDs with {id}.
+func routeOf(path string) string {
+	parts := strings.Split(path, "/")
+	for i, p := range parts {
+		if i > 1 && strings.Contains(p, "_") && p != "line_items" && p != "invoice_payments" && p != "webhook_endpoints" {
+			parts[i] = "{id}"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// dedupe drops repeats from a sorted list.
+func dedupe(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// lifecycle runs every API route and simulator step billingtest has.
+func lifecycle(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client) {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		require.NoError(t, err)
+	}
+	steps := func(_ []billingtest.Event, err error) {
+		t.Helper()
+		require.NoError(t, err)
+	}
+
+	ex := stripe.StringSlice
+
+	// Catalog.
+	prod, err := sc.V1Products.Create(ctx, &stripe.ProductCreateParams{Name: stripe.String("Team")})
+	must(err)
+	pr, err := sc.V1Prices.Create(ctx, &stripe.PriceCreateParams{Product: stripe.String(prod.ID),
+		Currency: stripe.String("usd"), UnitAmount: stripe.Int64(9900), LookupKey: stripe.String("team_yearly"),
+		Recurring: &stripe.PriceCreateRecurringParams{Interval: stripe.String("year")}})
+	must(err)
+	_, err = sc.V1Prices.Retrieve(ctx, pr.ID, &stripe.PriceRetrieveParams{Expand: ex([]string{"product"})})
+	must(err)
+	_, err = sc.V1Products.Retrieve(ctx, prod.ID, nil)
+	must(err)
+	for _, err := range sc.V1Prices.List(ctx, &stripe.PriceListParams{LookupKeys: []*string{stripe.String("team_yearly")}}) {
+		must(err)
+	}
+	for _, err := range sc.V1Products.List(ctx, nil) {
+		must(err)
+	}
+
+	// A customer.
+	cus, err := sc.V1Customers.Create(ctx, &stripe.CustomerCreateParams{Email: stripe.String("a@example.com"),
+		Name: stripe.String("Ann"), Metadata: map[string]string{"user_id": "u1"}})
+	must(err)
+	_, err = sc.V1Customers.Update(ctx, cus.ID, &stripe.CustomerUpdateParams{Name: stripe.String("Ann B")})
+	must(err)
+	_, err = sc.V1Customers.Retrieve(ctx, cus.ID, nil)
+	must(err)
+	for _, err := range sc.V1Customers.List(ctx, &stripe.CustomerListParams{Email: stripe.String("a@example.com")}) {
+		must(err)
+	}
+
+	// A subscription with a trial, through the hosted page.
+	cs, err := sc.V1CheckoutSessions.Create(ctx, &stripe.CheckoutSessionCreateParams{
+		Mode: stripe.String("subscription"), Customer: stripe.String(cus.ID), ClientReferenceID: stripe.String("u1"),
+		SuccessURL: stripe.String("https://app.test/ok"), CancelURL: stripe.String("https://app.test/no"),
+		LineItems: []*stripe.CheckoutSessionCreateLineItemParams{{Price: stripe.String("price_month"), Quantity: stripe.Int64(1)}},
+		SubscriptionData: &stripe.CheckoutSessionCreateSubscriptionDataParams{
+			TrialPeriodDays: stripe.Int64(7), Metadata: map[string]string{"user_id": "u1"}},
+		Metadata: map[string]string{"user_id": "u1"},
+	})
+	must(err)
+	_, err = srv.Pay(cs.ID, billingtest.CardOK)
+	must(err)
+	got, err := sc.V1CheckoutSessions.Retrieve(ctx, cs.ID, &stripe.CheckoutSessionRetrieveParams{Expand: ex([]string{"subscription.latest_invoice", "customer", "line_items"})})
+	must(err)
+	sub := got.Subscription.ID
+	for _, err := range sc.V1CheckoutSessions.ListLineItems(ctx, &stripe.CheckoutSessionListLineItemsParams{Session: stripe.String(cs.ID)}) {
+		must(err)
+	}
+	for _, err := range sc.V1CheckoutSessions.List(ctx, &stripe.CheckoutSessionListParams{Customer: stripe.String(cus.ID)}) {
+		must(err)
+	}
+	steps(srv.TrialWillEnd(sub))
+	steps(srv.EndTrial(sub, billingtest.RenewOptions{}))
+	steps(srv.Renew(sub, billingtest.RenewOptions{}))
+
+	// A failed renewal, its retries, and recovery after a card update.
+	must(srv.SetCardFailing(cus.ID, true))
+	steps(srv.Renew(sub, billingtest.RenewOptions{}))
+	steps(srv.RetryPayment(sub))
+	must(srv.UpdateCard(cus.ID, billingtest.CardOK))
+	steps(srv.RetryPayment(sub))
+
+	// Plan change, cancellation scheduled and taken back, the portal.
+	steps(srv.ChangePrice(sub, "price_pro"))
+	_, err = sc.V1Subscriptions.Update(ctx, sub, &stripe.SubscriptionUpdateParams{CancelAtPeriodEnd: stripe.Bool(true)})
+	must(err)
+	steps(srv.Uncancel(sub))
+	_, err = sc.V1BillingPortalSessions.Create(ctx, &stripe.BillingPortalSessionCreateParams{
+		Customer: stripe.String(cus.ID), ReturnURL: stripe.String("https://app.test/account")})
+	must(err)
+	_, err = sc.V1Subscriptions.Retrieve(ctx, sub, &stripe.SubscriptionRetrieveParams{Expand: ex([]string{"latest_invoice", "customer"})})
+	must(err)
+	for _, err := range sc.V1Subscriptions.List(ctx, &stripe.SubscriptionListParams{Customer: stripe.String(cus.ID), Status: stripe.String("all")}) {
+		must(err)
+	}
+	for inv, err := range sc.V1Invoices.List(ctx, &stripe.InvoiceListParams{Subscription: stripe.String(sub),
+		Expand: ex([]string{"data.payments"})}) {
+		must(err)
+		_, err = sc.V1Invoices.Retrieve(ctx, inv.ID, &stripe.InvoiceRetrieveParams{Expand: ex([]string{"customer", "payments"})})
+		must(err)
+		for ip, err := range sc.V1InvoicePayments.List(ctx, &stripe.InvoicePaymentListParams{Invoice: stripe.String(inv.ID)}) {
+			must(err)
+			_, err = sc.V1InvoicePayments.Retrieve(ctx, ip.ID, nil)
+			must(err)
+		}
+	}
+	_, err = sc.V1Subscriptions.Cancel(ctx, sub, nil)
+	must(err)
+
+	// One-time purchases: paid at once, paid later, expired; embedded.
+	once := func(ui string) *stripe.CheckoutSession {
+		p := &stripe.CheckoutSessionCreateParams{Mode: stripe.String("payment"), Customer: stripe.String(cus.ID),
+			LineItems: []*stripe.CheckoutSessionCreateLineItemParams{{Price: stripe.String("price_once"), Quantity: stripe.Int64(2)}}}
+		if ui == "embedded" {
+			p.UIMode, p.ReturnURL = stripe.String("embedded"), stripe.String("https://app.test/back?cs={CHECKOUT_SESSION_ID}")
+		} else {
+			p.SuccessURL = stripe.String("https://app.test/ok")
+		}
+		cs, err := sc.V1CheckoutSessions.Create(ctx, p)
+		must(err)
+		return cs
+	}
+	_, err = srv.Pay(once("hosted").ID, billingtest.CardOK)
+	must(err)
+	delayed := once("hosted")
+	steps(srv.CompleteCheckout(delayed.ID, billingtest.CompleteOptions{Delayed: true}))
+	steps(srv.SucceedAsyncPayment(delayed.ID))
+	_, err = sc.V1CheckoutSessions.Retrieve(ctx, delayed.ID, &stripe.CheckoutSessionRetrieveParams{Expand: ex([]string{"invoice", "line_items"})})
+	must(err)
+	failed := once("embedded")
+	steps(srv.CompleteCheckout(failed.ID, billingtest.CompleteOptions{Delayed: true}))
+	steps(srv.FailAsyncPayment(failed.ID))
+	_, err = sc.V1CheckoutSessions.Expire(ctx, once("hosted").ID, nil)
+	must(err)
+	steps(srv.ExpireCheckout(once("embedded").ID))
+	srv.Advance(25 * time.Hour) // an open session expires by itself
+	for _, err := range sc.V1CheckoutSessions.List(ctx, nil) {
+		must(err)
+	}
+
+	// Events, webhook endpoints.
+	for ev, err := range sc.V1Events.List(ctx, &stripe.EventListParams{}) {
+		must(err)
+		_, err = sc.V1Events.Retrieve(ctx, ev.ID, nil)
+		must(err)
+	}
+	ep, err := sc.V1WebhookEndpoints.Create(ctx, &stripe.WebhookEndpointCreateParams{
+		URL: stripe.String("https://app.test/stripe/webhook"), EnabledEvents: []*string{stripe.String("invoice.paid")},
+		APIVersion: stripe.String(stripe.APIVersion)})
+	must(err)
+	_, err = sc.V1WebhookEndpoints.Update(ctx, ep.ID, &stripe.WebhookEndpointUpdateParams{Disabled: stripe.Bool(true)})
+	must(err)
+	_, err = sc.V1WebhookEndpoints.Retrieve(ctx, ep.ID, nil)
+	must(err)
+	for _, err := range sc.V1WebhookEndpoints.List(ctx, nil) {
+		must(err)
+	}
+	_, err = sc.V1WebhookEndpoints.Delete(ctx, ep.ID, nil)
+	must(err)
+
+	// Errors have Stripe's error shape.
+	_, err = sc.V1Subscriptions.Retrieve(ctx, "sub_missing", nil)
+	require.Error(t, err)
+	_, err = sc.V1CheckoutSessions.Create(ctx, &stripe.CheckoutSessionCreateParams{Mode: stripe.String("subscription")})
+	require.Error(t, err)
+}
