@@ -51,6 +51,7 @@ func apiDo(t *testing.T, srv *billingtest.Stripe, method, path, form string, hea
 	req, err := http.NewRequest(method, u, body)
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer sk_test_x")
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}

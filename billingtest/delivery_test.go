@@ -298,6 +298,7 @@ func dlDo(t *testing.T, srv *billingtest.Stripe, method, path, form string) (int
 	req, err := http.NewRequest(method, srv.URL()+path, strings.NewReader(form))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer sk_test_x")
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()

@@ -73,6 +73,16 @@
 //	       /v1/webhook_endpoints[/{id}]           webhook endpoints and delivery: see
 //	                                              Stripe.AddEndpoint
 //
+// Every API request needs a test secret key (Bearer or Basic auth): any
+// sk_test_ or rk_test_ key is the one account's. No key, a publishable key
+// or a malformed one is refused as Stripe refuses it (401, Stripe's
+// message, the key redacted); a live key is refused with a billingtest
+// error (it is test mode only). A Stripe-Version header of a basil version
+// is served and echoed (without one, 2025-08-27.basil); any other release
+// train is refused (400) with an error saying billingtest models only
+// 2025-08-27.basil: Stripe would serve it, but an app on another SDK must
+// fail its tests rather than pass them with shapes it will never get.
+//
 // Lists are newest first and take limit (1 to 100, default 10),
 // starting_after and ending_before, and answer has_more; created filters take
 // created=<unix> or created[gt|gte|lt|lte]. expand[] takes the properties
@@ -153,8 +163,9 @@
 //
 // Its answers stop being Stripe's here; a test that depends on one of
 // these needs Stripe's test mode:
-//   - Test mode only, API version 2025-08-27.basil only, one account
-//     (no Connect, no test clocks: its own clock stands in for them).
+//   - Test mode only, API version 2025-08-27.basil only (other basil
+//     versions are answered in its shapes), one account (no Connect, no
+//     test clocks: its own clock stands in for them).
 //   - No taxes, discounts, coupons or promotion codes (allow_promotion_codes
 //     is recorded, no code can be entered), shipping, or currencies beyond
 //     each price's own.
@@ -470,6 +481,16 @@ func (s *Stripe) handle(pattern string, h handler) {
 		s.calls[route]++
 		reqID := newID("req_", 14)
 		w.Header().Set("Request-Id", reqID)
+		if e := checkKey(r); e != nil {
+			s.write(w, e.status, e.body())
+			return
+		}
+		version, e := checkVersion(r)
+		if e != nil {
+			s.write(w, e.status, e.body())
+			return
+		}
+		w.Header().Set("Stripe-Version", version)
 		s.expireDueSessions()
 		if f := s.fails[route]; f != nil {
 			if f.n--; f.n <= 0 {
@@ -580,7 +601,9 @@ func (s *Stripe) writeRaw(w http.ResponseWriter, status int, raw []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Date", s.now().UTC().Format(http.TimeFormat))
-	h.Set("Stripe-Version", APIVersion)
+	if h.Get("Stripe-Version") == "" {
+		h.Set("Stripe-Version", APIVersion)
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(raw)
 }

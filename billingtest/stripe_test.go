@@ -365,7 +365,10 @@ func TestClockAndHeaders(t *testing.T) {
 	srv, _ := setup(t)
 	assert.WithinDuration(t, start, srv.Now(), 5*time.Second)
 	get := func(path string) *http.Response {
-		resp, err := http.Get(srv.URL() + path)
+		req, err := http.NewRequest(http.MethodGet, srv.URL()+path, nil)
+		require.NoError(t, err)
+		req.SetBasicAuth("sk_test_x", "") // as curl -u sk_test_x: sends it
+		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
@@ -377,6 +380,7 @@ func TestClockAndHeaders(t *testing.T) {
 		return d
 	}
 	resp := get("/v1/customers/cus_nope")
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
 	assert.WithinDuration(t, start, date(resp), 5*time.Second)
 	assert.True(t, strings.HasPrefix(resp.Header.Get("Request-Id"), "req_"))
 	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
@@ -393,7 +397,11 @@ func TestClockAndHeaders(t *testing.T) {
 
 func TestUnknownRoute(t *testing.T) {
 	srv, _ := setup(t)
-	resp, err := http.Post(srv.URL()+"/v1/nothing", "application/x-www-form-urlencoded", strings.NewReader("a=b"))
+	req, err := http.NewRequest(http.MethodPost, srv.URL()+"/v1/nothing", strings.NewReader("a=b"))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer sk_test_x")
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	assert.Equal(t, 404, resp.StatusCode)
