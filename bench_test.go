@@ -87,7 +87,7 @@ func newBenchWorld(b *testing.B) *benchWorld {
 	if err != nil {
 		b.Fatal(err)
 	}
-	evs, err := fake.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
+	evs, err := testcatalog.Pay(fake, cs.ID)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func newBenchWorld(b *testing.B) *benchWorld {
 	w.deliverAll(b, evs)
 
 	fake.Advance(30 * 24 * time.Hour)
-	w.renewal, err = fake.Renew(w.sub, billingtest.RenewOptions{})
+	w.renewal, err = testcatalog.Renew(fake, w.sub)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -308,8 +308,10 @@ func BenchmarkWebhookDuplicate(b *testing.B) {
 // are written as the subscription's latest. No Stripe call.
 func BenchmarkWebhookInvoice(b *testing.B) {
 	w := newBenchWorld(b)
-	w.fake.Advance(30 * 24 * time.Hour)
-	evs, err := w.fake.Renew(w.sub, billingtest.RenewOptions{Fail: true}) // a template only: not delivered
+	if err := w.fake.UpdateCard(w.fake.Subscription(w.sub).Customer.ID, billingtest.CardChargeFails); err != nil {
+		b.Fatal(err)
+	}
+	evs, err := testcatalog.Renew(w.fake, w.sub) // a template only: not delivered
 	if err != nil {
 		b.Fatal(err)
 	}

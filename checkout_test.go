@@ -173,12 +173,13 @@ func newCoEnvWith(t *testing.T, store billing.Store, resolver billing.UserResolv
 
 func (e *coEnv) calls(route string) int { return e.fake.Calls()[route] }
 
-// complete has the customer pay the session at the fake Stripe and returns
-// the events Stripe would send (not delivered).
-func (e *coEnv) complete(t *testing.T, sessionID string, opts billingtest.CompleteOptions) []billingtest.Event {
+// complete has the customer pay the session at the fake Stripe with
+// paymentMethod and returns the events Stripe would send (not delivered).
+func (e *coEnv) complete(t *testing.T, sessionID, paymentMethod string) []billingtest.Event {
 	t.Helper()
-	evs, err := e.fake.CompleteCheckout(sessionID, opts)
+	paid, err := e.fake.Pay(sessionID, paymentMethod)
 	require.NoError(t, err)
+	evs := paid.Events
 	require.NotEmpty(t, evs)
 	return evs
 }
@@ -305,7 +306,7 @@ func TestCheckoutSubscriptionCreatesCustomerThenSession(t *testing.T) {
 	assert.NotEmpty(t, cp[0].Header.Get("Idempotency-Key"))
 
 	// The subscription Checkout creates carries the user in its metadata.
-	e.complete(t, cs.ID, billingtest.CompleteOptions{})
+	e.complete(t, cs.ID, billingtest.CardOK)
 	sub := e.fake.Subscription(e.subscriptionOf(t, cs.ID))
 	require.NotNil(t, sub)
 	assert.Equal(t, "u1", sub.Metadata["billing_user_id"])
@@ -342,7 +343,7 @@ func TestCheckoutURLsAndOptions(t *testing.T) {
 		assert.Equal(t, "14", posts[0].Form.Get("subscription_data[trial_period_days]"))
 		assert.Equal(t, "2", posts[0].Form.Get("line_items[0][quantity]"))
 
-		e.complete(t, cs.ID, billingtest.CompleteOptions{})
+		e.complete(t, cs.ID, billingtest.CardOK)
 		sub := e.fake.Subscription(e.subscriptionOf(t, cs.ID))
 		require.NotNil(t, sub)
 		assert.Equal(t, stripe.SubscriptionStatusTrialing, sub.Status)
@@ -540,16 +541,16 @@ func TestCheckoutAlreadySubscribed(t *testing.T) {
 	ctx := context.Background()
 	subscribe := map[string]func(t *testing.T, e *coEnv, sessionID string){
 		"after webhooks": func(t *testing.T, e *coEnv, id string) {
-			e.deliver(t, e.complete(t, id, billingtest.CompleteOptions{})...)
+			e.deliver(t, e.complete(t, id, billingtest.CardOK)...)
 		},
 		"after SyncCheckout": func(t *testing.T, e *coEnv, id string) {
-			e.complete(t, id, billingtest.CompleteOptions{})
+			e.complete(t, id, billingtest.CardOK)
 			_, m, err := e.b.SyncCheckout(ctx, "u1", id)
 			require.NoError(t, err)
 			require.Equal(t, billing.StatusActive, m.Status)
 		},
 		"trialing, after SyncCheckout": func(t *testing.T, e *coEnv, id string) {
-			e.complete(t, id, billingtest.CompleteOptions{})
+			e.complete(t, id, billingtest.CardOK)
 			_, m, err := e.b.SyncCheckout(ctx, "u1", id)
 			require.NoError(t, err)
 			require.Equal(t, billing.StatusTrialing, m.Status)
@@ -600,7 +601,7 @@ func TestCheckoutAlreadySubscribed(t *testing.T) {
 		e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_basic"})
 
 		// A canceled one is over.
-		e.deliver(t, e.complete(t, first.ID, billingtest.CompleteOptions{})...)
+		e.deliver(t, e.complete(t, first.ID, billingtest.CardOK)...)
 		_, err := e.b.Checkout(ctx, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
 		require.ErrorIs(t, err, billing.ErrAlreadySubscribed)
 		e.fake.Advance(time.Hour)
@@ -744,7 +745,7 @@ func TestCheckoutStatus(t *testing.T) {
 		PaymentStatus: billing.PaymentUnpaid, Mode: billing.ModeSubscription}, res)
 	assert.False(t, res.Settled())
 
-	e.complete(t, cs.ID, billingtest.CompleteOptions{})
+	e.complete(t, cs.ID, billingtest.CardOK)
 	res, err = e.b.CheckoutStatus(ctx, "u1", cs.ID)
 	require.NoError(t, err)
 	assert.Equal(t, billing.SessionComplete, res.Status)
@@ -808,7 +809,7 @@ func TestCheckoutStatus(t *testing.T) {
 
 	t.Run("expired", func(t *testing.T) {
 		open := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack"})
-		_, err := e.fake.ExpireCheckout(open.ID)
+		_, err := testcatalog.Expire(e.fake, open.ID)
 		require.NoError(t, err)
 		res, err := e.b.CheckoutStatus(ctx, "u1", open.ID)
 		require.NoError(t, err)
@@ -823,7 +824,7 @@ func TestSyncCheckoutSubscription(t *testing.T) {
 	e := newCoEnv(t)
 	ctx := context.Background()
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
-	evs := e.complete(t, cs.ID, billingtest.CompleteOptions{}) // no webhook delivered
+	evs := e.complete(t, cs.ID, billingtest.CardOK) // no webhook delivered
 	sub := e.subscriptionOf(t, cs.ID)
 
 	before, err := e.b.Membership(ctx, "u1")
@@ -862,7 +863,7 @@ func TestSyncCheckoutTrial(t *testing.T) {
 	e := newCoEnv(t)
 	ctx := context.Background()
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro", TrialDays: 14})
-	e.complete(t, cs.ID, billingtest.CompleteOptions{})
+	e.complete(t, cs.ID, billingtest.CardOK)
 	sub := e.subscriptionOf(t, cs.ID)
 	res, m, err := e.b.SyncCheckout(ctx, "u1", cs.ID)
 	require.NoError(t, err)
@@ -928,7 +929,7 @@ func TestSyncCheckoutOneTimeGrantsOnce(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newCoEnv(t)
 			cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack", Quantity: 3})
-			evs := e.complete(t, cs.ID, billingtest.CompleteOptions{})
+			evs := e.complete(t, cs.ID, billingtest.CardOK)
 			require.Len(t, evs, 1)
 			require.Equal(t, "checkout.session.completed", evs[0].Type)
 			do(t, e, cs.ID, evs)
@@ -952,12 +953,12 @@ func TestSyncCheckoutOneTimeGrantsOnce(t *testing.T) {
 	t.Run("a second purchase adds up", func(t *testing.T) {
 		e := newCoEnv(t)
 		a := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack", Quantity: 3})
-		e.complete(t, a.ID, billingtest.CompleteOptions{})
+		e.complete(t, a.ID, billingtest.CardOK)
 		_, _, err := e.b.SyncCheckout(ctx, "u1", a.ID)
 		require.NoError(t, err)
 		b := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack"})
 		require.NotEqual(t, a.ID, b.ID)
-		e.complete(t, b.ID, billingtest.CompleteOptions{})
+		e.complete(t, b.ID, billingtest.CardOK)
 		_, m, err := e.b.SyncCheckout(ctx, "u1", b.ID)
 		require.NoError(t, err)
 		assert.Equal(t, int64(400), m.Credits)
@@ -966,7 +967,7 @@ func TestSyncCheckoutOneTimeGrantsOnce(t *testing.T) {
 	t.Run("delayed payment grants nothing until paid", func(t *testing.T) {
 		e := newCoEnv(t)
 		cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack", Quantity: 2})
-		e.complete(t, cs.ID, billingtest.CompleteOptions{Delayed: true})
+		e.complete(t, cs.ID, billingtest.BankDebit)
 		res, m, err := e.b.SyncCheckout(ctx, "u1", cs.ID)
 		require.NoError(t, err)
 		assert.Equal(t, billing.SessionComplete, res.Status)
@@ -975,7 +976,7 @@ func TestSyncCheckoutOneTimeGrantsOnce(t *testing.T) {
 		assert.Equal(t, int64(0), m.Credits)
 		assert.Empty(t, facts(t, e.store, "u1").Grants)
 
-		evs, err := e.fake.SucceedAsyncPayment(cs.ID)
+		evs, err := testcatalog.Settle(e.fake), error(nil)
 		require.NoError(t, err)
 		_, m, err = e.b.SyncCheckout(ctx, "u1", cs.ID)
 		require.NoError(t, err)
@@ -1011,9 +1012,9 @@ func TestSyncCheckoutNotOwned(t *testing.T) {
 	e := newCoEnv(t)
 	ctx := context.Background()
 	sub := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
-	e.complete(t, sub.ID, billingtest.CompleteOptions{})
+	e.complete(t, sub.ID, billingtest.CardOK)
 	pack := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack", Quantity: 2})
-	e.complete(t, pack.ID, billingtest.CompleteOptions{})
+	e.complete(t, pack.ID, billingtest.CardOK)
 	e.checkout(t, "u2", billing.CheckoutOptions{PriceID: "price_basic"}) // u2 has a customer too
 
 	for _, user := range []string{"u2", "u3", ""} {
@@ -1060,7 +1061,7 @@ func TestSyncCheckoutStripeFailure(t *testing.T) {
 	e := newCoEnv(t)
 	ctx := context.Background()
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack"})
-	e.complete(t, cs.ID, billingtest.CompleteOptions{})
+	e.complete(t, cs.ID, billingtest.CardOK)
 	e.fake.SetFail("GET /v1/checkout/sessions/{id}", 503, 1+billing.DefaultMaxRetries)
 	_, _, err := e.b.SyncCheckout(ctx, "u1", cs.ID)
 	var be *billing.StripeError
@@ -1196,7 +1197,7 @@ func TestCheckoutRepeatAfterCompletionGetsNewSession(t *testing.T) {
 		{PriceID: "price_pro", AllowAnotherSubscription: true},
 	} {
 		first := e.checkout(t, "u1", opts)
-		e.complete(t, first.ID, billingtest.CompleteOptions{})
+		e.complete(t, first.ID, billingtest.CardOK)
 		_, _, err := e.b.SyncCheckout(ctx, "u1", first.ID)
 		require.NoError(t, err)
 		again := e.checkout(t, "u1", opts)

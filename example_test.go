@@ -14,6 +14,7 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testcatalog"
 	"github.com/gobilling/billing/memstore"
 )
 
@@ -112,7 +113,7 @@ func ExampleBilling_Membership() {
 		return
 	}
 	// The user pays at Stripe ...
-	if _, err := fake.CompleteCheckout(cs.ID, billingtest.CompleteOptions{}); err != nil {
+	if _, err := testcatalog.Pay(fake, cs.ID); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -159,7 +160,7 @@ func ExampleBilling_WebhookHandler() {
 		fmt.Println(err)
 		return
 	}
-	evs, err := fake.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
+	evs, err := testcatalog.Pay(fake, cs.ID)
 	if err != nil {
 		fmt.Println(err)
 		return

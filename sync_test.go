@@ -22,7 +22,7 @@ func TestCatchUpRecoversMissedDeliveries(t *testing.T) {
 	ctx := context.Background()
 	since := e.fake.Now()
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
-	evs := e.complete(t, cs.ID, billingtest.CompleteOptions{}) // not delivered
+	evs := e.complete(t, cs.ID, billingtest.CardOK) // not delivered
 	sub := e.fake.SubscriptionsOf(e.customerOf(t, "u1"))[0]
 	e.fake.Advance(10 * 24 * time.Hour)     // within the 30 days Stripe keeps events
 	_, err := e.fake.CancelAtPeriodEnd(sub) // not delivered either
@@ -70,7 +70,7 @@ func TestCatchUpParksUnknownCustomersAndReportsFailures(t *testing.T) {
 	ctx := context.Background()
 	since := e.fake.Now()
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pack"})
-	e.complete(t, cs.ID, billingtest.CompleteOptions{})
+	e.complete(t, cs.ID, billingtest.CardOK)
 	// Lose the link, as if the customer were made in the Dashboard.
 	other := newCoEnv(t, func(c *billing.Config) { c.StripeURL = e.fake.URL(); c.Clock = e.fake })
 	rep, err := other.b.CatchUp(ctx, since)
@@ -125,7 +125,7 @@ func TestSync(t *testing.T) {
 	assert.Equal(t, 0, e.fake.TotalCalls(), "no customer, no call")
 
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
-	e.complete(t, cs.ID, billingtest.CompleteOptions{})
+	e.complete(t, cs.ID, billingtest.CardOK)
 	sub := e.fake.SubscriptionsOf(e.customerOf(t, "u1"))[0]
 	e.fake.Advance(time.Hour)
 	e.fake.ResetCalls()
@@ -155,7 +155,7 @@ func TestReplayOfAnotherAPIVersionFetchesTheObject(t *testing.T) {
 	e := newCoEnv(t)
 	ctx := context.Background()
 	cs := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
-	evs := e.complete(t, cs.ID, billingtest.CompleteOptions{})
+	evs := e.complete(t, cs.ID, billingtest.CardOK)
 	sub := e.fake.SubscriptionsOf(e.customerOf(t, "u1"))[0]
 	// An old-layout subscription event (period at the top, items without
 	// periods), as an account on an older default version would list it.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testcatalog"
 )
 
 // hookTransport lets a test act between Stripe's answer and billing's
@@ -53,7 +54,7 @@ func newRaceEnv(t *testing.T) *raceEnv {
 func (e *raceEnv) buy(t *testing.T, user string) (string, string, []billingtest.Event) {
 	t.Helper()
 	cs := e.checkout(t, user, billing.CheckoutOptions{PriceID: "price_pro"})
-	evs := e.complete(t, cs.ID, billingtest.CompleteOptions{})
+	evs := e.complete(t, cs.ID, billingtest.CardOK)
 	subs := e.fake.SubscriptionsOf(e.fake.CheckoutSession(cs.ID).Customer.ID)
 	require.Len(t, subs, 1)
 	return cs.ID, subs[0], evs
@@ -67,10 +68,21 @@ func (e *raceEnv) failedRenewal(t *testing.T) (string, []billingtest.Event) {
 	_, sub, evs := e.buy(t, "u1")
 	e.deliver(t, evs...)
 	e.fake.Advance(30 * 24 * time.Hour)
-	require.NoError(t, e.fake.SetCardFailing(e.fake.Subscription(sub).Customer.ID, true))
-	renew, err := e.fake.Renew(sub, billingtest.RenewOptions{})
+	require.NoError(t, testcatalog.SetCardFailing(e.fake, e.fake.Subscription(sub).Customer.ID, true))
+	renew, err := testcatalog.Renew(e.fake, sub)
 	require.NoError(t, err)
 	return sub, renew
+}
+
+// sameSecond takes a failed renewal's two subscription updates (the
+// period moved; past_due an hour later, when the charge failed) and stamps
+// the second with the first's second, as when Stripe makes two changes in
+// one second: their versions then cannot order them.
+func sameSecond(t *testing.T, updates []billingtest.Event) []billingtest.Event {
+	t.Helper()
+	require.Len(t, updates, 2, "period moved, then past_due")
+	require.Less(t, updates[0].Created, updates[1].Created)
+	return []billingtest.Event{updates[0], updates[1].StampedAt(updates[0].Created)}
 }
 
 func only(evs []billingtest.Event, types ...string) []billingtest.Event {
@@ -144,9 +156,7 @@ func TestSameSecondLiveStatesFetch(t *testing.T) {
 			e := newRaceEnv(t)
 			ctx := context.Background()
 			_, renew := e.failedRenewal(t)
-			updates := only(renew, "customer.subscription.updated")
-			require.Len(t, updates, 2, "period moved, then past_due")
-			require.Equal(t, updates[0].Created, updates[1].Created)
+			updates := sameSecond(t, only(renew, "customer.subscription.updated"))
 
 			// Pin the first fetch's Date to the events' second: it ties.
 			var dates []string
@@ -192,9 +202,7 @@ func TestFetchDatedBeforeItsEventKeepsItsPlace(t *testing.T) {
 	e := newRaceEnv(t)
 	ctx := context.Background()
 	_, renew := e.failedRenewal(t)
-	updates := only(renew, "customer.subscription.updated")
-	require.Len(t, updates, 2, "period moved, then past_due")
-	require.Equal(t, updates[0].Created, updates[1].Created)
+	updates := sameSecond(t, only(renew, "customer.subscription.updated"))
 
 	var once sync.Once
 	e.hook.after = func(req *http.Request, res *http.Response) {
@@ -253,9 +261,8 @@ func TestPaidRetryKeepsAccessBeforeTheUpdate(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, m.FailedAttempts, "in grace")
 
-	require.NoError(t, e.fake.SetCardFailing(cus, false))
-	e.fake.Advance(24 * time.Hour)
-	retry, err := e.fake.RetryPayment(sub)
+	require.NoError(t, testcatalog.SetCardFailing(e.fake, cus, false))
+	retry, err := testcatalog.Retry(e.fake, sub)
 	require.NoError(t, err)
 	e.deliver(t, only(retry, "invoice.paid")...)
 	m, err = e.b.Membership(ctx, "u1")

@@ -264,8 +264,8 @@ func (s *Stripe) getSession(r *http.Request) (int, any) {
 	return 200, s.sessionObj(cs, exp)
 }
 
-// expireSessionAPI expires an open session, as [Stripe.ExpireCheckout] does
-// but on behalf of the request.
+// expireSessionAPI expires an open session on behalf of the request:
+// checkout.session.expired.
 func (s *Stripe) expireSessionAPI(r *http.Request) (int, any) {
 	if err := checkParams(r.Form); err != nil {
 		return 0, err

@@ -18,6 +18,7 @@ import (
 	"github.com/stripe/stripe-go/v82"
 
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testcatalog"
 )
 
 // apiSetup is setup with a client that never retries, so that every error
@@ -220,7 +221,7 @@ func TestProductsAndPrices(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.Equal(t, int64(4000), cs.AmountTotal)
-	evs, err := srv.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
+	evs, err := testcatalog.Pay(srv, cs.ID)
 	require.NoError(t, err)
 	sub := decodeAs[stripe.Subscription](t, evs[0])
 	assert.Equal(t, monthsAfter(sub.Items.Data[0].CurrentPeriodStart, 3), sub.Items.Data[0].CurrentPeriodEnd)
@@ -342,7 +343,7 @@ func TestCheckoutSessionExpireAndLists(t *testing.T) {
 	_, err = sc.V1CheckoutSessions.Expire(ctx, second.ID, nil)
 	se := invalidReq(t, err, 400, "", "")
 	assert.Equal(t, "Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of `expired`.", se.Msg)
-	_, err = srv.CompleteCheckout(first.ID, billingtest.CompleteOptions{})
+	_, err = testcatalog.Pay(srv, first.ID)
 	require.NoError(t, err)
 	_, err = sc.V1CheckoutSessions.Expire(ctx, first.ID, nil)
 	se = invalidReq(t, err, 400, "", "")
@@ -434,7 +435,7 @@ func TestCheckoutSessionExpiresAt(t *testing.T) {
 	assert.Empty(t, got.URL)
 	require.Equal(t, []string{"checkout.session.expired"}, types(srv.Events()))
 	assert.Empty(t, decode(t, srv.Events()[0]).Request.ID, "an automatic expiry")
-	_, err = srv.CompleteCheckout(hour.ID, billingtest.CompleteOptions{})
+	_, err = testcatalog.Pay(srv, hour.ID)
 	assert.Error(t, err)
 	assert.Equal(t, stripe.CheckoutSessionStatusOpen, srv.CheckoutSession(day.ID).Status)
 
@@ -442,7 +443,7 @@ func TestCheckoutSessionExpiresAt(t *testing.T) {
 	srv.Advance(24 * time.Hour)
 	assert.Equal(t, stripe.CheckoutSessionStatusExpired, srv.CheckoutSession(day.ID).Status)
 	assert.Len(t, srv.Events(), 2)
-	_, err = srv.ExpireCheckout(day.ID)
+	_, err = testcatalog.Expire(srv, day.ID)
 	assert.Error(t, err)
 }
 
@@ -606,7 +607,7 @@ func TestSubscriptionUpdateMatchesSimulator(t *testing.T) {
 
 	// Cancel at a time, then cleared with cancel_at="".
 	at := srv.Now().Add(10 * 24 * time.Hour).Truncate(time.Second)
-	sim, err = srv.CancelAt(viaSim, at)
+	sim, err = testcatalog.CancelAt(srv, viaSim, at)
 	require.NoError(t, err)
 	s, api = update(&stripe.SubscriptionUpdateParams{CancelAt: stripe.Int64(at.Unix())})
 	same(sim, api, s)
@@ -750,13 +751,15 @@ func TestSubscriptionUpdateErrors(t *testing.T) {
 func TestInvoiceList(t *testing.T) {
 	srv, sc := apiSetup(t)
 	subs, customers := subscribeN(t, srv, sc, 2)
-	require.NoError(t, srv.SetCardFailing(customers[1], true))
-	srv.Advance(30 * 24 * time.Hour)
-	_, err := srv.Renew(subs[1], billingtest.RenewOptions{})
+	require.NoError(t, testcatalog.SetCardFailing(srv, customers[1], true))
+	// Both renew at the same period end, in creation order; the second's
+	// charge fails.
+	_, err := testcatalog.Renew(srv, subs[1])
 	require.NoError(t, err)
-	first0 := srv.Subscription(subs[0]).LatestInvoice.ID
-	first1 := srv.InvoicesOf(subs[1])
-	require.Len(t, first1, 2)
+	inv0, inv1 := srv.InvoicesOf(subs[0]), srv.InvoicesOf(subs[1])
+	require.Len(t, inv0, 2)
+	require.Len(t, inv1, 2)
+	first0 := inv0[0]
 	invoices := func(p *stripe.InvoiceListParams) []string {
 		var out []string
 		for in, err := range sc.V1Invoices.List(ctx, p) {
@@ -768,16 +771,17 @@ func TestInvoiceList(t *testing.T) {
 		}
 		return out
 	}
-	assert.Equal(t, []string{first1[1], first1[0], first0}, invoices(nil))
-	assert.Equal(t, []string{first1[1], first1[0]}, invoices(&stripe.InvoiceListParams{Customer: stripe.String(customers[1])}))
-	assert.Equal(t, []string{first0}, invoices(&stripe.InvoiceListParams{Subscription: stripe.String(subs[0])}))
-	assert.Equal(t, []string{first1[1]}, invoices(&stripe.InvoiceListParams{Status: stripe.String("open")}))
-	assert.Equal(t, []string{first1[0], first0}, invoices(&stripe.InvoiceListParams{Status: stripe.String("paid")}))
+	newest := []string{inv1[1], inv0[1], inv1[0], inv0[0]}
+	assert.Equal(t, newest, invoices(nil))
+	assert.Equal(t, []string{inv1[1], inv1[0]}, invoices(&stripe.InvoiceListParams{Customer: stripe.String(customers[1])}))
+	assert.Equal(t, []string{inv0[1], inv0[0]}, invoices(&stripe.InvoiceListParams{Subscription: stripe.String(subs[0])}))
+	assert.Equal(t, []string{inv1[1]}, invoices(&stripe.InvoiceListParams{Status: stripe.String("open")}))
+	assert.Equal(t, []string{inv0[1], inv1[0], inv0[0]}, invoices(&stripe.InvoiceListParams{Status: stripe.String("paid")}))
 	p := &stripe.InvoiceListParams{}
 	p.Limit = stripe.Int64(1)
-	assert.Equal(t, []string{first1[1], first1[0], first0}, invoices(p))
+	assert.Equal(t, newest, invoices(p))
 	ids, more := apiList(t, srv, "/v1/invoices", "limit=2&expand[]=data.customer")
-	assert.Equal(t, []string{first1[1], first1[0]}, ids)
+	assert.Equal(t, newest[:2], ids)
 	assert.True(t, more)
 	_, err = collect2(sc.V1Invoices.List(ctx, &stripe.InvoiceListParams{Status: stripe.String("late")}))
 	invalidReq(t, err, 400, "parameter_invalid", "status")
@@ -794,7 +798,7 @@ func TestInvoiceList(t *testing.T) {
 
 func TestEventList(t *testing.T) {
 	srv, sc := apiSetup(t)
-	subID, _ := subscribe(t, srv, sc, 0)
+	subscribe(t, srv, sc, 0)
 	all := srv.Events()
 	require.Len(t, all, 7)
 	list := func(p *stripe.EventListParams) []string {
@@ -836,19 +840,19 @@ func TestEventList(t *testing.T) {
 	invalidReq(t, err, 400, "parameters_exclusive", "type")
 
 	// Default limit 10, pages newest first.
+	// Three more subscriptions: seven events each, at one second.
 	srv.Advance(time.Hour)
 	for range 3 {
-		_, err := srv.Renew(subID, billingtest.RenewOptions{})
-		require.NoError(t, err)
+		subscribeTo(t, srv, sc, "price_month")
 		srv.Advance(time.Minute)
 	}
 	all = srv.Events()
-	require.Len(t, all, 7+15)
+	require.Len(t, all, 7+21)
 	ids, more = apiList(t, srv, "/v1/events", "")
 	assert.Len(t, ids, 10)
 	assert.True(t, more)
 	assert.Equal(t, all[len(all)-1].ID, ids[0])
-	assert.Len(t, list(nil), 22, "the iterator pages through all")
+	assert.Len(t, list(nil), 28, "the iterator pages through all")
 	ids, more = apiList(t, srv, "/v1/events", "limit=100&starting_after="+all[5].ID)
 	assert.Equal(t, []string{all[4].ID, all[3].ID, all[2].ID, all[1].ID, all[0].ID}, ids)
 	assert.False(t, more)
@@ -857,15 +861,17 @@ func TestEventList(t *testing.T) {
 	assert.True(t, more)
 
 	// Created filters.
-	firstRenewal := all[7].Created
-	assert.Len(t, list(&stripe.EventListParams{CreatedRange: &stripe.RangeQueryParams{GreaterThanOrEqual: firstRenewal}}), 15)
-	assert.Len(t, list(&stripe.EventListParams{CreatedRange: &stripe.RangeQueryParams{LesserThan: firstRenewal}}), 7)
-	assert.Len(t, list(&stripe.EventListParams{Created: stripe.Int64(firstRenewal)}), 5)
-	assert.Len(t, list(&stripe.EventListParams{CreatedRange: &stripe.RangeQueryParams{GreaterThan: firstRenewal, LesserThanOrEqual: all[len(all)-1].Created}}), 10)
+	second := all[7].Created
+	assert.Len(t, list(&stripe.EventListParams{CreatedRange: &stripe.RangeQueryParams{GreaterThanOrEqual: second}}), 21)
+	assert.Len(t, list(&stripe.EventListParams{CreatedRange: &stripe.RangeQueryParams{LesserThan: second}}), 7)
+	assert.Len(t, list(&stripe.EventListParams{Created: stripe.Int64(second)}), 7)
+	assert.Len(t, list(&stripe.EventListParams{CreatedRange: &stripe.RangeQueryParams{GreaterThan: second, LesserThanOrEqual: all[len(all)-1].Created}}), 14)
 
-	// 30 days on, the first events are gone from the API, not from Events.
+	// 30 days on, the first events are gone from the API, not from Events
+	// (the first subscription renews meanwhile: two events at its period
+	// end, the rest an hour later).
 	srv.Advance(30*24*time.Hour - time.Hour - 30*time.Second)
-	assert.Len(t, list(nil), 15, "the checkout's events are over 30 days old")
+	assert.Len(t, list(nil), 21+2, "the first checkout's events are over 30 days old")
 	_, err = sc.V1Events.Retrieve(ctx, all[0].ID, nil)
 	se := invalidReq(t, err, 404, "resource_missing", "id")
 	assert.Equal(t, "No such event: '"+all[0].ID+"'", se.Msg)
@@ -875,9 +881,11 @@ func TestEventList(t *testing.T) {
 	_, err = collect2(sc.V1Events.List(ctx, &stripe.EventListParams{ListParams: stripe.ListParams{StartingAfter: stripe.String(all[0].ID)}}))
 	invalidReq(t, err, 400, "resource_missing", "starting_after")
 	assert.NotNil(t, srv.Object(all[0].ID))
-	assert.Len(t, srv.Events(), 22)
+	assert.Len(t, srv.Events(), 28+2)
 	srv.Advance(24 * time.Hour)
-	assert.Empty(t, list(nil))
+	for _, id := range list(nil) {
+		assert.NotContains(t, idsOf(all, func(e billingtest.Event) string { return e.ID }), id, "only the renewals' events are left")
+	}
 }
 
 func TestBadParameters(t *testing.T) {
@@ -964,7 +972,7 @@ func TestLibraryCalls(t *testing.T) {
 		}
 		_, err = sc.V1CheckoutSessions.Retrieve(ctx, cs.ID, rp)
 		require.NoError(t, err, mode)
-		evs, err := srv.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
+		evs, err := testcatalog.Pay(srv, cs.ID)
 		require.NoError(t, err)
 		if mode == "subscription" {
 			sp := &stripe.SubscriptionRetrieveParams{}
@@ -1198,7 +1206,7 @@ func TestParameterEdges(t *testing.T) {
 	assert.Equal(t, []string{"prod_price_year", "prod_price_month"}, ids)
 	ids, _ = apiList(t, srv, "/v1/products", "active=false")
 	assert.Len(t, ids, 1)
-	_, err = srv.CompleteCheckout(subSession(t, sc, c.ID, 0).ID, billingtest.CompleteOptions{})
+	_, err = testcatalog.Pay(srv, subSession(t, sc, c.ID, 0).ID)
 	require.NoError(t, err)
 	for pattern, n := range map[string]int{"*": 7, "customer.*.*": 2, "*subscription*": 2, "invoice.pay*": 1, "invoice.pa*": 2,
 		"*.*.completed": 1, "in*d": 4, "x*": 0} {

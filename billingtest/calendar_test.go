@@ -9,6 +9,7 @@ import (
 	"github.com/stripe/stripe-go/v82"
 
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testcatalog"
 )
 
 // periodEnds subscribes to price at the Stripe's time and renews n times;
@@ -22,7 +23,7 @@ func periodEnds(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client, price 
 		LineItems:  []*stripe.CheckoutSessionCreateLineItemParams{{Price: stripe.String(price), Quantity: stripe.Int64(1)}},
 	})
 	require.NoError(t, err)
-	evs, err := srv.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
+	evs, err := testcatalog.Pay(srv, cs.ID)
 	require.NoError(t, err)
 	sub := decodeAs[stripe.CheckoutSession](t, evs[len(evs)-1]).Subscription.ID
 	var ends []string
@@ -32,8 +33,7 @@ func periodEnds(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client, price 
 		if i == n {
 			return ends
 		}
-		srv.Advance(time.Until(time.Unix(end, 0)) - time.Until(srv.Now()))
-		_, err := srv.Renew(sub, billingtest.RenewOptions{})
+		_, err := testcatalog.Renew(srv, sub)
 		require.NoError(t, err)
 	}
 }
@@ -81,13 +81,13 @@ func TestCalendarPeriodsAfterATrial(t *testing.T) {
 		SubscriptionData: &stripe.CheckoutSessionCreateSubscriptionDataParams{TrialPeriodDays: stripe.Int64(14)},
 	})
 	require.NoError(t, err)
-	evs, err := srv.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
+	evs, err := testcatalog.Pay(srv, cs.ID)
 	require.NoError(t, err)
 	sub := decodeAs[stripe.CheckoutSession](t, evs[len(evs)-1]).Subscription.ID
 	s := srv.Subscription(sub)
 	assert.Equal(t, "2027-01-31 10:00", time.Unix(s.TrialEnd, 0).UTC().Format("2006-01-02 15:04"), "14 days")
 	srv.Advance(14 * 24 * time.Hour)
-	_, err = srv.EndTrial(sub, billingtest.RenewOptions{})
+	_, err = testcatalog.EndTrial(srv, sub)
 	require.NoError(t, err)
 	s = srv.Subscription(sub)
 	assert.Equal(t, "2027-02-28 10:00", time.Unix(s.Items.Data[0].CurrentPeriodEnd, 0).UTC().Format("2006-01-02 15:04"),

@@ -2,6 +2,7 @@ package billingtest
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -16,6 +17,10 @@ const (
 	// trialNotice is how long before a trial's end
 	// customer.subscription.trial_will_end comes.
 	trialNotice = 3 * 24 * time.Hour
+	// settleDelay is how long after a Checkout paid by bank debit
+	// ([BankDebit]) the payment settles: billingtest's fixed choice (Stripe
+	// takes minutes in test mode, days in live mode).
+	settleDelay = 3 * time.Minute
 )
 
 // defaultRetries is the default retry schedule: attempts 2 to 5 of an
@@ -27,7 +32,6 @@ func defaultRetries() []time.Duration {
 
 // clock is the clock's own state. It is guarded by s.mu.
 type clock struct {
-	manual bool            // Options.Manual: Advance does no billing
 	notice map[string]bool // subscriptions whose trial_will_end has been sent
 }
 
@@ -45,6 +49,7 @@ type actionKind int
 
 const (
 	actExpire       actionKind = iota // Checkout Sessions reach expires_at
+	actSettle                         // a bank debit settles
 	actFinalize                       // a renewal invoice is finalized and charged
 	actRetry                          // an invoice's payment is retried
 	actTrialWillEnd                   // customer.subscription.trial_will_end
@@ -59,6 +64,7 @@ type action struct {
 	kind actionKind
 	sub  *subscription
 	in   *invoice
+	cs   *session // actSettle
 	// subIdx and inIdx order ties: subscriptions and invoices in creation
 	// order (-1 for none).
 	subIdx, inIdx int
@@ -77,7 +83,10 @@ func (a action) before(b action) bool {
 }
 
 // Advance moves the simulated clock forward by d, doing what Stripe would do
-// meanwhile, in time order, and returns once it is done. For each action
+// meanwhile, in time order, and returns the events that emitted, once it is
+// done. It is the one way time passes for billing: renewals, payment
+// retries, trial ends and scheduled cancellations happen when the clock
+// reaches them, never ahead of it. For each action
 // due by the new time it first sets the clock to the action's instant, so
 // that the events it emits (published to webhook delivery at once) and the
 // objects it touches carry that instant:
@@ -97,7 +106,7 @@ func (a action) before(b action) bool {
 //     ([Stripe.SetRetrySchedule]; by default 1, 3, 5 and 7 days after its
 //     first attempt, so attempt_count goes from 1 to 5, and
 //     next_payment_attempt is set until the last attempt). A retry that
-//     succeeds (once [Stripe.SetCardFailing] has fixed the card) emits
+//     succeeds (once [Stripe.UpdateCard] has replaced the card) emits
 //     invoice.paid, invoice.payment_succeeded and
 //     customer.subscription.updated back to active; after the last failed
 //     attempt the failure outcome applies ([Stripe.SetFailureOutcome]).
@@ -112,31 +121,35 @@ func (a action) before(b action) bool {
 //     set to cancel at its period end does not renew.
 //   - Checkout Sessions expire at their expires_at:
 //     checkout.session.expired.
+//   - A one-time Checkout paid by bank debit ([BankDebit],
+//     [BankDebitFails]) settles 3 minutes after it completed:
+//     checkout.session.async_payment_succeeded or
+//     checkout.session.async_payment_failed.
 //
 // Canceled, unpaid, paused and incomplete subscriptions do not renew, and
 // their invoices are neither finalized nor retried (a renewal invoice still
 // a draft when its subscription is canceled stays a draft). A card is
-// either working or failing ([Stripe.SetCardFailing]): a trial never ends
+// either working or failing ([CardChargeFails]): a trial never ends
 // without a payment method (Stripe would pause the subscription), as a
 // Checkout with a trial always collects a card. Actions due at the same
 // second run in the order of the
 // subscriptions' creation (and for one subscription: finalization, retry,
-// trial notice, cancellation, trial end, renewal). With [Options].Manual
-// set, Advance only expires Checkout Sessions.
+// trial notice, cancellation, trial end, renewal).
 //
 // Finally the clock reads what it read before plus d (and it keeps
 // ticking). What falls due as the clock ticks in real time waits for the
 // next Advance: Advance(0) catches up. A negative d moves the clock back and
 // does nothing else. Advance holds the fake's lock while it runs: API
 // requests and other calls wait, and see the clock move in one step.
-func (s *Stripe) Advance(d time.Duration) {
+func (s *Stripe) Advance(d time.Duration) []Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	from := len(s.events)
 	end := s.offset + d
 	if d < 0 {
 		s.offset = end
 		s.expireDueSessions()
-		return
+		return s.eventsFrom(from)
 	}
 	for {
 		a, ok := s.nextAction()
@@ -147,6 +160,18 @@ func (s *Stripe) Advance(d time.Duration) {
 	}
 	s.offset = end
 	s.expireDueSessions()
+	return s.eventsFrom(from)
+}
+
+// eventsFrom returns copies of the events emitted from index i on.
+// Called with s.mu held.
+func (s *Stripe) eventsFrom(i int) []Event {
+	out := make([]Event, 0, len(s.events)-i)
+	for _, e := range s.events[i:] {
+		e.JSON = slices.Clone(e.JSON)
+		out = append(out, e)
+	}
+	return out
 }
 
 // NextEvent returns when the clock next has something to do (see
@@ -205,10 +230,9 @@ func (s *Stripe) nextAction() (action, bool) {
 	for _, id := range s.sessOrder {
 		if cs := s.sessions[id]; cs.status == "open" {
 			consider(action{at: cs.expiresAt, kind: actExpire, subIdx: -1, inIdx: -1})
+		} else if cs.settleAt != 0 {
+			consider(action{at: cs.settleAt, kind: actSettle, cs: cs, subIdx: -1, inIdx: -1})
 		}
-	}
-	if s.clk.manual {
-		return best, found
 	}
 	idx := make(map[string]int, len(s.subOrder))
 	for i, id := range s.subOrder {
@@ -280,6 +304,8 @@ func (s *Stripe) run(a action) {
 	st := &step{s: s, t: max(a.at, s.unix())} // automatic: no request
 	sub, in := a.sub, a.in
 	switch a.kind {
+	case actSettle:
+		st.settle(a.cs)
 	case actFinalize:
 		st.finalize(in)
 		st.pay(sub, in, s.cardWorks(sub))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testcatalog"
 )
 
 const hour = int64(3600)
@@ -40,7 +41,7 @@ func subscribeTo(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client, price
 		LineItems:     []*stripe.CheckoutSessionCreateLineItemParams{{Price: stripe.String(price), Quantity: stripe.Int64(1)}},
 	})
 	require.NoError(t, err)
-	_, err = srv.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
+	_, err = testcatalog.Pay(srv, cs.ID)
 	require.NoError(t, err)
 	done := srv.CheckoutSession(cs.ID)
 	return done.Subscription.ID, done.Customer.ID
@@ -214,7 +215,7 @@ func TestAdvanceTrial(t *testing.T) {
 func TestAdvanceTrialWithFailingCard(t *testing.T) {
 	srv, sc := clkSetup(t)
 	subID, c := subscribe(t, srv, sc, 7)
-	require.NoError(t, srv.SetCardFailing(c.ID, true))
+	require.NoError(t, testcatalog.SetCardFailing(srv, c.ID, true))
 	trialEnd := srv.Subscription(subID).TrialEnd
 	n := len(srv.Events())
 
@@ -252,7 +253,7 @@ func TestAdvanceFailedRenewal(t *testing.T) {
 				srv.SetFailureOutcome(tc.outcome)
 			}
 			subID, c := subscribe(t, srv, sc, 0)
-			require.NoError(t, srv.SetCardFailing(c.ID, true))
+			require.NoError(t, testcatalog.SetCardFailing(srv, c.ID, true))
 			_, end := periodOf(srv, subID)
 			first := end + hour
 			n := len(srv.Events())
@@ -321,12 +322,12 @@ func TestAdvanceFailedRenewal(t *testing.T) {
 func TestAdvanceRetryRecovers(t *testing.T) {
 	srv, sc := clkSetup(t)
 	subID, c := subscribe(t, srv, sc, 0)
-	require.NoError(t, srv.SetCardFailing(c.ID, true))
+	require.NoError(t, testcatalog.SetCardFailing(srv, c.ID, true))
 	_, end := periodOf(srv, subID)
 	srv.Advance(30*24*time.Hour + time.Hour)
 	require.Equal(t, stripe.SubscriptionStatusPastDue, srv.Subscription(subID).Status)
 
-	require.NoError(t, srv.SetCardFailing(c.ID, false))
+	require.NoError(t, testcatalog.SetCardFailing(srv, c.ID, false))
 	n := len(srv.Events())
 	srv.Advance(24 * time.Hour)
 	evs := lastEvents(srv, n)
@@ -351,7 +352,7 @@ func TestAdvanceRetryRecovers(t *testing.T) {
 func TestAdvanceRenewsPastDue(t *testing.T) {
 	srv, sc := clkSetup(t)
 	subID, c := subscribeTo(t, srv, sc, "price_week")
-	require.NoError(t, srv.SetCardFailing(c, true))
+	require.NoError(t, testcatalog.SetCardFailing(srv, c, true))
 	_, end := periodOf(srv, subID)
 	advanceTo(srv, end+6*day)
 	invoices := srv.InvoicesOf(subID)
@@ -361,7 +362,7 @@ func TestAdvanceRenewsPastDue(t *testing.T) {
 	assert.Equal(t, end+hour+7*day, srv.Invoice(old).NextPaymentAttempt)
 	assert.Equal(t, stripe.SubscriptionStatusPastDue, srv.Subscription(subID).Status)
 
-	require.NoError(t, srv.SetCardFailing(c, false))
+	require.NoError(t, testcatalog.SetCardFailing(srv, c, false))
 	n := len(srv.Events())
 	advanceTo(srv, end+7*day+hour)
 	evs := lastEvents(srv, n)
@@ -404,7 +405,7 @@ func TestAdvanceCancelAt(t *testing.T) {
 	srv, sc := clkSetup(t)
 	subID, _ := subscribe(t, srv, sc, 0)
 	at := srv.Now().Add(10 * 24 * time.Hour).Truncate(time.Second)
-	_, err := srv.CancelAt(subID, at)
+	_, err := testcatalog.CancelAt(srv, subID, at)
 	require.NoError(t, err)
 	n := len(srv.Events())
 
@@ -468,95 +469,6 @@ func TestAdvanceExpiresSessionsInTimeOrder(t *testing.T) {
 	assert.Equal(t, end, evs[1].Created)
 }
 
-// The simulator's steps work alongside the clock and move its schedule.
-func TestManualStepsMoveTheSchedule(t *testing.T) {
-	t.Run("renew_early", func(t *testing.T) {
-		srv, sc := clkSetup(t)
-		subID, _ := subscribe(t, srv, sc, 0)
-		_, end := periodOf(srv, subID)
-		_, err := srv.Renew(subID, billingtest.RenewOptions{})
-		require.NoError(t, err)
-		n := len(srv.Events())
-		srv.Advance(31 * 24 * time.Hour)
-		assert.Empty(t, lastEvents(srv, n), "the next renewal is a period later")
-		srv.Advance(30 * 24 * time.Hour)
-		evs := lastEvents(srv, n)
-		require.NotEmpty(t, evs)
-		assert.Equal(t, monthsAfter(end, 1), evs[0].Created)
-	})
-	t.Run("renew_while_renewing", func(t *testing.T) {
-		srv, sc := clkSetup(t)
-		subID, _ := subscribe(t, srv, sc, 0)
-		srv.Advance(30 * 24 * time.Hour)
-		_, err := srv.Renew(subID, billingtest.RenewOptions{})
-		assert.ErrorContains(t, err, "is renewing")
-		srv.Advance(time.Hour)
-		_, err = srv.Renew(subID, billingtest.RenewOptions{})
-		assert.NoError(t, err)
-	})
-	t.Run("trial_will_end_once", func(t *testing.T) {
-		srv, sc := clkSetup(t)
-		subID, _ := subscribe(t, srv, sc, 14)
-		_, err := srv.TrialWillEnd(subID)
-		require.NoError(t, err)
-		n := len(srv.Events())
-		srv.Advance(15 * 24 * time.Hour)
-		assert.NotContains(t, types(lastEvents(srv, n)), "customer.subscription.trial_will_end")
-		assert.Equal(t, stripe.SubscriptionStatusActive, srv.Subscription(subID).Status)
-	})
-	t.Run("retry_early", func(t *testing.T) {
-		srv, sc := clkSetup(t)
-		subID, c := subscribe(t, srv, sc, 0)
-		require.NoError(t, srv.SetCardFailing(c.ID, true))
-		_, end := periodOf(srv, subID)
-		first := end + hour
-		srv.Advance(30*24*time.Hour + time.Hour)
-		evs, err := srv.RetryPayment(subID)
-		require.NoError(t, err)
-		in := decodeAs[stripe.Invoice](t, evs[0])
-		assert.Equal(t, int64(2), in.AttemptCount)
-		assert.Equal(t, first+3*day, in.NextPaymentAttempt, "the early retry takes the +1 day one's place")
-		n := len(srv.Events())
-		advanceTo(srv, first+3*day-60)
-		assert.Empty(t, lastEvents(srv, n))
-		srv.Advance(2 * time.Minute)
-		evs = lastEvents(srv, n)
-		require.Equal(t, []string{"invoice.payment_failed"}, types(evs))
-		assert.Equal(t, int64(3), decodeAs[stripe.Invoice](t, evs[0]).AttemptCount)
-	})
-	t.Run("cancel_now_while_renewing", func(t *testing.T) {
-		srv, sc := clkSetup(t)
-		subID, _ := subscribe(t, srv, sc, 0)
-		srv.Advance(30 * 24 * time.Hour)
-		_, err := srv.CancelNow(subID)
-		require.NoError(t, err)
-		n := len(srv.Events())
-		srv.Advance(2 * time.Hour)
-		assert.Empty(t, lastEvents(srv, n), "the draft of a canceled subscription is not charged")
-	})
-}
-
-func TestManualOption(t *testing.T) {
-	srv := billingtest.New(billingtest.Options{Start: start, Manual: true})
-	t.Cleanup(srv.Close)
-	srv.AddPrice("price_month", "month", 1000)
-	sc := apiClient(srv)
-	subID, _ := subscribeTo(t, srv, sc, "price_month")
-	_, ok := srv.NextEvent()
-	assert.False(t, ok, "nothing scheduled by hand")
-	cs := subSession(t, sc, srv.Subscription(subID).Customer.ID, 0)
-	n := len(srv.Events())
-
-	srv.Advance(60 * 24 * time.Hour)
-	evs := lastEvents(srv, n)
-	require.Equal(t, []string{"checkout.session.expired"}, types(evs), "only sessions expire")
-	assert.Equal(t, cs.ExpiresAt, evs[0].Created)
-	_, end := periodOf(srv, subID)
-	assert.Equal(t, monthsAfter(srv.Subscription(subID).Created, 1), end)
-	_, err := srv.Renew(subID, billingtest.RenewOptions{})
-	require.NoError(t, err)
-}
-
 // A Billing receiving the clock's events follows a failing renewal: grace
 // for two attempts, past_due from the third (GraceAttempts 3), canceled
 // after the last.
@@ -575,7 +487,7 @@ func TestAdvanceWithBilling(t *testing.T) {
 	}
 	m := member()
 	require.Equal(t, billing.StatusActive, m.Status)
-	require.NoError(t, srv.SetCardFailing(srv.Subscription(sub).Customer.ID, true))
+	require.NoError(t, testcatalog.SetCardFailing(srv, srv.Subscription(sub).Customer.ID, true))
 	_, end := periodOf(srv, sub)
 
 	srv.Advance(30 * 24 * time.Hour)
@@ -631,7 +543,7 @@ func TestAdvanceConcurrent(t *testing.T) {
 				_, err := sc.V1Subscriptions.Retrieve(ctx, subID, nil)
 				assert.NoError(t, err)
 				_, _ = srv.NextEvent()
-				assert.NoError(t, srv.SetCardFailing(c, false))
+				assert.NoError(t, testcatalog.SetCardFailing(srv, c, false))
 			}
 		}()
 	}
@@ -658,7 +570,7 @@ func ExampleStripe_NextEvent() {
 	if err != nil {
 		panic(err)
 	}
-	if _, err := srv.CompleteCheckout(cs.ID, billingtest.CompleteOptions{}); err != nil {
+	if _, err := testcatalog.Pay(srv, cs.ID); err != nil {
 		panic(err)
 	}
 	n := len(srv.Events())

@@ -102,9 +102,9 @@ type DeliveryOptions struct {
 // batch and the sequence of delays repeat from run to run (the arrival
 // order of concurrent deliveries does not).
 //
-// Every event of one simulator step (one [Stripe.CompleteCheckout],
-// [Stripe.Renew], …) already has the same created second, and so do steps
-// less than a second apart on the simulated clock; SameSecond goes further.
+// Every event of one simulator step (one [Stripe.Pay], one renewal's
+// charge, …) already has the same created second, and so do steps less
+// than a second apart on the simulated clock; SameSecond goes further.
 type Chaos struct {
 	// Shuffle holds the endpoint's events until the next [Stripe.Flush],
 	// then delivers that batch in a random order, all at once (each event,

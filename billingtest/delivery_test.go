@@ -21,6 +21,7 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testcatalog"
 	"github.com/gobilling/billing/memstore"
 )
 
@@ -29,7 +30,7 @@ var dlStart = time.Date(2025, 10, 1, 9, 0, 0, 0, time.UTC)
 // dlSetup starts a fake Stripe with a monthly price and a stripe-go client.
 func dlSetup(t *testing.T) (*billingtest.Stripe, *stripe.Client) {
 	t.Helper()
-	srv := billingtest.New(billingtest.Options{Start: dlStart, Manual: true})
+	srv := billingtest.New(billingtest.Options{Start: dlStart})
 	t.Cleanup(srv.Close)
 	srv.AddPrice("price_month", "month", 1000)
 	srv.AddPrice("price_pro", "month", 2900)
@@ -53,7 +54,7 @@ func dlCheckout(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client) []bill
 		CustomerEmail: stripe.String("a@example.com"),
 	})
 	require.NoError(t, err)
-	evs, err := srv.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
+	evs, err := testcatalog.Pay(srv, cs.ID)
 	require.NoError(t, err)
 	require.Len(t, evs, 7)
 	return evs
@@ -449,7 +450,7 @@ func dlBuy(t *testing.T, srv *billingtest.Stripe, b *billing.Billing, u string) 
 	t.Helper()
 	cs, err := b.Checkout(context.Background(), u, billing.CheckoutOptions{PriceID: "price_pro"})
 	require.NoError(t, err)
-	_, err = srv.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
+	_, err = testcatalog.Pay(srv, cs.ID)
 	require.NoError(t, err)
 	subs := srv.SubscriptionsOf(srv.CheckoutSession(cs.ID).Customer.ID)
 	require.Len(t, subs, 1)
@@ -711,7 +712,7 @@ func TestChaosWithBilling(t *testing.T) {
 
 				// Two steps before one Flush: events of both are mixed.
 				srv.Advance(30 * 24 * time.Hour)
-				_, err := srv.Renew(sub, billingtest.RenewOptions{})
+				_, err := testcatalog.Renew(srv, sub)
 				require.NoError(t, err)
 				srv.Advance(time.Hour)
 				_, err = srv.CancelAtPeriodEnd(sub)
@@ -723,7 +724,7 @@ func TestChaosWithBilling(t *testing.T) {
 				assert.Equal(t, periodEnd(sub), m.CancelAt, "set to cancel")
 
 				srv.Advance(31 * 24 * time.Hour)
-				_, err = srv.EndPeriodCancellation(sub)
+				_, err = testcatalog.EndCancellation(srv, sub)
 				require.NoError(t, err)
 				dlFlush(t, srv)
 				assert.Equal(t, billing.StatusCanceled, member().Status)
@@ -766,7 +767,7 @@ func ExampleStripe_AddEndpoint() {
 	if err != nil {
 		panic(err)
 	}
-	if _, err := srv.CompleteCheckout(cs.ID, billingtest.CompleteOptions{}); err != nil {
+	if _, err := testcatalog.Pay(srv, cs.ID); err != nil {
 		panic(err)
 	}
 	if err := srv.Flush(context.Background()); err != nil {

@@ -52,6 +52,10 @@ type session struct {
 	created, expiresAt                      int64
 	lineItemID, subscription, invoice, pi   string
 	clientSecret                            string // embedded sessions
+	// settleAt is when a bank debit's payment settles (0: none pending),
+	// settleOK whether it succeeds.
+	settleAt int64
+	settleOK bool
 }
 
 type portalSession struct {

@@ -112,12 +112,12 @@ func (s *Stripe) payPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	card := r.PostForm.Get("card")
-	to, err := s.Pay(cs.ID, card)
-	if errors.Is(err, ErrAuthenticationRequired) {
+	paid, err := s.pay(cs.ID, card, authMissing)
+	if errors.Is(err, errAuthenticationRequired) {
 		http.Redirect(w, r, "/pay/"+url.PathEscape(cs.ID)+"/confirm", http.StatusSeeOther)
 		return
 	}
-	s.payDone(w, r, v, to, err, card)
+	s.payDone(w, r, v, paid.RedirectURL, err, card)
 }
 
 // payDone answers a payment attempt: a redirect to where the session sends
@@ -161,17 +161,18 @@ func (s *Stripe) confirmPost(w http.ResponseWriter, r *http.Request) {
 	if cs == nil {
 		return
 	}
-	var approve bool
+	var auth authStep
 	switch r.PostForm.Get("action") {
 	case "complete":
-		approve = true
+		auth = authApprove
 	case "fail":
+		auth = authFail
 	default:
 		http.Error(w, `billingtest: action must be "complete" or "fail"`, http.StatusBadRequest)
 		return
 	}
-	to, err := s.PayAndAuthenticate(cs.ID, CardNeedsAuth, approve)
-	s.payDone(w, r, v, to, err, "")
+	paid, err := s.pay(cs.ID, CardNeedsAuth, auth)
+	s.payDone(w, r, v, paid.RedirectURL, err, "")
 }
 
 func (s *Stripe) portalGet(w http.ResponseWriter, r *http.Request) {

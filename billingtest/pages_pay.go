@@ -6,10 +6,10 @@ import (
 	"strings"
 )
 
-// Test card numbers, as Stripe documents them. The hosted pages and the Go
-// helpers ([Stripe.Pay], [Stripe.PayAndAuthenticate], [Stripe.UpdateCard])
-// take them with or without the spaces; any other number is refused as
-// invalid.
+// Test payment methods, as Stripe documents them: cards, and for one-time
+// payments bank accounts. The hosted pages and the Go helpers ([Stripe.Pay],
+// [Stripe.UpdateCard]) take them with or without the spaces; any other
+// number is refused as invalid.
 const (
 	// CardOK is a card whose charges succeed.
 	CardOK = "4242 4242 4242 4242"
@@ -20,15 +20,26 @@ const (
 	// whose every charge fails: in Checkout it is attached to the session's
 	// customer (if it has one) and the payment is declined; saved through
 	// the portal or [Stripe.UpdateCard] it makes the customer's later
-	// renewals, retries and trial ends fail (see [Stripe.SetCardFailing]).
+	// renewals, retries and trial ends fail, until another card is saved.
 	CardChargeFails = "4000 0000 0000 0341"
 	// CardNeedsAuth is a card that requires authentication (3D Secure) for
 	// a payment in Checkout: the hosted page asks to complete or fail it
-	// first; [Stripe.Pay] refuses it with [ErrAuthenticationRequired] and
-	// [Stripe.PayAndAuthenticate] plays the challenge. Once set up, its
-	// later off-session charges succeed.
+	// first; [Stripe.Pay] completes it (to fail it, use the page). Once set
+	// up, its later off-session charges succeed.
 	CardNeedsAuth = "4000 0025 0000 3155"
+	// BankDebit is a bank account (Stripe's SEPA Direct Debit test IBAN)
+	// for a one-time payment that settles later: the session completes
+	// with payment_status unpaid, and 3 minutes later by the clock
+	// ([Stripe.Advance]) the payment succeeds:
+	// checkout.session.async_payment_succeeded.
+	BankDebit = "DE89 3704 0044 0532 0130 00"
+	// BankDebitFails is a bank account whose debit fails when it settles:
+	// checkout.session.async_payment_failed, 3 minutes after completion.
+	BankDebitFails = "DE62 3704 0044 0532 0130 01"
 )
+
+// bankDebit is a bank debit's outcome when it settles.
+type bankDebit struct{ ok bool }
 
 // CardError is a payment or card update refused because of the card, as
 // Stripe reports it (an error of type card_error). Compare with the Err*
@@ -65,15 +76,18 @@ var (
 	// ErrInvalidCardNumber is the error of a number that is not one of the
 	// test cards: "Your card number is invalid."
 	ErrInvalidCardNumber error = &CardError{Code: "invalid_number", Message: "Your card number is invalid."}
-	// ErrAuthenticationRequired is [Stripe.Pay]'s error for [CardNeedsAuth]:
-	// the payment needs the customer to authenticate it, which
-	// [Stripe.PayAndAuthenticate] (or the hosted page) simulates.
-	ErrAuthenticationRequired error = &CardError{Code: "authentication_required",
-		Message: "Your card requires authentication."}
-	// ErrAuthenticationFailed is the error of a failed authentication: "We
-	// are unable to authenticate your payment method."
+	// ErrAuthenticationFailed is the error of a failed authentication on
+	// the hosted page: "We are unable to authenticate your payment method."
 	ErrAuthenticationFailed error = &CardError{Code: "payment_intent_authentication_failure",
 		Message: "We are unable to authenticate your payment method."}
+	// errAuthenticationRequired tells the hosted page to ask for
+	// authentication ([CardNeedsAuth]).
+	errAuthenticationRequired error = &CardError{Code: "authentication_required",
+		Message: "Your card requires authentication."}
+	// ErrBankDebitNotModelled is the error of paying a subscription-mode
+	// session by bank debit: billingtest models bank debits for one-time
+	// payments only.
+	ErrBankDebitNotModelled = errors.New("billingtest: bank debits are modelled for one-time payments (mode payment) only")
 
 	// ErrNoSuchSession is the error (wrapped, with the ID) for an unknown
 	// Checkout Session.
@@ -98,6 +112,8 @@ const (
 	cardDeclined
 	cardChargeFails
 	cardNeedsAuth
+	bankDebitOK
+	bankDebitFails
 )
 
 // parseCard recognises a test card number, ignoring spaces and dashes.
@@ -106,7 +122,7 @@ func parseCard(number string) testCard {
 		switch {
 		case r == ' ' || r == '-' || r == '\t':
 			return -1
-		case r >= '0' && r <= '9':
+		case r >= '0' && r <= '9', r >= 'A' && r <= 'Z':
 			return r
 		}
 		return 'x'
@@ -120,6 +136,10 @@ func parseCard(number string) testCard {
 		return cardChargeFails
 	case "4000002500003155":
 		return cardNeedsAuth
+	case "DE89370400440532013000":
+		return bankDebitOK
+	case "DE62370400440532013001":
+		return bankDebitFails
 	}
 	return cardInvalid
 }
@@ -128,103 +148,122 @@ func parseCard(number string) testCard {
 type authStep int
 
 const (
-	authMissing authStep = iota // not attempted: ErrAuthenticationRequired
+	authMissing authStep = iota // not attempted: the page asks for it
 	authApprove
 	authFail
 )
 
+// Paid is what paying on a hosted Checkout page did.
+type Paid struct {
+	// RedirectURL is where the page sends the customer: the session's
+	// success_url (return_url for an embedded session) with
+	// {CHECKOUT_SESSION_ID} replaced by the session's ID.
+	RedirectURL string
+	// Events are the events Stripe sent, in order (also delivered to the
+	// endpoints).
+	Events []Event
+}
+
 // Pay does what the hosted Checkout page does when the customer submits a
-// card number, without a browser. With [CardOK] it completes the open
-// Checkout Session as [Stripe.CompleteCheckout] does (emitting the same
-// events), marks the customer's card as working, and returns the URL the
-// page redirects to: the session's success_url (return_url for an embedded
-// session) with {CHECKOUT_SESSION_ID} replaced by the session's ID.
+// payment method, without a browser: the one way a Checkout Session is
+// completed. With [CardOK] (or [CardNeedsAuth], whose authentication the
+// customer completes) it completes the open session, marks the customer's
+// card as working, and returns the redirect and the events:
+//
+// Subscription mode: creates the customer if the session had none, the
+// subscription (metadata from subscription_data[metadata], one item with
+// the session's price and quantity, a period of one interval from now, or
+// the trial when subscription_data[trial_period_days] was given; the card
+// becomes its default_payment_method) and its paid first invoice
+// (billing_reason subscription_create). Events:
+// customer.subscription.created (status incomplete, or trialing),
+// invoice.created, invoice.finalized, invoice.paid,
+// invoice.payment_succeeded, customer.subscription.updated (incomplete →
+// active; not for a trial), checkout.session.completed (payment_status
+// paid, or no_payment_required for a trial).
+//
+// Payment mode: checkout.session.completed with payment_status paid; with
+// [BankDebit] or [BankDebitFails] unpaid, settled by the clock 3 minutes
+// later.
 //
 // Otherwise the session stays open, nothing is emitted and the error is a
 // *[CardError]: [ErrCardDeclined] for [CardDeclined]; [ErrCardDeclined]
 // for [CardChargeFails] too, whose card is first attached to the session's
-// customer if it has one ([Stripe.SetCardFailing] true); and
-// [ErrAuthenticationRequired] for [CardNeedsAuth] (see
-// [Stripe.PayAndAuthenticate]); [ErrInvalidCardNumber] for any other number.
-// An unknown session is [ErrNoSuchSession], one that is complete or expired
-// [ErrSessionNotOpen].
-func (s *Stripe) Pay(sessionID, card string) (redirectURL string, err error) {
-	return s.pay(sessionID, card, authMissing)
+// customer if it has one (its later charges fail); [ErrInvalidCardNumber]
+// for any other number; [ErrBankDebitNotModelled] for a bank debit in
+// subscription mode. An unknown session is [ErrNoSuchSession], one that is
+// complete or expired [ErrSessionNotOpen].
+func (s *Stripe) Pay(sessionID, paymentMethod string) (Paid, error) {
+	return s.pay(sessionID, paymentMethod, authApprove)
 }
 
-// PayAndAuthenticate is [Stripe.Pay] where the customer also answers the
-// authentication challenge that [CardNeedsAuth] brings up, as on the hosted
-// page's "Complete authentication" step: approve completes the payment as
-// [CardOK] does; otherwise the session stays open and the error is
-// [ErrAuthenticationFailed]. With another card, approve is ignored and it is
-// the same as Pay.
-func (s *Stripe) PayAndAuthenticate(sessionID, card string, approve bool) (redirectURL string, err error) {
-	step := authFail
-	if approve {
-		step = authApprove
-	}
-	return s.pay(sessionID, card, step)
-}
-
-// pay is Pay and PayAndAuthenticate. It uses the exported simulator
-// methods, so it must be called without s.mu.
-func (s *Stripe) pay(sessionID, card string, auth authStep) (string, error) {
+// pay is Pay, with the customer's answer to an authentication challenge.
+// It uses the exported simulator methods, so it must be called without
+// s.mu.
+func (s *Stripe) pay(sessionID, card string, auth authStep) (Paid, error) {
 	cs := s.checkoutSession(sessionID)
 	if cs == nil {
-		return "", fmt.Errorf("%w: %q", ErrNoSuchSession, sessionID)
+		return Paid{}, fmt.Errorf("%w: %q", ErrNoSuchSession, sessionID)
 	}
 	if cs.Status != "open" {
-		return "", fmt.Errorf("%w: %s is %s", ErrSessionNotOpen, cs.ID, cs.Status)
+		return Paid{}, fmt.Errorf("%w: %s is %s", ErrSessionNotOpen, cs.ID, cs.Status)
 	}
 	customer := ""
 	if cs.Customer != nil {
 		customer = cs.Customer.ID
 	}
+	var debit *bankDebit
 	switch parseCard(card) {
 	case cardOK:
 	case cardDeclined:
-		return "", declined("insufficient_funds")
+		return Paid{}, declined("insufficient_funds")
 	case cardChargeFails:
 		if customer != "" {
-			if err := s.SetCardFailing(customer, true); err != nil {
-				return "", err
+			if err := s.setCard(customer, true, false); err != nil {
+				return Paid{}, err
 			}
 		}
-		return "", declined("generic_decline")
+		return Paid{}, declined("generic_decline")
 	case cardNeedsAuth:
 		switch auth {
 		case authMissing:
-			return "", ErrAuthenticationRequired
+			return Paid{}, errAuthenticationRequired
 		case authFail:
-			return "", ErrAuthenticationFailed
+			return Paid{}, ErrAuthenticationFailed
 		}
+	case bankDebitOK, bankDebitFails:
+		if cs.Mode != "payment" {
+			return Paid{}, ErrBankDebitNotModelled
+		}
+		debit = &bankDebit{ok: parseCard(card) == bankDebitOK}
 	default:
-		return "", ErrInvalidCardNumber
+		return Paid{}, ErrInvalidCardNumber
 	}
 	// The new card pays; it replaces a failing one.
-	if customer != "" {
-		if err := s.SetCardFailing(customer, false); err != nil {
-			return "", err
+	if customer != "" && debit == nil {
+		if err := s.setCard(customer, false, false); err != nil {
+			return Paid{}, err
 		}
 	}
-	if _, err := s.CompleteCheckout(sessionID, CompleteOptions{}); err != nil {
+	evs, err := s.completeCheckout(sessionID, debit)
+	if err != nil {
 		if now := s.CheckoutSession(sessionID); now != nil && now.Status != "open" {
 			// Completed or expired meanwhile.
-			return "", fmt.Errorf("%w: %s is %s", ErrSessionNotOpen, now.ID, now.Status)
+			return Paid{}, fmt.Errorf("%w: %s is %s", ErrSessionNotOpen, now.ID, now.Status)
 		}
-		return "", err
+		return Paid{}, err
 	}
 	done := s.CheckoutSession(sessionID)
 	if done == nil {
-		return "", fmt.Errorf("%w: %q", ErrNoSuchSession, sessionID)
+		return Paid{}, fmt.Errorf("%w: %q", ErrNoSuchSession, sessionID)
 	}
-	if customer == "" && done.Customer != nil {
+	if customer == "" && done.Customer != nil && debit == nil {
 		// A customer made on completion has the card that just worked.
-		if err := s.SetCardFailing(done.Customer.ID, false); err != nil {
-			return "", err
+		if err := s.setCard(done.Customer.ID, false, false); err != nil {
+			return Paid{}, err
 		}
 	}
-	return successURL(done.ID, done.SuccessURL, done.ReturnURL), nil
+	return Paid{RedirectURL: successURL(done.ID, done.SuccessURL, done.ReturnURL), Events: evs}, nil
 }
 
 // successURL is where a completed session sends the customer: success_url
@@ -241,7 +280,7 @@ func successURL(id, success, ret string) string {
 // it saves a test card as the customer's payment method for its
 // subscriptions' later charges. [CardOK] and [CardNeedsAuth]
 // (authenticated when saved) make them succeed, [CardChargeFails] makes
-// them fail ([Stripe.SetCardFailing]); [CardDeclined] is refused with
+// them fail (until another card is saved); [CardDeclined] is refused with
 // [ErrCardDeclined] and any other number with [ErrInvalidCardNumber], and
 // then nothing changes. The saved card becomes the customer's default
 // payment method (invoice_settings.default_payment_method) and that of its

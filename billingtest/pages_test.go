@@ -18,6 +18,7 @@ import (
 	"github.com/stripe/stripe-go/v82"
 
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testcatalog"
 )
 
 var pgStart = time.Date(2025, 10, 1, 9, 0, 0, 0, time.UTC)
@@ -246,7 +247,7 @@ func TestPayWithWorkingCard(t *testing.T) {
 	assert.Equal(t, checkoutEvents, e.eventsSince(n))
 
 	// The card works for renewals.
-	evs, err := e.srv.Renew(got.Subscription.ID, billingtest.RenewOptions{})
+	evs, err := testcatalog.Renew(e.srv, got.Subscription.ID)
 	require.NoError(t, err)
 	assert.Contains(t, pgTypes(evs), "invoice.paid")
 
@@ -308,15 +309,18 @@ func TestPayCardWhoseChargesFail(t *testing.T) {
 	assert.Equal(t, stripe.CheckoutSessionStatusOpen, e.srv.CheckoutSession(cs.ID).Status)
 	assert.Empty(t, e.eventsSince(n))
 
-	evs, err := e.srv.Renew(first, billingtest.RenewOptions{})
+	evs, err := testcatalog.Renew(e.srv, first)
 	require.NoError(t, err)
 	assert.Contains(t, pgTypes(evs), "invoice.payment_failed")
 	assert.NotContains(t, pgTypes(evs), "invoice.paid")
 
 	// Paying with a working card replaces it: the retry succeeds.
+	cs = e.session(t, func(p *stripe.CheckoutSessionCreateParams) {
+		p.CustomerEmail, p.Customer = nil, stripe.String(c.ID)
+	})
 	r = e.post(t, cs.URL, url.Values{"card": {billingtest.CardOK}})
 	require.Equal(t, http.StatusSeeOther, r.Status)
-	evs, err = e.srv.RetryPayment(first)
+	evs, err = testcatalog.Retry(e.srv, first)
 	require.NoError(t, err)
 	assert.Contains(t, pgTypes(evs), "invoice.paid")
 
@@ -668,7 +672,7 @@ func TestPortalActions(t *testing.T) {
 	// A cancellation scheduled at a date (as through the API) is shown and
 	// withdrawn the same way.
 	at := time.Unix(periodEnd, 0).Add(-10 * 24 * time.Hour)
-	_, err := e.srv.CancelAt(sub, at)
+	_, err := testcatalog.CancelAt(e.srv, sub, at)
 	require.NoError(t, err)
 	rec.take(t, e.srv)
 	page = e.get(t, ps.URL).Body
@@ -750,7 +754,7 @@ func TestPortalCardUpdate(t *testing.T) {
 	assert.Contains(t, page, `<p id="card-status">Charges to the card on file fail`)
 	assert.Empty(t, e.eventsSince(n), "saving a card emits nothing")
 
-	evs, err := e.srv.Renew(sub, billingtest.RenewOptions{})
+	evs, err := testcatalog.Renew(e.srv, sub)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
 		"invoice.payment_failed", "customer.subscription.updated"}, pgTypes(evs))
@@ -760,7 +764,7 @@ func TestPortalCardUpdate(t *testing.T) {
 
 	// A declined card now does not replace the failing one.
 	card(billingtest.CardDeclined)
-	evs, err = e.srv.RetryPayment(sub)
+	evs, err = testcatalog.Retry(e.srv, sub)
 	require.NoError(t, err)
 	assert.Contains(t, pgTypes(evs), "invoice.payment_failed")
 
@@ -768,7 +772,7 @@ func TestPortalCardUpdate(t *testing.T) {
 	r = card(billingtest.CardOK)
 	require.Equal(t, http.StatusSeeOther, r.Status)
 	assert.Contains(t, e.get(t, ps.URL).Body, `<p id="card-status">Charges to the card on file succeed.</p>`)
-	evs, err = e.srv.RetryPayment(sub)
+	evs, err = testcatalog.Retry(e.srv, sub)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"invoice.paid", "invoice.payment_succeeded", "customer.subscription.updated"}, pgTypes(evs))
 	assert.Equal(t, stripe.SubscriptionStatusActive, e.srv.Subscription(sub).Status)
@@ -806,20 +810,19 @@ func TestPayHelpers(t *testing.T) {
 	assert.ErrorIs(t, err, billingtest.ErrInvalidCardNumber)
 	assert.NotErrorIs(t, err, billingtest.ErrCardDeclined)
 
-	_, err = e.srv.Pay(cs.ID, billingtest.CardNeedsAuth)
-	assert.ErrorIs(t, err, billingtest.ErrAuthenticationRequired)
-	_, err = e.srv.PayAndAuthenticate(cs.ID, billingtest.CardNeedsAuth, false)
-	assert.ErrorIs(t, err, billingtest.ErrAuthenticationFailed)
-	require.ErrorAs(t, err, &ce)
-	assert.Equal(t, "We are unable to authenticate your payment method.", ce.Message)
-	_, err = e.srv.PayAndAuthenticate(cs.ID, billingtest.CardDeclined, true)
-	assert.ErrorIs(t, err, billingtest.ErrCardDeclined, "approve is ignored for other cards")
 	assert.Equal(t, stripe.CheckoutSessionStatusOpen, e.srv.CheckoutSession(cs.ID).Status)
 	assert.Empty(t, e.eventsSince(n))
 
-	to, err := e.srv.PayAndAuthenticate(cs.ID, "4000002500003155", true)
+	// A bank debit pays one-time payments only.
+	_, err = e.srv.Pay(cs.ID, billingtest.BankDebit)
+	assert.ErrorIs(t, err, billingtest.ErrBankDebitNotModelled)
+	assert.Empty(t, e.eventsSince(n))
+
+	// Pay completes the authentication a card asks for (the page can fail it).
+	paid, err := e.srv.Pay(cs.ID, "4000002500003155")
 	require.NoError(t, err)
-	assert.Equal(t, "https://app.test/welcome?session="+cs.ID, to)
+	assert.Equal(t, "https://app.test/welcome?session="+cs.ID, paid.RedirectURL)
+	assert.Equal(t, checkoutEvents, types(paid.Events))
 	assert.Equal(t, checkoutEvents, e.eventsSince(n))
 	sub := e.srv.CheckoutSession(cs.ID).Subscription.ID
 
@@ -828,7 +831,7 @@ func TestPayHelpers(t *testing.T) {
 	assert.ErrorContains(t, err, "complete")
 
 	// 0341 attached during the failed attempt was replaced by the card that paid.
-	evs, err := e.srv.Renew(sub, billingtest.RenewOptions{})
+	evs, err := testcatalog.Renew(e.srv, sub)
 	require.NoError(t, err)
 	assert.Contains(t, pgTypes(evs), "invoice.paid")
 
@@ -840,11 +843,11 @@ func TestPayHelpers(t *testing.T) {
 	assert.Error(t, e.srv.UpdateCard("cus_nope", billingtest.CardDeclined))
 	require.NoError(t, e.srv.UpdateCard(c.ID, billingtest.CardChargeFails))
 	assert.Empty(t, e.eventsSince(n))
-	evs, err = e.srv.Renew(sub, billingtest.RenewOptions{})
+	evs, err = testcatalog.Renew(e.srv, sub)
 	require.NoError(t, err)
 	assert.Contains(t, pgTypes(evs), "invoice.payment_failed")
 	require.NoError(t, e.srv.UpdateCard(c.ID, billingtest.CardNeedsAuth))
-	evs, err = e.srv.RetryPayment(sub)
+	evs, err = testcatalog.Retry(e.srv, sub)
 	require.NoError(t, err)
 	assert.Contains(t, pgTypes(evs), "invoice.paid")
 
@@ -855,9 +858,9 @@ func TestPayHelpers(t *testing.T) {
 		LineItems: []*stripe.CheckoutSessionCreateLineItemParams{{Price: stripe.String("price_once"), Quantity: stripe.Int64(1)}},
 	})
 	require.NoError(t, err)
-	to, err = e.srv.Pay(emb.ID, "4242-4242-4242-4242")
+	paid, err = e.srv.Pay(emb.ID, "4242-4242-4242-4242")
 	require.NoError(t, err)
-	assert.Equal(t, "https://app.test/return/"+emb.ID, to)
+	assert.Equal(t, "https://app.test/return/"+emb.ID, paid.RedirectURL)
 	assert.Equal(t, stripe.CheckoutSessionStatusComplete, e.srv.CheckoutSession(emb.ID).Status)
 }
 
@@ -896,13 +899,13 @@ func ExampleStripe_Pay() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println("redirect to the success URL:", to == "https://app.test/welcome?session="+cs.ID)
+	fmt.Println("redirect to the success URL:", to.RedirectURL == "https://app.test/welcome?session="+cs.ID)
 
 	done := srv.CheckoutSession(cs.ID)
 	if err := srv.UpdateCard(done.Customer.ID, billingtest.CardChargeFails); err != nil {
 		panic(err)
 	}
-	evs, err := srv.Renew(done.Subscription.ID, billingtest.RenewOptions{})
+	evs, err := testcatalog.Renew(srv, done.Subscription.ID)
 	if err != nil {
 		panic(err)
 	}

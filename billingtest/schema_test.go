@@ -17,6 +17,7 @@ import (
 
 	"github.com/gobilling/billing/billingtest"
 	"github.com/gobilling/billing/internal/stripespec"
+	"github.com/gobilling/billing/internal/testcatalog"
 )
 
 // newerThanSpec are the fields billingtest serves that are newer than the
@@ -64,7 +65,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 // (but the listed newer ones).
 func TestShapesMatchStripesSchema(t *testing.T) {
 	spec := stripespec.ForTest(t, newerThanSpec...)
-	srv := billingtest.New(billingtest.Options{Start: start, Manual: true})
+	srv := billingtest.New(billingtest.Options{Start: start})
 	t.Cleanup(srv.Close)
 	srv.AddPrice("price_month", "month", 1000)
 	srv.AddPrice("price_pro", "month", 3000)
@@ -215,16 +216,16 @@ func lifecycle(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client) {
 	for _, err := range sc.V1CheckoutSessions.List(ctx, &stripe.CheckoutSessionListParams{Customer: stripe.String(cus.ID)}) {
 		must(err)
 	}
-	steps(srv.TrialWillEnd(sub))
-	steps(srv.EndTrial(sub, billingtest.RenewOptions{}))
-	steps(srv.Renew(sub, billingtest.RenewOptions{}))
+	steps(testcatalog.TrialWillEnd(srv, sub))
+	steps(testcatalog.EndTrial(srv, sub))
+	steps(testcatalog.Renew(srv, sub))
 
 	// A failed renewal, its retries, and recovery after a card update.
-	must(srv.SetCardFailing(cus.ID, true))
-	steps(srv.Renew(sub, billingtest.RenewOptions{}))
-	steps(srv.RetryPayment(sub))
+	must(testcatalog.SetCardFailing(srv, cus.ID, true))
+	steps(testcatalog.Renew(srv, sub))
+	steps(testcatalog.Retry(srv, sub))
 	must(srv.UpdateCard(cus.ID, billingtest.CardOK))
-	steps(srv.RetryPayment(sub))
+	steps(testcatalog.Retry(srv, sub))
 
 	// Plan change, cancellation scheduled and taken back, the portal.
 	steps(srv.ChangePrice(sub, "price_pro"))
@@ -269,16 +270,16 @@ func lifecycle(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client) {
 	_, err = srv.Pay(once("hosted").ID, billingtest.CardOK)
 	must(err)
 	delayed := once("hosted")
-	steps(srv.CompleteCheckout(delayed.ID, billingtest.CompleteOptions{Delayed: true}))
-	steps(srv.SucceedAsyncPayment(delayed.ID))
+	steps(testcatalog.PayWith(srv, delayed.ID, billingtest.BankDebit))
+	steps(testcatalog.Settle(srv), error(nil))
 	_, err = sc.V1CheckoutSessions.Retrieve(ctx, delayed.ID, &stripe.CheckoutSessionRetrieveParams{Expand: ex([]string{"invoice", "line_items"})})
 	must(err)
 	failed := once("embedded")
-	steps(srv.CompleteCheckout(failed.ID, billingtest.CompleteOptions{Delayed: true}))
-	steps(srv.FailAsyncPayment(failed.ID))
+	steps(testcatalog.PayWith(srv, failed.ID, billingtest.BankDebit))
+	steps(testcatalog.Settle(srv), error(nil))
 	_, err = sc.V1CheckoutSessions.Expire(ctx, once("hosted").ID, nil)
 	must(err)
-	steps(srv.ExpireCheckout(once("embedded").ID))
+	steps(testcatalog.Expire(srv, once("embedded").ID))
 	srv.Advance(25 * time.Hour) // an open session expires by itself
 	for _, err := range sc.V1CheckoutSessions.List(ctx, nil) {
 		must(err)

@@ -125,17 +125,28 @@
 // but fails every charge, [CardNeedsAuth] asks for a confirm step first).
 // Portal session URLs point at /portal/{id}: cancel at period end, cancel
 // now, switch plan among the recurring prices, update the card, return.
-// [Stripe.Pay], [Stripe.PayAndAuthenticate] and [Stripe.UpdateCard] do the
-// same from Go.
+// [Stripe.Pay] and [Stripe.UpdateCard] do the same from Go, and
+// [Stripe.CancelAtPeriodEnd], [Stripe.Uncancel], [Stripe.CancelNow] and
+// [Stripe.ChangePrice] what the portal's buttons do.
+//
+// # One way to do each thing
+//
+// A Checkout is completed by paying it ([Stripe.Pay], or the page). Time
+// passes only through [Stripe.Advance], which renews, retries, ends trials
+// and scheduled cancellations and settles bank debits when the clock
+// reaches them, and returns the events (a card that fails is a card:
+// [CardChargeFails] through [Stripe.UpdateCard]). What an app does through
+// the API (cancel_at, expiring a session, changing items) it does through
+// the API. Each of these returns the events it caused, so a test can
+// deliver them itself, in any order ([Stripe.Events] has them all).
 //
 // # Time
 //
 // [Stripe.Advance] runs what Stripe would do as time passes: renewals,
 // trial_will_end three days before a trial ends, trial ends, scheduled
 // cancellations, and failed payments retried 1, 3, 5 and 7 days after the
-// first attempt, then [Stripe.SetFailureOutcome]. With [Options].Manual
-// set, time only moves and tests drive each step themselves ([Stripe.Renew],
-// [Stripe.RetryPayment], ...).
+// first attempt, then [Stripe.SetFailureOutcome]; [Stripe.NextEvent] says
+// when the clock next has something to do.
 //
 // # Webhooks
 //
@@ -279,15 +290,6 @@ type Options struct {
 	// Start is what the simulated clock reads at New; it then ticks in
 	// real time. Zero means the real current time.
 	Start time.Time
-
-	// Manual turns the clock's billing off: [Stripe.Advance] then only
-	// moves time and expires Checkout Sessions, and subscriptions renew,
-	// retry payments, end trials and end scheduled cancellations only when
-	// a simulator step says so ([Stripe.Renew], [Stripe.RetryPayment],
-	// [Stripe.EndTrial], [Stripe.TrialWillEnd],
-	// [Stripe.EndPeriodCancellation]). For tests that script every step and
-	// deliver the events the steps return themselves.
-	Manual bool
 }
 
 // New starts an offline Stripe on a local port. Call [Stripe.Close] when
@@ -310,7 +312,7 @@ func New(opts Options) *Stripe {
 		inflight:   map[string]bool{},
 		outcome:    OutcomeCancel,
 		retries:    defaultRetries(),
-		clk:        clock{manual: opts.Manual},
+		clk:        clock{},
 	}
 	if !start.IsZero() {
 		s.offset = time.Until(start)

@@ -27,20 +27,6 @@ func (e Event) StampedAt(sec int64) Event {
 	return e
 }
 
-// CompleteOptions tunes [Stripe.CompleteCheckout].
-type CompleteOptions struct {
-	// Delayed completes a payment-mode session paid with a delayed method
-	// (e.g. a bank debit): payment_status stays "unpaid" until
-	// [Stripe.SucceedAsyncPayment] or [Stripe.FailAsyncPayment].
-	Delayed bool
-}
-
-// RenewOptions tunes [Stripe.Renew] and [Stripe.EndTrial].
-type RenewOptions struct {
-	// Fail makes this payment attempt fail even if the customer's card works.
-	Fail bool
-}
-
 // step collects the events of one simulator step. All of them share the
 // step's timestamp.
 type step struct {
@@ -223,11 +209,6 @@ func (s *Stripe) newestInvoice(sub *subscription, match func(*invoice) bool) *in
 	return nil
 }
 
-// openInvoice returns the subscription's newest open invoice, or nil.
-func (s *Stripe) openInvoice(sub *subscription) *invoice {
-	return s.newestInvoice(sub, func(in *invoice) bool { return in.status == "open" })
-}
-
 // latestFinalized reports whether in is the subscription's newest finalized
 // invoice, the one its status follows (past_due: "payment on the latest
 // finalized invoice either failed or wasn't attempted").
@@ -304,8 +285,9 @@ func (st *step) pay(sub *subscription, in *invoice, ok bool) {
 	}
 }
 
-// CompleteCheckout simulates the customer completing an open Checkout
-// Session and returns the events Stripe sends.
+// completeCheckout completes an open Checkout Session, paid (or, with
+// delayed, paid by a bank debit that settles later) and returns the events
+// Stripe sends.
 //
 // Subscription mode: creates the customer if the session had none, the
 // subscription (metadata from subscription_data[metadata], one item with the
@@ -319,8 +301,8 @@ func (st *step) pay(sub *subscription, in *invoice, ok bool) {
 // or no_payment_required for a trial).
 //
 // Payment mode: checkout.session.completed with payment_status paid, or
-// unpaid with opts.Delayed.
-func (s *Stripe) CompleteCheckout(sessionID string, opts CompleteOptions) ([]Event, error) {
+// unpaid for a bank debit, which the clock settles settleDelay later.
+func (s *Stripe) completeCheckout(sessionID string, debit *bankDebit) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cs, err := s.session(sessionID)
@@ -335,8 +317,8 @@ func (s *Stripe) CompleteCheckout(sessionID string, opts CompleteOptions) ([]Eve
 	if cs.mode == "payment" {
 		cs.pi = newID("pi_", 24)
 		cs.paymentStatus = "paid"
-		if opts.Delayed {
-			cs.paymentStatus = "unpaid"
+		if debit != nil {
+			cs.paymentStatus, cs.settleAt, cs.settleOK = "unpaid", st.t+int64(settleDelay/time.Second), debit.ok
 		}
 		st.emit("checkout.session.completed", s.sessionObj(cs, nil), nil)
 		return st.done()
@@ -376,70 +358,23 @@ func (s *Stripe) CompleteCheckout(sessionID string, opts CompleteOptions) ([]Eve
 	return st.done()
 }
 
-// asyncPayment settles a delayed payment of a completed payment-mode session.
-func (s *Stripe) asyncPayment(sessionID string, succeed bool) ([]Event, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cs, err := s.session(sessionID)
-	if err != nil {
-		return nil, err
-	}
-	if cs.mode != "payment" || cs.status != "complete" || cs.paymentStatus != "unpaid" {
-		return nil, fmt.Errorf("billingtest: checkout session %s has no pending delayed payment", cs.id)
-	}
-	st := s.step(false)
+// settle settles the bank debit of a completed payment-mode session (the
+// clock does it at settleAt): checkout.session.async_payment_succeeded with
+// payment_status paid, or checkout.session.async_payment_failed with
+// payment_status still unpaid.
+func (st *step) settle(cs *session) {
+	cs.settleAt = 0
 	typ := "checkout.session.async_payment_failed"
-	if succeed {
+	if cs.settleOK {
 		cs.paymentStatus, typ = "paid", "checkout.session.async_payment_succeeded"
 	}
-	st.emit(typ, s.sessionObj(cs, nil), nil)
-	return st.done()
-}
-
-// SucceedAsyncPayment settles the delayed payment of a session completed with
-// CompleteOptions.Delayed: payment_status becomes paid and the event is
-// checkout.session.async_payment_succeeded.
-func (s *Stripe) SucceedAsyncPayment(sessionID string) ([]Event, error) {
-	return s.asyncPayment(sessionID, true)
-}
-
-// FailAsyncPayment fails the delayed payment of a session completed with
-// CompleteOptions.Delayed: checkout.session.async_payment_failed, and
-// payment_status stays unpaid.
-func (s *Stripe) FailAsyncPayment(sessionID string) ([]Event, error) {
-	return s.asyncPayment(sessionID, false)
-}
-
-// ExpireCheckout expires an open session (status expired, no URL):
-// checkout.session.expired.
-func (s *Stripe) ExpireCheckout(sessionID string) ([]Event, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cs, err := s.session(sessionID)
-	if err != nil {
-		return nil, err
-	}
-	if cs.status != "open" {
-		return nil, fmt.Errorf("billingtest: checkout session %s is %s, not open", cs.id, cs.status)
-	}
-	st := s.step(false)
-	st.expireSession(cs)
-	return st.done()
+	st.emit(typ, st.s.sessionObj(cs, nil), nil)
 }
 
 // expireSession expires an open session: checkout.session.expired.
 func (st *step) expireSession(cs *session) {
 	cs.status = "expired"
 	st.emit("checkout.session.expired", st.s.sessionObj(cs, nil), nil)
-}
-
-// charge bills a subscription whose period just moved: a subscription_cycle
-// invoice for periodStart..periodEnd (the period that ended), then a payment
-// attempt that fails if fail is set or the customer's card is failing.
-func (st *step) charge(sub *subscription, periodStart, periodEnd int64, fail bool, mutate func()) {
-	in := st.startCycle(sub, periodStart, periodEnd, 0, mutate)
-	st.finalize(in)
-	st.pay(sub, in, !fail && st.s.cardWorks(sub))
 }
 
 // startCycle moves a subscription into its next period (mutate) and drafts
@@ -463,107 +398,6 @@ func (st *step) startCycle(sub *subscription, periodStart, periodEnd, attemptAt 
 func (s *Stripe) cardWorks(sub *subscription) bool {
 	c := s.customers[sub.customer]
 	return c == nil || !c.cardFailing
-}
-
-// Renew starts the next billing period of an active or past_due
-// subscription: every item's period moves forward one interval
-// (customer.subscription.updated with previous_attributes items and
-// latest_invoice), then the renewal invoice (billing_reason
-// subscription_cycle): invoice.created, invoice.finalized, and
-// invoice.paid + invoice.payment_succeeded, or — with opts.Fail or a failing
-// card ([Stripe.SetCardFailing]) — invoice.payment_failed (attempt_count 1,
-// next_payment_attempt per the retry schedule) and
-// customer.subscription.updated to past_due. It does not check the clock:
-// advance it first if the test cares about time.
-//
-// Unless [Options].Manual is set, the clock renews subscriptions by itself
-// at their period end ([Stripe.Advance]); Renew renews ahead of it, and the
-// clock's next renewal comes at the new period end. Renew refuses a
-// subscription whose renewal the clock has started and whose invoice is
-// still a draft (within the hour after the period end).
-func (s *Stripe) Renew(subID string, opts RenewOptions) ([]Event, error) {
-	check := func(sub *subscription) error {
-		if sub.status != "active" && sub.status != "past_due" {
-			return fmt.Errorf("billingtest: cannot renew subscription %s in status %s", sub.id, sub.status)
-		}
-		if sub.cancelAtPeriodEnd || sub.cancelAt != 0 && sub.cancelAt <= sub.items[0].periodEnd {
-			return fmt.Errorf("billingtest: subscription %s is set to cancel; use EndPeriodCancellation", sub.id)
-		}
-		if in := s.pendingInvoice(sub); in != nil {
-			return fmt.Errorf("billingtest: subscription %s is renewing: invoice %s is finalized at %s; advance the clock",
-				sub.id, in.id, time.Unix(in.created+int64(finalizeDelay/time.Second), 0).UTC().Format(time.RFC3339))
-		}
-		return nil
-	}
-	return s.onSub(subID, false, false, check, func(st *step, sub *subscription) error {
-		start, end := sub.items[0].periodStart, sub.items[0].periodEnd
-		st.charge(sub, start, end, opts.Fail, func() {
-			for _, it := range sub.items {
-				it.periodStart, it.periodEnd = it.periodEnd, s.periodEndAfter(sub, it, it.periodEnd)
-			}
-		})
-		return nil
-	})
-}
-
-// RetryPayment makes the next automatic payment attempt on the subscription's
-// newest open invoice (attempt_count+1); it succeeds unless the customer's
-// card is failing. Success: invoice.paid, invoice.payment_succeeded,
-// customer.subscription.updated back to active. Failure:
-// invoice.payment_failed (next_payment_attempt null after the last attempt),
-// then after the last attempt the failure outcome
-// ([Stripe.SetFailureOutcome]): customer.subscription.deleted, or updated to
-// unpaid, or nothing (past_due). It does not check the clock against
-// next_payment_attempt: it makes the attempt now, ahead of the clock, and
-// the retry schedule goes on from the invoice's first attempt (an early
-// retry takes the place of the next scheduled one).
-func (s *Stripe) RetryPayment(subID string) ([]Event, error) {
-	check := func(sub *subscription) error {
-		in := s.openInvoice(sub)
-		switch {
-		case sub.status == "canceled":
-			return fmt.Errorf("billingtest: subscription %s is canceled", sub.id)
-		case in == nil:
-			return fmt.Errorf("billingtest: subscription %s has no open invoice", sub.id)
-		case in.nextPaymentAttempt == 0:
-			return fmt.Errorf("billingtest: invoice %s has no retries left", in.id)
-		}
-		return nil
-	}
-	return s.onSub(subID, false, false, check, func(st *step, sub *subscription) error {
-		st.pay(sub, s.openInvoice(sub), s.cardWorks(sub))
-		return nil
-	})
-}
-
-// EndTrial ends a trialing subscription: it becomes active with a new period
-// of one interval starting at the trial end (or now, if that is earlier, which
-// also moves trial_end to now), and the first real invoice is charged:
-// customer.subscription.updated (trialing → active), invoice.created,
-// invoice.finalized, invoice.paid, invoice.payment_succeeded; or with
-// opts.Fail or a failing card invoice.payment_failed and
-// customer.subscription.updated to past_due.
-func (s *Stripe) EndTrial(subID string, opts RenewOptions) ([]Event, error) {
-	return s.onSub(subID, false, false, trialing, func(st *step, sub *subscription) error {
-		start := min(st.t, sub.trialEnd)
-		st.charge(sub, sub.trialStart, start, opts.Fail, func() {
-			sub.status, sub.trialEnd, sub.anchor = "active", start, start
-			for _, it := range sub.items {
-				it.periodStart, it.periodEnd = start, s.periodEndAfter(sub, it, start)
-			}
-		})
-		return nil
-	})
-}
-
-// TrialWillEnd returns customer.subscription.trial_will_end for a trialing
-// subscription (Stripe sends it three days before trial_end); no state
-// changes, but the clock does not send it again.
-func (s *Stripe) TrialWillEnd(subID string) ([]Event, error) {
-	return s.onSub(subID, false, false, trialing, func(st *step, sub *subscription) error {
-		st.trialWillEnd(sub)
-		return nil
-	})
 }
 
 // trialWillEnd emits customer.subscription.trial_will_end, once per
@@ -599,14 +433,6 @@ func (s *Stripe) onSub(subID string, live, byRequest bool, check func(sub *subsc
 		return nil, err
 	}
 	return st.done()
-}
-
-// trialing refuses a subscription that is not trialing.
-func trialing(sub *subscription) error {
-	if sub.status != "trialing" {
-		return fmt.Errorf("billingtest: subscription %s is %s, not trialing", sub.id, sub.status)
-	}
-	return nil
 }
 
 // scheduled refuses a subscription with no scheduled cancellation.
@@ -649,19 +475,6 @@ func (sub *subscription) unschedule() {
 	sub.cancelAtPeriodEnd, sub.cancelAt, sub.canceledAt, sub.cancelReason = false, 0, 0, ""
 }
 
-// CancelAt schedules the cancellation at a given time, as the portal does
-// with flexible billing: cancel_at set, cancel_at_period_end false,
-// canceled_at now; customer.subscription.updated.
-func (s *Stripe) CancelAt(subID string, at time.Time) ([]Event, error) {
-	return s.onSub(subID, true, true, nil, func(st *step, sub *subscription) error {
-		if at.Unix() <= st.t {
-			return fmt.Errorf("billingtest: cancel_at %v is not in the future", at)
-		}
-		st.updateSub(sub, func() { sub.scheduleCancel(st.t, false, at.Unix()) })
-		return nil
-	})
-}
-
 // Uncancel withdraws a scheduled cancellation (cancel_at_period_end false,
 // cancel_at and canceled_at null); customer.subscription.updated.
 func (s *Stripe) Uncancel(subID string) ([]Event, error) {
@@ -685,18 +498,6 @@ func (st *step) cancelNow(sub *subscription) {
 	sub.status, sub.cancelAtPeriodEnd, sub.canceledAt, sub.endedAt = "canceled", false, st.t, st.t
 	sub.cancelReason = "cancellation_requested"
 	st.emit("customer.subscription.deleted", st.s.subObj(sub, false), nil)
-}
-
-// EndPeriodCancellation carries out a scheduled cancellation (call it once
-// the clock has reached cancel_at): status canceled, ended_at the scheduled
-// time, canceled_at unchanged (the request time);
-// customer.subscription.deleted. Unless [Options].Manual is set, the clock
-// does this by itself at cancel_at.
-func (s *Stripe) EndPeriodCancellation(subID string) ([]Event, error) {
-	return s.onSub(subID, true, false, scheduled, func(st *step, sub *subscription) error {
-		st.endScheduled(sub)
-		return nil
-	})
 }
 
 // endScheduled carries out a scheduled cancellation:
@@ -723,12 +524,6 @@ func (s *Stripe) ChangePrice(subID, newPriceID string) ([]Event, error) {
 		})
 		return nil
 	})
-}
-
-// SetCardFailing makes every later charge of the customer's card fail (or
-// succeed again): renewals, retries and trial ends.
-func (s *Stripe) SetCardFailing(customerID string, failing bool) error {
-	return s.setCard(customerID, failing, false)
 }
 
 // setCard sets whether the customer's card fails; with saved, a new card

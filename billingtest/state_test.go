@@ -9,6 +9,7 @@ import (
 	"github.com/stripe/stripe-go/v82"
 
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testcatalog"
 )
 
 // State that moves at Stripe moves here too: customer.delinquent, default
@@ -19,15 +20,15 @@ func TestCustomerDelinquentWhilePastDue(t *testing.T) {
 	sub, c := subscribe(t, srv, sc, 0)
 	assert.False(t, srv.Customer(c.ID).Delinquent)
 
-	require.NoError(t, srv.SetCardFailing(c.ID, true))
-	_, err := srv.Renew(sub, billingtest.RenewOptions{})
+	require.NoError(t, testcatalog.SetCardFailing(srv, c.ID, true))
+	_, err := testcatalog.Renew(srv, sub)
 	require.NoError(t, err)
 	got, err := sc.V1Customers.Retrieve(ctx, c.ID, nil)
 	require.NoError(t, err)
 	assert.True(t, got.Delinquent, "an automatic payment failed")
 
 	require.NoError(t, srv.UpdateCard(c.ID, billingtest.CardOK))
-	_, err = srv.RetryPayment(sub)
+	_, err = testcatalog.Retry(srv, sub)
 	require.NoError(t, err)
 	assert.False(t, srv.Customer(c.ID).Delinquent, "the invoice was paid")
 }
@@ -98,16 +99,16 @@ func TestInvoicePayments(t *testing.T) {
 
 	// A failed renewal: one open payment, retried on the same
 	// PaymentIntent, paid on recovery.
-	require.NoError(t, srv.SetCardFailing(c.ID, true))
-	_, err = srv.Renew(sub, billingtest.RenewOptions{})
+	require.NoError(t, testcatalog.SetCardFailing(srv, c.ID, true))
+	_, err = testcatalog.Renew(srv, sub)
 	require.NoError(t, err)
 	second := srv.Subscription(sub).LatestInvoice.ID
 	open := payments(t, sc, second)
 	require.Len(t, open, 1)
 	assert.Equal(t, "open", open[0].Status)
 	assert.Zero(t, open[0].AmountPaid)
-	require.NoError(t, srv.SetCardFailing(c.ID, false))
-	_, err = srv.RetryPayment(sub)
+	require.NoError(t, testcatalog.SetCardFailing(srv, c.ID, false))
+	_, err = testcatalog.Retry(srv, sub)
 	require.NoError(t, err)
 	paid := payments(t, sc, second)
 	require.Len(t, paid, 1)

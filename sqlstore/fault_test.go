@@ -16,16 +16,16 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testcatalog"
 	"github.com/gobilling/billing/sqlstore"
 )
 
 const webhookSecret = "whsec_sqlstore_test"
 
-// newFake returns an offline Stripe with the prices the tests sell, whose
-// clock bills only when told to (Renew).
+// newFake returns an offline Stripe with the prices the tests sell.
 func newFake(t testing.TB) *billingtest.Stripe {
 	t.Helper()
-	fake := billingtest.New(billingtest.Options{Start: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC), Manual: true})
+	fake := billingtest.New(billingtest.Options{Start: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)})
 	t.Cleanup(fake.Close)
 	fake.AddPrice("price_basic", "month", 900)
 	fake.AddPrice("price_pro", "month", 2900)
@@ -60,7 +60,7 @@ func subscribe(t testing.TB, fake *billingtest.Stripe, b *billing.Billing, userI
 	t.Helper()
 	cs, err := b.Checkout(context.Background(), userID, billing.CheckoutOptions{PriceID: price})
 	require.NoError(t, err)
-	evs, err := fake.CompleteCheckout(cs.ID, billingtest.CompleteOptions{})
+	evs, err := testcatalog.Pay(fake, cs.ID)
 	require.NoError(t, err)
 	require.NotEmpty(t, evs)
 	return evs
@@ -194,7 +194,7 @@ func TestReplicasDeliverSameEvents(t *testing.T) {
 		require.NoError(t, err)
 		sub := fake.SubscriptionsOf(cus)
 		require.Len(t, sub, 1)
-		renewal, err := fake.Renew(sub[0], billingtest.RenewOptions{})
+		renewal, err := testcatalog.Renew(fake, sub[0])
 		require.NoError(t, err)
 		evs = append(evs, renewal...)
 

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 
 const (
 	lifecycleSecret = "whsec_lifecycle"
+	lifecycleKey    = "sk_test_lifecycle"
 	days            = 24 * time.Hour
 	leeway          = 24 * time.Hour
 )
@@ -144,7 +146,7 @@ func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *World 
 	fake := testcatalog.NewStripe(t, time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
 	logs := &testenv.LogBuffer{}
 	b, err := billing.New(billing.Config{
-		SecretKey:      "sk_test_lifecycle",
+		SecretKey:      lifecycleKey,
 		WebhookSecrets: []string{lifecycleSecret},
 		SiteURL:        "https://app.example",
 		Plans:          testcatalog.Plans(),
@@ -165,16 +167,18 @@ func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *World 
 		h: b.WebhookHandler(), rng: rand.New(rand.NewPCG(seed, 42)), logs: logs}
 }
 
-// Checkout starts a Checkout through the library and completes it at the
-// fake Stripe (the user pays), then delivers the events.
-func (w *World) Checkout(opts billing.CheckoutOptions, complete billingtest.CompleteOptions) {
+// Checkout starts a Checkout through the library and pays it at the fake
+// Stripe with paymentMethod (billingtest.CardOK, or billingtest.BankDebit
+// for a one-time payment that settles later), then delivers the events.
+func (w *World) Checkout(opts billing.CheckoutOptions, paymentMethod string) {
 	w.T.Helper()
 	cs, err := w.Billing.Checkout(context.Background(), w.User, opts)
 	require.NoError(w.T, err)
 	require.NotEmpty(w.T, cs.URL)
 	w.Session = cs.ID
-	evs, err := w.Stripe.CompleteCheckout(cs.ID, complete)
+	paid, err := w.Stripe.Pay(cs.ID, paymentMethod)
 	require.NoError(w.T, err)
+	evs := paid.Events
 	if subs := w.Stripe.SubscriptionsOf(w.Stripe.CheckoutSession(cs.ID).Customer.ID); len(subs) > 0 {
 		w.Sub = subs[len(subs)-1]
 	}
@@ -190,12 +194,21 @@ func (w *World) Checkout(opts billing.CheckoutOptions, complete billingtest.Comp
 // Synced returns the membership SyncCheckout reported, in Interleaved mode.
 func (w *World) Synced() (billing.Membership, bool) { return w.lastSync, w.synced }
 
-// Step takes the events of one fake Stripe step and delivers them as the
-// mode says.
+// Step takes the events of one fake Stripe step (the portal's actions,
+// such as billingtest.Stripe.CancelNow) and delivers them as the mode
+// says. A step must have events.
 func (w *World) Step(evs []billingtest.Event, err error) {
 	w.T.Helper()
 	require.NoError(w.T, err)
 	require.NotEmpty(w.T, evs, "a step with no events")
+	w.step(evs)
+}
+
+func (w *World) step(evs []billingtest.Event) {
+	w.T.Helper()
+	if len(evs) == 0 {
+		return
+	}
 	w.all = append(w.all, evs...) // as Stripe sent them: redelivered at the end
 	switch w.Mode {
 	case InOrder:
@@ -220,8 +233,29 @@ func (w *World) Step(evs []billingtest.Event, err error) {
 	}
 }
 
-// Advance moves the fake Stripe's clock.
-func (w *World) Advance(d time.Duration) { w.Stripe.Advance(d) }
+// Advance moves the fake Stripe's clock by d and delivers, as the mode
+// says, the events Stripe sends meanwhile (renewals, payment retries,
+// trial ends, scheduled cancellations, settled bank debits), if any.
+func (w *World) Advance(d time.Duration) {
+	w.T.Helper()
+	w.step(w.Stripe.Advance(d))
+}
+
+// AdvanceTo is [World.Advance] to the instant t (nothing if t has passed).
+func (w *World) AdvanceTo(t time.Time) {
+	w.T.Helper()
+	w.Advance(max(t.Sub(w.Stripe.Now()), 0))
+}
+
+// Request makes an API request to the fake Stripe as the app would (say,
+// POST /v1/subscriptions/{id} with cancel_at) and delivers the events it
+// caused as the mode says. The request must succeed.
+func (w *World) Request(method, path string, form url.Values) {
+	w.T.Helper()
+	evs, err := testcatalog.Request(w.Stripe, method, path, form)
+	require.NoError(w.T, err)
+	w.step(evs)
+}
 
 // PeriodEnd is Stripe's current_period_end of the scenario's subscription
 // (its first item), read from the fake Stripe's own object.
@@ -313,7 +347,7 @@ func (w *World) finish(sc Lifecycle) {
 // runs.
 func Lifecycles() []Lifecycle {
 	pro := billing.CheckoutOptions{PriceID: "price_pro"}
-	noOpt := billingtest.CompleteOptions{}
+	noOpt := billingtest.CardOK
 	active := func(w *World, tier, price string) billing.Membership {
 		end := w.PeriodEnd()
 		return billing.Membership{UserID: w.User, Status: billing.StatusActive, Tier: tier, PriceID: price, SubscriptionID: w.Sub,
@@ -340,7 +374,7 @@ func Lifecycles() []Lifecycle {
 				w.Checkout(pro, noOpt)
 				checkSynced(w, billing.StatusActive)
 				w.Advance(30 * days)
-				w.Step(w.Stripe.Renew(w.Sub, billingtest.RenewOptions{}))
+				w.Step(testcatalog.Renew(w.Stripe, w.Sub))
 			},
 			Want:            func(w *World) billing.Membership { return active(w, "pro", "price_pro") },
 			MaxInOrderCalls: 0,
@@ -350,12 +384,10 @@ func Lifecycles() []Lifecycle {
 			Run: func(w *World) {
 				w.Checkout(pro, noOpt)
 				w.Advance(30 * days)
-				require.NoError(w.T, w.Stripe.SetCardFailing(w.Stripe.Subscription(w.Sub).Customer.ID, true))
-				w.Step(w.Stripe.Renew(w.Sub, billingtest.RenewOptions{}))
-				w.Advance(days)
-				w.Step(w.Stripe.RetryPayment(w.Sub))
-				w.Advance(2 * days)
-				w.Step(w.Stripe.RetryPayment(w.Sub))
+				require.NoError(w.T, testcatalog.SetCardFailing(w.Stripe, w.Stripe.Subscription(w.Sub).Customer.ID, true))
+				w.Step(testcatalog.Renew(w.Stripe, w.Sub))
+				w.Step(testcatalog.Retry(w.Stripe, w.Sub))
+				w.Step(testcatalog.Retry(w.Stripe, w.Sub))
 			},
 			Want: func(w *World) billing.Membership {
 				return billing.Membership{UserID: w.User, Status: billing.StatusPastDue, Tier: "pro", PriceID: "price_pro", SubscriptionID: w.Sub,
@@ -369,11 +401,10 @@ func Lifecycles() []Lifecycle {
 				w.Checkout(pro, noOpt)
 				w.Advance(30 * days)
 				cus := w.Stripe.Subscription(w.Sub).Customer.ID
-				require.NoError(w.T, w.Stripe.SetCardFailing(cus, true))
-				w.Step(w.Stripe.Renew(w.Sub, billingtest.RenewOptions{}))
-				w.Advance(days)
-				require.NoError(w.T, w.Stripe.SetCardFailing(cus, false))
-				w.Step(w.Stripe.RetryPayment(w.Sub))
+				require.NoError(w.T, testcatalog.SetCardFailing(w.Stripe, cus, true))
+				w.Step(testcatalog.Renew(w.Stripe, w.Sub))
+				require.NoError(w.T, testcatalog.SetCardFailing(w.Stripe, cus, false))
+				w.Step(testcatalog.Retry(w.Stripe, w.Sub))
 			},
 			Want:            func(w *World) billing.Membership { return active(w, "pro", "price_pro") },
 			MaxInOrderCalls: 2,
@@ -397,9 +428,9 @@ func Lifecycles() []Lifecycle {
 			Run: func(w *World) {
 				w.Checkout(pro, noOpt)
 				w.Advance(3 * days)
-				w.Step(w.Stripe.CancelAt(w.Sub, w.PeriodEnd()))
+				w.Request(http.MethodPost, "/v1/subscriptions/"+w.Sub, url.Values{"cancel_at": {fmt.Sprint(w.PeriodEnd().Unix())}})
 				w.Advance(27 * days)
-				w.Step(w.Stripe.EndPeriodCancellation(w.Sub))
+				w.Step(testcatalog.EndCancellation(w.Stripe, w.Sub))
 			},
 			Want: func(w *World) billing.Membership {
 				return billing.Membership{UserID: w.User, Status: billing.StatusCanceled, Tier: "pro", PriceID: "price_pro", SubscriptionID: w.Sub,
@@ -412,7 +443,7 @@ func Lifecycles() []Lifecycle {
 			Run: func(w *World) {
 				w.Checkout(pro, noOpt)
 				w.Advance(3 * days)
-				w.Step(w.Stripe.CancelAt(w.Sub, w.PeriodEnd().Add(-5*days)))
+				w.Request(http.MethodPost, "/v1/subscriptions/"+w.Sub, url.Values{"cancel_at": {fmt.Sprint(w.PeriodEnd().Add(-5 * days).Unix())}})
 			},
 			Want: func(w *World) billing.Membership {
 				end, at := w.PeriodEnd(), w.PeriodEnd().Add(-5*days)
@@ -449,10 +480,8 @@ func Lifecycles() []Lifecycle {
 			Run: func(w *World) {
 				w.Checkout(billing.CheckoutOptions{PriceID: "price_pro", TrialDays: 14}, noOpt)
 				checkSynced(w, billing.StatusTrialing)
-				w.Advance(11 * days)
-				w.Step(w.Stripe.TrialWillEnd(w.Sub))
-				w.Advance(3 * days)
-				w.Step(w.Stripe.EndTrial(w.Sub, billingtest.RenewOptions{}))
+				w.Step(testcatalog.TrialWillEnd(w.Stripe, w.Sub))
+				w.Step(testcatalog.EndTrial(w.Stripe, w.Sub))
 			},
 			Want:            func(w *World) billing.Membership { return active(w, "pro", "price_pro") },
 			MaxInOrderCalls: 0,
@@ -505,12 +534,11 @@ func Lifecycles() []Lifecycle {
 		{
 			Name: "one_time_delayed_payment",
 			Run: func(w *World) {
-				w.Checkout(billing.CheckoutOptions{PriceID: "price_pack"}, billingtest.CompleteOptions{Delayed: true})
+				w.Checkout(billing.CheckoutOptions{PriceID: "price_pack"}, billingtest.BankDebit)
 				if m, ok := w.Synced(); ok {
 					assert.Equal(w.T, int64(0), m.Credits, "nothing is granted before the money arrives")
 				}
-				w.Advance(2 * days)
-				w.Step(w.Stripe.SucceedAsyncPayment(w.Session))
+				w.Advance(2 * days) // the debit settles
 			},
 			Want: func(w *World) billing.Membership {
 				return billing.Membership{UserID: w.User, Credits: 100, HasCustomer: true}

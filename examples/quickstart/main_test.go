@@ -14,6 +14,7 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testcatalog"
 	"github.com/gobilling/billing/memstore"
 )
 
@@ -50,7 +51,7 @@ func TestQuickstart(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, w.Code, w.Body.String())
 	loc := w.Header().Get("Location")
 	require.True(t, strings.HasPrefix(loc, fake.URL()), loc)
-	events, err := fake.CompleteCheckout(path.Base(loc), billingtest.CompleteOptions{})
+	events, err := testcatalog.Pay(fake, path.Base(loc))
 	require.NoError(t, err)
 	for _, ev := range events {
 		sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: ev.JSON, Secret: env["STRIPE_WEBHOOK_SECRET"]})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testcatalog"
 )
 
 func userCount(t *testing.T, a *app) int {
@@ -314,7 +315,7 @@ func TestReturnPage(t *testing.T) {
 
 	// Expired without a payment: failure.
 	id = ada.startCheckout(a, "credits")
-	_, err = a.offline.ExpireCheckout(id)
+	_, err = testcatalog.Expire(a.offline, id)
 	require.NoError(t, err)
 	res = ada.get("/checkout/return?session_id=" + id)
 	require.Equal(t, http.StatusOK, res.Status)

@@ -171,8 +171,9 @@ func (c *client) startCheckout(a *app, planKey string) string {
 func (c *client) buy(a *app, planKey string) response {
 	c.t.Helper()
 	id := c.startCheckout(a, planKey)
-	ret, err := a.offline.Pay(id, billingtest.CardOK)
+	paid, err := a.offline.Pay(id, billingtest.CardOK)
 	require.NoError(c.t, err)
+	ret := paid.RedirectURL
 	require.True(c.t, strings.HasPrefix(ret, c.base+"/checkout/return?session_id="), ret)
 	return c.get(strings.TrimPrefix(ret, c.base))
 }

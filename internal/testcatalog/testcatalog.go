@@ -20,11 +20,11 @@ func Plans() []billing.Plan {
 	}
 }
 
-// NewStripe starts an offline Stripe whose time moves only when the test
-// says (each Stripe step is driven by hand), selling [Plans]' prices; it
+// NewStripe starts an offline Stripe at start selling [Plans]' prices;
+// its clock moves when the test advances it (the steps in steps.go). It
 // is closed when the test ends.
 func NewStripe(t testing.TB, start time.Time) *billingtest.Stripe {
-	fake := billingtest.New(billingtest.Options{Start: start, Manual: true})
+	fake := billingtest.New(billingtest.Options{Start: start})
 	t.Cleanup(fake.Close)
 	fake.AddPrice("price_basic", "month", 900)
 	fake.AddPrice("price_pro", "month", 2900)
