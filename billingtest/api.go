@@ -565,7 +565,7 @@ func (s *Stripe) listEvents(r *http.Request) (int, any) {
 	}
 	l, err := listPage(f, "/v1/events", "event", all, func(e entry) bool {
 		t := s.events[s.eventIndex[e.id]].Type
-		if hasDelivered && s.deliveryFailed(e.id) == delivered {
+		if hasDelivered && s.dl.Unacknowledged(e.id) == delivered {
 			return false
 		}
 		if typ != "" {

@@ -1,44 +1,34 @@
 package billingtest
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
-	"sync"
 	"time"
+
+	"github.com/gobilling/billing/billingtest/internal/delivery"
 )
 
 // Webhook delivery: endpoints (registered through the API or in-process
 // with [Stripe.AddEndpoint]) receive every event the simulator emits after
 // they were created, signed with their secret at the real time, and retried
-// with exponential backoff until a 2xx or the last attempt.
-//
-// All state lives under s.mu. Delivery goroutines take it only to pick work
-// and record results: a request is never sent with it held, so a receiving
-// handler may call the fake's API.
+// with exponential backoff until a 2xx or the last attempt. The engine is
+// package internal/delivery, with a lock of its own (taken after the
+// fake's, never held while sending), so a receiving handler may call the
+// fake's API.
 
 // Defaults of [DeliveryOptions].
 const (
-	DefaultRetryBase   = 10 * time.Millisecond
-	DefaultMaxAttempts = 8
-	DefaultTimeout     = 10 * time.Second
+	DefaultRetryBase   = delivery.DefaultRetryBase
+	DefaultMaxAttempts = delivery.DefaultMaxAttempts
+	DefaultTimeout     = delivery.DefaultTimeout
 )
 
-// webhookUserAgent is the User-Agent of Stripe's webhook requests.
-const webhookUserAgent = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
-
 // ErrClosed is returned by [Stripe.Flush] once the fake has been closed.
-var ErrClosed = errors.New("billingtest: closed")
+var ErrClosed = delivery.ErrClosed
 
 // Endpoint identifies a webhook endpoint added with [Stripe.AddEndpoint].
 type Endpoint struct {
@@ -156,110 +146,12 @@ type Delivery struct {
 	GaveUp bool
 }
 
-// deliveries is the delivery state of a Stripe. It is guarded by s.mu.
-type deliveries struct {
-	ctx    context.Context // cancelled by Close: in-flight requests end
-	cancel context.CancelFunc
-	stop   chan struct{} // closed by Close
-	closed bool
-	wg     sync.WaitGroup
-
-	endpoints map[string]*endpoint
-	epOrder   []string // endpoint IDs, oldest first
-	tasks     []*task  // every delivery, in creation order
-	byEvent   map[string][]*task
-	seq       int
-
-	pending int           // deliveries neither succeeded nor given up
-	idle    chan struct{} // closed when pending drops to 0
-	kick    chan struct{} // closed when an event is held for Flush
-
-	transport *http.Transport
-	client    *http.Client
-}
-
-func newDeliveries() *deliveries {
-	ctx, cancel := context.WithCancel(context.Background())
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	return &deliveries{
-		ctx: ctx, cancel: cancel, stop: make(chan struct{}),
-		endpoints: map[string]*endpoint{}, byEvent: map[string][]*task{},
-		idle: make(chan struct{}), kick: make(chan struct{}),
-		transport: tr,
-		client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse // Stripe does not follow redirects: a 3xx is a failure
-		}},
-	}
-}
-
-type endpoint struct {
-	id, url, description, apiVersion, secret string
-	enabled                                  []string
-	metadata                                 map[string]string
-	disabled                                 bool
-	created                                  int64
-	h                                        http.Handler // nil: POST to url
-	opts                                     DeliveryOptions
-	rng                                      chaosRand
-
-	burst   int64         // Chaos.SameSecond: the created second until the next Flush
-	queue   []*task       // due deliveries of the ordered worker
-	held    []*task       // Chaos.Shuffle: waiting for Flush
-	wake    chan struct{} // nudges the worker (capacity 1)
-	gone    chan struct{} // closed on delete
-	deleted bool
-}
-
-// task is one delivery of an event to an endpoint.
-type task struct {
-	ep      *endpoint
-	seq     int
-	payload []byte
-	due     time.Time
-	drop    bool // Chaos.DropThenRedeliver: the first attempt is not sent
-	done    bool
-	rec     Delivery
-}
-
-// withDefaults fills the zero fields of o.
-func (o DeliveryOptions) withDefaults() DeliveryOptions {
-	if o.RetryBase <= 0 {
-		o.RetryBase = DefaultRetryBase
-	}
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = DefaultMaxAttempts
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
-	}
-	return o
-}
-
-func (o DeliveryOptions) validate() error {
+// engineOptions flattens DeliveryOptions for the engine.
+func (o DeliveryOptions) engineOptions() delivery.Options {
 	c := o.Chaos
-	if c.Duplicate < 0 || c.Duplicate > 1 || c.DropThenRedeliver < 0 || c.DropThenRedeliver > 1 {
-		return errors.New("billingtest: chaos probabilities must be between 0 and 1")
-	}
-	if c.Delay < 0 {
-		return errors.New("billingtest: chaos delay must not be negative")
-	}
-	return nil
-}
-
-// chaosRand holds one generator per kind of choice, so that timing-driven
-// choices (delays) do not shift the others.
-type chaosRand struct{ pick, delay, shuffle *rand.Rand }
-
-func newChaosRand(seed uint64) chaosRand {
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	return chaosRand{rand.New(rand.NewPCG(seed, 1)), rand.New(rand.NewPCG(seed, 2)), rand.New(rand.NewPCG(seed, 3))}
-}
-
-// wants reports whether the endpoint subscribes to an event type.
-func (ep *endpoint) wants(typ string) bool {
-	return slices.Contains(ep.enabled, "*") || slices.Contains(ep.enabled, typ)
+	return delivery.Options{RetryBase: o.RetryBase, MaxAttempts: o.MaxAttempts, Timeout: o.Timeout,
+		Shuffle: c.Shuffle, Duplicate: c.Duplicate, DropThenRedeliver: c.DropThenRedeliver, Delay: c.Delay,
+		SameSecond: c.SameSecond, Seed: c.Seed}
 }
 
 // AddEndpoint adds an in-process webhook endpoint: every event emitted from
@@ -287,34 +179,24 @@ func (s *Stripe) AddEndpoint(h http.Handler, opts EndpointOptions) Endpoint {
 	if opts.APIVersion != "" && !versionRE.MatchString(opts.APIVersion) {
 		panic(fmt.Sprintf("billingtest: AddEndpoint: invalid API version %q", opts.APIVersion))
 	}
-	if err := opts.Delivery.validate(); err != nil {
+	o := opts.Delivery.engineOptions()
+	if err := o.Validate(); err != nil {
 		panic(err.Error())
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ep := s.newEndpoint(opts.URL, events, opts.APIVersion, opts.Description, nil, opts.Secret)
-	ep.h = h
-	ep.opts = opts.Delivery
-	ep.rng = newChaosRand(opts.Delivery.Chaos.Seed)
-	return Endpoint{ID: ep.id, Secret: ep.secret}
+	cfg := s.newEndpoint(opts.URL, events, opts.APIVersion, opts.Description, nil, opts.Secret)
+	s.dl.Add(cfg, h, o)
+	return Endpoint{ID: cfg.ID, Secret: cfg.Secret}
 }
 
-// newEndpoint registers an endpoint and starts its worker (unless closed).
-func (s *Stripe) newEndpoint(u string, events []string, version, desc string, md map[string]string, secret string) *endpoint {
-	d := s.dl
+// newEndpoint makes a new endpoint's configuration. Called with s.mu held.
+func (s *Stripe) newEndpoint(u string, events []string, version, desc string, md map[string]string, secret string) delivery.Endpoint {
 	if secret == "" {
 		secret = newID("whsec_", 32)
 	}
-	ep := &endpoint{id: newID("we_", 24), url: u, enabled: slices.Clone(events), apiVersion: version,
-		description: desc, metadata: md, secret: secret, created: s.unix(), rng: newChaosRand(0),
-		wake: make(chan struct{}, 1), gone: make(chan struct{})}
-	d.endpoints[ep.id] = ep
-	d.epOrder = append(d.epOrder, ep.id)
-	if !d.closed {
-		d.wg.Add(1)
-		go s.worker(ep)
-	}
-	return ep
+	return delivery.Endpoint{ID: newID("we_", 24), URL: u, Enabled: slices.Clone(events), APIVersion: version,
+		Description: desc, Metadata: md, Secret: secret, Created: s.unix()}
 }
 
 // SetDeliveryOptions changes how events reach an endpoint (one added with
@@ -322,310 +204,20 @@ func (s *Stripe) newEndpoint(u string, events []string, version, desc string, md
 // off releases the held events in order. The chaos generator is reseeded
 // from o.Chaos.Seed.
 func (s *Stripe) SetDeliveryOptions(endpointID string, o DeliveryOptions) error {
-	if err := o.validate(); err != nil {
+	eo := o.engineOptions()
+	if err := eo.Validate(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ep := s.dl.endpoints[endpointID]
-	if ep == nil {
+	if !s.dl.SetOptions(endpointID, eo) {
 		return fmt.Errorf("billingtest: no such webhook endpoint %q", endpointID)
-	}
-	ep.opts = o
-	ep.rng = newChaosRand(o.Chaos.Seed)
-	if !o.Chaos.Shuffle && len(ep.held) > 0 {
-		ep.queue = append(ep.queue, ep.held...)
-		ep.held = nil
-		nudge(ep.wake)
 	}
 	return nil
 }
 
 // publish hands a new event to delivery. It is called with s.mu held and
-// must not block.
+// does not block.
 func (s *Stripe) publish(ev Event) {
-	d := s.dl
-	if d == nil || d.closed {
-		return
-	}
-	for _, id := range d.epOrder {
-		ep := d.endpoints[id]
-		if ep.disabled || !ep.wants(ev.Type) {
-			continue
-		}
-		payload := slices.Clone(ev.JSON)
-		if ep.apiVersion != "" && ep.apiVersion != APIVersion {
-			payload = stampVersion(payload, ep.apiVersion)
-		}
-		c := ep.opts.Chaos
-		if c.SameSecond {
-			if ep.burst == 0 {
-				ep.burst = ev.Created
-			}
-			payload = stampField(payload, "created", ep.burst)
-		}
-		s.enqueue(ep, ev, payload, false)
-		if c.Duplicate > 0 && ep.rng.pick.Float64() < c.Duplicate {
-			s.enqueue(ep, ev, payload, true)
-		}
-	}
-}
-
-// stampVersion sets an event's api_version.
-func stampVersion(payload []byte, version string) []byte {
-	return stampField(payload, "api_version", version)
-}
-
-// stampField sets a top-level field of an event.
-func stampField(payload []byte, field string, v any) []byte {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &m); err != nil {
-		panic("billingtest: " + err.Error())
-	}
-	m[field], _ = json.Marshal(v)
-	out, err := json.Marshal(m)
-	if err != nil {
-		panic("billingtest: " + err.Error())
-	}
-	return out
-}
-
-func (s *Stripe) enqueue(ep *endpoint, ev Event, payload []byte, dup bool) {
-	d := s.dl
-	o := ep.opts.withDefaults()
-	d.seq++
-	t := &task{ep: ep, seq: d.seq, payload: payload, due: time.Now(),
-		rec: Delivery{EndpointID: ep.id, EventID: ev.ID, EventType: ev.Type, Duplicate: dup}}
-	if dup {
-		t.due = t.due.Add(o.RetryBase)
-	}
-	if p := o.Chaos.DropThenRedeliver; p > 0 && o.MaxAttempts > 1 && ep.rng.pick.Float64() < p {
-		t.drop = true
-	}
-	d.tasks = append(d.tasks, t)
-	d.byEvent[ev.ID] = append(d.byEvent[ev.ID], t)
-	if d.pending == 0 {
-		d.idle = make(chan struct{})
-	}
-	d.pending++
-	if o.Chaos.Shuffle {
-		ep.held = append(ep.held, t)
-		close(d.kick)
-		d.kick = make(chan struct{})
-		return
-	}
-	ep.queue = append(ep.queue, t)
-	nudge(ep.wake)
-}
-
-func nudge(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
-}
-
-// finish ends a delivery. Called with s.mu held.
-func (s *Stripe) finish(t *task) {
-	if t.done {
-		return
-	}
-	d := s.dl
-	t.done, t.payload = true, nil
-	if d.pending--; d.pending == 0 {
-		close(d.idle)
-	}
-}
-
-// worker delivers an endpoint's queue one delivery at a time: the earliest
-// due first, first attempts in the order the events were emitted. A failed
-// delivery goes back to the queue, due after its backoff, so it does not
-// hold later events back (Stripe's retries do not either).
-func (s *Stripe) worker(ep *endpoint) {
-	d := s.dl
-	defer d.wg.Done()
-	for {
-		s.mu.Lock()
-		if d.closed || ep.deleted {
-			s.mu.Unlock()
-			return
-		}
-		var timer <-chan time.Time
-		if i := nextDue(ep.queue); i >= 0 {
-			t := ep.queue[i]
-			if wait := time.Until(t.due); wait > 0 {
-				timer = time.After(wait)
-			} else {
-				ep.queue = slices.Delete(ep.queue, i, i+1)
-				s.mu.Unlock()
-				if at, done := s.attempt(t); !done {
-					s.mu.Lock()
-					if !t.done {
-						t.due = at
-						ep.queue = append(ep.queue, t)
-					}
-					s.mu.Unlock()
-				}
-				continue
-			}
-		}
-		s.mu.Unlock()
-		select {
-		case <-ep.wake:
-		case <-timer:
-		case <-ep.gone:
-			return
-		case <-d.stop:
-			return
-		}
-	}
-}
-
-// nextDue returns the index of the task due first (ties: emitted first), or
-// -1.
-func nextDue(q []*task) int {
-	best := -1
-	for i, t := range q {
-		if best < 0 || t.due.Before(q[best].due) || t.due.Equal(q[best].due) && t.seq < q[best].seq {
-			best = i
-		}
-	}
-	return best
-}
-
-// runAlone delivers one task of a shuffled batch, retries included.
-func (s *Stripe) runAlone(t *task) {
-	defer s.dl.wg.Done()
-	for {
-		at, done := s.attempt(t)
-		if done || !s.sleep(t.ep, time.Until(at)) {
-			return
-		}
-	}
-}
-
-// sleep waits d of real time; false if the fake closed or the endpoint was
-// deleted meanwhile.
-func (s *Stripe) sleep(ep *endpoint, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return true
-	case <-ep.gone:
-		return false
-	case <-s.dl.stop:
-		return false
-	}
-}
-
-// attempt makes one delivery attempt. It returns done once the delivery has
-// succeeded or been given up (or was ended elsewhere), else when to retry.
-func (s *Stripe) attempt(t *task) (retryAt time.Time, done bool) {
-	s.mu.Lock()
-	if t.done || s.dl.closed {
-		s.mu.Unlock()
-		return time.Time{}, true
-	}
-	ep := t.ep
-	o := ep.opts.withDefaults()
-	var delay time.Duration
-	if o.Chaos.Delay > 0 {
-		delay = time.Duration(ep.rng.delay.Int64N(int64(o.Chaos.Delay) + 1))
-	}
-	drop := t.drop && t.rec.Attempts == 0
-	h, u, secret, payload := ep.h, ep.url, ep.secret, t.payload
-	s.mu.Unlock()
-
-	if !s.sleep(ep, delay) {
-		return time.Time{}, true
-	}
-	status, errText := 0, "timed out (dropped by billingtest chaos)"
-	if !drop {
-		status, errText = s.send(h, u, secret, payload, o.Timeout)
-	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if t.done {
-		return time.Time{}, true
-	}
-	t.rec.Attempts++
-	t.rec.Status, t.rec.Err = status, errText
-	switch {
-	case status >= 200 && status < 300:
-		t.rec.Succeeded, t.rec.Err = true, ""
-	case t.rec.Attempts >= o.MaxAttempts || s.dl.closed:
-		t.rec.GaveUp = true
-	default:
-		return time.Now().Add(backoff(o.RetryBase, t.rec.Attempts)), false
-	}
-	s.finish(t)
-	return time.Time{}, true
-}
-
-// backoff is the wait after the n-th failed attempt: base, doubled for
-// each attempt after the first (without overflowing).
-func backoff(base time.Duration, n int) time.Duration {
-	d := base
-	for i := 1; i < n && d < 24*time.Hour; i++ {
-		d *= 2
-	}
-	return d
-}
-
-// send signs payload at the real time and POSTs it to the handler or URL.
-// It returns the answer's status, or 0 and why there was none; for a
-// non-2xx status the reason is "HTTP <status>".
-func (s *Stripe) send(h http.Handler, u, secret string, payload []byte, timeout time.Duration) (status int, reason string) {
-	ctx, cancel := context.WithTimeout(s.dl.ctx, timeout)
-	defer cancel()
-	var err error
-	if h != nil {
-		status, err = serveInProcess(ctx, h, u, secret, payload)
-	} else {
-		var req *http.Request
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(payload))
-		if err == nil {
-			setWebhookHeaders(req, secret, payload)
-			var resp *http.Response
-			if resp, err = s.dl.client.Do(req); err == nil {
-				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-				resp.Body.Close()
-				status = resp.StatusCode
-			}
-		}
-	}
-	if err != nil {
-		return 0, err.Error()
-	}
-	if status < 200 || status >= 300 {
-		return status, "HTTP " + strconv.Itoa(status)
-	}
-	return status, ""
-}
-
-func serveInProcess(ctx context.Context, h http.Handler, u, secret string, payload []byte) (status int, err error) {
-	req := httptest.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(payload))
-	setWebhookHeaders(req, secret, payload)
-	rec := httptest.NewRecorder()
-	defer func() {
-		if p := recover(); p != nil {
-			status, err = 0, fmt.Errorf("handler panicked: %v", p)
-		}
-	}()
-	h.ServeHTTP(rec, req)
-	return rec.Code, nil
-}
-
-func setWebhookHeaders(req *http.Request, secret string, payload []byte) {
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	req.Header.Set("User-Agent", webhookUserAgent)
-	req.Header.Set("Cache-Control", "no-cache")
-	req.Header.Set("Stripe-Signature", Sign(secret, payload))
+	s.dl.Publish(delivery.Event{ID: ev.ID, Type: ev.Type, Created: ev.Created, JSON: ev.JSON})
 }
 
 // Flush waits until every event published so far (and any published
@@ -634,78 +226,16 @@ func setWebhookHeaders(req *http.Request, secret string, payload []byte) {
 // events that Chaos.Shuffle holds. It returns ctx's error (with the count of
 // deliveries still pending) if ctx ends first, and [ErrClosed] after
 // [Stripe.Close].
-func (s *Stripe) Flush(ctx context.Context) error {
-	d := s.dl
-	for {
-		s.mu.Lock()
-		if d.closed {
-			s.mu.Unlock()
-			return ErrClosed
-		}
-		s.releaseHeld()
-		for _, ep := range d.endpoints {
-			ep.burst = 0
-		}
-		n, idle, kick := d.pending, d.idle, d.kick
-		s.mu.Unlock()
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-idle:
-		case <-kick:
-		case <-d.stop:
-		case <-ctx.Done():
-			return fmt.Errorf("billingtest: Flush: %d deliveries still pending: %w", n, ctx.Err())
-		}
-	}
-}
-
-// releaseHeld delivers the events Chaos.Shuffle holds, each endpoint's
-// batch in a random order and concurrently. Called with s.mu held.
-func (s *Stripe) releaseHeld() {
-	d := s.dl
-	for _, id := range d.epOrder {
-		ep := d.endpoints[id]
-		if len(ep.held) == 0 {
-			continue
-		}
-		batch := ep.held
-		ep.held = nil
-		ep.rng.shuffle.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
-		for _, t := range batch {
-			d.wg.Add(1)
-			go s.runAlone(t)
-		}
-	}
-}
-
-// stopDelivery ends every delivery goroutine: pending deliveries are
-// abandoned, in-flight requests cancelled. Close calls it.
-func (s *Stripe) stopDelivery() {
-	s.mu.Lock()
-	d := s.dl
-	if d.closed {
-		s.mu.Unlock()
-		return
-	}
-	d.closed = true
-	close(d.stop)
-	d.cancel()
-	s.mu.Unlock()
-	d.wg.Wait()
-	d.transport.CloseIdleConnections()
-}
+func (s *Stripe) Flush(ctx context.Context) error { return s.dl.Flush(ctx) }
 
 // Deliveries returns every delivery so far, in the order they were
 // scheduled: one per event and endpoint, plus the copies of
 // Chaos.Duplicate.
 func (s *Stripe) Deliveries() []Delivery {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Delivery, len(s.dl.tasks))
-	for i, t := range s.dl.tasks {
-		out[i] = t.rec
+	recs := s.dl.Records()
+	out := make([]Delivery, len(recs))
+	for i, r := range recs {
+		out[i] = Delivery(r)
 	}
 	return out
 }
@@ -713,33 +243,13 @@ func (s *Stripe) Deliveries() []Delivery {
 // Failed returns the deliveries that were given up, in the order they were
 // scheduled. Stripe lists their events with delivery_success=false.
 func (s *Stripe) Failed() []Delivery {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []Delivery
-	for _, t := range s.dl.tasks {
-		if t.rec.GaveUp {
-			out = append(out, t.rec)
+	for _, d := range s.Deliveries() {
+		if d.GaveUp {
+			out = append(out, d)
 		}
 	}
 	return out
-}
-
-// deliveryFailed reports whether an event is one that GET
-// /v1/events?delivery_success=false lists: Stripe's "still pending or
-// failed all delivery attempts to a webhook endpoint", that is, some
-// endpoint it was sent to has not answered it with a 2xx (yet). A duplicate
-// copy's success counts for its endpoint. Called with s.mu held.
-func (s *Stripe) deliveryFailed(eventID string) bool {
-	ok := map[*endpoint]bool{}
-	for _, t := range s.dl.byEvent[eventID] {
-		ok[t.ep] = ok[t.ep] || t.rec.Succeeded
-	}
-	for _, v := range ok {
-		if !v {
-			return true
-		}
-	}
-	return false
 }
 
 // The webhook endpoints API.
@@ -752,7 +262,7 @@ var (
 // deliveryRoutes sets up webhook delivery and registers the webhook
 // endpoint API. New calls it once, through routes.
 func (s *Stripe) deliveryRoutes() {
-	s.dl = newDeliveries()
+	s.dl = delivery.New(APIVersion)
 	s.handle("POST /v1/webhook_endpoints", s.createEndpoint)
 	s.handle("GET /v1/webhook_endpoints", s.listEndpoints)
 	s.handle("GET /v1/webhook_endpoints/{id}", s.getEndpoint)
@@ -780,17 +290,17 @@ func checkEvents(events []string) string {
 	return ""
 }
 
-func (s *Stripe) endpointObj(ep *endpoint, withSecret bool) map[string]any {
+func (s *Stripe) endpointObj(ep delivery.Endpoint, withSecret bool) map[string]any {
 	o := map[string]any{
-		"id": ep.id, "object": "webhook_endpoint", "api_version": null(ep.apiVersion), "application": nil,
-		"created": ep.created, "description": null(ep.description), "enabled_events": slices.Clone(ep.enabled),
-		"livemode": false, "metadata": meta(ep.metadata), "status": "enabled", "url": ep.url,
+		"id": ep.ID, "object": "webhook_endpoint", "api_version": null(ep.APIVersion), "application": nil,
+		"created": ep.Created, "description": null(ep.Description), "enabled_events": slices.Clone(ep.Enabled),
+		"livemode": false, "metadata": meta(ep.Metadata), "status": "enabled", "url": ep.URL,
 	}
-	if ep.disabled {
+	if ep.Disabled {
 		o["status"] = "disabled"
 	}
 	if withSecret {
-		o["secret"] = ep.secret
+		o["secret"] = ep.Secret
 	}
 	return o
 }
@@ -831,6 +341,7 @@ func (s *Stripe) createEndpoint(r *http.Request) (int, any) {
 		return 0, err
 	}
 	ep := s.newEndpoint(u, events, version, f.Get("description"), applyMetadata(nil, md, false), "")
+	s.dl.Add(ep, nil, delivery.Options{})
 	return 200, s.endpointObj(ep, true)
 }
 
@@ -841,11 +352,11 @@ func enabledEvents(f url.Values) []string {
 	return slices.DeleteFunc(vals, func(v string) bool { return v == "" })
 }
 
-func (s *Stripe) endpointParam(r *http.Request) (*endpoint, *apiError) {
+func (s *Stripe) endpointParam(r *http.Request) (delivery.Endpoint, *apiError) {
 	id := r.PathValue("id")
-	ep := s.dl.endpoints[id]
-	if ep == nil {
-		return nil, noSuch(404, "webhook endpoint", id, "id")
+	ep, ok := s.dl.Endpoint(id)
+	if !ok {
+		return ep, noSuch(404, "webhook endpoint", id, "id")
 	}
 	return ep, nil
 }
@@ -872,9 +383,14 @@ func (s *Stripe) listEndpoints(r *http.Request) (int, any) {
 	if _, err := listExpand(f); err != nil {
 		return 0, err
 	}
-	d := s.dl
-	all := newestFirst(d.epOrder, func(id string) int64 { return d.endpoints[id].created },
-		func(id string) any { return s.endpointObj(d.endpoints[id], false) })
+	eps := map[string]delivery.Endpoint{}
+	var order []string
+	for _, ep := range s.dl.Endpoints() {
+		eps[ep.ID] = ep
+		order = append(order, ep.ID)
+	}
+	all := newestFirst(order, func(id string) int64 { return eps[id].Created },
+		func(id string) any { return s.endpointObj(eps[id], false) })
 	l, err := listPage(f, "/v1/webhook_endpoints", "webhook endpoint", all, nil)
 	if err != nil {
 		return 0, err
@@ -894,14 +410,14 @@ func (s *Stripe) updateEndpoint(r *http.Request) (int, any) {
 	if apiErr != nil {
 		return 0, apiErr
 	}
-	u := ep.url
+	u := ep.URL
 	if f.Has("url") {
 		u = f.Get("url")
 		if msg := checkURL(u); msg != "" {
 			return 0, invalid("url", msg)
 		}
 	}
-	events := ep.enabled
+	events := ep.Enabled
 	if f.Has("enabled_events") || len(arrayParam(f, "enabled_events")) > 0 {
 		if events = enabledEvents(f); len(events) == 0 {
 			return 0, invalid("enabled_events", "enabled_events must not be empty.")
@@ -918,14 +434,16 @@ func (s *Stripe) updateEndpoint(r *http.Request) (int, any) {
 	if apiErr != nil {
 		return 0, apiErr
 	}
-	ep.url, ep.enabled = u, events
-	if hasDisabled {
-		ep.disabled = disabled
-	}
-	if f.Has("description") {
-		ep.description = f.Get("description")
-	}
-	ep.metadata = applyMetadata(ep.metadata, md, clear)
+	ep, _ = s.dl.Update(ep.ID, func(c *delivery.Endpoint) {
+		c.URL, c.Enabled = u, events
+		if hasDisabled {
+			c.Disabled = disabled
+		}
+		if f.Has("description") {
+			c.Description = f.Get("description")
+		}
+		c.Metadata = applyMetadata(c.Metadata, md, clear)
+	})
 	return 200, s.endpointObj(ep, false)
 }
 
@@ -938,17 +456,6 @@ func (s *Stripe) deleteEndpoint(r *http.Request) (int, any) {
 	if err != nil {
 		return 0, err
 	}
-	d := s.dl
-	delete(d.endpoints, ep.id)
-	d.epOrder = slices.DeleteFunc(d.epOrder, func(id string) bool { return id == ep.id })
-	ep.deleted = true
-	close(ep.gone)
-	for _, t := range d.tasks {
-		if t.ep == ep && !t.done {
-			t.rec.GaveUp, t.rec.Err = true, "endpoint deleted"
-			s.finish(t)
-		}
-	}
-	ep.queue, ep.held = nil, nil
-	return 200, map[string]any{"id": ep.id, "object": "webhook_endpoint", "deleted": true}
+	s.dl.Delete(ep.ID)
+	return 200, map[string]any{"id": ep.ID, "object": "webhook_endpoint", "deleted": true}
 }

@@ -2,15 +2,12 @@ package billingtest
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
-	"time"
 
-	"github.com/stripe/stripe-go/v82/webhook"
+	"github.com/gobilling/billing/billingtest/internal/delivery"
 )
 
 // Signed-event builders for tests that call a webhook handler directly.
@@ -19,11 +16,7 @@ import (
 // for an endpoint with the given secret: "t=<unix>,v1=<hex HMAC-SHA256>",
 // timestamped with the real current time, which is what stripe-go checks
 // the signature's age against (whatever the simulated clock says).
-func Sign(secret string, payload []byte) string {
-	now := time.Now()
-	sig := webhook.ComputeSignature(now, payload, secret)
-	return "t=" + strconv.FormatInt(now.Unix(), 10) + ",v1=" + hex.EncodeToString(sig)
-}
+func Sign(secret string, payload []byte) string { return delivery.Sign(secret, payload) }
 
 // SignedRequest returns a webhook delivery request as Stripe would send it
 // for an endpoint with the given secret, for passing to a handler's
@@ -31,7 +24,7 @@ func Sign(secret string, payload []byte) string {
 // User-Agent and a Stripe-Signature header made by [Sign].
 func SignedRequest(secret string, payload []byte) *http.Request {
 	r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(payload))
-	setWebhookHeaders(r, secret, payload)
+	delivery.SetHeaders(r, secret, payload)
 	return r
 }
 

@@ -209,6 +209,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gobilling/billing/billingtest/internal/delivery"
 )
 
 // APIVersion is the Stripe API version the fake speaks and stamps on events.
@@ -267,7 +269,7 @@ type Stripe struct {
 	// handler runs.
 	beforeExecute func(route, idempotencyKey string)
 
-	dl *deliveries // webhook delivery (delivery.go), made by deliveryRoutes
+	dl *delivery.Engine // webhook delivery (delivery.go), made by deliveryRoutes
 }
 
 type injectedFailure struct{ status, n int }
@@ -327,7 +329,7 @@ func (s *Stripe) URL() string { return s.ts.URL }
 
 // Close stops webhook delivery and shuts the HTTP server down.
 func (s *Stripe) Close() {
-	s.stopDelivery()
+	s.dl.Close()
 	s.ts.Close()
 }
 

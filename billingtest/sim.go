@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"slices"
 	"time"
+
+	"github.com/gobilling/billing/billingtest/internal/delivery"
 )
 
 // Event is a webhook event the fake would send.
@@ -23,7 +25,7 @@ type Event struct {
 // only by fetching the objects.
 func (e Event) StampedAt(sec int64) Event {
 	e.Created = sec
-	e.JSON = stampField(e.JSON, "created", sec)
+	e.JSON = delivery.StampField(e.JSON, "created", sec)
 	return e
 }
 
