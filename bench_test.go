@@ -308,7 +308,7 @@ func BenchmarkWebhookDuplicate(b *testing.B) {
 // are written as the subscription's latest. No Stripe call.
 func BenchmarkWebhookInvoice(b *testing.B) {
 	w := newBenchWorld(b)
-	if err := w.fake.UpdateCard(w.fake.Subscription(w.sub).Customer.ID, billingtest.CardChargeFails); err != nil {
+	if _, err := w.fake.UpdateCard(w.fake.Subscription(w.sub).Customer.ID, billingtest.CardChargeFails); err != nil {
 		b.Fatal(err)
 	}
 	evs, err := testcatalog.Renew(w.fake, w.sub) // a template only: not delivered

@@ -14,7 +14,6 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
-	"github.com/gobilling/billing/internal/testcatalog"
 	"github.com/gobilling/billing/memstore"
 )
 
@@ -113,7 +112,7 @@ func ExampleBilling_Membership() {
 		return
 	}
 	// The user pays at Stripe ...
-	if _, err := testcatalog.Pay(fake, cs.ID); err != nil {
+	if _, err := fake.Pay(cs.ID, billingtest.CardOK); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -160,15 +159,15 @@ func ExampleBilling_WebhookHandler() {
 		fmt.Println(err)
 		return
 	}
-	evs, err := testcatalog.Pay(fake, cs.ID)
+	paid, err := fake.Pay(cs.ID, billingtest.CardOK)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	completed := evs[0].JSON            // checkout.session.completed
-	deliver(completed, "whsec_example") // applied: the credits are granted
-	deliver(completed, "whsec_example") // Stripe's retry: nothing more
-	deliver(completed, "whsec_forged")  // not signed by Stripe
+	completed := paid.Events[len(paid.Events)-1].JSON // checkout.session.completed
+	deliver(completed, "whsec_example")               // applied: the credits are granted
+	deliver(completed, "whsec_example")               // Stripe's retry: nothing more
+	deliver(completed, "whsec_forged")                // not signed by Stripe
 
 	m, _ := b.Membership(ctx, "user_1")
 	fmt.Println("credits:", m.Credits)

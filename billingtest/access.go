@@ -2,6 +2,7 @@ package billingtest
 
 import (
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -62,10 +63,17 @@ func (s *Stripe) Object(id string) []byte {
 	return raw
 }
 
-// decode decodes Object(id) into a new T, or returns nil.
+// decode decodes Object(id) into a new T, or returns nil, also when the ID
+// is of another kind of object than kind (the "object" value T decodes).
 func decode[T any](s *Stripe, id string) *T {
 	raw := s.Object(id)
 	if raw == nil {
+		return nil
+	}
+	var head struct {
+		Object string `json:"object"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil || head.Object != objectKinds[reflect.TypeFor[T]()] {
 		return nil
 	}
 	v := new(T)
@@ -73,6 +81,17 @@ func decode[T any](s *Stripe, id string) *T {
 		panic("billingtest: " + err.Error())
 	}
 	return v
+}
+
+// objectKinds are the "object" values of the types decode makes.
+var objectKinds = map[reflect.Type]string{
+	reflect.TypeFor[stripe.Product]():              "product",
+	reflect.TypeFor[stripe.Price]():                "price",
+	reflect.TypeFor[stripe.Customer]():             "customer",
+	reflect.TypeFor[stripe.CheckoutSession]():      "checkout.session",
+	reflect.TypeFor[stripe.Subscription]():         "subscription",
+	reflect.TypeFor[stripe.Invoice]():              "invoice",
+	reflect.TypeFor[stripe.BillingPortalSession](): "billing_portal.session",
 }
 
 // Product returns the product decoded with stripe-go, or nil.

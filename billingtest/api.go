@@ -37,6 +37,7 @@ func (s *Stripe) createCustomer(r *http.Request) (int, any) {
 	c := &customer{id: newID("cus_", 14), email: email, name: name,
 		metadata: applyMetadata(nil, md, false), created: s.unix()}
 	s.addCustomer(c)
+	s.step(true).emit("customer.created", s.customerObj(c), nil)
 	return 200, s.customerObj(c)
 }
 
@@ -69,13 +70,15 @@ func (s *Stripe) updateCustomer(r *http.Request) (int, any) {
 		return 0, err
 	}
 	// An empty value unsets a field.
-	if r.Form.Has("email") {
-		c.email = email
-	}
-	if r.Form.Has("name") {
-		c.name = name
-	}
-	c.metadata = applyMetadata(c.metadata, md, clear)
+	s.step(true).updateCustomer(c, func() {
+		if r.Form.Has("email") {
+			c.email = email
+		}
+		if r.Form.Has("name") {
+			c.name = name
+		}
+		c.metadata = applyMetadata(c.metadata, md, clear)
+	})
 	return 200, s.customerObj(c)
 }
 

@@ -39,6 +39,7 @@ func (s *Stripe) createProduct(r *http.Request) (int, any) {
 	p := &product{id: id, name: name, description: f.Get("description"), active: active || !ok,
 		metadata: applyMetadata(nil, md, false), created: now, updated: now}
 	s.addProduct(p)
+	s.step(true).emit("product.created", s.productObj(p), nil)
 	return 200, s.productObj(p)
 }
 
@@ -179,13 +180,21 @@ func (s *Stripe) createPrice(r *http.Request) (int, any) {
 		s.addProduct(prod)
 		prodID = prod.id
 	}
+	st := s.step(true)
+	if prod := s.products[prodID]; prod.created == now && prodID != f.Get("product") {
+		st.emit("product.created", s.productObj(prod), nil)
+	}
 	if holder != nil {
+		before := s.priceObj(holder)
 		holder.lookupKey = ""
+		after := s.priceObj(holder)
+		st.emit("price.updated", after, changed(before, after))
 	}
 	p := &price{id: newID("price_", 24), interval: interval, intervalCount: count, product: prodID,
 		currency: currency, lookupKey: key, nickname: f.Get("nickname"), unitAmount: amount, created: now,
 		active: active || !hasActive, metadata: applyMetadata(nil, md, false)}
 	s.addPrice(p)
+	st.emit("price.created", s.priceObj(p), nil)
 	return 200, s.priceObjX(p, exp)
 }
 

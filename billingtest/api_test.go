@@ -223,9 +223,9 @@ func TestProductsAndPrices(t *testing.T) {
 	assert.Equal(t, int64(4000), cs.AmountTotal)
 	evs, err := testcatalog.Pay(srv, cs.ID)
 	require.NoError(t, err)
-	sub := decodeAs[stripe.Subscription](t, evs[0])
+	sub := decodeAs[stripe.Subscription](t, pick(t, evs, "customer.subscription.created"))
 	assert.Equal(t, monthsAfter(sub.Items.Data[0].CurrentPeriodStart, 3), sub.Items.Data[0].CurrentPeriodEnd)
-	in := decodeAs[stripe.Invoice](t, evs[1])
+	in := decodeAs[stripe.Invoice](t, pick(t, evs, "invoice.created"))
 	assert.Equal(t, "1 × Quarterly (at $40.00 / month)", in.Lines.Data[0].Description)
 
 	// An inactive price cannot be sold.
@@ -334,7 +334,7 @@ func TestCheckoutSessionExpireAndLists(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, stripe.CheckoutSessionStatusExpired, exp.Status)
 	assert.Empty(t, exp.URL)
-	evs := srv.Events()
+	evs := without(srv.Events(), "customer.created")
 	require.Len(t, evs, 1)
 	assert.Equal(t, "checkout.session.expired", evs[0].Type)
 	e := decode(t, evs[0])
@@ -433,8 +433,8 @@ func TestCheckoutSessionExpiresAt(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, stripe.CheckoutSessionStatusExpired, got.Status)
 	assert.Empty(t, got.URL)
-	require.Equal(t, []string{"checkout.session.expired"}, types(srv.Events()))
-	assert.Empty(t, decode(t, srv.Events()[0]).Request.ID, "an automatic expiry")
+	require.Equal(t, []string{"checkout.session.expired"}, types(without(srv.Events(), "customer.created")))
+	assert.Empty(t, decode(t, pick(t, srv.Events(), "checkout.session.expired")).Request.ID, "an automatic expiry")
 	_, err = testcatalog.Pay(srv, hour.ID)
 	assert.Error(t, err)
 	assert.Equal(t, stripe.CheckoutSessionStatusOpen, srv.CheckoutSession(day.ID).Status)
@@ -442,7 +442,7 @@ func TestCheckoutSessionExpiresAt(t *testing.T) {
 	// Advancing past expires_at expires the other one.
 	srv.Advance(24 * time.Hour)
 	assert.Equal(t, stripe.CheckoutSessionStatusExpired, srv.CheckoutSession(day.ID).Status)
-	assert.Len(t, srv.Events(), 2)
+	assert.Len(t, without(srv.Events(), "customer.created"), 2)
 	_, err = testcatalog.Expire(srv, day.ID)
 	assert.Error(t, err)
 }
@@ -800,7 +800,8 @@ func TestEventList(t *testing.T) {
 	srv, sc := apiSetup(t)
 	subscribe(t, srv, sc, 0)
 	all := srv.Events()
-	require.Len(t, all, 7)
+	n0 := len(all)
+	require.Equal(t, 12, n0) // customer.created, then Checkout's eleven
 	list := func(p *stripe.EventListParams) []string {
 		return idsOf(collect(t, sc.V1Events.List(ctx, p)), func(e *stripe.Event) string { return e.ID })
 	}
@@ -809,7 +810,7 @@ func TestEventList(t *testing.T) {
 		newest[len(all)-1-i] = e.ID
 	}
 	assert.Equal(t, newest, list(nil))
-	ids, more := apiList(t, srv, "/v1/events", "")
+	ids, more := apiList(t, srv, "/v1/events", "limit=12")
 	assert.Equal(t, newest, ids)
 	assert.False(t, more)
 	for v, err := range sc.V1Events.List(ctx, nil) {
@@ -829,7 +830,7 @@ func TestEventList(t *testing.T) {
 		typed(&stripe.EventListParams{Type: stripe.String("invoice.*")}))
 	assert.Equal(t, []string{"customer.subscription.updated", "customer.subscription.created"},
 		typed(&stripe.EventListParams{Type: stripe.String("customer.subscription.*")}))
-	assert.Equal(t, []string{"invoice.created", "customer.subscription.created"},
+	assert.Equal(t, []string{"payment_intent.created", "invoice.created", "customer.subscription.created", "customer.created"},
 		typed(&stripe.EventListParams{Type: stripe.String("*.created")}))
 	assert.Equal(t, []string{"invoice.paid"}, typed(&stripe.EventListParams{Type: stripe.String("invoice.paid")}))
 	assert.Empty(t, typed(&stripe.EventListParams{Type: stripe.String("invoice")}))
@@ -840,19 +841,19 @@ func TestEventList(t *testing.T) {
 	invalidReq(t, err, 400, "parameters_exclusive", "type")
 
 	// Default limit 10, pages newest first.
-	// Three more subscriptions: seven events each, at one second.
+	// Three more subscriptions: twelve events each, at one second.
 	srv.Advance(time.Hour)
 	for range 3 {
 		subscribeTo(t, srv, sc, "price_month")
 		srv.Advance(time.Minute)
 	}
 	all = srv.Events()
-	require.Len(t, all, 7+21)
+	require.Len(t, all, n0+36)
 	ids, more = apiList(t, srv, "/v1/events", "")
 	assert.Len(t, ids, 10)
 	assert.True(t, more)
 	assert.Equal(t, all[len(all)-1].ID, ids[0])
-	assert.Len(t, list(nil), 28, "the iterator pages through all")
+	assert.Len(t, list(nil), n0+36, "the iterator pages through all")
 	ids, more = apiList(t, srv, "/v1/events", "limit=100&starting_after="+all[5].ID)
 	assert.Equal(t, []string{all[4].ID, all[3].ID, all[2].ID, all[1].ID, all[0].ID}, ids)
 	assert.False(t, more)
@@ -861,27 +862,27 @@ func TestEventList(t *testing.T) {
 	assert.True(t, more)
 
 	// Created filters.
-	second := all[7].Created
-	assert.Len(t, list(&stripe.EventListParams{CreatedRange: &stripe.RangeQueryParams{GreaterThanOrEqual: second}}), 21)
-	assert.Len(t, list(&stripe.EventListParams{CreatedRange: &stripe.RangeQueryParams{LesserThan: second}}), 7)
-	assert.Len(t, list(&stripe.EventListParams{Created: stripe.Int64(second)}), 7)
-	assert.Len(t, list(&stripe.EventListParams{CreatedRange: &stripe.RangeQueryParams{GreaterThan: second, LesserThanOrEqual: all[len(all)-1].Created}}), 14)
+	second := all[n0].Created
+	assert.Len(t, list(&stripe.EventListParams{CreatedRange: &stripe.RangeQueryParams{GreaterThanOrEqual: second}}), 36)
+	assert.Len(t, list(&stripe.EventListParams{CreatedRange: &stripe.RangeQueryParams{LesserThan: second}}), n0)
+	assert.Len(t, list(&stripe.EventListParams{Created: stripe.Int64(second)}), 12)
+	assert.Len(t, list(&stripe.EventListParams{CreatedRange: &stripe.RangeQueryParams{GreaterThan: second, LesserThanOrEqual: all[len(all)-1].Created}}), 24)
 
 	// 30 days on, the first events are gone from the API, not from Events
 	// (the first subscription renews meanwhile: two events at its period
 	// end, the rest an hour later).
 	srv.Advance(30*24*time.Hour - time.Hour - 30*time.Second)
-	assert.Len(t, list(nil), 21+2, "the first checkout's events are over 30 days old")
+	assert.Len(t, list(nil), 36+2, "the first checkout's events are over 30 days old")
 	_, err = sc.V1Events.Retrieve(ctx, all[0].ID, nil)
 	se := invalidReq(t, err, 404, "resource_missing", "id")
 	assert.Equal(t, "No such event: '"+all[0].ID+"'", se.Msg)
-	ev, err := sc.V1Events.Retrieve(ctx, all[7].ID, nil)
+	ev, err := sc.V1Events.Retrieve(ctx, all[n0].ID, nil)
 	require.NoError(t, err)
-	assert.Equal(t, all[7].ID, ev.ID)
+	assert.Equal(t, all[n0].ID, ev.ID)
 	_, err = collect2(sc.V1Events.List(ctx, &stripe.EventListParams{ListParams: stripe.ListParams{StartingAfter: stripe.String(all[0].ID)}}))
 	invalidReq(t, err, 400, "resource_missing", "starting_after")
 	assert.NotNil(t, srv.Object(all[0].ID))
-	assert.Len(t, srv.Events(), 28+2)
+	assert.Len(t, srv.Events(), n0+36+2)
 	srv.Advance(24 * time.Hour)
 	for _, id := range list(nil) {
 		assert.NotContains(t, idsOf(all, func(e billingtest.Event) string { return e.ID }), id, "only the renewals' events are left")
@@ -1208,8 +1209,8 @@ func TestParameterEdges(t *testing.T) {
 	assert.Len(t, ids, 1)
 	_, err = testcatalog.Pay(srv, subSession(t, sc, c.ID, 0).ID)
 	require.NoError(t, err)
-	for pattern, n := range map[string]int{"*": 7, "customer.*.*": 2, "*subscription*": 2, "invoice.pay*": 1, "invoice.pa*": 2,
-		"*.*.completed": 1, "in*d": 4, "x*": 0} {
+	for pattern, n := range map[string]int{"*": 10, "customer.*.*": 2, "*subscription*": 2, "invoice.pay*": 1, "invoice.pa*": 2,
+		"*.*.completed": 1, "in*d": 4, "payment_intent.*": 2, "x*": 0} {
 		ids, _ := apiList(t, srv, "/v1/events", "type="+url.QueryEscape(pattern))
 		assert.Len(t, ids, n, pattern)
 	}

@@ -308,9 +308,9 @@ func (s *Stripe) run(a action) {
 		st.settle(a.cs)
 	case actFinalize:
 		st.finalize(in)
-		st.pay(sub, in, s.cardWorks(sub))
+		st.pay(sub, in, s.chargeOutcome(sub))
 	case actRetry:
-		st.pay(sub, in, s.cardWorks(sub))
+		st.pay(sub, in, s.chargeOutcome(sub))
 	case actTrialWillEnd:
 		st.trialWillEnd(sub)
 	case actCancel:

@@ -21,6 +21,13 @@ const hour = int64(3600)
 
 // clkSetup starts a fake Stripe whose clock bills (Options.Manual unset),
 // with monthly, weekly and pro prices, and a stripe-go client.
+// billingEvents returns the subscription and invoice events emitted after
+// the first before: what the clock's tests look at (the payment objects'
+// events have a test of their own, TestPaymentEvents).
+func billingEvents(srv *billingtest.Stripe, before int) []billingtest.Event {
+	return without(srv.Events()[before:], paymentTypes...)
+}
+
 func clkSetup(t *testing.T) (*billingtest.Stripe, *stripe.Client) {
 	t.Helper()
 	srv := billingtest.New(billingtest.Options{Start: start})
@@ -95,7 +102,7 @@ func TestAdvanceRenews(t *testing.T) {
 
 	srv.Advance(31 * 24 * time.Hour)
 	assert.WithinDuration(t, t0.Add(31*24*time.Hour), srv.Now(), 5*time.Second, "the clock reads start+d")
-	evs := lastEvents(srv, n)
+	evs := billingEvents(srv, n)
 	require.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
 		"invoice.paid", "invoice.payment_succeeded"}, types(evs))
 	assert.Equal(t, []int64{end, end, end + hour, end + hour, end + hour}, createdTimes(evs),
@@ -142,7 +149,7 @@ func TestAdvanceRenewsEveryPeriod(t *testing.T) {
 
 	advanceTo(srv, monthsAfter(end, 2)+60)
 	var renewals []int64
-	for _, e := range lastEvents(srv, n) {
+	for _, e := range billingEvents(srv, n) {
 		if e.Type == "customer.subscription.updated" {
 			renewals = append(renewals, e.Created)
 		}
@@ -167,15 +174,15 @@ func TestAdvanceNothingDue(t *testing.T) {
 	n := len(srv.Events())
 	srv.Advance(0)
 	srv.Advance(23 * time.Hour)
-	assert.Empty(t, lastEvents(srv, n))
+	assert.Empty(t, billingEvents(srv, n))
 	next, ok := srv.NextEvent()
 	require.True(t, ok)
 	assert.Equal(t, end, next.Unix())
 	advanceTo(srv, end-1)
-	assert.Empty(t, lastEvents(srv, n), "a second before the period end")
+	assert.Empty(t, billingEvents(srv, n), "a second before the period end")
 	assert.Equal(t, stripe.SubscriptionStatusActive, srv.Subscription(subID).Status)
 	srv.Advance(time.Second)
-	assert.Equal(t, []string{"customer.subscription.updated", "invoice.created"}, types(lastEvents(srv, n)))
+	assert.Equal(t, []string{"customer.subscription.updated", "invoice.created"}, types(billingEvents(srv, n)))
 }
 
 func TestAdvanceTrial(t *testing.T) {
@@ -185,16 +192,16 @@ func TestAdvanceTrial(t *testing.T) {
 	n := len(srv.Events())
 
 	advanceTo(srv, trialEnd-3*day-1)
-	assert.Empty(t, lastEvents(srv, n))
+	assert.Empty(t, billingEvents(srv, n))
 	srv.Advance(time.Minute)
-	evs := lastEvents(srv, n)
+	evs := billingEvents(srv, n)
 	require.Equal(t, []string{"customer.subscription.trial_will_end"}, types(evs))
 	assert.Equal(t, trialEnd-3*day, evs[0].Created, "three days before the trial ends")
 	assert.Equal(t, stripe.SubscriptionStatusTrialing, decodeAs[stripe.Subscription](t, evs[0]).Status)
 
 	n = len(srv.Events())
 	srv.Advance(3*24*time.Hour + 2*time.Hour)
-	evs = lastEvents(srv, n)
+	evs = billingEvents(srv, n)
 	require.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
 		"invoice.paid", "invoice.payment_succeeded"}, types(evs), "the notice is sent once")
 	assert.Equal(t, []int64{trialEnd, trialEnd, trialEnd + hour, trialEnd + hour, trialEnd + hour}, createdTimes(evs))
@@ -220,19 +227,19 @@ func TestAdvanceTrialWithFailingCard(t *testing.T) {
 	n := len(srv.Events())
 
 	srv.Advance(7*24*time.Hour + time.Hour)
-	evs := lastEvents(srv, n)
+	evs := billingEvents(srv, n)
 	require.Equal(t, []string{"customer.subscription.trial_will_end", "customer.subscription.updated",
-		"invoice.created", "invoice.finalized", "invoice.payment_failed", "customer.subscription.updated"}, types(evs))
-	failed := decodeAs[stripe.Invoice](t, evs[4])
+		"invoice.created", "invoice.finalized", "invoice.updated", "invoice.payment_failed", "customer.subscription.updated"}, types(evs))
+	failed := decodeAs[stripe.Invoice](t, evs[5])
 	assert.Equal(t, int64(1), failed.AttemptCount)
 	assert.Equal(t, trialEnd+hour+day, failed.NextPaymentAttempt)
-	assert.Equal(t, map[string]any{"status": "active"}, decode(t, evs[5]).Data.PreviousAttributes)
+	assert.Equal(t, map[string]any{"status": "active"}, decode(t, evs[6]).Data.PreviousAttributes)
 	assert.Equal(t, stripe.SubscriptionStatusPastDue, srv.Subscription(subID).Status)
 
 	n = len(srv.Events())
 	srv.Advance(24 * time.Hour)
-	evs = lastEvents(srv, n)
-	require.Equal(t, []string{"invoice.payment_failed"}, types(evs), "the retry schedule applies")
+	evs = billingEvents(srv, n)
+	require.Equal(t, []string{"invoice.updated", "invoice.payment_failed"}, types(evs), "the retry schedule applies")
 	assert.Equal(t, int64(2), decodeAs[stripe.Invoice](t, evs[0]).AttemptCount)
 }
 
@@ -242,9 +249,9 @@ func TestAdvanceFailedRenewal(t *testing.T) {
 		last    []string
 		final   stripe.SubscriptionStatus
 	}{
-		{"", []string{"invoice.payment_failed", "customer.subscription.deleted"}, stripe.SubscriptionStatusCanceled},
-		{billingtest.OutcomeUnpaid, []string{"invoice.payment_failed", "customer.subscription.updated"}, stripe.SubscriptionStatusUnpaid},
-		{billingtest.OutcomePastDue, []string{"invoice.payment_failed"}, stripe.SubscriptionStatusPastDue},
+		{"", []string{"invoice.updated", "invoice.payment_failed", "customer.subscription.deleted"}, stripe.SubscriptionStatusCanceled},
+		{billingtest.OutcomeUnpaid, []string{"invoice.updated", "invoice.payment_failed", "customer.subscription.updated"}, stripe.SubscriptionStatusUnpaid},
+		{billingtest.OutcomePastDue, []string{"invoice.updated", "invoice.payment_failed"}, stripe.SubscriptionStatusPastDue},
 	} {
 		t.Run(string(tc.final), func(t *testing.T) {
 			t.Parallel()
@@ -259,27 +266,27 @@ func TestAdvanceFailedRenewal(t *testing.T) {
 			n := len(srv.Events())
 
 			srv.Advance(30*24*time.Hour + time.Hour)
-			evs := lastEvents(srv, n)
+			evs := billingEvents(srv, n)
 			require.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
-				"invoice.payment_failed", "customer.subscription.updated"}, types(evs))
-			assert.Equal(t, []int64{end, end, first, first, first}, createdTimes(evs))
-			in := decodeAs[stripe.Invoice](t, evs[3])
+				"invoice.updated", "invoice.payment_failed", "customer.subscription.updated"}, types(evs))
+			assert.Equal(t, []int64{end, end, first, first, first, first}, createdTimes(evs))
+			in := decodeAs[stripe.Invoice](t, evs[4])
 			assert.Equal(t, int64(1), in.AttemptCount)
 			assert.Equal(t, first+day, in.NextPaymentAttempt)
 			assert.Equal(t, stripe.InvoiceStatusOpen, in.Status)
-			assert.Equal(t, stripe.SubscriptionStatusPastDue, decodeAs[stripe.Subscription](t, evs[4]).Status,
+			assert.Equal(t, stripe.SubscriptionStatusPastDue, decodeAs[stripe.Subscription](t, evs[5]).Status,
 				"past_due from the first failure")
 
 			retries := []int64{first + day, first + 3*day, first + 5*day, first + 7*day}
 			for i, at := range retries {
 				n = len(srv.Events())
 				advanceTo(srv, at-60)
-				require.Empty(t, lastEvents(srv, n), "nothing before the retry")
+				require.Empty(t, billingEvents(srv, n), "nothing before the retry")
 				srv.Advance(2 * time.Minute)
-				evs = lastEvents(srv, n)
+				evs = billingEvents(srv, n)
 				attempt := int64(i + 2)
 				if attempt < 5 {
-					require.Equal(t, []string{"invoice.payment_failed"}, types(evs), "attempt %d", attempt)
+					require.Equal(t, []string{"invoice.updated", "invoice.payment_failed"}, types(evs), "attempt %d", attempt)
 				} else {
 					require.Equal(t, tc.last, types(evs))
 				}
@@ -307,10 +314,10 @@ func TestAdvanceFailedRenewal(t *testing.T) {
 			// the others do nothing more.
 			n = len(srv.Events())
 			advanceTo(srv, monthsAfter(end, 1)+hour)
-			evs = lastEvents(srv, n)
+			evs = billingEvents(srv, n)
 			if tc.final == stripe.SubscriptionStatusPastDue {
 				assert.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
-					"invoice.payment_failed"}, types(evs))
+					"invoice.updated", "invoice.payment_failed"}, types(evs))
 				assert.Equal(t, monthsAfter(end, 1), evs[0].Created)
 			} else {
 				assert.Empty(t, evs)
@@ -330,7 +337,7 @@ func TestAdvanceRetryRecovers(t *testing.T) {
 	require.NoError(t, testcatalog.SetCardFailing(srv, c.ID, false))
 	n := len(srv.Events())
 	srv.Advance(24 * time.Hour)
-	evs := lastEvents(srv, n)
+	evs := billingEvents(srv, n)
 	require.Equal(t, []string{"invoice.paid", "invoice.payment_succeeded", "customer.subscription.updated"}, types(evs))
 	for _, e := range evs {
 		assert.Equal(t, end+hour+day, e.Created)
@@ -344,7 +351,7 @@ func TestAdvanceRetryRecovers(t *testing.T) {
 	n = len(srv.Events())
 	advanceTo(srv, monthsAfter(end, 1)+hour)
 	assert.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
-		"invoice.paid", "invoice.payment_succeeded"}, types(lastEvents(srv, n)), "the next renewal as usual")
+		"invoice.paid", "invoice.payment_succeeded"}, types(billingEvents(srv, n)), "the next renewal as usual")
 }
 
 // A past_due subscription renews; its status follows its latest invoice,
@@ -365,7 +372,7 @@ func TestAdvanceRenewsPastDue(t *testing.T) {
 	require.NoError(t, testcatalog.SetCardFailing(srv, c, false))
 	n := len(srv.Events())
 	advanceTo(srv, end+7*day+hour)
-	evs := lastEvents(srv, n)
+	evs := billingEvents(srv, n)
 	require.Equal(t, []string{
 		"customer.subscription.updated", "invoice.created", // the next period, at end+7d
 		"invoice.finalized", "invoice.paid", "invoice.payment_succeeded", "customer.subscription.updated", // its invoice
@@ -389,7 +396,7 @@ func TestAdvanceCancelAtPeriodEnd(t *testing.T) {
 	n := len(srv.Events())
 
 	srv.Advance(60 * 24 * time.Hour)
-	evs := lastEvents(srv, n)
+	evs := billingEvents(srv, n)
 	require.Equal(t, []string{"customer.subscription.deleted"}, types(evs), "no renewal")
 	assert.Equal(t, end, evs[0].Created)
 	s := decodeAs[stripe.Subscription](t, evs[0])
@@ -410,7 +417,7 @@ func TestAdvanceCancelAt(t *testing.T) {
 	n := len(srv.Events())
 
 	srv.Advance(40 * 24 * time.Hour)
-	evs := lastEvents(srv, n)
+	evs := billingEvents(srv, n)
 	require.Equal(t, []string{"customer.subscription.deleted"}, types(evs))
 	assert.Equal(t, at.Unix(), evs[0].Created)
 	s := srv.Subscription(subID)
@@ -430,7 +437,7 @@ func TestAdvanceInterleavesSubscriptions(t *testing.T) {
 	n := len(srv.Events())
 
 	srv.Advance(40 * 24 * time.Hour)
-	evs := lastEvents(srv, n)
+	evs := billingEvents(srv, n)
 	assert.IsNonDecreasing(t, createdTimes(evs), "events in time order")
 	var order []string
 	var at []int64
@@ -462,7 +469,7 @@ func TestAdvanceExpiresSessionsInTimeOrder(t *testing.T) {
 	assert.Equal(t, cs.ExpiresAt, next.Unix())
 
 	srv.Advance(31 * 24 * time.Hour)
-	evs := lastEvents(srv, n)
+	evs := billingEvents(srv, n)
 	require.Equal(t, []string{"checkout.session.expired", "customer.subscription.updated", "invoice.created",
 		"invoice.finalized", "invoice.paid", "invoice.payment_succeeded"}, types(evs))
 	assert.Equal(t, cs.ExpiresAt, evs[0].Created)
@@ -585,6 +592,9 @@ func ExampleStripe_NextEvent() {
 	// 12:00:00 customer.subscription.updated
 	// 12:00:00 invoice.created
 	// 13:00:00 invoice.finalized
+	// 13:00:00 payment_intent.created
+	// 13:00:00 charge.succeeded
+	// 13:00:00 payment_intent.succeeded
 	// 13:00:00 invoice.paid
 	// 13:00:00 invoice.payment_succeeded
 }

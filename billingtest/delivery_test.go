@@ -42,7 +42,8 @@ func dlSetup(t *testing.T) (*billingtest.Stripe, *stripe.Client) {
 }
 
 // dlCheckout creates a subscription Checkout Session and completes it: the
-// step emits seven events.
+// step emits twelve events (a new customer, its card, the subscription, its
+// paid first invoice and payment, the session).
 func dlCheckout(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client) []billingtest.Event {
 	t.Helper()
 	cs, err := sc.V1CheckoutSessions.Create(context.Background(), &stripe.CheckoutSessionCreateParams{
@@ -56,7 +57,7 @@ func dlCheckout(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client) []bill
 	require.NoError(t, err)
 	evs, err := testcatalog.Pay(srv, cs.ID)
 	require.NoError(t, err)
-	require.Len(t, evs, 7)
+	require.Len(t, evs, 12)
 	return evs
 }
 
@@ -256,14 +257,14 @@ func TestDeliveryURLEndpointAPI(t *testing.T) {
 	assert.Equal(t, []string{"*"}, up.EnabledEvents)
 	dlCheckout(t, srv, sc)
 	dlFlush(t, srv)
-	assert.Len(t, rc.received(), 2+7)
+	assert.Len(t, rc.received(), 2+12)
 
 	up, err = sc.V1WebhookEndpoints.Update(ctx, we.ID, &stripe.WebhookEndpointUpdateParams{Disabled: stripe.Bool(true)})
 	require.NoError(t, err)
 	assert.Equal(t, "disabled", up.Status)
 	dlCheckout(t, srv, sc)
 	dlFlush(t, srv)
-	assert.Len(t, rc.received(), 2+7, "a disabled endpoint gets nothing")
+	assert.Len(t, rc.received(), 2+12, "a disabled endpoint gets nothing")
 
 	// List, then delete.
 	in := srv.AddEndpoint(http.NotFoundHandler(), billingtest.EndpointOptions{})
@@ -475,7 +476,7 @@ func TestDeliveryAPIVersionStamping(t *testing.T) {
 		require.NoError(t, g.Err)
 		assert.Equal(t, "2025-09-30.clover", g.Event.APIVersion, "stamped with the endpoint's version")
 	}
-	require.Len(t, rc.received(), 7)
+	require.Len(t, rc.received(), len(srv.Events()))
 	for _, g := range rcBasil.received() {
 		require.NoError(t, g.Err, "basil verifies with stripe-go's default version check")
 	}
@@ -485,7 +486,7 @@ func TestDeliveryAPIVersionStamping(t *testing.T) {
 			failed = append(failed, f)
 		}
 	}
-	require.Len(t, failed, 7, "billing rejects every clover event")
+	require.Len(t, failed, len(srv.Events()), "billing rejects every clover event")
 	for _, f := range failed {
 		assert.Equal(t, http.StatusBadRequest, f.Status)
 	}
@@ -629,7 +630,7 @@ func TestFlushContextAndClose(t *testing.T) {
 	defer cancel()
 	err := srv.Flush(ctx)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Contains(t, err.Error(), "7 deliveries still pending")
+	assert.Contains(t, err.Error(), "12 deliveries still pending")
 	srv.Close() // stops the workers waiting an hour to retry
 	require.ErrorIs(t, srv.Flush(context.Background()), billingtest.ErrClosed)
 }
@@ -767,7 +768,7 @@ func ExampleStripe_AddEndpoint() {
 	if err != nil {
 		panic(err)
 	}
-	if _, err := testcatalog.Pay(srv, cs.ID); err != nil {
+	if _, err := srv.Pay(cs.ID, billingtest.CardOK); err != nil {
 		panic(err)
 	}
 	if err := srv.Flush(context.Background()); err != nil {
@@ -777,9 +778,14 @@ func ExampleStripe_AddEndpoint() {
 	defer mu.Unlock()
 	fmt.Println(strings.Join(got, "\n"))
 	// Output:
+	// customer.created
+	// payment_method.attached
 	// customer.subscription.created
 	// invoice.created
 	// invoice.finalized
+	// payment_intent.created
+	// charge.succeeded
+	// payment_intent.succeeded
 	// invoice.paid
 	// invoice.payment_succeeded
 	// customer.subscription.updated

@@ -32,7 +32,9 @@ type customer struct {
 	id, email, name string
 	metadata        map[string]string
 	created         int64
-	cardFailing     bool
+	// card is what the customer's saved card does when charged
+	// (cardInvalid: none recorded, charges succeed).
+	card testCard
 	// defaultPM is the payment method invoices charge by default
 	// (invoice_settings.default_payment_method), set by a card update.
 	defaultPM string
@@ -426,12 +428,17 @@ func (s *Stripe) invoiceObjX(in *invoice, expand map[string]bool) map[string]any
 	return o
 }
 
+// invoiceCurrency is an invoice's currency: its first line's price's.
+func (s *Stripe) invoiceCurrency(in *invoice) string {
+	if len(in.lines) > 0 {
+		return s.currency(in.lines[0].priceID)
+	}
+	return "usd"
+}
+
 func (s *Stripe) invoicePaymentObj(p *invoicePayment) map[string]any {
 	in := s.invoices[p.invoice]
-	currency := "usd"
-	if len(in.lines) > 0 {
-		currency = s.currency(in.lines[0].priceID)
-	}
+	currency := s.invoiceCurrency(in)
 	return map[string]any{
 		"id": p.id, "object": "invoice_payment", "amount_paid": null(p.amountPaid),
 		"amount_requested": p.amountRequested, "created": p.created, "currency": currency,

@@ -214,7 +214,7 @@ func (s *Stripe) portalAction(ps *stripe.BillingPortalSession, form url.Values) 
 	if action == "update_card" {
 		card = form.Get("card")
 		var ce *CardError
-		switch err := s.UpdateCard(ps.Customer, card); {
+		switch _, err := s.UpdateCard(ps.Customer, card); {
 		case errors.As(err, &ce):
 			return "", http.StatusPaymentRequired, ce.Message, card
 		case err != nil:

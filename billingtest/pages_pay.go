@@ -27,6 +27,12 @@ const (
 	// first; [Stripe.Pay] completes it (to fail it, use the page). Once set
 	// up, its later off-session charges succeed.
 	CardNeedsAuth = "4000 0025 0000 3155"
+	// CardAlwaysAuthenticate is a card that requires authentication for
+	// every payment: in Checkout as [CardNeedsAuth]; its later off-session
+	// charges (renewals, retries) need the customer too:
+	// payment_intent.requires_action, invoice.payment_action_required,
+	// then invoice.payment_failed as for a declined charge.
+	CardAlwaysAuthenticate = "4000 0027 6000 3184"
 	// BankDebit is a bank account (Stripe's SEPA Direct Debit test IBAN)
 	// for a one-time payment that settles later: the session completes
 	// with payment_status unpaid, and 3 minutes later by the clock
@@ -112,6 +118,7 @@ const (
 	cardDeclined
 	cardChargeFails
 	cardNeedsAuth
+	cardAlwaysAuth
 	bankDebitOK
 	bankDebitFails
 )
@@ -136,6 +143,8 @@ func parseCard(number string) testCard {
 		return cardChargeFails
 	case "4000002500003155":
 		return cardNeedsAuth
+	case "4000002760003184":
+		return cardAlwaysAuth
 	case "DE89370400440532013000":
 		return bankDebitOK
 	case "DE62370400440532013001":
@@ -213,18 +222,19 @@ func (s *Stripe) pay(sessionID, card string, auth authStep) (Paid, error) {
 		customer = cs.Customer.ID
 	}
 	var debit *bankDebit
-	switch parseCard(card) {
+	kind := parseCard(card)
+	switch kind {
 	case cardOK:
 	case cardDeclined:
 		return Paid{}, declined("insufficient_funds")
 	case cardChargeFails:
 		if customer != "" {
-			if err := s.setCard(customer, true, false); err != nil {
+			if err := s.setCard(customer, cardChargeFails); err != nil {
 				return Paid{}, err
 			}
 		}
 		return Paid{}, declined("generic_decline")
-	case cardNeedsAuth:
+	case cardNeedsAuth, cardAlwaysAuth:
 		switch auth {
 		case authMissing:
 			return Paid{}, errAuthenticationRequired
@@ -239,13 +249,7 @@ func (s *Stripe) pay(sessionID, card string, auth authStep) (Paid, error) {
 	default:
 		return Paid{}, ErrInvalidCardNumber
 	}
-	// The new card pays; it replaces a failing one.
-	if customer != "" && debit == nil {
-		if err := s.setCard(customer, false, false); err != nil {
-			return Paid{}, err
-		}
-	}
-	evs, err := s.completeCheckout(sessionID, debit)
+	evs, err := s.completeCheckout(sessionID, kind, debit)
 	if err != nil {
 		if now := s.CheckoutSession(sessionID); now != nil && now.Status != "open" {
 			// Completed or expired meanwhile.
@@ -256,12 +260,6 @@ func (s *Stripe) pay(sessionID, card string, auth authStep) (Paid, error) {
 	done := s.CheckoutSession(sessionID)
 	if done == nil {
 		return Paid{}, fmt.Errorf("%w: %q", ErrNoSuchSession, sessionID)
-	}
-	if customer == "" && done.Customer != nil && debit == nil {
-		// A customer made on completion has the card that just worked.
-		if err := s.setCard(done.Customer.ID, false, false); err != nil {
-			return Paid{}, err
-		}
 	}
 	return Paid{RedirectURL: successURL(done.ID, done.SuccessURL, done.ReturnURL), Events: evs}, nil
 }
@@ -280,27 +278,29 @@ func successURL(id, success, ret string) string {
 // it saves a test card as the customer's payment method for its
 // subscriptions' later charges. [CardOK] and [CardNeedsAuth]
 // (authenticated when saved) make them succeed, [CardChargeFails] makes
-// them fail (until another card is saved); [CardDeclined] is refused with
+// them fail (until another card is saved), [CardAlwaysAuthenticate] makes
+// them need the customer; [CardDeclined] is refused with
 // [ErrCardDeclined] and any other number with [ErrInvalidCardNumber], and
 // then nothing changes. The saved card becomes the customer's default
 // payment method (invoice_settings.default_payment_method) and that of its
-// subscriptions that have not ended. No event is emitted.
-func (s *Stripe) UpdateCard(customerID, card string) error {
-	failing := false
-	switch parseCard(card) {
-	case cardOK, cardNeedsAuth:
-	case cardChargeFails:
-		failing = true
+// subscriptions that have not ended. It returns the events, in Stripe's
+// order: payment_method.attached, customer.updated, and
+// customer.subscription.updated for each subscription whose default
+// payment method changed.
+func (s *Stripe) UpdateCard(customerID, card string) ([]Event, error) {
+	kind := parseCard(card)
+	switch kind {
+	case cardOK, cardNeedsAuth, cardAlwaysAuth, cardChargeFails:
 	case cardDeclined:
 		if s.Customer(customerID) == nil {
-			return fmt.Errorf("billingtest: no such customer %q", customerID)
+			return nil, fmt.Errorf("billingtest: no such customer %q", customerID)
 		}
-		return declined("insufficient_funds")
+		return nil, declined("insufficient_funds")
 	default:
 		if s.Customer(customerID) == nil {
-			return fmt.Errorf("billingtest: no such customer %q", customerID)
+			return nil, fmt.Errorf("billingtest: no such customer %q", customerID)
 		}
-		return ErrInvalidCardNumber
+		return nil, ErrInvalidCardNumber
 	}
-	return s.setCard(customerID, failing, true)
+	return s.saveCard(customerID, kind)
 }

@@ -167,10 +167,20 @@ func pgTypes(evs []billingtest.Event) []string {
 	return out
 }
 
+// checkoutEvents are the events of a paid subscription Checkout, in
+// Stripe's order, for a customer that exists (newCustomerCheckout: one
+// Checkout makes).
 var checkoutEvents = []string{
-	"customer.subscription.created", "invoice.created", "invoice.finalized", "invoice.paid",
+	"payment_method.attached", "customer.subscription.created", "invoice.created", "invoice.finalized",
+	"payment_intent.created", "charge.succeeded", "payment_intent.succeeded", "invoice.paid",
 	"invoice.payment_succeeded", "customer.subscription.updated", "checkout.session.completed",
 }
+
+var newCustomerCheckout = append([]string{"customer.created"}, checkoutEvents...)
+
+// cardSaved are the events of a card saved through the portal for a
+// customer with one live subscription.
+var cardSaved = []string{"payment_method.attached", "customer.updated", "customer.subscription.updated"}
 
 func TestPayPageShowsTheSession(t *testing.T) {
 	e := pgSetup(t)
@@ -244,7 +254,7 @@ func TestPayWithWorkingCard(t *testing.T) {
 	assert.Equal(t, stripe.CheckoutSessionPaymentStatusPaid, got.PaymentStatus)
 	require.NotNil(t, got.Customer, "the fake made the customer")
 	require.NotNil(t, got.Subscription)
-	assert.Equal(t, checkoutEvents, e.eventsSince(n))
+	assert.Equal(t, newCustomerCheckout, e.eventsSince(n))
 
 	// The card works for renewals.
 	evs, err := testcatalog.Renew(e.srv, got.Subscription.ID)
@@ -368,7 +378,7 @@ func TestPayWithAuthentication(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, r.Status)
 	assert.Equal(t, "https://app.test/welcome?session="+cs.ID, r.Location)
 	assert.Equal(t, stripe.CheckoutSessionStatusComplete, e.srv.CheckoutSession(cs.ID).Status)
-	assert.Equal(t, checkoutEvents, e.eventsSince(n))
+	assert.Equal(t, newCustomerCheckout, e.eventsSince(n))
 
 	// The challenge of a complete session is over.
 	r = e.get(t, confirm)
@@ -391,7 +401,8 @@ func TestPayPaymentMode(t *testing.T) {
 	got := e.srv.CheckoutSession(cs.ID)
 	assert.Equal(t, stripe.CheckoutSessionStatusComplete, got.Status)
 	assert.Equal(t, stripe.CheckoutSessionPaymentStatusPaid, got.PaymentStatus)
-	assert.Equal(t, []string{"checkout.session.completed"}, e.eventsSince(n))
+	assert.Equal(t, []string{"payment_intent.created", "charge.succeeded", "payment_intent.succeeded",
+		"checkout.session.completed"}, e.eventsSince(n))
 }
 
 func TestPayPagesOfUnknownAndClosedSessions(t *testing.T) {
@@ -752,12 +763,13 @@ func TestPortalCardUpdate(t *testing.T) {
 	page := e.get(t, e.srv.URL()+r.Location).Body
 	assert.Contains(t, page, `<p class="flash" id="flash" role="status">Your card has been updated.</p>`)
 	assert.Contains(t, page, `<p id="card-status">Charges to the card on file fail`)
-	assert.Empty(t, e.eventsSince(n), "saving a card emits nothing")
+	assert.Equal(t, cardSaved, e.eventsSince(n), "the card is attached and is the default")
 
 	evs, err := testcatalog.Renew(e.srv, sub)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
-		"invoice.payment_failed", "customer.subscription.updated"}, pgTypes(evs))
+		"payment_intent.created", "charge.failed", "payment_intent.payment_failed", "customer.updated",
+		"invoice.updated", "invoice.payment_failed", "customer.subscription.updated"}, pgTypes(evs))
 	assert.Equal(t, stripe.SubscriptionStatusPastDue, e.srv.Subscription(sub).Status)
 	r = e.get(t, ps.URL)
 	assert.Contains(t, r.Body, `id="status-`+sub+`">Past due</span>`)
@@ -774,7 +786,8 @@ func TestPortalCardUpdate(t *testing.T) {
 	assert.Contains(t, e.get(t, ps.URL).Body, `<p id="card-status">Charges to the card on file succeed.</p>`)
 	evs, err = testcatalog.Retry(e.srv, sub)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"invoice.paid", "invoice.payment_succeeded", "customer.subscription.updated"}, pgTypes(evs))
+	assert.Equal(t, []string{"charge.succeeded", "payment_intent.succeeded", "customer.updated", "invoice.paid",
+		"invoice.payment_succeeded", "customer.subscription.updated"}, pgTypes(evs))
 	assert.Equal(t, stripe.SubscriptionStatusActive, e.srv.Subscription(sub).Status)
 }
 
@@ -837,16 +850,16 @@ func TestPayHelpers(t *testing.T) {
 
 	// UpdateCard.
 	n = len(e.srv.Events())
-	assert.ErrorIs(t, e.srv.UpdateCard(c.ID, billingtest.CardDeclined), billingtest.ErrCardDeclined)
-	assert.ErrorIs(t, e.srv.UpdateCard(c.ID, "42"), billingtest.ErrInvalidCardNumber)
-	assert.Error(t, e.srv.UpdateCard("cus_nope", billingtest.CardOK))
-	assert.Error(t, e.srv.UpdateCard("cus_nope", billingtest.CardDeclined))
-	require.NoError(t, e.srv.UpdateCard(c.ID, billingtest.CardChargeFails))
-	assert.Empty(t, e.eventsSince(n))
+	assert.ErrorIs(t, testcatalog.Err(e.srv.UpdateCard(c.ID, billingtest.CardDeclined)), billingtest.ErrCardDeclined)
+	assert.ErrorIs(t, testcatalog.Err(e.srv.UpdateCard(c.ID, "42")), billingtest.ErrInvalidCardNumber)
+	assert.Error(t, testcatalog.Err(e.srv.UpdateCard("cus_nope", billingtest.CardOK)))
+	assert.Error(t, testcatalog.Err(e.srv.UpdateCard("cus_nope", billingtest.CardDeclined)))
+	require.NoError(t, testcatalog.Err(e.srv.UpdateCard(c.ID, billingtest.CardChargeFails)))
+	assert.Equal(t, cardSaved, e.eventsSince(n), "refused cards changed nothing")
 	evs, err = testcatalog.Renew(e.srv, sub)
 	require.NoError(t, err)
 	assert.Contains(t, pgTypes(evs), "invoice.payment_failed")
-	require.NoError(t, e.srv.UpdateCard(c.ID, billingtest.CardNeedsAuth))
+	require.NoError(t, testcatalog.Err(e.srv.UpdateCard(c.ID, billingtest.CardNeedsAuth)))
 	evs, err = testcatalog.Retry(e.srv, sub)
 	require.NoError(t, err)
 	assert.Contains(t, pgTypes(evs), "invoice.paid")
@@ -902,14 +915,12 @@ func ExampleStripe_Pay() {
 	fmt.Println("redirect to the success URL:", to.RedirectURL == "https://app.test/welcome?session="+cs.ID)
 
 	done := srv.CheckoutSession(cs.ID)
-	if err := srv.UpdateCard(done.Customer.ID, billingtest.CardChargeFails); err != nil {
+	if _, err := srv.UpdateCard(done.Customer.ID, billingtest.CardChargeFails); err != nil {
 		panic(err)
 	}
-	evs, err := testcatalog.Renew(srv, done.Subscription.ID)
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println("renewal:", evs[3].Type)
+	next, _ := srv.NextEvent() // the renewal, charged an hour after the period ends
+	evs := srv.Advance(next.Sub(srv.Now()) + time.Hour)
+	fmt.Println("renewal:", evs[len(evs)-2].Type)
 	// Output:
 	// declined; the session is open
 	// redirect to the success URL: true

@@ -286,7 +286,7 @@ func (s *Stripe) cardFailing(customerID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.customers[customerID]
-	return c != nil && c.cardFailing
+	return c != nil && c.card == cardChargeFails
 }
 
 // portal gathers the portal page of a portal session.

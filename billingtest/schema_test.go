@@ -2,6 +2,7 @@ package billingtest_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -114,8 +115,10 @@ func TestShapesMatchStripesSchema(t *testing.T) {
 	assert.GreaterOrEqual(t, len(rec.out), 40)
 	assert.GreaterOrEqual(t, len(delivered), len(srv.Events()))
 	for _, typ := range []string{"checkout.session.completed", "customer.subscription.trial_will_end",
-		"invoice.payment_failed", "invoice.paid", "customer.subscription.deleted",
-		"checkout.session.async_payment_succeeded", "checkout.session.expired"} {
+		"invoice.updated", "invoice.payment_failed", "invoice.paid", "customer.subscription.deleted",
+		"checkout.session.async_payment_succeeded", "checkout.session.expired", "payment_intent.requires_action",
+		"invoice.payment_action_required", "charge.failed", "payment_method.attached", "product.created",
+		"price.created", "customer.updated", "invoice.updated", "checkout.session.async_payment_failed"} {
 		assert.True(t, types[typ], "no %s event", typ)
 	}
 	assert.Positive(t, seen["GET 404"]+seen["POST 400"], "no error responses")
@@ -124,6 +127,7 @@ func TestShapesMatchStripesSchema(t *testing.T) {
 		paths[routeOf(x.path)] = true
 	}
 	for _, p := range []string{"/v1/invoice_payments", "/v1/invoice_payments/{id}", "/v1/invoices/{id}",
+		"/v1/payment_intents/{id}", "/v1/charges/{id}", "/v1/payment_methods/{id}",
 		"/v1/checkout/sessions/{id}/line_items", "/v1/webhook_endpoints/{id}", "/v1/events/{id}"} {
 		assert.True(t, paths[p], "%s was not checked", p)
 	}
@@ -133,7 +137,7 @@ func TestShapesMatchStripesSchema(t *testing.T) {
 func routeOf(path string) string {
 	parts := strings.Split(path, "/")
 	for i, p := range parts {
-		if i > 1 && strings.Contains(p, "_") && p != "line_items" && p != "invoice_payments" && p != "webhook_endpoints" {
+		if i > 1 && strings.Contains(p, "_") && p != "line_items" && p != "invoice_payments" && p != "webhook_endpoints" && p != "payment_intents" && p != "payment_methods" {
 			parts[i] = "{id}"
 		}
 	}
@@ -224,7 +228,7 @@ func lifecycle(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client) {
 	must(testcatalog.SetCardFailing(srv, cus.ID, true))
 	steps(testcatalog.Renew(srv, sub))
 	steps(testcatalog.Retry(srv, sub))
-	must(srv.UpdateCard(cus.ID, billingtest.CardOK))
+	must(testcatalog.Err(srv.UpdateCard(cus.ID, billingtest.CardOK)))
 	steps(testcatalog.Retry(srv, sub))
 
 	// Plan change, cancellation scheduled and taken back, the portal.
@@ -254,6 +258,34 @@ func lifecycle(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client) {
 	_, err = sc.V1Subscriptions.Cancel(ctx, sub, nil)
 	must(err)
 
+	// The payment objects behind the events, and a renewal that needs the
+	// customer to authenticate.
+	for _, ev := range srv.Events() {
+		var o struct {
+			Data struct {
+				Object struct{ ID, Object string } `json:"object"`
+			} `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(ev.JSON, &o))
+		switch id := o.Data.Object.ID; o.Data.Object.Object {
+		case "payment_intent":
+			_, err = sc.V1PaymentIntents.Retrieve(ctx, id, nil)
+		case "charge":
+			_, err = sc.V1Charges.Retrieve(ctx, id, nil)
+		case "payment_method":
+			_, err = sc.V1PaymentMethods.Retrieve(ctx, id, nil)
+		}
+		must(err)
+	}
+	authCS, err := sc.V1CheckoutSessions.Create(ctx, &stripe.CheckoutSessionCreateParams{
+		Mode: stripe.String("subscription"), Customer: stripe.String(cus.ID), SuccessURL: stripe.String("https://app.test/ok"),
+		LineItems: []*stripe.CheckoutSessionCreateLineItemParams{{Price: stripe.String("price_month"), Quantity: stripe.Int64(1)}},
+	})
+	must(err)
+	_, err = srv.Pay(authCS.ID, billingtest.CardAlwaysAuthenticate)
+	must(err)
+	steps(testcatalog.Renew(srv, srv.CheckoutSession(authCS.ID).Subscription.ID))
+
 	// One-time purchases: paid at once, paid later, expired; embedded.
 	once := func(ui string) *stripe.CheckoutSession {
 		p := &stripe.CheckoutSessionCreateParams{Mode: stripe.String("payment"), Customer: stripe.String(cus.ID),
@@ -275,7 +307,7 @@ func lifecycle(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client) {
 	_, err = sc.V1CheckoutSessions.Retrieve(ctx, delayed.ID, &stripe.CheckoutSessionRetrieveParams{Expand: ex([]string{"invoice", "line_items"})})
 	must(err)
 	failed := once("embedded")
-	steps(testcatalog.PayWith(srv, failed.ID, billingtest.BankDebit))
+	steps(testcatalog.PayWith(srv, failed.ID, billingtest.BankDebitFails))
 	steps(testcatalog.Settle(srv), error(nil))
 	_, err = sc.V1CheckoutSessions.Expire(ctx, once("hosted").ID, nil)
 	must(err)

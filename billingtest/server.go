@@ -67,6 +67,9 @@
 //	GET    /v1/invoice_payments                   invoice, payment[type]=payment_intent,
 //	                                              payment[payment_intent], status; pagination
 //	GET    /v1/invoice_payments/{id}
+//	GET    /v1/payment_intents/{id}
+//	GET    /v1/charges/{id}
+//	GET    /v1/payment_methods/{id}
 //	GET    /v1/events                             type (with * wildcards), types[], created,
 //	                                              delivery_success; pagination
 //	GET    /v1/events/{id}
@@ -114,8 +117,35 @@
 // subscription emit the events the simulator's methods for the same changes
 // emit (customer.subscription.updated, once per request and only if
 // something changed, or .deleted; checkout.session.expired), with the
-// request's ID and idempotency key in their request field. Creating and
-// updating customers, products and prices emits no event.
+// request's ID and idempotency key in their request field. Creating a
+// customer emits customer.created, updating one customer.updated (with
+// previous_attributes, only if something changed); creating a product
+// product.created, a price price.created (and price.updated for the price
+// a transfer_lookup_key took the key from). [Stripe.AddPrice] is a fixture
+// and emits nothing.
+//
+// # Events
+//
+// Each step emits what Stripe sends for it, in Stripe's order. A paid
+// subscription Checkout: customer.created (for a customer Checkout made),
+// payment_method.attached, customer.subscription.created, invoice.created,
+// invoice.finalized, payment_intent.created, charge.succeeded,
+// payment_intent.succeeded, invoice.paid, invoice.payment_succeeded,
+// customer.subscription.updated, checkout.session.completed (a trial: no
+// payment). A renewal: customer.subscription.updated and invoice.created at
+// the period end, then an hour later invoice.finalized,
+// payment_intent.created and the attempt: charge.succeeded,
+// payment_intent.succeeded, invoice.paid, invoice.payment_succeeded; or
+// charge.failed, payment_intent.payment_failed, customer.updated (the
+// customer becomes delinquent), invoice.updated, invoice.payment_failed,
+// customer.subscription.updated (past_due); with [CardAlwaysAuthenticate]
+// payment_intent.requires_action and invoice.payment_action_required
+// instead of the charge. A one-time Checkout: payment_intent.created,
+// charge.succeeded, payment_intent.succeeded, checkout.session.completed
+// (a bank debit: payment_intent.processing, then at settlement the charge,
+// the PaymentIntent and checkout.session.async_payment_succeeded or
+// _failed). A card saved in the portal: payment_method.attached,
+// customer.updated, customer.subscription.updated.
 //
 // # Hosted pages
 //
@@ -180,10 +210,9 @@
 //   - No taxes, discounts, coupons or promotion codes (allow_promotion_codes
 //     is recorded, no code can be entered), shipping, or currencies beyond
 //     each price's own.
-//   - No PaymentIntent, Charge, PaymentMethod, refund or dispute objects:
-//     their IDs appear where Stripe puts them (a session's payment_intent,
-//     an invoice payment's PaymentIntent, default payment methods) but
-//     cannot be retrieved.
+//   - PaymentIntents, Charges and PaymentMethods can be retrieved, not
+//     created, confirmed, listed or refunded through the API; no refunds or
+//     disputes.
 //   - A price or quantity change (proration_behavior is accepted and
 //     ignored) bills the new amount from the next renewal: no proration
 //     items, no invoice previews, no subscription schedules, no pausing.
@@ -251,6 +280,9 @@ type Stripe struct {
 	subs       map[string]*subscription
 	subOrder   []string
 	invoices   map[string]*invoice
+	pms        map[string]*paymentMethod
+	pis        map[string]*paymentIntent
+	charges    map[string]*charge
 	invOrder   []string
 	events     []Event
 	eventIndex map[string]int
@@ -307,6 +339,9 @@ func New(opts Options) *Stripe {
 		portals:    map[string]*portalSession{},
 		subs:       map[string]*subscription{},
 		invoices:   map[string]*invoice{},
+		pms:        map[string]*paymentMethod{},
+		pis:        map[string]*paymentIntent{},
+		charges:    map[string]*charge{},
 		eventIndex: map[string]int{},
 		calls:      map[string]int{},
 		fails:      map[string]*injectedFailure{},
@@ -638,6 +673,9 @@ func (s *Stripe) routes() {
 	s.handle("GET /v1/invoices/{id}", s.getInvoice)
 	s.handle("GET /v1/invoice_payments", s.listInvoicePayments)
 	s.handle("GET /v1/invoice_payments/{id}", s.getInvoicePayment)
+	s.handle("GET /v1/payment_intents/{id}", s.getPaymentIntent)
+	s.handle("GET /v1/charges/{id}", s.getCharge)
+	s.handle("GET /v1/payment_methods/{id}", s.getPaymentMethod)
 	s.handle("GET /v1/events", s.listEvents)
 	s.handle("GET /v1/events/{id}", s.getEvent)
 	s.deliveryRoutes()

@@ -97,6 +97,17 @@ func changed(before, after map[string]any) map[string]any {
 	return prev
 }
 
+// updateCustomer applies mutate to a customer and emits customer.updated
+// with the changed attributes, if any changed.
+func (st *step) updateCustomer(c *customer, mutate func()) {
+	before := st.s.customerObj(c)
+	mutate()
+	after := st.s.customerObj(c)
+	if prev := changed(before, after); len(prev) > 0 {
+		st.emit("customer.updated", after, prev)
+	}
+}
+
 // updateSub applies mutate to a subscription and emits
 // customer.subscription.updated with the changed attributes.
 func (st *step) updateSub(sub *subscription, mutate func()) {
@@ -190,14 +201,26 @@ func (st *step) finalize(in *invoice) {
 	s.invoiceSeq++
 	in.status, in.finalizedAt, in.nextPaymentAttempt = "open", st.t, 0
 	in.number = fmt.Sprintf("%s-%04d", prefixOf(in.customer), s.invoiceSeq)
+	piID := ""
 	if in.amountDue > 0 {
 		in.nextPaymentAttempt = st.t
 		// The PaymentIntent every attempt uses, found through the
 		// invoice's payments in basil (invoice.payment_intent is gone).
+		piID = newID("pi_", 24)
 		in.payments = append(in.payments, &invoicePayment{id: newID("inpay_", 24), invoice: in.id,
-			pi: newID("pi_", 24), status: "open", amountRequested: in.amountDue, created: st.t})
+			pi: piID, status: "open", amountRequested: in.amountDue, created: st.t})
 	}
 	st.emit("invoice.finalized", s.invoiceObj(in), nil)
+	if piID != "" {
+		pm, desc := "", "Subscription update"
+		if sub := s.subs[in.subscription]; sub != nil {
+			pm = sub.defaultPM
+		}
+		if in.billingReason == "subscription_create" {
+			desc = "Subscription creation"
+		}
+		st.newPaymentIntent(piID, in.customer, s.invoiceCurrency(in), pm, desc, in.amountDue)
+	}
 }
 
 // newestInvoice returns the subscription's newest invoice that matches,
@@ -236,26 +259,32 @@ func (s *Stripe) pendingInvoice(sub *subscription) *invoice {
 // the last attempt the invoice stays open, with next_payment_attempt null
 // and auto_advance false: Stripe's "leave the invoice past due" setting, so
 // it can still be paid.
-func (st *step) pay(sub *subscription, in *invoice, ok bool) {
+func (st *step) pay(sub *subscription, in *invoice, outcome chargeOutcome) {
 	s := st.s
+	before := s.invoiceObj(in)
 	if in.amountDue == 0 {
-		ok = true // nothing to charge: paid without an attempt
+		outcome = chargeOK // nothing to charge: paid without an attempt
 	} else {
 		in.attemptCount++
 		if in.firstAttemptAt == 0 {
 			in.firstAttemptAt = st.t
 		}
+		if n := len(in.payments); n > 0 {
+			if pi := s.pis[in.payments[n-1].pi]; pi != nil {
+				st.chargeIntent(pi, outcome, false)
+			}
+		}
 	}
 	in.attempted = true
 	c := s.customers[in.customer]
-	if ok {
+	if outcome == chargeOK {
 		in.status, in.amountPaid, in.paidAt, in.nextPaymentAttempt = "paid", in.amountDue, st.t, 0
 		if n := len(in.payments); n > 0 {
 			p := in.payments[n-1]
 			p.status, p.amountPaid, p.paidAt = "paid", in.amountDue, st.t
 		}
-		if c != nil {
-			c.delinquent = false // paying an invoice clears it
+		if c != nil && c.delinquent {
+			st.updateCustomer(c, func() { c.delinquent = false }) // paying an invoice clears it
 		}
 		st.emit("invoice.paid", s.invoiceObj(in), nil)
 		st.emit("invoice.payment_succeeded", s.invoiceObj(in), nil)
@@ -264,14 +293,19 @@ func (st *step) pay(sub *subscription, in *invoice, ok bool) {
 		}
 		return
 	}
-	if c != nil {
-		c.delinquent = true // an automatic payment failed
+	if c != nil && !c.delinquent {
+		st.updateCustomer(c, func() { c.delinquent = true }) // an automatic payment failed
 	}
 	in.nextPaymentAttempt = 0
 	if i := int(in.attemptCount) - 1; i < len(s.retries) {
 		in.nextPaymentAttempt = in.firstAttemptAt + int64(s.retries[i]/time.Second)
 	}
-	st.emit("invoice.payment_failed", s.invoiceObj(in), nil)
+	if outcome == chargeAction {
+		st.emit("invoice.payment_action_required", s.invoiceObj(in), nil)
+	}
+	after := s.invoiceObj(in)
+	st.emit("invoice.updated", after, changed(before, after))
+	st.emit("invoice.payment_failed", after, nil)
 	if sub.status == "active" && s.latestFinalized(sub, in) {
 		st.updateSub(sub, func() { sub.status = "past_due" })
 	}
@@ -304,7 +338,7 @@ func (st *step) pay(sub *subscription, in *invoice, ok bool) {
 //
 // Payment mode: checkout.session.completed with payment_status paid, or
 // unpaid for a bank debit, which the clock settles settleDelay later.
-func (s *Stripe) completeCheckout(sessionID string, debit *bankDebit) ([]Event, error) {
+func (s *Stripe) completeCheckout(sessionID string, card testCard, debit *bankDebit) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cs, err := s.session(sessionID)
@@ -317,10 +351,16 @@ func (s *Stripe) completeCheckout(sessionID string, debit *bankDebit) ([]Event, 
 	st := s.step(true)
 	cs.status = "complete"
 	if cs.mode == "payment" {
-		cs.pi = newID("pi_", 24)
-		cs.paymentStatus = "paid"
+		// The payment method pays once; it is not saved to the customer.
+		pm := &paymentMethod{id: newID("pm_", 24), card: card, created: st.t}
+		s.pms[pm.id] = pm
+		pi := st.newPaymentIntent("", cs.customer, s.currency(cs.priceID), pm.id, "", cs.amountTotal)
+		cs.pi, cs.paymentStatus = pi.id, "paid"
 		if debit != nil {
+			st.processing(pi)
 			cs.paymentStatus, cs.settleAt, cs.settleOK = "unpaid", st.t+int64(settleDelay/time.Second), debit.ok
+		} else {
+			st.chargeIntent(pi, chargeOK, false)
 		}
 		st.emit("checkout.session.completed", s.sessionObj(cs, nil), nil)
 		return st.done()
@@ -329,14 +369,16 @@ func (s *Stripe) completeCheckout(sessionID string, debit *bankDebit) ([]Event, 
 		c := &customer{id: newID("cus_", 14), email: cs.customerEmail, created: st.t}
 		s.addCustomer(c)
 		cs.customer = c.id
+		st.emit("customer.created", s.customerObj(c), nil)
 	}
+	// The card entered on the page (collected even for a trial) is saved
+	// to the customer and is the subscription's default payment method.
+	pm := st.attachCard(s.customers[cs.customer], card)
 	it := &subItem{id: newID("si_", 14), priceID: cs.priceID, quantity: cs.quantity, created: st.t,
 		periodStart: st.t}
-	// The card entered on the page (collected even for a trial) is the
-	// subscription's default payment method.
 	sub := &subscription{id: newID("sub_", 24), customer: cs.customer, status: "incomplete",
 		items: []*subItem{it}, metadata: maps.Clone(cs.subMetadata), created: st.t, startDate: st.t, anchor: st.t,
-		defaultPM: newID("pm_", 24)}
+		defaultPM: pm.id}
 	it.periodEnd = s.periodEndAfter(sub, it, st.t)
 	trial := cs.trialDays > 0
 	if trial {
@@ -348,7 +390,7 @@ func (s *Stripe) completeCheckout(sessionID string, debit *bankDebit) ([]Event, 
 	in := s.newInvoice(sub, "subscription_create", st.t, st.t, st.t, trial)
 	st.emit("customer.subscription.created", s.subObj(sub, false), nil)
 	st.createAndFinalize(in)
-	st.pay(sub, in, true)
+	st.pay(sub, in, chargeOK) // authenticated on the page if the card asked
 	if !trial {
 		st.updateSub(sub, func() { sub.status = "active" })
 	}
@@ -366,6 +408,13 @@ func (s *Stripe) completeCheckout(sessionID string, debit *bankDebit) ([]Event, 
 // payment_status still unpaid.
 func (st *step) settle(cs *session) {
 	cs.settleAt = 0
+	if pi := st.s.pis[cs.pi]; pi != nil {
+		outcome := chargeDeclined
+		if cs.settleOK {
+			outcome = chargeOK
+		}
+		st.chargeIntent(pi, outcome, true)
+	}
 	typ := "checkout.session.async_payment_failed"
 	if cs.settleOK {
 		cs.paymentStatus, typ = "paid", "checkout.session.async_payment_succeeded"
@@ -395,11 +444,9 @@ func (st *step) startCycle(sub *subscription, periodStart, periodEnd, attemptAt 
 	return in
 }
 
-// cardWorks reports whether a charge to the subscription's customer
-// succeeds.
-func (s *Stripe) cardWorks(sub *subscription) bool {
-	c := s.customers[sub.customer]
-	return c == nil || !c.cardFailing
+// chargeOutcome is what charging the subscription's customer does now.
+func (s *Stripe) chargeOutcome(sub *subscription) chargeOutcome {
+	return s.customers[sub.customer].outcome()
 }
 
 // trialWillEnd emits customer.subscription.trial_will_end, once per
@@ -528,25 +575,37 @@ func (s *Stripe) ChangePrice(subID, newPriceID string) ([]Event, error) {
 	})
 }
 
-// setCard sets whether the customer's card fails; with saved, a new card
-// was saved (the portal's card update): it becomes the customer's default
-// payment method and that of its subscriptions that have not ended.
-func (s *Stripe) setCard(customerID string, failing, saved bool) error {
+// setCard records what the customer's card does when charged, without
+// saving a payment method (a card tried in Checkout).
+func (s *Stripe) setCard(customerID string, kind testCard) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.customers[customerID]
 	if c == nil {
 		return fmt.Errorf("billingtest: no such customer %q", customerID)
 	}
-	c.cardFailing = failing
-	if saved {
-		c.defaultPM = newID("pm_", 24)
-		for _, id := range s.subOrder {
-			if sub := s.subs[id]; sub.customer == c.id && sub.status != "canceled" &&
-				sub.status != "incomplete_expired" {
-				sub.defaultPM = c.defaultPM
-			}
+	c.card = kind
+	return nil
+}
+
+// saveCard saves a card as the customer's default payment method, as the
+// portal's card update does: payment_method.attached, customer.updated,
+// and customer.subscription.updated for each of its subscriptions that
+// has not ended, whose default payment method it becomes.
+func (s *Stripe) saveCard(customerID string, kind testCard) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.customers[customerID]
+	if c == nil {
+		return nil, fmt.Errorf("billingtest: no such customer %q", customerID)
+	}
+	st := s.step(true)
+	pm := st.attachCard(c, kind)
+	st.updateCustomer(c, func() { c.defaultPM = pm.id })
+	for _, id := range s.subOrder {
+		if sub := s.subs[id]; sub.customer == c.id && !sub.ended() {
+			st.updateSub(sub, func() { sub.defaultPM = pm.id })
 		}
 	}
-	return nil
+	return st.done()
 }

@@ -27,7 +27,7 @@ func TestCustomerDelinquentWhilePastDue(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, got.Delinquent, "an automatic payment failed")
 
-	require.NoError(t, srv.UpdateCard(c.ID, billingtest.CardOK))
+	require.NoError(t, testcatalog.Err(srv.UpdateCard(c.ID, billingtest.CardOK)))
 	_, err = testcatalog.Retry(srv, sub)
 	require.NoError(t, err)
 	assert.False(t, srv.Customer(c.ID).Delinquent, "the invoice was paid")
@@ -42,7 +42,7 @@ func TestDefaultPaymentMethods(t *testing.T) {
 	assert.Regexp(t, `^pm_\w+$`, first)
 	assert.Nil(t, srv.Customer(c.ID).InvoiceSettings.DefaultPaymentMethod, "Checkout does not set the customer's default")
 
-	require.NoError(t, srv.UpdateCard(c.ID, billingtest.CardOK))
+	require.NoError(t, testcatalog.Err(srv.UpdateCard(c.ID, billingtest.CardOK)))
 	cus := srv.Customer(c.ID)
 	require.NotNil(t, cus.InvoiceSettings.DefaultPaymentMethod)
 	updated := cus.InvoiceSettings.DefaultPaymentMethod.ID
@@ -50,11 +50,11 @@ func TestDefaultPaymentMethods(t *testing.T) {
 	assert.Equal(t, updated, srv.Subscription(sub).DefaultPaymentMethod.ID, "the new card is the subscription's too")
 
 	// A refused card changes nothing; an ended subscription keeps its card.
-	require.Error(t, srv.UpdateCard(c.ID, billingtest.CardDeclined))
+	require.Error(t, testcatalog.Err(srv.UpdateCard(c.ID, billingtest.CardDeclined)))
 	assert.Equal(t, updated, srv.Customer(c.ID).InvoiceSettings.DefaultPaymentMethod.ID)
 	_, err := srv.CancelNow(sub)
 	require.NoError(t, err)
-	require.NoError(t, srv.UpdateCard(c.ID, billingtest.CardOK))
+	require.NoError(t, testcatalog.Err(srv.UpdateCard(c.ID, billingtest.CardOK)))
 	assert.Equal(t, updated, srv.Subscription(sub).DefaultPaymentMethod.ID)
 	assert.NotEqual(t, updated, srv.Customer(c.ID).InvoiceSettings.DefaultPaymentMethod.ID)
 }

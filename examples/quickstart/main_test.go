@@ -14,7 +14,6 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/gobilling/billing/billingtest"
-	"github.com/gobilling/billing/internal/testcatalog"
 	"github.com/gobilling/billing/memstore"
 )
 
@@ -51,9 +50,9 @@ func TestQuickstart(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, w.Code, w.Body.String())
 	loc := w.Header().Get("Location")
 	require.True(t, strings.HasPrefix(loc, fake.URL()), loc)
-	events, err := testcatalog.Pay(fake, path.Base(loc))
+	paid, err := fake.Pay(path.Base(loc), billingtest.CardOK)
 	require.NoError(t, err)
-	for _, ev := range events {
+	for _, ev := range paid.Events {
 		sp := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: ev.JSON, Secret: env["STRIPE_WEBHOOK_SECRET"]})
 		r := httptest.NewRequest("POST", "/stripe/webhook", bytes.NewReader(ev.JSON))
 		r.Header.Set("Stripe-Signature", sp.Header)

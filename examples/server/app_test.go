@@ -374,7 +374,7 @@ func TestAccountPage(t *testing.T) {
 
 	// The card fails at the renewal: the failing-payment banner.
 	customer := customerOf(t, a, email)
-	require.NoError(t, a.offline.UpdateCard(customer, billingtest.CardChargeFails))
+	require.NoError(t, testcatalog.Err(a.offline.UpdateCard(customer, billingtest.CardChargeFails)))
 	a.offline.Advance(30*day + 2*time.Hour) // renewal, and its charge an hour later
 	flush(t, a)
 	page = c.get("/account")

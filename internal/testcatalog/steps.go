@@ -107,7 +107,8 @@ func SetCardFailing(st *billingtest.Stripe, customerID string, failing bool) err
 	if failing {
 		card = billingtest.CardChargeFails
 	}
-	return st.UpdateCard(customerID, card)
+	_, err := st.UpdateCard(customerID, card)
+	return err
 }
 
 // Request makes an API request to st as an app would and returns the
@@ -149,3 +150,6 @@ func CancelAt(st *billingtest.Stripe, subID string, at time.Time) ([]billingtest
 func Expire(st *billingtest.Stripe, sessionID string) ([]billingtest.Event, error) {
 	return Request(st, http.MethodPost, "/v1/checkout/sessions/"+sessionID+"/expire", nil)
 }
+
+// Err returns a step's error, for asserting on it alone.
+func Err(_ []billingtest.Event, err error) error { return err }

@@ -1,0 +1,207 @@
+package billingtest_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v82"
+
+	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testcatalog"
+)
+
+// The events apps listen to, in Stripe's order on the same steps, and the
+// objects behind them.
+func TestPaymentEvents(t *testing.T) {
+	srv, sc := setup(t)
+
+	// API writes: customer.created, customer.updated (only what changed).
+	c := newCustomer(t, sc)
+	n := len(srv.Events())
+	_, err := sc.V1Customers.Update(ctx, c.ID, &stripe.CustomerUpdateParams{Name: stripe.String("Ann B")})
+	require.NoError(t, err)
+	_, err = sc.V1Customers.Update(ctx, c.ID, &stripe.CustomerUpdateParams{Name: stripe.String("Ann B")})
+	require.NoError(t, err)
+	evs := srv.Events()[n:]
+	require.Equal(t, []string{"customer.updated"}, types(evs), "an update that changes nothing sends nothing")
+	assert.Equal(t, map[string]any{"name": "Ann"}, decode(t, evs[0]).Data.PreviousAttributes)
+	assert.NotEmpty(t, decode(t, evs[0]).Request.ID, "caused by the request")
+
+	// Checkout for an existing customer: the card is attached, the first
+	// invoice's PaymentIntent created and charged.
+	paid, err := srv.Pay(subSession(t, sc, c.ID, 0).ID, billingtest.CardOK)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"payment_method.attached", "customer.subscription.created", "invoice.created",
+		"invoice.finalized", "payment_intent.created", "charge.succeeded", "payment_intent.succeeded", "invoice.paid",
+		"invoice.payment_succeeded", "customer.subscription.updated", "checkout.session.completed"}, types(paid.Events))
+	pm := decodeAs[stripe.PaymentMethod](t, paid.Events[0])
+	assert.Equal(t, c.ID, pm.Customer.ID)
+	assert.Equal(t, "4242", pm.Card.Last4)
+	pi := decodeAs[stripe.PaymentIntent](t, pick(t, paid.Events, "payment_intent.succeeded"))
+	assert.Equal(t, int64(2000), pi.Amount)
+	assert.Equal(t, int64(2000), pi.AmountReceived)
+	assert.Equal(t, pm.ID, pi.PaymentMethod.ID)
+	ch := decodeAs[stripe.Charge](t, pick(t, paid.Events, "charge.succeeded"))
+	assert.Equal(t, pi.ID, ch.PaymentIntent.ID)
+	assert.Equal(t, pi.LatestCharge.ID, ch.ID)
+	assert.True(t, ch.Paid)
+	assert.Nil(t, srv.CheckoutSession(pi.ID), "an ID of another kind of object")
+	assert.Nil(t, srv.Subscription(c.ID))
+	subID := srv.SubscriptionsOf(c.ID)[0]
+	inv := srv.Subscription(subID).LatestInvoice.ID
+	assert.Equal(t, []string{pi.ID}, piOf(t, sc, inv), "the invoice's payment is this PaymentIntent")
+
+	// The objects behind the events can be retrieved.
+	gotPI, err := sc.V1PaymentIntents.Retrieve(ctx, pi.ID, nil)
+	require.NoError(t, err)
+	assert.Equal(t, stripe.PaymentIntentStatusSucceeded, gotPI.Status)
+	gotCh, err := sc.V1Charges.Retrieve(ctx, ch.ID, nil)
+	require.NoError(t, err)
+	assert.Equal(t, stripe.ChargeStatusSucceeded, gotCh.Status)
+	gotPM, err := sc.V1PaymentMethods.Retrieve(ctx, pm.ID, nil)
+	require.NoError(t, err)
+	assert.Equal(t, stripe.PaymentMethodTypeCard, gotPM.Type)
+	_, err = sc.V1PaymentIntents.Retrieve(ctx, "pi_missing", nil)
+	assertStripeError(t, err, 404, "resource_missing")
+	_, err = sc.V1Charges.Retrieve(ctx, "ch_missing", nil)
+	assertStripeError(t, err, 404, "resource_missing")
+
+	// A declined renewal: the charge fails, the customer is delinquent.
+	require.NoError(t, testcatalog.SetCardFailing(srv, c.ID, true))
+	evs, err = testcatalog.Renew(srv, subID)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
+		"payment_intent.created", "charge.failed", "payment_intent.payment_failed", "customer.updated",
+		"invoice.updated", "invoice.payment_failed", "customer.subscription.updated"}, types(evs))
+	failed := decodeAs[stripe.PaymentIntent](t, pick(t, evs, "payment_intent.payment_failed"))
+	require.NotNil(t, failed.LastPaymentError)
+	assert.Equal(t, stripe.ErrorCodeCardDeclined, failed.LastPaymentError.Code)
+	assert.Equal(t, stripe.PaymentIntentStatusRequiresPaymentMethod, failed.Status)
+	assert.Equal(t, "card_declined", string(decodeAs[stripe.Charge](t, pick(t, evs, "charge.failed")).FailureCode))
+	assert.Equal(t, map[string]any{"delinquent": false}, decode(t, pick(t, evs, "customer.updated")).Data.PreviousAttributes)
+	upd := decode(t, pick(t, evs, "invoice.updated")).Data.PreviousAttributes
+	assert.Contains(t, upd, "attempt_count")
+	assert.Contains(t, upd, "next_payment_attempt")
+
+	// A card update: attached, the customer's and subscription's default.
+	evs, err = srv.UpdateCard(c.ID, billingtest.CardOK)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"payment_method.attached", "customer.updated", "customer.subscription.updated"}, types(evs))
+	newPM := decodeAs[stripe.PaymentMethod](t, evs[0])
+	assert.Equal(t, newPM.ID, decodeAs[stripe.Customer](t, evs[1]).InvoiceSettings.DefaultPaymentMethod.ID)
+	assert.Equal(t, newPM.ID, decodeAs[stripe.Subscription](t, evs[2]).DefaultPaymentMethod.ID)
+
+	// The retry charges the same PaymentIntent with the new card.
+	evs, err = testcatalog.Retry(srv, subID)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"charge.succeeded", "payment_intent.succeeded", "customer.updated", "invoice.paid",
+		"invoice.payment_succeeded", "customer.subscription.updated"}, types(evs))
+	retried := decodeAs[stripe.PaymentIntent](t, evs[1])
+	assert.Equal(t, failed.ID, retried.ID)
+	assert.Equal(t, map[string]any{"delinquent": true}, decode(t, evs[2]).Data.PreviousAttributes)
+}
+
+// piOf returns the PaymentIntents of an invoice's payments.
+func piOf(t *testing.T, sc *stripe.Client, invoice string) []string {
+	t.Helper()
+	var out []string
+	for _, p := range payments(t, sc, invoice) {
+		out = append(out, p.Payment.PaymentIntent.ID)
+	}
+	return out
+}
+
+// A card that always asks for authentication: Checkout authenticates it
+// on the page; a renewal charged off-session needs the customer.
+func TestPaymentActionRequired(t *testing.T) {
+	srv, sc := setup(t)
+	c := newCustomer(t, sc)
+	_, err := srv.Pay(subSession(t, sc, c.ID, 0).ID, billingtest.CardAlwaysAuthenticate)
+	require.NoError(t, err)
+	subID := srv.SubscriptionsOf(c.ID)[0]
+	assert.Equal(t, stripe.SubscriptionStatusActive, srv.Subscription(subID).Status)
+
+	evs, err := testcatalog.Renew(srv, subID)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
+		"payment_intent.created", "payment_intent.requires_action", "customer.updated",
+		"invoice.payment_action_required", "invoice.updated", "invoice.payment_failed",
+		"customer.subscription.updated"}, types(evs))
+	pi := decodeAs[stripe.PaymentIntent](t, pick(t, evs, "payment_intent.requires_action"))
+	assert.Equal(t, stripe.PaymentIntentStatusRequiresAction, pi.Status)
+	require.NotNil(t, pi.NextAction)
+	assert.Equal(t, stripe.SubscriptionStatusPastDue, srv.Subscription(subID).Status)
+
+	// A card set up for off-session payments (3155) pays the retry.
+	_, err = srv.UpdateCard(c.ID, billingtest.CardNeedsAuth)
+	require.NoError(t, err)
+	evs, err = testcatalog.Retry(srv, subID)
+	require.NoError(t, err)
+	assert.Contains(t, types(evs), "invoice.paid")
+}
+
+// One-time payments: a card, and bank debits that settle later.
+func TestOneTimePaymentEvents(t *testing.T) {
+	srv, sc := setup(t)
+	c := newCustomer(t, sc)
+	create := func() string {
+		cs, err := sc.V1CheckoutSessions.Create(ctx, &stripe.CheckoutSessionCreateParams{
+			Mode: stripe.String("payment"), Customer: stripe.String(c.ID), SuccessURL: stripe.String("https://app.test/ok"),
+			LineItems: []*stripe.CheckoutSessionCreateLineItemParams{{Price: stripe.String("price_once"), Quantity: stripe.Int64(1)}},
+		})
+		require.NoError(t, err)
+		return cs.ID
+	}
+	paid, err := srv.Pay(create(), billingtest.CardOK)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"payment_intent.created", "charge.succeeded", "payment_intent.succeeded",
+		"checkout.session.completed"}, types(paid.Events))
+	cs := decodeAs[stripe.CheckoutSession](t, paid.Events[3])
+	assert.Equal(t, decodeAs[stripe.PaymentIntent](t, paid.Events[0]).ID, cs.PaymentIntent.ID)
+	assert.Empty(t, srv.Customer(c.ID).InvoiceSettings.DefaultPaymentMethod, "a one-time payment saves no card")
+
+	for _, tc := range []struct {
+		method string
+		settle []string
+	}{
+		{billingtest.BankDebit, []string{"charge.succeeded", "payment_intent.succeeded", "checkout.session.async_payment_succeeded"}},
+		{billingtest.BankDebitFails, []string{"charge.failed", "payment_intent.payment_failed", "checkout.session.async_payment_failed"}},
+	} {
+		paid, err := srv.Pay(create(), tc.method)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"payment_intent.created", "payment_intent.processing", "checkout.session.completed"},
+			types(paid.Events), tc.method)
+		evs := srv.Advance(3 * time.Minute)
+		assert.Equal(t, tc.settle, types(evs), tc.method)
+	}
+}
+
+// Catalog writes through the API send product.* and price.* events.
+func TestCatalogEvents(t *testing.T) {
+	srv, sc := setup(t)
+	n := len(srv.Events())
+	prod, err := sc.V1Products.Create(ctx, &stripe.ProductCreateParams{Name: stripe.String("Team")})
+	require.NoError(t, err)
+	first, err := sc.V1Prices.Create(ctx, &stripe.PriceCreateParams{Product: stripe.String(prod.ID),
+		Currency: stripe.String("usd"), UnitAmount: stripe.Int64(900), LookupKey: stripe.String("team"),
+		Recurring: &stripe.PriceCreateRecurringParams{Interval: stripe.String("month")}})
+	require.NoError(t, err)
+	_, err = sc.V1Prices.Create(ctx, &stripe.PriceCreateParams{ProductData: &stripe.PriceCreateProductDataParams{Name: stripe.String("Add-on")},
+		Currency: stripe.String("usd"), UnitAmount: stripe.Int64(1200), LookupKey: stripe.String("team"), TransferLookupKey: stripe.Bool(true),
+		Recurring: &stripe.PriceCreateRecurringParams{Interval: stripe.String("month")}})
+	require.NoError(t, err)
+	evs := srv.Events()[n:]
+	assert.Equal(t, []string{"product.created", "price.created", "product.created", "price.updated", "price.created"}, types(evs))
+	moved := decode(t, evs[3])
+	assert.Equal(t, first.ID, decodeAs[stripe.Price](t, evs[3]).ID)
+	assert.Equal(t, map[string]any{"lookup_key": "team"}, moved.Data.PreviousAttributes)
+
+	// Refused writes send nothing.
+	n = len(srv.Events())
+	status, _, _ := apiDo(t, srv, http.MethodPost, "/v1/prices", "currency=usd&unit_amount=1")
+	assert.Equal(t, 400, status)
+	assert.Len(t, srv.Events(), n)
+}
