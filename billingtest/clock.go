@@ -32,7 +32,22 @@ func defaultRetries() []time.Duration {
 
 // clock is the clock's own state. It is guarded by s.mu.
 type clock struct {
-	notice map[string]bool // subscriptions whose trial_will_end has been sent
+	notice   map[string]bool  // subscriptions whose trial_will_end has been sent
+	upcoming map[string]int64 // subscription → the period end its invoice.upcoming announced
+}
+
+// defaultUpcoming is how long before a renewal invoice.upcoming comes by
+// default (the account setting "upcoming renewal events").
+const defaultUpcoming = 3 * 24 * time.Hour
+
+// SetUpcomingNotice sets how long before a subscription renews (or its
+// trial ends) invoice.upcoming is sent, as an account's "upcoming renewal
+// events" setting does (default 3 days); 0 sends none. A period shorter
+// than the notice gets none.
+func (s *Stripe) SetUpcomingNotice(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.upcoming = max(d, 0)
 }
 
 // noticeSent records that a subscription's trial_will_end has been sent.
@@ -52,6 +67,7 @@ const (
 	actSettle                         // a bank debit settles
 	actFinalize                       // a renewal invoice is finalized and charged
 	actRetry                          // an invoice's payment is retried
+	actUpcoming                       // invoice.upcoming
 	actTrialWillEnd                   // customer.subscription.trial_will_end
 	actCancel                         // a scheduled cancellation takes effect
 	actTrialEnd                       // a trial ends: the first paid period starts
@@ -246,6 +262,10 @@ func (s *Stripe) nextAction() (action, bool) {
 			a.at, a.kind = sub.cancelAt, actCancel
 			consider(a)
 		}
+		if at, ok := s.upcomingAt(sub); ok {
+			a.at, a.kind = at, actUpcoming
+			consider(a)
+		}
 		switch sub.status {
 		case "trialing":
 			if !s.clk.notice[sub.id] {
@@ -281,6 +301,61 @@ func (s *Stripe) nextAction() (action, bool) {
 	return best, found
 }
 
+// renewsAt is when a subscription next renews (its trial's end for a
+// trial), with the start of the period that ends then; false if it does
+// not renew (a cancellation is scheduled by then, or it is not live).
+func renewsAt(sub *subscription) (start, end int64, ok bool) {
+	switch sub.status {
+	case "trialing":
+		start, end = sub.trialStart, sub.trialEnd
+	case "active", "past_due":
+		if len(sub.items) == 0 {
+			return 0, 0, false
+		}
+		start, end = sub.items[0].periodStart, currentPeriodEnd(sub)
+	default:
+		return 0, 0, false
+	}
+	if sub.cancelAt != 0 && sub.cancelAt <= end {
+		return 0, 0, false
+	}
+	return start, end, true
+}
+
+// upcomingAt is when the subscription's next invoice.upcoming is due.
+func (s *Stripe) upcomingAt(sub *subscription) (int64, bool) {
+	start, end, ok := renewsAt(sub)
+	if !ok || s.upcoming <= 0 || s.clk.upcoming[sub.id] == end {
+		return 0, false
+	}
+	at := end - int64(s.upcoming/time.Second)
+	if at < start {
+		return 0, false // a period shorter than the notice
+	}
+	return at, true
+}
+
+// upcoming emits invoice.upcoming: a preview of the invoice the
+// subscription's renewal will draft (not stored, not retrievable).
+func (st *step) upcoming(sub *subscription) {
+	s := st.s
+	_, end, _ := renewsAt(sub)
+	if s.clk.upcoming == nil {
+		s.clk.upcoming = map[string]int64{}
+	}
+	s.clk.upcoming[sub.id] = end
+	preview := &invoice{id: "upcoming_" + sub.latestInvoice, customer: sub.customer, subscription: sub.id,
+		billingReason: "upcoming", status: "draft", subMetadata: sub.metadata, created: st.t,
+		periodStart: end, periodEnd: end}
+	for _, it := range sub.items {
+		amount := s.prices[it.priceID].unitAmount * it.quantity
+		preview.lines = append(preview.lines, invoiceLine{id: newID("il_", 24), priceID: it.priceID, subItemID: it.id,
+			quantity: it.quantity, amount: amount, start: end, end: s.periodEndAfter(sub, it, end)})
+		preview.amountDue += amount
+	}
+	st.emit("invoice.upcoming", s.invoiceObj(preview), nil)
+}
+
 // currentPeriodEnd is a subscription's current period end: the earliest of its
 // items'.
 func currentPeriodEnd(sub *subscription) int64 {
@@ -311,6 +386,8 @@ func (s *Stripe) run(a action) {
 		st.pay(sub, in, s.chargeOutcome(sub))
 	case actRetry:
 		st.pay(sub, in, s.chargeOutcome(sub))
+	case actUpcoming:
+		st.upcoming(sub)
 	case actTrialWillEnd:
 		st.trialWillEnd(sub)
 	case actCancel:

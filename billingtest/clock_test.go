@@ -138,7 +138,7 @@ func TestAdvanceRenews(t *testing.T) {
 	assert.Len(t, srv.InvoicesOf(subID), 2)
 	next, ok := srv.NextEvent()
 	require.True(t, ok)
-	assert.Equal(t, monthsAfter(end, 1), next.Unix(), "the next renewal")
+	assert.Equal(t, monthsAfter(end, 1)-3*day, next.Unix(), "next: invoice.upcoming, three days before the renewal")
 }
 
 func TestAdvanceRenewsEveryPeriod(t *testing.T) {
@@ -169,6 +169,7 @@ func TestAdvanceRenewsEveryPeriod(t *testing.T) {
 
 func TestAdvanceNothingDue(t *testing.T) {
 	srv, sc := clkSetup(t)
+	srv.SetUpcomingNotice(0) // nothing but the renewal is due
 	subID, _ := subscribe(t, srv, sc, 0)
 	_, end := periodOf(srv, subID)
 	n := len(srv.Events())
@@ -582,13 +583,14 @@ func ExampleStripe_NextEvent() {
 	}
 	n := len(srv.Events())
 	next, _ := srv.NextEvent()
-	fmt.Println("renews on", next.Format(time.DateOnly))
+	fmt.Println("next:", next.Format(time.DateOnly))
 	srv.Advance(31 * 24 * time.Hour)
 	for _, ev := range srv.Events()[n:] {
 		fmt.Println(time.Unix(ev.Created, 0).UTC().Format(time.TimeOnly), ev.Type)
 	}
 	// Output:
-	// renews on 2025-10-01
+	// next: 2025-09-28
+	// 12:00:00 invoice.upcoming
 	// 12:00:00 customer.subscription.updated
 	// 12:00:00 invoice.created
 	// 13:00:00 invoice.finalized

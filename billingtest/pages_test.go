@@ -767,7 +767,7 @@ func TestPortalCardUpdate(t *testing.T) {
 
 	evs, err := testcatalog.Renew(e.srv, sub)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
+	assert.Equal(t, []string{"invoice.upcoming", "customer.subscription.updated", "invoice.created", "invoice.finalized",
 		"payment_intent.created", "charge.failed", "payment_intent.payment_failed", "customer.updated",
 		"invoice.updated", "invoice.payment_failed", "customer.subscription.updated"}, pgTypes(evs))
 	assert.Equal(t, stripe.SubscriptionStatusPastDue, e.srv.Subscription(sub).Status)
@@ -918,8 +918,8 @@ func ExampleStripe_Pay() {
 	if _, err := srv.UpdateCard(done.Customer.ID, billingtest.CardChargeFails); err != nil {
 		panic(err)
 	}
-	next, _ := srv.NextEvent() // the renewal, charged an hour after the period ends
-	evs := srv.Advance(next.Sub(srv.Now()) + time.Hour)
+	end := time.Unix(srv.Subscription(done.Subscription.ID).Items.Data[0].CurrentPeriodEnd, 0)
+	evs := srv.Advance(end.Sub(srv.Now()) + time.Hour) // the renewal is charged an hour after the period ends
 	fmt.Println("renewal:", evs[len(evs)-2].Type)
 	// Output:
 	// declined; the session is open

@@ -73,7 +73,7 @@ func TestPaymentEvents(t *testing.T) {
 	require.NoError(t, testcatalog.SetCardFailing(srv, c.ID, true))
 	evs, err = testcatalog.Renew(srv, subID)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
+	assert.Equal(t, []string{"invoice.upcoming", "customer.subscription.updated", "invoice.created", "invoice.finalized",
 		"payment_intent.created", "charge.failed", "payment_intent.payment_failed", "customer.updated",
 		"invoice.updated", "invoice.payment_failed", "customer.subscription.updated"}, types(evs))
 	failed := decodeAs[stripe.PaymentIntent](t, pick(t, evs, "payment_intent.payment_failed"))
@@ -126,7 +126,7 @@ func TestPaymentActionRequired(t *testing.T) {
 
 	evs, err := testcatalog.Renew(srv, subID)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"customer.subscription.updated", "invoice.created", "invoice.finalized",
+	assert.Equal(t, []string{"invoice.upcoming", "customer.subscription.updated", "invoice.created", "invoice.finalized",
 		"payment_intent.created", "payment_intent.requires_action", "customer.updated",
 		"invoice.payment_action_required", "invoice.updated", "invoice.payment_failed",
 		"customer.subscription.updated"}, types(evs))
@@ -204,4 +204,49 @@ func TestCatalogEvents(t *testing.T) {
 	status, _, _ := apiDo(t, srv, http.MethodPost, "/v1/prices", "currency=usd&unit_amount=1")
 	assert.Equal(t, 400, status)
 	assert.Len(t, srv.Events(), n)
+}
+
+// invoice.upcoming comes a configurable time before each renewal (and a
+// trial's end), once per period, with a preview of the invoice.
+func TestInvoiceUpcoming(t *testing.T) {
+	srv, sc := setup(t)
+	subID, _ := subscribe(t, srv, sc, 0)
+	end := srv.Subscription(subID).Items.Data[0].CurrentPeriodEnd
+
+	evs := srv.Advance(time.Duration(end-3*day-srv.Now().Unix()-1) * time.Second)
+	assert.Empty(t, evs, "not before three days ahead")
+	evs = srv.Advance(time.Second)
+	require.Equal(t, []string{"invoice.upcoming"}, types(evs))
+	assert.Equal(t, end-3*day, evs[0].Created)
+	preview := decodeAs[stripe.Invoice](t, evs[0])
+	assert.Regexp(t, `^upcoming_in_`, preview.ID)
+	assert.Equal(t, int64(2000), preview.AmountDue)
+	assert.Equal(t, stripe.InvoiceStatusDraft, preview.Status)
+	assert.Equal(t, end, preview.Lines.Data[0].Period.Start, "the period the renewal bills")
+	assert.Equal(t, monthsAfter(end, 1), preview.Lines.Data[0].Period.End)
+	assert.Nil(t, srv.Invoice(preview.ID), "a preview is not an invoice")
+	assert.NotContains(t, types(srv.Advance(2*24*time.Hour)), "invoice.upcoming", "once per period")
+
+	// Another notice; none for a subscription set to cancel; none at all.
+	srv.SetUpcomingNotice(7 * 24 * time.Hour)
+	next := monthsAfter(end, 1)
+	evs = srv.Advance(time.Duration(next-7*day-srv.Now().Unix()) * time.Second)
+	require.Equal(t, "invoice.upcoming", evs[len(evs)-1].Type)
+	assert.Equal(t, next-7*day, evs[len(evs)-1].Created)
+
+	other, _ := subscribe(t, srv, sc, 0)
+	_, err := srv.CancelAtPeriodEnd(other)
+	require.NoError(t, err)
+	srv.SetUpcomingNotice(0)
+	for _, ev := range srv.Advance(40 * 24 * time.Hour) {
+		assert.NotEqual(t, "invoice.upcoming", ev.Type)
+	}
+
+	// A trial: announced with its trial_will_end, three days before it ends.
+	srv.SetUpcomingNotice(3 * 24 * time.Hour)
+	trial, _ := subscribe(t, srv, sc, 14)
+	evs = srv.Advance(11 * 24 * time.Hour)
+	assert.Equal(t, []string{"invoice.upcoming", "customer.subscription.trial_will_end"}, types(evs))
+	assert.Equal(t, srv.Subscription(trial).TrialEnd-3*day, evs[0].Created)
+	assert.Equal(t, int64(2000), decodeAs[stripe.Invoice](t, evs[0]).AmountDue, "the first paid period")
 }

@@ -118,7 +118,8 @@ func TestShapesMatchStripesSchema(t *testing.T) {
 		"invoice.updated", "invoice.payment_failed", "invoice.paid", "customer.subscription.deleted",
 		"checkout.session.async_payment_succeeded", "checkout.session.expired", "payment_intent.requires_action",
 		"invoice.payment_action_required", "charge.failed", "payment_method.attached", "product.created",
-		"price.created", "customer.updated", "invoice.updated", "checkout.session.async_payment_failed"} {
+		"price.created", "customer.updated", "invoice.updated", "checkout.session.async_payment_failed",
+		"invoice.upcoming"} {
 		assert.True(t, types[typ], "no %s event", typ)
 	}
 	assert.Positive(t, seen["GET 404"]+seen["POST 400"], "no error responses")

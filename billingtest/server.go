@@ -145,7 +145,9 @@
 // (a bank debit: payment_intent.processing, then at settlement the charge,
 // the PaymentIntent and checkout.session.async_payment_succeeded or
 // _failed). A card saved in the portal: payment_method.attached,
-// customer.updated, customer.subscription.updated.
+// customer.updated, customer.subscription.updated. invoice.upcoming comes
+// three days before each renewal and trial end ([Stripe.SetUpcomingNotice]),
+// with a preview of the invoice (ID upcoming_in_…, not retrievable).
 //
 // # Hosted pages
 //
@@ -172,8 +174,9 @@
 //
 // # Time
 //
-// [Stripe.Advance] runs what Stripe would do as time passes: renewals,
-// trial_will_end three days before a trial ends, trial ends, scheduled
+// [Stripe.Advance] runs what Stripe would do as time passes: renewals
+// (announced by invoice.upcoming), trial_will_end three days before a trial
+// ends, trial ends, scheduled
 // cancellations, and failed payments retried 1, 3, 5 and 7 days after the
 // first attempt, then [Stripe.SetFailureOutcome]; [Stripe.NextEvent] says
 // when the clock next has something to do.
@@ -293,6 +296,7 @@ type Stripe struct {
 	cur        reqInfo         // the API request whose handler is running
 	outcome    FailureOutcome
 	retries    []time.Duration
+	upcoming   time.Duration // invoice.upcoming notice; 0: none
 	invoiceSeq int
 	clk        clock // the clock's own state (clock.go)
 
@@ -349,6 +353,7 @@ func New(opts Options) *Stripe {
 		inflight:   map[string]bool{},
 		outcome:    OutcomeCancel,
 		retries:    defaultRetries(),
+		upcoming:   defaultUpcoming,
 		clk:        clock{},
 	}
 	if !start.IsZero() {

@@ -519,10 +519,12 @@ func TestDevPanel(t *testing.T) {
 	c.buy(a, "pro-monthly")
 	page = c.get("/dev")
 	assert.Contains(t, text(page.Body, "events"), "checkout.session.completed delivered")
-	assert.Contains(t, text(page.Body, "sim-next"), "June 12, 2031")
+	// Next: the renewal's invoice.upcoming, three days before it.
+	assert.Contains(t, text(page.Body, "sim-next"), "June 9, 2031")
 	res = c.post("/dev/advance", url.Values{"step": {"next"}, "return": {"/account"}})
 	require.Equal(t, http.StatusSeeOther, res.Status)
-	assert.Contains(t, text(c.get("/account").Body, "sim-now"), "June 12, 2031")
+	assert.Contains(t, text(c.get("/account").Body, "sim-now"), "June 9, 2031")
+	assert.Contains(t, text(c.get("/dev").Body, "sim-next"), "June 12, 2031", "then the renewal")
 
 	// A webhook for a customer no user is linked to is parked, listed, and
 	// can be replayed (here it stays parked).

@@ -127,9 +127,12 @@ func TestBrowser(t *testing.T) {
 	b.submit("return")
 	b.wait("membership")
 
-	// The next renewal: the period moves on at once, the invoice is
-	// charged an hour later, and the charge fails. Access stays, with a
-	// banner.
+	// The next renewal, announced three days ahead (invoice.upcoming): the
+	// period moves on at once, the invoice is charged an hour later, and
+	// the charge fails. Access stays, with a banner.
+	b.submit("advance-next")
+	b.wait("membership")
+	require.Contains(t, b.text("sim-now"), "June 7, 2031")
 	b.submit("advance-next")
 	b.wait("membership")
 	require.Contains(t, b.text("sim-now"), "June 10, 2031")
