@@ -110,6 +110,7 @@ func (s *Stripe) createSession(r *http.Request) (int, any) {
 	if err := checkParams(f, "mode", "ui_mode", "customer", "customer_email", "client_reference_id",
 		"success_url", "cancel_url", "return_url", "line_items", "line_items[#][price]", "line_items[#][quantity]",
 		"metadata", "metadata[*]", "subscription_data[metadata][*]", "subscription_data[trial_period_days]",
+		"subscription_data[trial_settings][end_behavior][missing_payment_method]", "payment_method_collection",
 		"allow_promotion_codes", "expires_at"); err != nil {
 		return 0, err
 	}
@@ -224,7 +225,19 @@ func (s *Stripe) createSession(r *http.Request) (int, any) {
 		}
 		cs.trialDays = n
 	}
-	hasSubData := cs.subMetadata != nil || cs.trialDays != 0
+	collection, err := enumParam(f, "payment_method_collection", "always", "if_required")
+	if err != nil {
+		return 0, err
+	}
+	cs.pmIfRequired = collection == "if_required"
+	if cs.missingPM, err = enumParam(f, "subscription_data[trial_settings][end_behavior][missing_payment_method]",
+		"cancel", "create_invoice", "pause"); err != nil {
+		return 0, err
+	}
+	if cs.pmIfRequired && cs.mode != "subscription" {
+		return 0, invalid("payment_method_collection", "payment_method_collection=if_required is only supported in subscription mode.")
+	}
+	hasSubData := cs.subMetadata != nil || cs.trialDays != 0 || cs.missingPM != ""
 	switch {
 	case cs.mode == "subscription" && p.interval == "":
 		return 0, invalid("line_items[0][price]", "You must provide at least one recurring price in `subscription` mode when using prices.")

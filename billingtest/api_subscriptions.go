@@ -153,7 +153,8 @@ func (s *Stripe) updateSubscription(r *http.Request) (int, any) {
 	f := r.Form
 	if err := checkParams(f, "cancel_at_period_end", "cancel_at", "items[#][id]", "items[#][price]",
 		"items[#][quantity]", "proration_behavior", "metadata", "metadata[*]",
-		"cancellation_details[comment]", "cancellation_details[feedback]"); err != nil {
+		"cancellation_details[comment]", "cancellation_details[feedback]", "pause_collection",
+		"pause_collection[behavior]", "pause_collection[resumes_at]"); err != nil {
 		return 0, err
 	}
 	exp, err := expandParam(f, subExpand...)
@@ -216,9 +217,16 @@ func (s *Stripe) updateSubscription(r *http.Request) (int, any) {
 	if err != nil {
 		return 0, err
 	}
+	pause, err := pauseCollection(f, now)
+	if err != nil {
+		return 0, err
+	}
 
 	st := s.step(true)
 	before := s.subObj(sub, false)
+	if pause != nil {
+		pause(sub)
+	}
 	switch {
 	case hasCape && cape && !sub.cancelAtPeriodEnd:
 		sub.scheduleCancel(st.t, true, sub.items[0].periodEnd)
@@ -248,6 +256,91 @@ func (s *Stripe) updateSubscription(r *http.Request) (int, any) {
 	if prev := changed(before, after); len(prev) > 0 {
 		st.emit("customer.subscription.updated", after, prev)
 	}
+	return 200, s.subObjX(sub, exp)
+}
+
+// pauseCollection reads pause_collection[behavior|resumes_at] (or
+// pause_collection="" to resume collection) into a change to apply; nil
+// when the request does not touch it.
+func pauseCollection(f url.Values, now int64) (func(*subscription), *apiError) {
+	hasBehavior, hasResumes := f.Has("pause_collection[behavior]"), f.Has("pause_collection[resumes_at]")
+	if f.Has("pause_collection") && !hasBehavior && !hasResumes {
+		if f.Get("pause_collection") != "" {
+			return nil, invalid("pause_collection", "Invalid object")
+		}
+		return func(sub *subscription) { sub.pauseBehavior, sub.pauseResumesAt = "", 0 }, nil
+	}
+	if !hasBehavior && !hasResumes {
+		return nil, nil
+	}
+	if !hasBehavior {
+		return nil, missing("pause_collection[behavior]")
+	}
+	behavior, err := enumParam(f, "pause_collection[behavior]", "keep_as_draft", "mark_uncollectible", "void")
+	if err != nil {
+		return nil, err
+	}
+	resumes, _, err := intParam(f, "pause_collection[resumes_at]")
+	if err != nil {
+		return nil, err
+	}
+	if hasResumes && resumes <= now {
+		return nil, invalid("pause_collection[resumes_at]", "resumes_at must be in the future.")
+	}
+	return func(sub *subscription) { sub.pauseBehavior, sub.pauseResumesAt = behavior, resumes }, nil
+}
+
+// resumeSubscription resumes a paused subscription (POST
+// /v1/subscriptions/{id}/resume): status active and
+// customer.subscription.updated, then customer.subscription.resumed. With
+// billing_cycle_anchor=now (the default) a new period starts now and its
+// invoice is charged at once (invoice.created, invoice.finalized and the
+// payment's events; a failed charge makes it past_due); with unchanged the
+// periods stay and nothing is invoiced.
+func (s *Stripe) resumeSubscription(r *http.Request) (int, any) {
+	f := r.Form
+	if err := checkParams(f, "billing_cycle_anchor", "proration_behavior", "proration_date"); err != nil {
+		return 0, err
+	}
+	exp, err := expandParam(f, subExpand...)
+	if err != nil {
+		return 0, err
+	}
+	anchor, err := enumParam(f, "billing_cycle_anchor", "now", "unchanged")
+	if err != nil {
+		return 0, err
+	}
+	if _, err := enumParam(f, "proration_behavior", "always_invoice", "create_prorations", "none"); err != nil {
+		return 0, err
+	}
+	if _, _, err := intParam(f, "proration_date"); err != nil {
+		return 0, err
+	}
+	id := r.PathValue("id")
+	sub := s.subs[id]
+	if sub == nil {
+		return 0, noSuch(404, "subscription", id, "id")
+	}
+	if sub.status != "paused" {
+		return 0, badRequest("Only a subscription with status paused can be resumed; this one is " + sub.status + ".")
+	}
+	st := s.step(true)
+	if anchor == "unchanged" {
+		st.updateSub(sub, func() { sub.status = "active" })
+		st.emit("customer.subscription.resumed", s.subObj(sub, false), nil)
+		return 200, s.subObjX(sub, exp)
+	}
+	var in *invoice
+	st.updateSub(sub, func() {
+		sub.status, sub.anchor = "active", st.t
+		for _, it := range sub.items {
+			it.periodStart, it.periodEnd = st.t, s.periodEndAfter(sub, it, st.t)
+		}
+		in = s.newInvoice(sub, "subscription_update", st.t, st.t, st.t, false)
+	})
+	st.emit("customer.subscription.resumed", s.subObj(sub, false), nil)
+	st.createAndFinalize(in)
+	st.pay(sub, in, s.chargeOutcome(sub))
 	return 200, s.subObjX(sub, exp)
 }
 

@@ -63,15 +63,16 @@ func (c *clock) noticeSent(subID string) {
 type actionKind int
 
 const (
-	actExpire       actionKind = iota // Checkout Sessions reach expires_at
-	actSettle                         // a bank debit settles
-	actFinalize                       // a renewal invoice is finalized and charged
-	actRetry                          // an invoice's payment is retried
-	actUpcoming                       // invoice.upcoming
-	actTrialWillEnd                   // customer.subscription.trial_will_end
-	actCancel                         // a scheduled cancellation takes effect
-	actTrialEnd                       // a trial ends: the first paid period starts
-	actRenew                          // a period ends: the next one starts
+	actExpire           actionKind = iota // Checkout Sessions reach expires_at
+	actSettle                             // a bank debit settles
+	actFinalize                           // a renewal invoice is finalized and charged
+	actRetry                              // an invoice's payment is retried
+	actUpcoming                           // invoice.upcoming
+	actTrialWillEnd                       // customer.subscription.trial_will_end
+	actCancel                             // a scheduled cancellation takes effect
+	actResumeCollection                   // pause_collection's resumes_at
+	actTrialEnd                           // a trial ends: the first paid period starts
+	actRenew                              // a period ends: the next one starts
 )
 
 // action is one scheduled action.
@@ -262,6 +263,10 @@ func (s *Stripe) nextAction() (action, bool) {
 			a.at, a.kind = sub.cancelAt, actCancel
 			consider(a)
 		}
+		if sub.pauseResumesAt != 0 {
+			a.at, a.kind = sub.pauseResumesAt, actResumeCollection
+			consider(a)
+		}
 		if at, ok := s.upcomingAt(sub); ok {
 			a.at, a.kind = at, actUpcoming
 			consider(a)
@@ -289,7 +294,7 @@ func (s *Stripe) nextAction() (action, bool) {
 		}
 		a := action{sub: sub, in: in, subIdx: idx[sub.id], inIdx: i}
 		switch {
-		case in.status == "draft":
+		case in.status == "draft" && !in.held:
 			a.at, a.kind = in.created+int64(finalizeDelay/time.Second), actFinalize
 		case in.status == "open" && in.attemptCount > 0 && in.nextPaymentAttempt != 0:
 			a.at, a.kind = in.nextPaymentAttempt, actRetry
@@ -299,6 +304,28 @@ func (s *Stripe) nextAction() (action, bool) {
 		consider(a)
 	}
 	return best, found
+}
+
+// endTrialWithoutPaymentMethod ends a trial whose subscription has no
+// payment method as its trial_settings say, and reports whether it did:
+// pause makes it paused (customer.subscription.updated,
+// customer.subscription.paused), cancel cancels it
+// (customer.subscription.deleted); create_invoice does not (the first
+// invoice is drafted and its charge fails).
+func (st *step) endTrialWithoutPaymentMethod(sub *subscription) bool {
+	s := st.s
+	switch sub.missingPM {
+	case "pause":
+		st.updateSub(sub, func() { sub.status = "paused" })
+		st.emit("customer.subscription.paused", s.subObj(sub, false), nil)
+	case "cancel":
+		sub.status, sub.canceledAt, sub.endedAt = "canceled", st.t, st.t
+		sub.cancelReason = "cancellation_requested"
+		st.emit("customer.subscription.deleted", s.subObj(sub, false), nil)
+	default:
+		return false
+	}
+	return true
 }
 
 // renewsAt is when a subscription next renews (its trial's end for a
@@ -382,8 +409,13 @@ func (s *Stripe) run(a action) {
 	case actSettle:
 		st.settle(a.cs)
 	case actFinalize:
+		if st.collectPaused(sub, in) {
+			return
+		}
 		st.finalize(in)
 		st.pay(sub, in, s.chargeOutcome(sub))
+	case actResumeCollection:
+		st.updateSub(sub, func() { sub.pauseBehavior, sub.pauseResumesAt = "", 0 })
 	case actRetry:
 		st.pay(sub, in, s.chargeOutcome(sub))
 	case actUpcoming:
@@ -394,6 +426,9 @@ func (s *Stripe) run(a action) {
 		st.endScheduled(sub)
 	case actTrialEnd:
 		end := sub.trialEnd
+		if !s.hasPaymentMethod(sub) && st.endTrialWithoutPaymentMethod(sub) {
+			return
+		}
 		st.startCycle(sub, sub.trialStart, end, st.t+int64(finalizeDelay/time.Second), func() {
 			sub.status, sub.anchor = "active", end
 			for _, it := range sub.items {

@@ -58,6 +58,10 @@ type session struct {
 	// settleOK whether it succeeds.
 	settleAt int64
 	settleOK bool
+	// pmIfRequired: payment_method_collection=if_required (a trial then
+	// needs no card); missingPM: the trial's end behaviour without one.
+	pmIfRequired bool
+	missingPM    string
 }
 
 type portalSession struct {
@@ -83,6 +87,12 @@ type subscription struct {
 	cancelFeedback                      string
 	trialStart, trialEnd                int64
 	defaultPM                           string // default_payment_method
+	// missingPM is trial_settings.end_behavior.missing_payment_method:
+	// create_invoice (""), pause or cancel.
+	missingPM string
+	// pauseBehavior and pauseResumesAt are pause_collection ("": none).
+	pauseBehavior  string
+	pauseResumesAt int64
 }
 
 type invoiceLine struct {
@@ -99,7 +109,10 @@ type invoice struct {
 	attempted                                                 bool
 	created, periodStart, periodEnd                           int64
 	finalizedAt, paidAt, nextPaymentAttempt, firstAttemptAt   int64
+	voidedAt, uncollectibleAt                                 int64
 	payments                                                  []*invoicePayment
+	// held: kept as a draft by pause_collection, never finalized.
+	held bool
 }
 
 // invoicePayment is one payment of an invoice (basil's invoice_payment):
@@ -288,6 +301,21 @@ func (s *Stripe) itemsObj(sub *subscription) map[string]any {
 	return list("/v1/subscription_items?subscription="+sub.id, data)
 }
 
+// missingPMBehavior is what a trial's end does without a payment method.
+func missingPMBehavior(sub *subscription) string {
+	if sub.missingPM == "" {
+		return "create_invoice"
+	}
+	return sub.missingPM
+}
+
+func (s *Stripe) pauseCollectionObj(sub *subscription) any {
+	if sub.pauseBehavior == "" {
+		return nil
+	}
+	return map[string]any{"behavior": sub.pauseBehavior, "resumes_at": null(sub.pauseResumesAt)}
+}
+
 func (s *Stripe) cancellationObj(sub *subscription) map[string]any {
 	return map[string]any{"comment": null(sub.cancelComment), "feedback": null(sub.cancelFeedback),
 		"reason": null(sub.cancelReason)}
@@ -325,13 +353,13 @@ func (s *Stripe) subObjX(sub *subscription, expand map[string]bool) map[string]a
 		"invoice_settings": map[string]any{"account_tax_ids": nil, "issuer": map[string]any{"type": "self"}},
 		"items":            s.itemsObj(sub), "latest_invoice": latest, "livemode": false,
 		"metadata": meta(sub.metadata), "next_pending_invoice_item_invoice": nil, "on_behalf_of": nil,
-		"pause_collection": nil,
+		"pause_collection": s.pauseCollectionObj(sub),
 		"payment_settings": map[string]any{"payment_method_options": nil, "payment_method_types": nil,
 			"save_default_payment_method": "off"},
 		"pending_invoice_item_interval": nil, "pending_setup_intent": nil, "pending_update": nil,
 		"schedule": nil, "start_date": sub.startDate, "status": sub.status, "test_clock": nil,
 		"transfer_data": nil, "trial_end": null(sub.trialEnd),
-		"trial_settings": map[string]any{"end_behavior": map[string]any{"missing_payment_method": "create_invoice"}},
+		"trial_settings": map[string]any{"end_behavior": map[string]any{"missing_payment_method": missingPMBehavior(sub)}},
 		"trial_start":    null(sub.trialStart),
 	}
 }
@@ -413,7 +441,7 @@ func (s *Stripe) invoiceObjX(in *invoice, expand map[string]bool) map[string]any
 		"post_payment_credit_notes_amount": 0, "pre_payment_credit_notes_amount": 0,
 		"receipt_number": nil, "starting_balance": 0, "statement_descriptor": nil, "status": in.status,
 		"status_transitions": map[string]any{"finalized_at": null(in.finalizedAt),
-			"marked_uncollectible_at": nil, "paid_at": null(in.paidAt), "voided_at": nil},
+			"marked_uncollectible_at": null(in.uncollectibleAt), "paid_at": null(in.paidAt), "voided_at": null(in.voidedAt)},
 		"subtotal": in.amountDue, "subtotal_excluding_tax": in.amountDue, "test_clock": nil,
 		"total": in.amountDue, "total_discount_amounts": []any{}, "total_excluding_tax": in.amountDue,
 		"total_pretax_credit_amounts": []any{}, "total_taxes": []any{}, "webhooks_delivered_at": nil,
@@ -494,7 +522,7 @@ func (s *Stripe) sessionObj(cs *session, expand map[string]bool) map[string]any 
 		"customer_email": null(cs.customerEmail), "expires_at": cs.expiresAt,
 		"invoice": inv, "livemode": false, "locale": nil, "metadata": meta(cs.metadata),
 		"mode": cs.mode, "origin_context": nil, "payment_intent": null(cs.pi), "payment_link": nil,
-		"payment_method_collection": "always", "payment_method_types": []string{"card"},
+		"payment_method_collection": pmCollection(cs), "payment_method_types": []string{"card"},
 		"payment_status": cs.paymentStatus, "recovered_from": nil,
 		"setup_intent": nil, "shipping_options": []any{}, "status": cs.status, "submit_type": nil, "subscription": sub,
 		"success_url": null(cs.successURL), "ui_mode": cs.uiMode, "url": url,
@@ -507,6 +535,13 @@ func (s *Stripe) sessionObj(cs *session, expand map[string]bool) map[string]any 
 		o["line_items"] = list("/v1/checkout/sessions/"+cs.id+"/line_items", []any{s.lineItemObj(cs)})
 	}
 	return o
+}
+
+func pmCollection(cs *session) string {
+	if cs.pmIfRequired {
+		return "if_required"
+	}
+	return "always"
 }
 
 // lineItemObj renders a session's (single) line item.

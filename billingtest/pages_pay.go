@@ -121,6 +121,7 @@ const (
 	cardAlwaysAuth
 	bankDebitOK
 	bankDebitFails
+	cardNone // no payment method: a trial that does not collect one
 )
 
 // parseCard recognises a test card number, ignoring spaces and dashes.
@@ -195,6 +196,10 @@ type Paid struct {
 // [BankDebit] or [BankDebitFails] unpaid, settled by the clock 3 minutes
 // later.
 //
+// A session with payment_method_collection=if_required and a trial needs
+// no payment method: paying it with "" starts the trial without one (its
+// end then follows subscription_data[trial_settings][end_behavior]).
+//
 // Otherwise the session stays open, nothing is emitted and the error is a
 // *[CardError]: [ErrCardDeclined] for [CardDeclined]; [ErrCardDeclined]
 // for [CardChargeFails] too, whose card is first attached to the session's
@@ -223,7 +228,11 @@ func (s *Stripe) pay(sessionID, card string, auth authStep) (Paid, error) {
 	}
 	var debit *bankDebit
 	kind := parseCard(card)
+	if card == "" && s.needsNoPaymentMethod(sessionID) {
+		kind = cardNone
+	}
 	switch kind {
+	case cardNone:
 	case cardOK:
 	case cardDeclined:
 		return Paid{}, declined("insufficient_funds")
@@ -262,6 +271,15 @@ func (s *Stripe) pay(sessionID, card string, auth authStep) (Paid, error) {
 		return Paid{}, fmt.Errorf("%w: %q", ErrNoSuchSession, sessionID)
 	}
 	return Paid{RedirectURL: successURL(done.ID, done.SuccessURL, done.ReturnURL), Events: evs}, nil
+}
+
+// needsNoPaymentMethod reports whether a session can be completed without
+// a payment method: a trial with payment_method_collection=if_required.
+func (s *Stripe) needsNoPaymentMethod(sessionID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := s.sessions[sessionID]
+	return cs != nil && cs.pmIfRequired && cs.trialDays > 0
 }
 
 // successURL is where a completed session sends the customer: success_url

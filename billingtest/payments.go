@@ -46,6 +46,7 @@ const (
 	chargeOK       chargeOutcome = iota
 	chargeDeclined               // the card is declined
 	chargeAction                 // the bank asks the customer to authenticate
+	chargeNoMethod               // there is no payment method to charge
 )
 
 // cardBrands are the brand and last four digits of each test card.
@@ -120,10 +121,17 @@ func (st *step) processing(pi *paymentIntent) {
 // payment_intent.requires_action.
 func (st *step) chargeIntent(pi *paymentIntent, outcome chargeOutcome, bankDebit bool) {
 	s := st.s
-	if outcome == chargeAction {
+	switch outcome {
+	case chargeAction:
 		pi.status = "requires_action"
 		pi.lastError = nil
 		st.emit("payment_intent.requires_action", s.paymentIntentObj(pi), nil)
+		return
+	case chargeNoMethod:
+		pi.status = "requires_payment_method"
+		pi.lastError = &paymentError{code: "payment_intent_unexpected_state",
+			message: "The PaymentIntent has no payment method to charge."}
+		st.emit("payment_intent.payment_failed", s.paymentIntentObj(pi), nil)
 		return
 	}
 	ch := &charge{id: newID("ch_", 24), pi: pi.id, customer: pi.customer, currency: pi.currency,

@@ -119,7 +119,8 @@ func TestShapesMatchStripesSchema(t *testing.T) {
 		"checkout.session.async_payment_succeeded", "checkout.session.expired", "payment_intent.requires_action",
 		"invoice.payment_action_required", "charge.failed", "payment_method.attached", "product.created",
 		"price.created", "customer.updated", "invoice.updated", "checkout.session.async_payment_failed",
-		"invoice.upcoming"} {
+		"invoice.upcoming", "customer.subscription.paused", "customer.subscription.resumed", "invoice.voided",
+		"invoice.marked_uncollectible"} {
 		assert.True(t, types[typ], "no %s event", typ)
 	}
 	assert.Positive(t, seen["GET 404"]+seen["POST 400"], "no error responses")
@@ -128,7 +129,7 @@ func TestShapesMatchStripesSchema(t *testing.T) {
 		paths[routeOf(x.path)] = true
 	}
 	for _, p := range []string{"/v1/invoice_payments", "/v1/invoice_payments/{id}", "/v1/invoices/{id}",
-		"/v1/payment_intents/{id}", "/v1/charges/{id}", "/v1/payment_methods/{id}",
+		"/v1/payment_intents/{id}", "/v1/charges/{id}", "/v1/payment_methods/{id}", "/v1/subscriptions/{id}/resume",
 		"/v1/checkout/sessions/{id}/line_items", "/v1/webhook_endpoints/{id}", "/v1/events/{id}"} {
 		assert.True(t, paths[p], "%s was not checked", p)
 	}
@@ -286,6 +287,21 @@ func lifecycle(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client) {
 	_, err = srv.Pay(authCS.ID, billingtest.CardAlwaysAuthenticate)
 	must(err)
 	steps(testcatalog.Renew(srv, srv.CheckoutSession(authCS.ID).Subscription.ID))
+
+	// A trial without a card that pauses at its end, then resumes; a
+	// subscription whose collection is paused (its renewal voided), then
+	// one whose invoice is marked uncollectible.
+	pausedSub := trialWithoutCard(t, srv, sc, "pause")
+	srv.Advance(8 * 24 * time.Hour)
+	steps(srv.UpdateCard(srv.Subscription(pausedSub).Customer.ID, billingtest.CardOK))
+	_, err = sc.V1Subscriptions.Resume(ctx, pausedSub, nil)
+	must(err)
+	for _, behavior := range []string{"void", "mark_uncollectible"} {
+		_, err = sc.V1Subscriptions.Update(ctx, pausedSub, &stripe.SubscriptionUpdateParams{
+			PauseCollection: &stripe.SubscriptionUpdatePauseCollectionParams{Behavior: stripe.String(behavior)}})
+		must(err)
+		steps(testcatalog.Renew(srv, pausedSub))
+	}
 
 	// One-time purchases: paid at once, paid later, expired; embedded.
 	once := func(ui string) *stripe.CheckoutSession {

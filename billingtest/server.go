@@ -43,7 +43,10 @@
 //	                                              return_url, line_items[0][price|quantity],
 //	                                              metadata, subscription_data[metadata],
 //	                                              subscription_data[trial_period_days],
-//	                                              allow_promotion_codes, expires_at
+//	                                              allow_promotion_codes, expires_at,
+//	                                              payment_method_collection (always, if_required),
+//	                                              subscription_data[trial_settings][end_behavior]
+//	                                              [missing_payment_method]
 //	GET    /v1/checkout/sessions                  customer, status, subscription,
 //	                                              payment_intent, created; pagination
 //	GET    /v1/checkout/sessions/{id}             expand[]=line_items, subscription,
@@ -58,9 +61,13 @@
 //	                                              max_period_end, min_period_end, or "" to
 //	                                              clear), items[i][id|price|quantity],
 //	                                              proration_behavior (ignored), metadata,
-//	                                              cancellation_details[comment|feedback]
+//	                                              cancellation_details[comment|feedback],
+//	                                              pause_collection[behavior|resumes_at] ("" to
+//	                                              resume)
 //	DELETE /v1/subscriptions/{id}                 invoice_now, prorate (ignored),
 //	                                              cancellation_details[comment|feedback]
+//	POST   /v1/subscriptions/{id}/resume          billing_cycle_anchor (now, unchanged),
+//	                                              proration_behavior, proration_date (ignored)
 //	GET    /v1/invoices                           customer, subscription, status,
 //	                                              collection_method, created; pagination
 //	GET    /v1/invoices/{id}                      expand[]=customer, payments
@@ -149,6 +156,19 @@
 // three days before each renewal and trial end ([Stripe.SetUpcomingNotice]),
 // with a preview of the invoice (ID upcoming_in_…, not retrievable).
 //
+// Pausing: a trial whose Checkout collected no card
+// (payment_method_collection=if_required, paid with [Stripe.Pay] and "")
+// ends as its trial_settings say: pause (status paused,
+// customer.subscription.updated and customer.subscription.paused; nothing
+// renews until POST /v1/subscriptions/{id}/resume, which sends
+// customer.subscription.updated, customer.subscription.resumed and charges
+// a new period), cancel, or create_invoice (its charge fails: past_due).
+// pause_collection is different, as at Stripe: the status stays active and
+// only customer.subscription.updated is sent; renewal invoices are voided
+// (invoice.voided), kept as drafts, or marked uncollectible
+// (invoice.finalized, invoice.marked_uncollectible), never charged, until
+// resumes_at or pause_collection="".
+//
 // # Hosted pages
 //
 // Checkout Session URLs point at /pay/{id}: a page that lists the line
@@ -218,7 +238,7 @@
 //     disputes.
 //   - A price or quantity change (proration_behavior is accepted and
 //     ignored) bills the new amount from the next renewal: no proration
-//     items, no invoice previews, no subscription schedules, no pausing.
+//     items, no invoice previews, no subscription schedules.
 //   - One line item per Checkout Session; no setup mode.
 //   - Retry times are fixed (1, 3, 5 and 7 days, or [Stripe.SetRetrySchedule]),
 //     not Smart Retries'; a renewal's invoice is finalized one hour after
@@ -674,6 +694,7 @@ func (s *Stripe) routes() {
 	s.handle("GET /v1/subscriptions/{id}", s.getSubscription)
 	s.handle("POST /v1/subscriptions/{id}", s.updateSubscription)
 	s.handle("DELETE /v1/subscriptions/{id}", s.cancelSubscription)
+	s.handle("POST /v1/subscriptions/{id}/resume", s.resumeSubscription)
 	s.handle("GET /v1/invoices", s.listInvoices)
 	s.handle("GET /v1/invoices/{id}", s.getInvoice)
 	s.handle("GET /v1/invoice_payments", s.listInvoicePayments)

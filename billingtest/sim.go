@@ -244,10 +244,43 @@ func (s *Stripe) latestFinalized(sub *subscription, in *invoice) bool {
 // pendingInvoice returns the subscription's renewal invoice that waits for
 // its finalization (a draft), or nil.
 func (s *Stripe) pendingInvoice(sub *subscription) *invoice {
-	if in := s.invoices[sub.latestInvoice]; in != nil && in.status == "draft" {
+	if in := s.invoices[sub.latestInvoice]; in != nil && in.status == "draft" && !in.held {
 		return in
 	}
 	return nil
+}
+
+// hasPaymentMethod reports whether a subscription can be charged: it or
+// its customer has a default payment method.
+func (s *Stripe) hasPaymentMethod(sub *subscription) bool {
+	c := s.customers[sub.customer]
+	return sub.defaultPM != "" || c != nil && c.defaultPM != ""
+}
+
+// collectPaused applies pause_collection to a renewal invoice due for
+// finalization, and reports whether it did: void voids it
+// (invoice.voided), mark_uncollectible finalizes it and marks it
+// uncollectible (invoice.finalized, invoice.marked_uncollectible),
+// keep_as_draft leaves it a draft for good. None is charged.
+func (st *step) collectPaused(sub *subscription, in *invoice) bool {
+	s := st.s
+	switch sub.pauseBehavior {
+	case "void":
+		in.status, in.voidedAt, in.nextPaymentAttempt = "void", st.t, 0
+		st.emit("invoice.voided", s.invoiceObj(in), nil)
+	case "mark_uncollectible":
+		s.invoiceSeq++
+		in.status, in.finalizedAt = "open", st.t
+		in.number = fmt.Sprintf("%s-%04d", prefixOf(in.customer), s.invoiceSeq)
+		st.emit("invoice.finalized", s.invoiceObj(in), nil)
+		in.status, in.uncollectibleAt, in.nextPaymentAttempt = "uncollectible", st.t, 0
+		st.emit("invoice.marked_uncollectible", s.invoiceObj(in), nil)
+	case "keep_as_draft":
+		in.held, in.nextPaymentAttempt = true, 0
+	default:
+		return false
+	}
+	return true
 }
 
 // pay makes one payment attempt on an open invoice and emits what follows:
@@ -371,14 +404,18 @@ func (s *Stripe) completeCheckout(sessionID string, card testCard, debit *bankDe
 		cs.customer = c.id
 		st.emit("customer.created", s.customerObj(c), nil)
 	}
-	// The card entered on the page (collected even for a trial) is saved
-	// to the customer and is the subscription's default payment method.
-	pm := st.attachCard(s.customers[cs.customer], card)
+	// The card entered on the page (collected even for a trial, unless
+	// payment_method_collection=if_required) is saved to the customer and
+	// is the subscription's default payment method.
+	pmID := ""
+	if card != cardNone {
+		pmID = st.attachCard(s.customers[cs.customer], card).id
+	}
 	it := &subItem{id: newID("si_", 14), priceID: cs.priceID, quantity: cs.quantity, created: st.t,
 		periodStart: st.t}
 	sub := &subscription{id: newID("sub_", 24), customer: cs.customer, status: "incomplete",
 		items: []*subItem{it}, metadata: maps.Clone(cs.subMetadata), created: st.t, startDate: st.t, anchor: st.t,
-		defaultPM: pm.id}
+		defaultPM: pmID, missingPM: cs.missingPM}
 	it.periodEnd = s.periodEndAfter(sub, it, st.t)
 	trial := cs.trialDays > 0
 	if trial {
@@ -446,6 +483,9 @@ func (st *step) startCycle(sub *subscription, periodStart, periodEnd, attemptAt 
 
 // chargeOutcome is what charging the subscription's customer does now.
 func (s *Stripe) chargeOutcome(sub *subscription) chargeOutcome {
+	if !s.hasPaymentMethod(sub) {
+		return chargeNoMethod
+	}
 	return s.customers[sub.customer].outcome()
 }
 
