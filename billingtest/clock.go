@@ -225,14 +225,35 @@ func (s *Stripe) SetFailureOutcome(o FailureOutcome) {
 }
 
 // SetRetrySchedule sets when automatic payment retries happen, as offsets
-// from an invoice's first attempt. The default is 1, 3, 5 and 7 days, so an
-// invoice gets at most 5 attempts; after the last one next_payment_attempt
-// is null and the failure outcome applies. It applies to attempts made from
-// then on.
+// from an invoice's first attempt (a custom schedule, or [SmartRetries]).
+// The default is 1, 3, 5 and 7 days, so an invoice gets at most 5
+// attempts; after the last one next_payment_attempt is null and the
+// failure outcome applies. A hard decline ([CardLost]) or a subscription
+// without a payment method is not retried: next_payment_attempt is null at
+// once and the subscription stays past_due until a card is saved and the
+// invoice paid. It applies to attempts made from then on.
 func (s *Stripe) SetRetrySchedule(after ...time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.retries = append([]time.Duration(nil), after...)
+}
+
+// SmartRetries returns a retry schedule for [Stripe.SetRetrySchedule] in
+// the shape of Stripe's Smart Retries setting: tries retries (1 to 8, as
+// Stripe allows) within window after the first attempt. Stripe times them
+// by what it predicts works; billingtest spreads them evenly, the last at
+// the window's end (8 within 2 weeks: every 42 hours), so that tests are
+// deterministic. It panics on tries outside 1 to 8 or a window that is not
+// positive.
+func SmartRetries(tries int, window time.Duration) []time.Duration {
+	if tries < 1 || tries > 8 || window <= 0 {
+		panic(fmt.Sprintf("billingtest: SmartRetries(%d, %v): tries must be 1 to 8 and the window positive", tries, window))
+	}
+	out := make([]time.Duration, tries)
+	for i := range out {
+		out[i] = (window * time.Duration(i+1) / time.Duration(tries)).Truncate(time.Second)
+	}
+	return out
 }
 
 // nextAction returns the action due first. Called with s.mu held.

@@ -33,6 +33,12 @@ const (
 	// payment_intent.requires_action, invoice.payment_action_required,
 	// then invoice.payment_failed as for a declined charge.
 	CardAlwaysAuthenticate = "4000 0027 6000 3184"
+	// CardLost is Stripe's card declined as lost (decline code lost_card):
+	// in Checkout it is declined. Saved through the portal or
+	// [Stripe.UpdateCard] it stands for a saved card later reported lost,
+	// which Stripe would decline at once: billingtest saves it, and its
+	// charges are hard declines, which are not retried.
+	CardLost = "4000 0000 0000 9987"
 	// BankDebit is a bank account (Stripe's SEPA Direct Debit test IBAN)
 	// for a one-time payment that settles later: the session completes
 	// with payment_status unpaid, and 3 minutes later by the clock
@@ -119,6 +125,7 @@ const (
 	cardChargeFails
 	cardNeedsAuth
 	cardAlwaysAuth
+	cardLost
 	bankDebitOK
 	bankDebitFails
 	cardNone // no payment method: a trial that does not collect one
@@ -146,6 +153,8 @@ func parseCard(number string) testCard {
 		return cardNeedsAuth
 	case "4000002760003184":
 		return cardAlwaysAuth
+	case "4000000000009987":
+		return cardLost
 	case "DE89370400440532013000":
 		return bankDebitOK
 	case "DE62370400440532013001":
@@ -236,6 +245,8 @@ func (s *Stripe) pay(sessionID, card string, auth authStep) (Paid, error) {
 	case cardOK:
 	case cardDeclined:
 		return Paid{}, declined("insufficient_funds")
+	case cardLost:
+		return Paid{}, declined("lost_card")
 	case cardChargeFails:
 		if customer != "" {
 			if err := s.setCard(customer, cardChargeFails); err != nil {
@@ -308,7 +319,7 @@ func successURL(id, success, ret string) string {
 func (s *Stripe) UpdateCard(customerID, card string) ([]Event, error) {
 	kind := parseCard(card)
 	switch kind {
-	case cardOK, cardNeedsAuth, cardAlwaysAuth, cardChargeFails:
+	case cardOK, cardNeedsAuth, cardAlwaysAuth, cardChargeFails, cardLost:
 	case cardDeclined:
 		if s.Customer(customerID) == nil {
 			return nil, fmt.Errorf("billingtest: no such customer %q", customerID)

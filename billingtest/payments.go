@@ -43,10 +43,11 @@ type charge struct {
 type chargeOutcome int
 
 const (
-	chargeOK       chargeOutcome = iota
-	chargeDeclined               // the card is declined
-	chargeAction                 // the bank asks the customer to authenticate
-	chargeNoMethod               // there is no payment method to charge
+	chargeOK          chargeOutcome = iota
+	chargeDeclined                  // the card is declined
+	chargeAction                    // the bank asks the customer to authenticate
+	chargeNoMethod                  // there is no payment method to charge
+	chargeHardDecline               // declined for good (a lost card): not retried
 )
 
 // cardBrands are the brand and last four digits of each test card.
@@ -60,6 +61,8 @@ func cardDetails(c testCard) (brand, last4 string) {
 		return "visa", "3155"
 	case cardAlwaysAuth:
 		return "visa", "3184"
+	case cardLost:
+		return "visa", "9987"
 	}
 	return "visa", "4242"
 }
@@ -75,6 +78,8 @@ func (c *customer) outcome() chargeOutcome {
 		return chargeDeclined
 	case c.card == cardAlwaysAuth:
 		return chargeAction
+	case c.card == cardLost:
+		return chargeHardDecline
 	}
 	return chargeOK
 }
@@ -136,9 +141,12 @@ func (st *step) chargeIntent(pi *paymentIntent, outcome chargeOutcome, bankDebit
 	}
 	ch := &charge{id: newID("ch_", 24), pi: pi.id, customer: pi.customer, currency: pi.currency,
 		paymentMethod: pi.paymentMethod, amount: pi.amount, created: st.t, bankDebit: bankDebit, status: "succeeded"}
-	if outcome == chargeDeclined {
+	if outcome == chargeDeclined || outcome == chargeHardDecline {
 		ch.status = "failed"
 		ch.failure = &paymentError{code: "card_declined", declineCode: "generic_decline", message: "Your card was declined."}
+		if outcome == chargeHardDecline {
+			ch.failure.declineCode = "lost_card"
+		}
 		if bankDebit {
 			ch.failure = &paymentError{code: "insufficient_funds",
 				message: "The customer's account has insufficient funds to cover this payment."}

@@ -250,3 +250,57 @@ func TestInvoiceUpcoming(t *testing.T) {
 	assert.Equal(t, srv.Subscription(trial).TrialEnd-3*day, evs[0].Created)
 	assert.Equal(t, int64(2000), decodeAs[stripe.Invoice](t, evs[0]).AmountDue, "the first paid period")
 }
+
+// Dunning as an account configures it: a retry schedule (Smart Retries'
+// shape, spread evenly), no retry after a hard decline or without a
+// payment method, and a new card attempted at once.
+func TestDunning(t *testing.T) {
+	assert.Equal(t, []time.Duration{42 * time.Hour, 84 * time.Hour, 126 * time.Hour, 168 * time.Hour,
+		210 * time.Hour, 252 * time.Hour, 294 * time.Hour, 336 * time.Hour}, billingtest.SmartRetries(8, 14*24*time.Hour))
+	assert.Panics(t, func() { billingtest.SmartRetries(9, time.Hour) }, "Stripe allows up to 8")
+	assert.Panics(t, func() { billingtest.SmartRetries(0, time.Hour) })
+
+	srv, sc := setup(t)
+	srv.SetRetrySchedule(billingtest.SmartRetries(2, 4*24*time.Hour)...)
+	subID, c := subscribe(t, srv, sc, 0)
+	require.NoError(t, testcatalog.SetCardFailing(srv, c.ID, true))
+	_, err := testcatalog.Renew(srv, subID)
+	require.NoError(t, err)
+	in := srv.Invoice(srv.Subscription(subID).LatestInvoice.ID)
+	first := in.StatusTransitions.FinalizedAt
+	assert.Equal(t, first+2*day, in.NextPaymentAttempt, "2 retries over 4 days: the first after 2")
+	_, err = testcatalog.Retry(srv, subID)
+	require.NoError(t, err)
+	assert.Equal(t, first+4*day, srv.Invoice(in.ID).NextPaymentAttempt)
+
+	// A hard decline is not retried; the subscription stays past_due.
+	srv2, sc2 := setup(t)
+	sub2, c2 := subscribe(t, srv2, sc2, 0)
+	_, err = srv2.UpdateCard(c2.ID, billingtest.CardLost)
+	require.NoError(t, err)
+	evs, err := testcatalog.Renew(srv2, sub2)
+	require.NoError(t, err)
+	ch := decodeAs[stripe.Charge](t, pick(t, evs, "charge.failed"))
+	assert.Equal(t, "lost_card", ch.Outcome.Reason)
+	hard := srv2.Invoice(srv2.Subscription(sub2).LatestInvoice.ID)
+	assert.Zero(t, hard.NextPaymentAttempt, "no retry after a hard decline")
+	assert.Equal(t, stripe.SubscriptionStatusPastDue, srv2.Subscription(sub2).Status)
+	_, ok := srv2.NextEvent()
+	require.True(t, ok)
+	for _, ev := range srv2.Advance(10 * 24 * time.Hour) {
+		assert.NotContains(t, []string{"invoice.payment_failed", "customer.subscription.deleted"}, ev.Type)
+	}
+
+	// A new card: attempted at the clock's next step, and paid.
+	_, err = srv2.UpdateCard(c2.ID, billingtest.CardOK)
+	require.NoError(t, err)
+	evs = srv2.Advance(0)
+	assert.Contains(t, types(evs), "invoice.paid")
+	assert.Equal(t, stripe.SubscriptionStatusActive, srv2.Subscription(sub2).Status)
+
+	// Checkout refuses the lost card.
+	_, err = srv2.Pay(subSession(t, sc2, c2.ID, 0).ID, billingtest.CardLost)
+	var ce *billingtest.CardError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "lost_card", ce.DeclineCode)
+}

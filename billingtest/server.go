@@ -240,9 +240,12 @@
 //     ignored) bills the new amount from the next renewal: no proration
 //     items, no invoice previews, no subscription schedules.
 //   - One line item per Checkout Session; no setup mode.
-//   - Retry times are fixed (1, 3, 5 and 7 days, or [Stripe.SetRetrySchedule]),
-//     not Smart Retries'; a renewal's invoice is finalized one hour after
-//     it is drafted, whatever its webhooks do.
+//   - Retry times are the schedule set ([Stripe.SetRetrySchedule]; 1, 3, 5
+//     and 7 days by default; [SmartRetries] spreads N tries evenly over a
+//     window), not Smart Retries' predictions; only [CardLost] is a hard
+//     decline. A renewal's invoice is finalized one hour after it is
+//     drafted, whatever its invoice.created deliveries do (Stripe waits an
+//     hour after the last successful one, up to 72 hours while they fail).
 //   - No emails, receipts or hosted invoice pages (hosted_invoice_url is
 //     a placeholder).
 //

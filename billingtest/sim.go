@@ -330,7 +330,8 @@ func (st *step) pay(sub *subscription, in *invoice, outcome chargeOutcome) {
 		st.updateCustomer(c, func() { c.delinquent = true }) // an automatic payment failed
 	}
 	in.nextPaymentAttempt = 0
-	if i := int(in.attemptCount) - 1; i < len(s.retries) {
+	retryable := outcome != chargeNoMethod && outcome != chargeHardDecline
+	if i := int(in.attemptCount) - 1; retryable && i < len(s.retries) {
 		in.nextPaymentAttempt = in.firstAttemptAt + int64(s.retries[i]/time.Second)
 	}
 	if outcome == chargeAction {
@@ -342,7 +343,10 @@ func (st *step) pay(sub *subscription, in *invoice, outcome chargeOutcome) {
 	if sub.status == "active" && s.latestFinalized(sub, in) {
 		st.updateSub(sub, func() { sub.status = "past_due" })
 	}
-	if in.nextPaymentAttempt != 0 {
+	if in.nextPaymentAttempt != 0 || !retryable {
+		// Not retried (a hard decline, no payment method): the invoice
+		// waits, past_due, for a new card; the failure outcome is for
+		// retries that ran out.
 		return
 	}
 	switch s.outcome {
@@ -645,6 +649,13 @@ func (s *Stripe) saveCard(customerID string, kind testCard) ([]Event, error) {
 	for _, id := range s.subOrder {
 		if sub := s.subs[id]; sub.customer == c.id && !sub.ended() {
 			st.updateSub(sub, func() { sub.defaultPM = pm.id })
+			// An open invoice no longer retried (a hard decline, no
+			// payment method, retries run out) is attempted again with
+			// the new card at once (the clock's next step).
+			if in := s.invoices[sub.latestInvoice]; in != nil && in.status == "open" && in.attemptCount > 0 &&
+				in.nextPaymentAttempt == 0 && (sub.status == "past_due" || sub.status == "unpaid") {
+				in.nextPaymentAttempt = st.t
+			}
 		}
 	}
 	return st.done()
