@@ -181,8 +181,12 @@ func (s *Stripe) updateSubscription(r *http.Request) (int, any) {
 			}
 		}
 	}
-	if _, err := enumParam(f, "proration_behavior", "always_invoice", "create_prorations", "none"); err != nil {
+	behavior, err := enumParam(f, "proration_behavior", "always_invoice", "create_prorations", "none")
+	if err != nil {
 		return 0, err
+	}
+	if behavior == "" {
+		behavior = "create_prorations"
 	}
 	cape, hasCape, err := boolParam(f, "cancel_at_period_end")
 	if err != nil {
@@ -240,14 +244,18 @@ func (s *Stripe) updateSubscription(r *http.Request) (int, any) {
 	case cancelAt != 0 && (cancelAt != sub.cancelAt || sub.cancelAtPeriodEnd):
 		sub.scheduleCancel(st.t, false, cancelAt)
 	}
+	var ups []itemUpdate
 	for _, ch := range items {
+		up := itemUpdate{item: ch.item, priceID: ch.item.priceID, quantity: ch.item.quantity}
 		if ch.price != nil {
-			ch.item.priceID = ch.price.id
+			up.priceID = ch.price.id
 		}
 		if ch.quantity != 0 {
-			ch.item.quantity = ch.quantity
+			up.quantity = ch.quantity
 		}
+		ups = append(ups, up)
 	}
+	charge := st.changeItems(sub, ups, behavior)
 	if md != nil || clearMD {
 		sub.metadata = applyMetadata(sub.metadata, md, clearMD)
 	}
@@ -256,6 +264,7 @@ func (s *Stripe) updateSubscription(r *http.Request) (int, any) {
 	if prev := changed(before, after); len(prev) > 0 {
 		st.emit("customer.subscription.updated", after, prev)
 	}
+	charge()
 	return 200, s.subObjX(sub, exp)
 }
 

@@ -392,15 +392,7 @@ func (st *step) upcoming(sub *subscription) {
 		s.clk.upcoming = map[string]int64{}
 	}
 	s.clk.upcoming[sub.id] = end
-	preview := &invoice{id: "upcoming_" + sub.latestInvoice, customer: sub.customer, subscription: sub.id,
-		billingReason: "upcoming", status: "draft", subMetadata: sub.metadata, created: st.t,
-		periodStart: end, periodEnd: end}
-	for _, it := range sub.items {
-		amount := s.prices[it.priceID].unitAmount * it.quantity
-		preview.lines = append(preview.lines, invoiceLine{id: newID("il_", 24), priceID: it.priceID, subItemID: it.id,
-			quantity: it.quantity, amount: amount, start: end, end: s.periodEndAfter(sub, it, end)})
-		preview.amountDue += amount
-	}
+	preview := s.renewalPreview(sub, sub.items, sub.pending, end, st.t)
 	st.emit("invoice.upcoming", s.invoiceObj(preview), nil)
 }
 

@@ -93,12 +93,17 @@ type subscription struct {
 	// pauseBehavior and pauseResumesAt are pause_collection ("": none).
 	pauseBehavior  string
 	pauseResumesAt int64
+	// pending are proration items waiting for the next invoice.
+	pending []invoiceLine
 }
 
 type invoiceLine struct {
 	id, priceID, subItemID string
 	quantity, amount       int64
 	start, end             int64
+	// A proration: its own description, from an invoice item.
+	proration         bool
+	desc, invoiceItem string
 }
 
 type invoice struct {
@@ -378,7 +383,10 @@ func (s *Stripe) invoiceObjX(in *invoice, expand map[string]bool) map[string]any
 		p := s.prices[l.priceID]
 		name := s.productName(p)
 		desc := fmt.Sprintf("%d × %s (at $%.2f / %s)", l.quantity, name, float64(p.unitAmount)/100, p.interval)
-		if in.amountDue == 0 && l.amount == 0 && p.unitAmount != 0 {
+		switch {
+		case l.desc != "":
+			desc = l.desc
+		case in.amountDue == 0 && l.amount == 0 && p.unitAmount != 0:
 			desc = fmt.Sprintf("Trial period for %s", name)
 		}
 		lines = append(lines, map[string]any{
@@ -389,7 +397,7 @@ func (s *Stripe) invoiceObjX(in *invoice, expand map[string]bool) map[string]any
 			"parent": map[string]any{
 				"type": "subscription_item_details", "invoice_item_details": nil,
 				"subscription_item_details": map[string]any{
-					"invoice_item": nil, "proration": false, "proration_details": map[string]any{"credited_items": nil},
+					"invoice_item": null(l.invoiceItem), "proration": l.proration, "proration_details": map[string]any{"credited_items": nil},
 					"subscription": in.subscription, "subscription_item": l.subItemID,
 				},
 			},

@@ -700,6 +700,7 @@ func (s *Stripe) routes() {
 	s.handle("POST /v1/subscriptions/{id}/resume", s.resumeSubscription)
 	s.handle("GET /v1/invoices", s.listInvoices)
 	s.handle("GET /v1/invoices/{id}", s.getInvoice)
+	s.handle("POST /v1/invoices/create_preview", s.createPreview)
 	s.handle("GET /v1/invoice_payments", s.listInvoicePayments)
 	s.handle("GET /v1/invoice_payments/{id}", s.getInvoicePayment)
 	s.handle("GET /v1/payment_intents/{id}", s.getPaymentIntent)

@@ -183,6 +183,7 @@ func (s *Stripe) newInvoice(sub *subscription, reason string, t, periodStart, pe
 			quantity: it.quantity, amount: amount, start: it.periodStart, end: it.periodEnd})
 		in.amountDue += amount
 	}
+	in.addPending(sub)
 	s.invoices[in.id] = in
 	s.invOrder = append(s.invOrder, in.id)
 	sub.latestInvoice = in.id
@@ -600,21 +601,26 @@ func (st *step) endScheduled(sub *subscription) {
 	st.emit("customer.subscription.deleted", st.s.subObj(sub, false), nil)
 }
 
-// ChangePrice swaps the price of the subscription's items for another
-// recurring price, without proration or a new invoice and keeping the
-// current periods; customer.subscription.updated with previous_attributes
-// items.
+// ChangePrice switches the subscription's items to another recurring
+// price, as the portal's plan switch does: keeping the current periods,
+// with prorations for the rest of the period added to the next invoice
+// (create_prorations, the portal's default); customer.subscription.updated
+// with previous_attributes items.
 func (s *Stripe) ChangePrice(subID, newPriceID string) ([]Event, error) {
 	return s.onSub(subID, true, true, nil, func(st *step, sub *subscription) error {
 		p := s.prices[newPriceID]
 		if p == nil || p.interval == "" {
 			return fmt.Errorf("billingtest: %q is not a known recurring price", newPriceID)
 		}
+		var charge func()
 		st.updateSub(sub, func() {
+			var ups []itemUpdate
 			for _, it := range sub.items {
-				it.priceID = p.id
+				ups = append(ups, itemUpdate{item: it, priceID: p.id, quantity: it.quantity})
 			}
+			charge = st.changeItems(sub, ups, "create_prorations")
 		})
+		charge()
 		return nil
 	})
 }
