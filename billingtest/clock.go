@@ -455,10 +455,16 @@ func (s *Stripe) run(a action) {
 				first = it
 			}
 		}
+		var sc *schedule
+		ended := first.periodEnd
 		st.startCycle(sub, first.periodStart, first.periodEnd, st.t+int64(finalizeDelay/time.Second), func() {
+			sc = s.schedulePhaseAt(sub, ended)
 			for _, it := range sub.items {
 				it.periodStart, it.periodEnd = it.periodEnd, s.periodEndAfter(sub, it, it.periodEnd)
 			}
 		})
+		if sc != nil {
+			st.phaseChanged(sc, ended)
+		}
 	}
 }

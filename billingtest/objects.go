@@ -95,6 +95,8 @@ type subscription struct {
 	pauseResumesAt int64
 	// pending are proration items waiting for the next invoice.
 	pending []invoiceLine
+	// schedule is the subscription schedule attached, if any.
+	schedule string
 }
 
 type invoiceLine struct {
@@ -362,7 +364,7 @@ func (s *Stripe) subObjX(sub *subscription, expand map[string]bool) map[string]a
 		"payment_settings": map[string]any{"payment_method_options": nil, "payment_method_types": nil,
 			"save_default_payment_method": "off"},
 		"pending_invoice_item_interval": nil, "pending_setup_intent": nil, "pending_update": nil,
-		"schedule": nil, "start_date": sub.startDate, "status": sub.status, "test_clock": nil,
+		"schedule": null(sub.schedule), "start_date": sub.startDate, "status": sub.status, "test_clock": nil,
 		"transfer_data": nil, "trial_end": null(sub.trialEnd),
 		"trial_settings": map[string]any{"end_behavior": map[string]any{"missing_payment_method": missingPMBehavior(sub)}},
 		"trial_start":    null(sub.trialStart),

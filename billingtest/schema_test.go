@@ -70,6 +70,7 @@ func TestShapesMatchStripesSchema(t *testing.T) {
 	t.Cleanup(srv.Close)
 	srv.AddPrice("price_month", "month", 1000)
 	srv.AddPrice("price_pro", "month", 3000)
+	srv.AddPrice("price_lite", "month", 400)
 	srv.AddPrice("price_once", "", 2500)
 	rec := &recorder{}
 	sc := stripe.NewClient("sk_test_x", stripe.WithBackends(stripe.NewBackendsWithConfig(&stripe.BackendConfig{
@@ -120,7 +121,8 @@ func TestShapesMatchStripesSchema(t *testing.T) {
 		"invoice.payment_action_required", "charge.failed", "payment_method.attached", "product.created",
 		"price.created", "customer.updated", "invoice.updated", "checkout.session.async_payment_failed",
 		"invoice.upcoming", "customer.subscription.paused", "customer.subscription.resumed", "invoice.voided",
-		"invoice.marked_uncollectible"} {
+		"invoice.marked_uncollectible", "subscription_schedule.created", "subscription_schedule.updated",
+		"subscription_schedule.released"} {
 		assert.True(t, types[typ], "no %s event", typ)
 	}
 	assert.Positive(t, seen["GET 404"]+seen["POST 400"], "no error responses")
@@ -130,6 +132,7 @@ func TestShapesMatchStripesSchema(t *testing.T) {
 	}
 	for _, p := range []string{"/v1/invoice_payments", "/v1/invoice_payments/{id}", "/v1/invoices/{id}",
 		"/v1/payment_intents/{id}", "/v1/charges/{id}", "/v1/payment_methods/{id}", "/v1/subscriptions/{id}/resume",
+		"/v1/invoices/create_preview", "/v1/subscription_schedules/{id}",
 		"/v1/checkout/sessions/{id}/line_items", "/v1/webhook_endpoints/{id}", "/v1/events/{id}"} {
 		assert.True(t, paths[p], "%s was not checked", p)
 	}
@@ -139,7 +142,7 @@ func TestShapesMatchStripesSchema(t *testing.T) {
 func routeOf(path string) string {
 	parts := strings.Split(path, "/")
 	for i, p := range parts {
-		if i > 1 && strings.Contains(p, "_") && p != "line_items" && p != "invoice_payments" && p != "webhook_endpoints" && p != "payment_intents" && p != "payment_methods" {
+		if i > 1 && strings.Contains(p, "_") && p != "line_items" && p != "invoice_payments" && p != "webhook_endpoints" && p != "payment_intents" && p != "payment_methods" && p != "subscription_schedules" && p != "create_preview" {
 			parts[i] = "{id}"
 		}
 	}
@@ -233,7 +236,23 @@ func lifecycle(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client) {
 	must(testcatalog.Err(srv.UpdateCard(cus.ID, billingtest.CardOK)))
 	steps(testcatalog.Retry(srv, sub))
 
-	// Plan change, cancellation scheduled and taken back, the portal.
+	// Plan changes with prorations (on the next invoice, and at once), a
+	// preview, a downgrade scheduled at the period end, the portal's switch.
+	item := srv.Subscription(sub).Items.Data[0].ID
+	for _, behavior := range []string{"create_prorations", "always_invoice"} {
+		_, err = sc.V1Subscriptions.Update(ctx, sub, &stripe.SubscriptionUpdateParams{ProrationBehavior: stripe.String(behavior),
+			Items: []*stripe.SubscriptionUpdateItemParams{{ID: stripe.String(item), Quantity: stripe.Int64(3)}}})
+		must(err)
+	}
+	_, err = sc.V1Invoices.CreatePreview(ctx, &stripe.InvoiceCreatePreviewParams{Subscription: stripe.String(sub),
+		SubscriptionDetails: &stripe.InvoiceCreatePreviewSubscriptionDetailsParams{
+			Items: []*stripe.InvoiceCreatePreviewSubscriptionDetailsItemParams{{ID: stripe.String(item), Quantity: stripe.Int64(1)}}}})
+	must(err)
+	sched := downgradeAtPeriodEnd(t, sc, sub)
+	_, err = sc.V1SubscriptionSchedules.Retrieve(ctx, sched.ID, nil)
+	must(err)
+	steps(testcatalog.Renew(srv, sub))
+	steps(testcatalog.Renew(srv, sub))
 	steps(srv.ChangePrice(sub, "price_pro"))
 	_, err = sc.V1Subscriptions.Update(ctx, sub, &stripe.SubscriptionUpdateParams{CancelAtPeriodEnd: stripe.Bool(true)})
 	must(err)

@@ -60,7 +60,7 @@
 //	POST   /v1/subscriptions/{id}                 cancel_at_period_end, cancel_at (unix,
 //	                                              max_period_end, min_period_end, or "" to
 //	                                              clear), items[i][id|price|quantity],
-//	                                              proration_behavior (ignored), metadata,
+//	                                              proration_behavior, metadata,
 //	                                              cancellation_details[comment|feedback],
 //	                                              pause_collection[behavior|resumes_at] ("" to
 //	                                              resume)
@@ -68,9 +68,20 @@
 //	                                              cancellation_details[comment|feedback]
 //	POST   /v1/subscriptions/{id}/resume          billing_cycle_anchor (now, unchanged),
 //	                                              proration_behavior, proration_date (ignored)
+//	POST   /v1/subscription_schedules             from_subscription, metadata
+//	GET    /v1/subscription_schedules/{id}
+//	POST   /v1/subscription_schedules/{id}        phases[i][items][j][price|quantity],
+//	                                              phases[i][start_date|end_date|iterations|
+//	                                              proration_behavior], end_behavior (release,
+//	                                              cancel), metadata
+//	POST   /v1/subscription_schedules/{id}/release
+//	POST   /v1/subscription_schedules/{id}/cancel
 //	GET    /v1/invoices                           customer, subscription, status,
 //	                                              collection_method, created; pagination
 //	GET    /v1/invoices/{id}                      expand[]=customer, payments
+//	POST   /v1/invoices/create_preview            subscription, customer,
+//	                                              subscription_details[items][i][id|price|quantity],
+//	                                              subscription_details[proration_behavior|proration_date]
 //	GET    /v1/invoice_payments                   invoice, payment[type]=payment_intent,
 //	                                              payment[payment_intent], status; pagination
 //	GET    /v1/invoice_payments/{id}
@@ -209,6 +220,20 @@
 // [Stripe.Flush] waits for them. [Chaos] shuffles, duplicates, drops and
 // delays deliveries.
 //
+// # Prorations and schedules
+//
+// A price or quantity change (POST /v1/subscriptions/{id} items, or the
+// portal's switch) prorates by the second: a credit for the unused time
+// of the old price and a charge for the rest of the period at the new one,
+// each rounded to the minor unit. create_prorations (the default) adds
+// them to the next invoice; always_invoice invoices and charges them at
+// once; none changes the price only. POST /v1/invoices/create_preview
+// answers what the next invoice would be, with or without a change. A
+// subscription schedule made from a subscription switches items at a
+// period end (a downgrade at the end of the period): the renewal bills
+// the new phase (subscription_schedule.updated), and the last phase's end
+// releases the subscription (subscription_schedule.released) or cancels it.
+//
 // # Fidelity
 //
 // Every object it serves (responses, list items, expansions, event
@@ -236,9 +261,10 @@
 //   - PaymentIntents, Charges and PaymentMethods can be retrieved, not
 //     created, confirmed, listed or refunded through the API; no refunds or
 //     disputes.
-//   - A price or quantity change (proration_behavior is accepted and
-//     ignored) bills the new amount from the next renewal: no proration
-//     items, no invoice previews, no subscription schedules.
+//   - Prorations are invoice lines, not invoice items: no invoiceitem
+//     objects or events; a negative total is due as zero (no customer
+//     balance). Schedules are made from a subscription only, their phases
+//     meet at period ends.
 //   - One line item per Checkout Session; no setup mode.
 //   - Retry times are the schedule set ([Stripe.SetRetrySchedule]; 1, 3, 5
 //     and 7 days by default; [SmartRetries] spreads N tries evenly over a
@@ -309,6 +335,7 @@ type Stripe struct {
 	pms        map[string]*paymentMethod
 	pis        map[string]*paymentIntent
 	charges    map[string]*charge
+	schedules  map[string]*schedule
 	invOrder   []string
 	events     []Event
 	eventIndex map[string]int
@@ -369,6 +396,7 @@ func New(opts Options) *Stripe {
 		pms:        map[string]*paymentMethod{},
 		pis:        map[string]*paymentIntent{},
 		charges:    map[string]*charge{},
+		schedules:  map[string]*schedule{},
 		eventIndex: map[string]int{},
 		calls:      map[string]int{},
 		fails:      map[string]*injectedFailure{},
@@ -698,6 +726,11 @@ func (s *Stripe) routes() {
 	s.handle("POST /v1/subscriptions/{id}", s.updateSubscription)
 	s.handle("DELETE /v1/subscriptions/{id}", s.cancelSubscription)
 	s.handle("POST /v1/subscriptions/{id}/resume", s.resumeSubscription)
+	s.handle("POST /v1/subscription_schedules", s.createSchedule)
+	s.handle("GET /v1/subscription_schedules/{id}", s.getSchedule)
+	s.handle("POST /v1/subscription_schedules/{id}", s.updateSchedule)
+	s.handle("POST /v1/subscription_schedules/{id}/release", s.releaseSchedule)
+	s.handle("POST /v1/subscription_schedules/{id}/cancel", s.cancelSchedule)
 	s.handle("GET /v1/invoices", s.listInvoices)
 	s.handle("GET /v1/invoices/{id}", s.getInvoice)
 	s.handle("POST /v1/invoices/create_preview", s.createPreview)
