@@ -79,7 +79,13 @@ func checkParams(form url.Values, patterns ...string) *apiError {
 			ok = parts != nil && matchKey(parts, p)
 		}
 		if !ok {
-			return unknownParam(k)
+			e := unknownParam(k)
+			for _, p := range patterns {
+				if pp := keyParts(p); len(pp) > 0 && len(parts) > 0 && pp[0] == parts[0] {
+					e.partlyModelled = true
+				}
+			}
+			return e
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/stripe/stripe-go/v82"
 
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/stripespec"
 )
 
 func errorOf(t *testing.T, body map[string]any) map[string]any {
@@ -113,4 +114,40 @@ func TestOnlyBasilVersionsAreServed(t *testing.T) {
 	status, _, _ = apiDo(t, srv, http.MethodPost, "/v1/customers", "email=b%40example.com", "Stripe-Version", "2025-09-30.clover")
 	assert.Equal(t, http.StatusBadRequest, status)
 	assert.Empty(t, listIDs(t, srv, "/v1/customers"))
+}
+
+// The table of valid parameters is Stripe's: every route's top-level
+// parameters as the schema lists them.
+func TestValidParamsAreStripes(t *testing.T) {
+	spec := stripespec.ForTest(t)
+	routes := billingtest.ValidParams()
+	require.GreaterOrEqual(t, len(routes), 25)
+	for route, params := range routes {
+		method, path, _ := strings.Cut(route, " ")
+		path = strings.ReplaceAll(path, "{id}", "x_1")
+		assert.Equal(t, spec.Params(method, path), params, route)
+	}
+}
+
+// A valid Stripe parameter billingtest does not model is refused as such,
+// naming it; an invalid one is unknown, as Stripe says.
+func TestValidParametersAreNotUnknown(t *testing.T) {
+	srv, _ := setup(t)
+	status, body, _ := apiDo(t, srv, http.MethodPost, "/v1/customers", "tax_exempt=exempt")
+	assert.Equal(t, http.StatusBadRequest, status)
+	e := errorOf(t, body)
+	assert.Equal(t, "parameter_not_modelled", e["code"])
+	assert.Equal(t, "tax_exempt", e["param"])
+	assert.Contains(t, e["message"], "tax_exempt")
+	assert.Contains(t, e["message"], "valid at Stripe")
+
+	status, body, _ = apiDo(t, srv, http.MethodPost, "/v1/customers", "tax_exempts=exempt")
+	assert.Equal(t, http.StatusBadRequest, status)
+	assert.Equal(t, "parameter_unknown", errorOf(t, body)["code"])
+
+	// Nested: the top-level name decides.
+	status, body, _ = apiDo(t, srv, http.MethodPost, "/v1/checkout/sessions", "mode=payment&automatic_tax[enabled]=true")
+	assert.Equal(t, http.StatusBadRequest, status)
+	assert.Equal(t, "parameter_not_modelled", errorOf(t, body)["code"])
+	assert.Empty(t, listIDs(t, srv, "/v1/customers"), "refused: nothing made")
 }

@@ -319,7 +319,8 @@ func TestWebhookEndpointValidation(t *testing.T) {
 		{"url=https://app.test/wh", "enabled_events", "parameter_missing"},
 		{"url=https://app.test/wh&enabled_events[0]=NOT%20A%20TYPE", "enabled_events", "parameter_invalid"},
 		{"url=https://app.test/wh&enabled_events[0]=*&api_version=latest", "api_version", "parameter_invalid"},
-		{"url=https://app.test/wh&enabled_events[0]=*&connect=maybe", "connect", "parameter_unknown"},
+		{"url=https://app.test/wh&enabled_events[0]=*&connect=maybe", "connect", "parameter_not_modelled"},
+		{"url=https://app.test/wh&enabled_events[0]=*&kinnect=maybe", "kinnect", "parameter_unknown"},
 	} {
 		status, body := dlDo(t, srv, "POST", "/v1/webhook_endpoints", tc.form)
 		assert.Equal(t, 400, status, tc.form)

@@ -9,3 +9,6 @@ func (s *Stripe) SetBeforeExecute(f func(route, idempotencyKey string)) {
 	defer s.mu.Unlock()
 	s.beforeExecute = f
 }
+
+// ValidParams returns the table of valid parameters by route.
+func ValidParams() map[string][]string { return validParams }

@@ -287,6 +287,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -500,6 +501,9 @@ type apiError struct {
 	status           int
 	typ, code, param string
 	message          string
+	// partlyModelled marks an unknown parameter under a top-level name
+	// billingtest models (line_items[0][foo]): unknown, not unmodelled.
+	partlyModelled bool
 }
 
 func (e *apiError) Error() string { return e.message }
@@ -625,6 +629,11 @@ func (s *Stripe) handle(pattern string, h handler) {
 		defer func() { s.cur = reqInfo{} }()
 		status, body := h(r)
 		save := true
+		if e, ok := body.(*apiError); ok && e.code == "parameter_unknown" && !e.partlyModelled {
+			if name := keyParts(e.param); len(name) > 0 && slices.Contains(validParams[route], name[0]) {
+				body = notModelled(e.param, "the parameter "+e.param+" on "+route)
+			}
+		}
 		if e, ok := body.(*apiError); ok {
 			// An invalid request fails before the endpoint executes.
 			status, body, save = e.status, e.body(), e.typ != "invalid_request_error"

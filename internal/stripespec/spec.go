@@ -79,7 +79,7 @@ type Schema struct {
 	Type                 string             `json:"type"`
 	Properties           map[string]*Schema `json:"properties"`
 	Required             []string           `json:"required"`
-	AdditionalProperties *Schema            `json:"additionalProperties"`
+	AdditionalProperties additional         `json:"additionalProperties"`
 	Items                *Schema            `json:"items"`
 	AnyOf                []*Schema          `json:"anyOf"`
 	Enum                 []any              `json:"enum"`
@@ -88,7 +88,28 @@ type Schema struct {
 	BypassValidation     bool               `json:"x-stripeBypassValidation"`
 }
 
+// additional is additionalProperties: a schema, or a boolean (read as
+// none).
+type additional struct{ schema *Schema }
+
+func (a *additional) UnmarshalJSON(b []byte) error {
+	if t := strings.TrimSpace(string(b)); t == "true" || t == "false" {
+		return nil
+	}
+	a.schema = new(Schema)
+	return json.Unmarshal(b, a.schema)
+}
+
 type operation struct {
+	Parameters []struct {
+		Name string `json:"name"`
+		In   string `json:"in"`
+	} `json:"parameters"`
+	RequestBody struct {
+		Content map[string]struct {
+			Schema *Schema `json:"schema"`
+		} `json:"content"`
+	} `json:"requestBody"`
 	Responses map[string]struct {
 		Content map[string]struct {
 			Schema *Schema `json:"schema"`
@@ -146,6 +167,31 @@ func Load(path string) (*Spec, error) {
 			strings.Count(strings.Join(s.routes[j].parts, "/"), "{")
 	})
 	return s, nil
+}
+
+// Params returns the top-level parameters an operation takes (its query
+// parameters and form fields), sorted, without expand; nil for an unknown
+// operation.
+func (s *Spec) Params(method, path string) []string {
+	op := s.match(method, path)
+	if op == nil {
+		return nil
+	}
+	var out []string
+	for _, p := range op.Parameters {
+		if p.In == "query" && p.Name != "expand" {
+			out = append(out, p.Name)
+		}
+	}
+	if media, ok := op.RequestBody.Content["application/x-www-form-urlencoded"]; ok && media.Schema != nil {
+		for name := range media.Schema.Properties {
+			if name != "expand" {
+				out = append(out, name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Problem is one way a JSON document differs from the schema.
@@ -344,9 +390,9 @@ func (c *checker) value(sc *Schema, v any, path, name string) {
 // of its type, no unknown one (unless the schema is free-form).
 func (c *checker) object(sc *Schema, o map[string]any, path, name string) {
 	if sc.Properties == nil {
-		if sc.AdditionalProperties != nil {
+		if sc.AdditionalProperties.schema != nil {
 			for _, k := range sortedKeys(o) {
-				c.value(sc.AdditionalProperties, o[k], join(path, k), "")
+				c.value(sc.AdditionalProperties.schema, o[k], join(path, k), "")
 			}
 		}
 		return // free-form (an event's data.object is checked by its caller)
