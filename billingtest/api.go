@@ -2,7 +2,9 @@ package billingtest
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -10,7 +12,44 @@ import (
 // HTTP handlers. They run with s.mu held (see Stripe.handle).
 
 // customerParams are the parameters of customer create and update.
-var customerParams = []string{"email", "name", "metadata", "metadata[*]"}
+var customerParams = []string{"email", "name", "metadata", "metadata[*]", "description", "phone", "address",
+	"address[line1]", "address[line2]", "address[city]", "address[state]", "address[postal_code]", "address[country]"}
+
+// addressFields are the fields of an address.
+var addressFields = []string{"line1", "line2", "city", "state", "postal_code", "country"}
+
+// contactFields applies description, phone and address[...] of a customer
+// create or update to c (an empty value unsets; address="" unsets the
+// address).
+func contactFields(f url.Values, c *customer) *apiError {
+	if len(f.Get("description")) > 350 {
+		return invalid("description", "The description can be at most 350 characters long.")
+	}
+	if len(f.Get("phone")) > 20 {
+		return invalid("phone", "The phone number can be at most 20 characters long.")
+	}
+	if cc := f.Get("address[country]"); cc != "" && len(cc) != 2 {
+		return invalid("address[country]", "Country '"+cc+"' is unknown. Try using a 2-character alphanumeric country code instead, such as 'US', 'EG', or 'GB'.")
+	}
+	if f.Has("description") {
+		c.description = f.Get("description")
+	}
+	if f.Has("phone") {
+		c.phone = f.Get("phone")
+	}
+	if f.Has("address") && f.Get("address") == "" {
+		c.address = nil
+	}
+	for _, k := range addressFields {
+		if key := "address[" + k + "]"; f.Has(key) {
+			if c.address == nil {
+				c.address = map[string]string{}
+			}
+			c.address[k] = f.Get(key)
+		}
+	}
+	return nil
+}
 
 // customerFields reads and checks email, name and metadata.
 func customerFields(r *http.Request) (email, name string, md map[string]string, clear bool, err *apiError) {
@@ -36,6 +75,9 @@ func (s *Stripe) createCustomer(r *http.Request) (int, any) {
 	}
 	c := &customer{id: newID("cus_", 14), email: email, name: name,
 		metadata: applyMetadata(nil, md, false), created: s.unix()}
+	if err := contactFields(r.Form, c); err != nil {
+		return 0, err
+	}
 	s.addCustomer(c)
 	s.step(true).emit("customer.created", s.customerObj(c), nil)
 	return 200, s.customerObj(c)
@@ -70,7 +112,13 @@ func (s *Stripe) updateCustomer(r *http.Request) (int, any) {
 		return 0, err
 	}
 	// An empty value unsets a field.
+	check := *c
+	check.address = maps.Clone(c.address)
+	if err := contactFields(r.Form, &check); err != nil {
+		return 0, err
+	}
 	s.step(true).updateCustomer(c, func() {
+		c.description, c.phone, c.address = check.description, check.phone, check.address
 		if r.Form.Has("email") {
 			c.email = email
 		}
@@ -111,6 +159,7 @@ func (s *Stripe) createSession(r *http.Request) (int, any) {
 		"success_url", "cancel_url", "return_url", "line_items", "line_items[#][price]", "line_items[#][quantity]",
 		"metadata", "metadata[*]", "subscription_data[metadata][*]", "subscription_data[trial_period_days]",
 		"subscription_data[trial_settings][end_behavior][missing_payment_method]", "payment_method_collection",
+		"subscription_data[description]", "billing_address_collection",
 		"allow_promotion_codes", "expires_at"); err != nil {
 		return 0, err
 	}
@@ -230,6 +279,13 @@ func (s *Stripe) createSession(r *http.Request) (int, any) {
 		return 0, err
 	}
 	cs.pmIfRequired = collection == "if_required"
+	if cs.billingAddress, err = enumParam(f, "billing_address_collection", "auto", "required"); err != nil {
+		return 0, err
+	}
+	cs.subDescription = f.Get("subscription_data[description]")
+	if len(cs.subDescription) > 500 {
+		return 0, invalid("subscription_data[description]", "The description can be at most 500 characters long.")
+	}
 	if cs.missingPM, err = enumParam(f, "subscription_data[trial_settings][end_behavior][missing_payment_method]",
 		"cancel", "create_invoice", "pause"); err != nil {
 		return 0, err
@@ -237,7 +293,7 @@ func (s *Stripe) createSession(r *http.Request) (int, any) {
 	if cs.pmIfRequired && cs.mode != "subscription" {
 		return 0, invalid("payment_method_collection", "payment_method_collection=if_required is only supported in subscription mode.")
 	}
-	hasSubData := cs.subMetadata != nil || cs.trialDays != 0 || cs.missingPM != ""
+	hasSubData := cs.subMetadata != nil || cs.trialDays != 0 || cs.missingPM != "" || cs.subDescription != ""
 	switch {
 	case cs.mode == "subscription" && p.interval == "":
 		return 0, invalid("line_items[0][price]", "You must provide at least one recurring price in `subscription` mode when using prices.")

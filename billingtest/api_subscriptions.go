@@ -153,7 +153,7 @@ func (s *Stripe) updateSubscription(r *http.Request) (int, any) {
 	f := r.Form
 	if err := checkParams(f, "cancel_at_period_end", "cancel_at", "items[#][id]", "items[#][price]",
 		"items[#][quantity]", "proration_behavior", "metadata", "metadata[*]",
-		"cancellation_details[comment]", "cancellation_details[feedback]", "pause_collection",
+		"cancellation_details[comment]", "cancellation_details[feedback]", "pause_collection", "description",
 		"pause_collection[behavior]", "pause_collection[resumes_at]"); err != nil {
 		return 0, err
 	}
@@ -258,6 +258,9 @@ func (s *Stripe) updateSubscription(r *http.Request) (int, any) {
 	charge := st.changeItems(sub, ups, behavior)
 	if md != nil || clearMD {
 		sub.metadata = applyMetadata(sub.metadata, md, clearMD)
+	}
+	if f.Has("description") {
+		sub.description = f.Get("description")
 	}
 	details(sub)
 	after := s.subObj(sub, false)

@@ -29,9 +29,11 @@ type price struct {
 func (p *price) seconds() int64 { return intervalSeconds(p.interval) * max(p.intervalCount, 1) }
 
 type customer struct {
-	id, email, name string
-	metadata        map[string]string
-	created         int64
+	id, email, name    string
+	metadata           map[string]string
+	created            int64
+	description, phone string
+	address            map[string]string // nil: none
 	// card is what the customer's saved card does when charged
 	// (cardInvalid: none recorded, charges succeed).
 	card testCard
@@ -62,6 +64,9 @@ type session struct {
 	// needs no card); missingPM: the trial's end behaviour without one.
 	pmIfRequired bool
 	missingPM    string
+	// billingAddress is billing_address_collection (""/auto or
+	// required); subDescription subscription_data[description].
+	billingAddress, subDescription string
 }
 
 type portalSession struct {
@@ -96,7 +101,8 @@ type subscription struct {
 	// pending are proration items waiting for the next invoice.
 	pending []invoiceLine
 	// schedule is the subscription schedule attached, if any.
-	schedule string
+	schedule    string
+	description string
 }
 
 type invoiceLine struct {
@@ -272,12 +278,25 @@ func (s *Stripe) customerObj(c *customer) map[string]any {
 	return map[string]any{
 		"id": c.id, "object": "customer", "created": c.created, "email": null(c.email),
 		"name": null(c.name), "metadata": meta(c.metadata), "livemode": false, "balance": 0,
-		"currency": nil, "delinquent": c.delinquent, "description": nil, "default_source": nil,
-		"invoice_prefix": prefixOf(c.id), "phone": nil, "preferred_locales": []string{},
+		"currency": nil, "delinquent": c.delinquent, "description": null(c.description), "default_source": nil,
+		"address":        addressObj(c.address),
+		"invoice_prefix": prefixOf(c.id), "phone": null(c.phone), "preferred_locales": []string{},
 		"invoice_settings": map[string]any{"custom_fields": nil, "default_payment_method": null(c.defaultPM),
 			"footer": nil, "rendering_options": nil},
 		"tax_exempt": "none", "test_clock": nil,
 	}
+}
+
+// addressObj renders an address (nil: null), every field present.
+func addressObj(a map[string]string) any {
+	if a == nil {
+		return nil
+	}
+	o := map[string]any{}
+	for _, k := range addressFields {
+		o[k] = null(a[k])
+	}
+	return o
 }
 
 // prefixOf derives an invoice number prefix from a customer ID.
@@ -356,7 +375,7 @@ func (s *Stripe) subObjX(sub *subscription, expand map[string]bool) map[string]a
 		"cancellation_details": s.cancellationObj(sub), "collection_method": "charge_automatically",
 		"created": sub.created, "currency": currency, "customer": cus, "days_until_due": nil,
 		"default_payment_method": null(sub.defaultPM), "default_source": nil, "default_tax_rates": []any{},
-		"description": nil, "discounts": []string{}, "ended_at": null(sub.endedAt),
+		"description": null(sub.description), "discounts": []string{}, "ended_at": null(sub.endedAt),
 		"invoice_settings": map[string]any{"account_tax_ids": nil, "issuer": map[string]any{"type": "self"}},
 		"items":            s.itemsObj(sub), "latest_invoice": latest, "livemode": false,
 		"metadata": meta(sub.metadata), "next_pending_invoice_item_invoice": nil, "on_behalf_of": nil,
@@ -522,7 +541,7 @@ func (s *Stripe) sessionObj(cs *session, expand map[string]bool) map[string]any 
 		"allow_promotion_codes": null(cs.allowPromo), "amount_subtotal": cs.amountTotal,
 		"amount_total":               cs.amountTotal,
 		"automatic_tax":              map[string]any{"enabled": false, "liability": nil, "provider": nil, "status": nil},
-		"billing_address_collection": nil,
+		"billing_address_collection": null(cs.billingAddress),
 		"cancel_url":                 null(cs.cancelURL), "client_reference_id": null(cs.clientRef),
 		"client_secret": secret, "created": cs.created, "currency": s.currency(cs.priceID),
 		"custom_fields": []any{},

@@ -420,7 +420,7 @@ func (s *Stripe) completeCheckout(sessionID string, card testCard, debit *bankDe
 		periodStart: st.t}
 	sub := &subscription{id: newID("sub_", 24), customer: cs.customer, status: "incomplete",
 		items: []*subItem{it}, metadata: maps.Clone(cs.subMetadata), created: st.t, startDate: st.t, anchor: st.t,
-		defaultPM: pmID, missingPM: cs.missingPM}
+		defaultPM: pmID, missingPM: cs.missingPM, description: cs.subDescription}
 	it.periodEnd = s.periodEndAfter(sub, it, st.t)
 	trial := cs.trialDays > 0
 	if trial {
