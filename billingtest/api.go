@@ -2,6 +2,7 @@ package billingtest
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -157,6 +158,10 @@ func (s *Stripe) createSession(r *http.Request) (int, any) {
 	f := r.Form
 	if err := checkParams(f, "mode", "ui_mode", "customer", "customer_email", "client_reference_id",
 		"success_url", "cancel_url", "return_url", "line_items", "line_items[#][price]", "line_items[#][quantity]",
+		"line_items[#][price_data][currency]", "line_items[#][price_data][product]",
+		"line_items[#][price_data][product_data][name]", "line_items[#][price_data][product_data][description]",
+		"line_items[#][price_data][unit_amount]", "line_items[#][price_data][recurring][interval]",
+		"line_items[#][price_data][recurring][interval_count]", "currency",
 		"metadata", "metadata[*]", "subscription_data[metadata][*]", "subscription_data[trial_period_days]",
 		"subscription_data[trial_settings][end_behavior][missing_payment_method]", "payment_method_collection",
 		"subscription_data[description]", "billing_address_collection",
@@ -184,10 +189,8 @@ func (s *Stripe) createSession(r *http.Request) (int, any) {
 		status: "open", paymentStatus: "unpaid", customer: f.Get("customer"),
 		customerEmail: f.Get("customer_email"), clientRef: f.Get("client_reference_id"),
 		successURL: f.Get("success_url"), cancelURL: f.Get("cancel_url"), returnURL: f.Get("return_url"),
-		priceID:  f.Get("line_items[0][price]"),
 		metadata: applyMetadata(nil, md, false), subMetadata: applyMetadata(nil, subMD, false),
 		allowPromo: promo, created: s.unix(),
-		lineItemID: newID("li_", 24),
 	}
 	cs.expiresAt = cs.created + int64(24*time.Hour/time.Second)
 	cs.clientSecret = cs.id + "_secret_" + newID("", 16)
@@ -197,7 +200,7 @@ func (s *Stripe) createSession(r *http.Request) (int, any) {
 	switch cs.mode {
 	case "":
 		return 0, missing("mode")
-	case "payment", "subscription":
+	case "payment", "subscription", "setup":
 	default:
 		return 0, invalid("mode", "Invalid mode: must be one of payment, setup, or subscription")
 	}
@@ -236,37 +239,9 @@ func (s *Stripe) createSession(r *http.Request) (int, any) {
 	if cs.customer != "" && s.customers[cs.customer] == nil {
 		return 0, noSuch(400, "customer", cs.customer, "customer")
 	}
-	items, err := indexes(f, "line_items")
-	if err != nil {
-		return 0, err
+	if apiErr := s.sessionItems(f, cs); apiErr != nil {
+		return 0, apiErr
 	}
-	if len(items) > 1 || len(items) == 1 && items[0] != 0 {
-		return 0, invalid("line_items", "billingtest supports a single line item")
-	}
-	if cs.priceID == "" {
-		if f.Has("line_items[0][quantity]") {
-			return 0, missing("line_items[0][price]")
-		}
-		return 0, missing("line_items")
-	}
-	p := s.prices[cs.priceID]
-	if p == nil {
-		return 0, noSuch(400, "price", cs.priceID, "line_items[0][price]")
-	}
-	if !p.active {
-		return 0, invalid("line_items[0][price]", "The price specified is inactive. This field only accepts active prices.")
-	}
-	if f.Get("line_items[0][quantity]") == "" {
-		return 0, missing("line_items[0][quantity]")
-	}
-	q, _, err := intParam(f, "line_items[0][quantity]")
-	if err != nil {
-		return 0, err
-	}
-	if q < 1 {
-		return 0, invalidInteger("line_items[0][quantity]", "This value must be greater than or equal to 1.")
-	}
-	cs.quantity = q
 	if td := f.Get("subscription_data[trial_period_days]"); td != "" {
 		n, _, err := intParam(f, "subscription_data[trial_period_days]")
 		if err != nil || n < 1 || n > 730 {
@@ -294,17 +269,19 @@ func (s *Stripe) createSession(r *http.Request) (int, any) {
 		return 0, invalid("payment_method_collection", "payment_method_collection=if_required is only supported in subscription mode.")
 	}
 	hasSubData := cs.subMetadata != nil || cs.trialDays != 0 || cs.missingPM != "" || cs.subDescription != ""
-	switch {
-	case cs.mode == "subscription" && p.interval == "":
-		return 0, invalid("line_items[0][price]", "You must provide at least one recurring price in `subscription` mode when using prices.")
-	case cs.mode == "payment" && p.interval != "":
-		return 0, invalid("line_items[0][price]", "You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode or use only one-time prices.")
-	case cs.mode == "payment" && hasSubData:
-		return 0, invalid("subscription_data", "You can not pass `subscription_data` in `payment` mode.")
+	if apiErr := s.checkModeItems(cs, hasSubData); apiErr != nil {
+		return 0, apiErr
 	}
-	cs.amountTotal = p.unitAmount * q
+	for _, it := range cs.items {
+		cs.amountTotal += s.prices[it.priceID].unitAmount * it.quantity
+	}
 	if cs.trialDays != 0 {
 		cs.amountTotal = 0
+		for _, it := range cs.items { // one-time items are due now
+			if p := s.prices[it.priceID]; p.interval == "" {
+				cs.amountTotal += p.unitAmount * it.quantity
+			}
+		}
 	}
 	s.sessions[cs.id] = cs
 	s.sessOrder = append(s.sessOrder, cs.id)
@@ -369,7 +346,10 @@ func (s *Stripe) listLineItems(r *http.Request) (int, any) {
 	if err != nil {
 		return 0, err
 	}
-	all := []entry{{id: cs.lineItemID, created: cs.created, render: func() any { return s.lineItemObj(cs) }}}
+	all := make([]entry, 0, len(cs.items))
+	for _, it := range cs.items {
+		all = append(all, entry{id: it.id, created: cs.created, render: func() any { return s.lineItemObj(it) }})
+	}
 	l, err := listPage(f, "/v1/checkout/sessions/"+cs.id+"/line_items", "item", all, nil)
 	if err != nil {
 		return 0, err
@@ -678,4 +658,155 @@ func globMatch(pattern, s string) bool {
 		s = s[i+len(p):]
 	}
 	return strings.HasSuffix(s, parts[len(parts)-1])
+}
+
+// sessionItems reads line_items[i][price|price_data|quantity] into the
+// session's items. price_data makes a price for the session alone (not
+// listed, not sellable elsewhere), with a product of product_data[name] or
+// an existing product.
+func (s *Stripe) sessionItems(f url.Values, cs *session) *apiError {
+	idx, err := indexes(f, "line_items")
+	if err != nil {
+		return err
+	}
+	if len(idx) == 0 {
+		if cs.mode == "setup" {
+			return nil
+		}
+		return missing("line_items")
+	}
+	if cs.mode == "setup" {
+		return invalid("line_items", "You cannot pass `line_items` in `setup` mode.")
+	}
+	for n, i := range idx {
+		key := func(name string) string { return fmt.Sprintf("line_items[%d][%s]", i, name) }
+		if i != n {
+			return invalid(key("price"), "Line items must be numbered from 0 without gaps.")
+		}
+		pid := f.Get(key("price"))
+		hasData := false
+		for k := range f {
+			if strings.HasPrefix(k, key("price_data")) {
+				hasData = true
+			}
+		}
+		switch {
+		case pid != "" && hasData:
+			return exclusive(key("price"), key("price_data"))
+		case hasData:
+			p, apiErr := s.priceData(f, i)
+			if apiErr != nil {
+				return apiErr
+			}
+			pid = p.id
+		case pid == "":
+			return missing(key("price"))
+		default:
+			p := s.prices[pid]
+			if p == nil {
+				return noSuch(400, "price", pid, key("price"))
+			}
+			if !p.active {
+				return invalid(key("price"), "The price specified is inactive. This field only accepts active prices.")
+			}
+		}
+		if f.Get(key("quantity")) == "" {
+			return missing(key("quantity"))
+		}
+		q, _, err := intParam(f, key("quantity"))
+		if err != nil {
+			return err
+		}
+		if q < 1 {
+			return invalidInteger(key("quantity"), "This value must be greater than or equal to 1.")
+		}
+		cs.items = append(cs.items, sessionItem{id: newID("li_", 24), priceID: pid, quantity: q})
+	}
+	return nil
+}
+
+// priceData makes the ad-hoc price of line_items[i][price_data].
+func (s *Stripe) priceData(f url.Values, i int) (*price, *apiError) {
+	key := func(name string) string { return fmt.Sprintf("line_items[%d][price_data][%s]", i, name) }
+	currency := f.Get(key("currency"))
+	if currency == "" {
+		return nil, missing(key("currency"))
+	}
+	if len(currency) != 3 {
+		return nil, invalid(key("currency"), "Invalid currency: "+currency)
+	}
+	amount, ok, err := intParam(f, key("unit_amount"))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, missing(key("unit_amount"))
+	}
+	if amount < 0 {
+		return nil, invalidInteger(key("unit_amount"), "This value must be greater than or equal to 0.")
+	}
+	prodID, name := f.Get(key("product")), f.Get(key("product_data][name"))
+	now := s.unix()
+	switch {
+	case prodID != "" && name != "":
+		return nil, exclusive(key("product"), key("product_data"))
+	case prodID != "":
+		if s.products[prodID] == nil {
+			return nil, noSuch(400, "product", prodID, key("product"))
+		}
+	case name != "":
+		prod := &product{id: newID("prod_", 14), name: name, description: f.Get(key("product_data][description")),
+			active: true, created: now, updated: now}
+		s.addProduct(prod)
+		prodID = prod.id
+	default:
+		return nil, missing(key("product_data"))
+	}
+	interval := f.Get(key("recurring][interval"))
+	count := int64(0)
+	if interval != "" {
+		if intervalSeconds(interval) == 0 {
+			return nil, invalid(key("recurring][interval"), "Invalid interval: must be one of day, month, week, or year")
+		}
+		count = 1
+		if n, ok, err := intParam(f, key("recurring][interval_count")); err != nil {
+			return nil, err
+		} else if ok {
+			count = n
+		}
+	}
+	p := &price{id: newID("price_", 24), interval: interval, intervalCount: count, product: prodID,
+		currency: strings.ToLower(currency), unitAmount: amount, created: now, active: false}
+	s.prices[p.id] = p // for this session: not listed
+	return p, nil
+}
+
+// checkModeItems checks a session's items against its mode: one currency;
+// in subscription mode at least one recurring price, all of one interval;
+// no recurring price in payment mode; no subscription_data outside
+// subscription mode.
+func (s *Stripe) checkModeItems(cs *session, hasSubData bool) *apiError {
+	var recurring []*price
+	for n, it := range cs.items {
+		p := s.prices[it.priceID]
+		if p.currency != s.prices[cs.items[0].priceID].currency {
+			return invalid(fmt.Sprintf("line_items[%d]", n), "All prices on a Checkout Session must have the same currency.")
+		}
+		if p.interval != "" {
+			if len(recurring) > 0 && (p.interval != recurring[0].interval || p.intervalCount != recurring[0].intervalCount) {
+				return invalid(fmt.Sprintf("line_items[%d][price]", n), "All recurring prices must have the same billing interval.")
+			}
+			recurring = append(recurring, p)
+			if cs.mode == "payment" {
+				return invalid(fmt.Sprintf("line_items[%d][price]", n), "You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode or use only one-time prices.")
+			}
+		}
+	}
+	switch {
+	case cs.mode == "subscription" && len(recurring) == 0:
+		return invalid("line_items[0][price]", "You must provide at least one recurring price in `subscription` mode when using prices.")
+	case cs.mode != "subscription" && hasSubData:
+		return invalid("subscription_data", "You can not pass `subscription_data` in `"+cs.mode+"` mode.")
+	}
+	return nil
 }

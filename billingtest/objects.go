@@ -49,12 +49,12 @@ type session struct {
 	id, mode, uiMode, status, paymentStatus string
 	customer, customerEmail, clientRef      string
 	successURL, cancelURL, returnURL        string
-	priceID                                 string
-	quantity, trialDays, amountTotal        int64
+	items                                   []sessionItem
+	trialDays, amountTotal                  int64
 	metadata, subMetadata                   map[string]string
 	allowPromo                              bool
 	created, expiresAt                      int64
-	lineItemID, subscription, invoice, pi   string
+	subscription, invoice, pi               string
 	clientSecret                            string // embedded sessions
 	// settleAt is when a bank debit's payment settles (0: none pending),
 	// settleOK whether it succeeds.
@@ -67,6 +67,7 @@ type session struct {
 	// billingAddress is billing_address_collection (""/auto or
 	// required); subDescription subscription_data[description].
 	billingAddress, subDescription string
+	setupIntent                    string // mode setup, once completed
 }
 
 type portalSession struct {
@@ -543,7 +544,7 @@ func (s *Stripe) sessionObj(cs *session, expand map[string]bool) map[string]any 
 		"automatic_tax":              map[string]any{"enabled": false, "liability": nil, "provider": nil, "status": nil},
 		"billing_address_collection": null(cs.billingAddress),
 		"cancel_url":                 null(cs.cancelURL), "client_reference_id": null(cs.clientRef),
-		"client_secret": secret, "created": cs.created, "currency": s.currency(cs.priceID),
+		"client_secret": secret, "created": cs.created, "currency": s.sessionCurrency(cs),
 		"custom_fields": []any{},
 		"custom_text": map[string]any{"after_submit": nil, "shipping_address": nil, "submit": nil,
 			"terms_of_service_acceptance": nil},
@@ -553,15 +554,22 @@ func (s *Stripe) sessionObj(cs *session, expand map[string]bool) map[string]any 
 		"mode": cs.mode, "origin_context": nil, "payment_intent": null(cs.pi), "payment_link": nil,
 		"payment_method_collection": pmCollection(cs), "payment_method_types": []string{"card"},
 		"payment_status": cs.paymentStatus, "recovered_from": nil,
-		"setup_intent": nil, "shipping_options": []any{}, "status": cs.status, "submit_type": nil, "subscription": sub,
+		"setup_intent": null(cs.setupIntent), "shipping_options": []any{}, "status": cs.status, "submit_type": nil, "subscription": sub,
 		"success_url": null(cs.successURL), "ui_mode": cs.uiMode, "url": url,
 		"total_details": map[string]any{"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+	}
+	if cs.mode == "setup" { // no amounts in setup mode
+		o["amount_subtotal"], o["amount_total"] = nil, nil
 	}
 	if cs.returnURL != "" { // Stripe omits the key without one
 		o["return_url"] = cs.returnURL
 	}
 	if expand["line_items"] {
-		o["line_items"] = list("/v1/checkout/sessions/"+cs.id+"/line_items", []any{s.lineItemObj(cs)})
+		items := make([]any, 0, len(cs.items))
+		for _, it := range cs.items {
+			items = append(items, s.lineItemObj(it))
+		}
+		o["line_items"] = list("/v1/checkout/sessions/"+cs.id+"/line_items", items)
 	}
 	return o
 }
@@ -573,14 +581,28 @@ func pmCollection(cs *session) string {
 	return "always"
 }
 
-// lineItemObj renders a session's (single) line item.
-func (s *Stripe) lineItemObj(cs *session) map[string]any {
-	p := s.prices[cs.priceID]
+// sessionItem is one of a Checkout Session's line items.
+type sessionItem struct {
+	id, priceID string
+	quantity    int64
+}
+
+// sessionCurrency is a session's currency (its prices'; usd for setup).
+func (s *Stripe) sessionCurrency(cs *session) any {
+	if len(cs.items) == 0 {
+		return nil
+	}
+	return s.currency(cs.items[0].priceID)
+}
+
+// lineItemObj renders a session's line item.
+func (s *Stripe) lineItemObj(it sessionItem) map[string]any {
+	p := s.prices[it.priceID]
 	return map[string]any{
-		"id": cs.lineItemID, "object": "item", "amount_discount": 0, "amount_subtotal": p.unitAmount * cs.quantity,
-		"amount_tax": 0, "amount_total": p.unitAmount * cs.quantity, "currency": p.currency,
+		"id": it.id, "object": "item", "amount_discount": 0, "amount_subtotal": p.unitAmount * it.quantity,
+		"amount_tax": 0, "amount_total": p.unitAmount * it.quantity, "currency": p.currency,
 		"description": s.productName(p), "discounts": []any{}, "price": s.priceObj(p),
-		"quantity": cs.quantity, "taxes": []any{},
+		"quantity": it.quantity, "taxes": []any{},
 	}
 }
 

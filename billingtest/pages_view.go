@@ -3,6 +3,7 @@ package billingtest
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -149,12 +150,12 @@ func (s *Stripe) checkout(id string) (*stripe.CheckoutSession, *payView) {
 	if cs == nil {
 		return nil, nil
 	}
-	// The line item is not part of the session's JSON.
-	var priceID string
-	var quantity, trialDays int64
+	// The line items are not part of the session's JSON.
+	var items []sessionItem
+	var trialDays int64
 	s.mu.Lock()
 	if sess := s.sessions[id]; sess != nil {
-		priceID, quantity, trialDays = sess.priceID, sess.quantity, sess.trialDays
+		items, trialDays = slices.Clone(sess.items), sess.trialDays
 	}
 	s.mu.Unlock()
 	v := &payView{Title: "Checkout", ID: cs.ID, Mode: string(cs.Mode), Email: cs.CustomerEmail,
@@ -167,17 +168,23 @@ func (s *Stripe) checkout(id string) (*stripe.CheckoutSession, *payView) {
 	currency := string(cs.Currency)
 	var recurring int64
 	var recurringPrice *stripe.Price
-	if p := s.Price(priceID); p != nil {
+	for _, li := range items {
+		p := s.Price(li.priceID)
+		if p == nil {
+			continue
+		}
 		currency = string(p.Currency)
-		v.Items = append(v.Items, lineView{Name: s.priceProductName(p), PriceID: p.ID, Quantity: quantity,
-			UnitPrice: formatPrice(p.UnitAmount, p), Amount: formatPrice(p.UnitAmount*quantity, p)})
+		v.Items = append(v.Items, lineView{Name: s.priceProductName(p), PriceID: p.ID, Quantity: li.quantity,
+			UnitPrice: formatPrice(p.UnitAmount, p), Amount: formatPrice(p.UnitAmount*li.quantity, p)})
 		if p.Recurring != nil {
-			recurring += p.UnitAmount * quantity
+			recurring += p.UnitAmount * li.quantity
 			recurringPrice = p
 		}
 	}
 	v.Total = formatMoney(cs.AmountTotal, currency)
 	switch {
+	case cs.Mode == stripe.CheckoutSessionModeSetup:
+		v.PayLabel = "Save card"
 	case cs.Mode != stripe.CheckoutSessionModeSubscription:
 		v.PayLabel = "Pay " + v.Total
 	case trialDays > 0:

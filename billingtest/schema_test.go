@@ -353,6 +353,31 @@ func lifecycle(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client) {
 		must(err)
 	}
 
+	// Several line items with price_data, setup mode, a customer's contact
+	// details.
+	multi, err := sc.V1CheckoutSessions.Create(ctx, &stripe.CheckoutSessionCreateParams{
+		Mode: stripe.String("subscription"), Customer: stripe.String(cus.ID), SuccessURL: stripe.String("https://app.test/ok"),
+		BillingAddressCollection: stripe.String("auto"),
+		LineItems: []*stripe.CheckoutSessionCreateLineItemParams{
+			{Price: stripe.String("price_month"), Quantity: stripe.Int64(1)},
+			{PriceData: &stripe.CheckoutSessionCreateLineItemPriceDataParams{Currency: stripe.String("usd"),
+				ProductData: &stripe.CheckoutSessionCreateLineItemPriceDataProductDataParams{Name: stripe.String("Setup")},
+				UnitAmount:  stripe.Int64(900)}, Quantity: stripe.Int64(1)},
+		}})
+	must(err)
+	_, err = srv.Pay(multi.ID, billingtest.CardOK)
+	must(err)
+	_, err = sc.V1CheckoutSessions.Retrieve(ctx, multi.ID, &stripe.CheckoutSessionRetrieveParams{Expand: ex([]string{"line_items"})})
+	must(err)
+	setupCS, err := sc.V1CheckoutSessions.Create(ctx, &stripe.CheckoutSessionCreateParams{Mode: stripe.String("setup"),
+		Customer: stripe.String(cus.ID), SuccessURL: stripe.String("https://app.test/ok")})
+	must(err)
+	_, err = srv.Pay(setupCS.ID, billingtest.CardOK)
+	must(err)
+	_, err = sc.V1Customers.Update(ctx, cus.ID, &stripe.CustomerUpdateParams{Phone: stripe.String("+15555550100"),
+		Description: stripe.String("admin"), Address: &stripe.AddressParams{Line1: stripe.String("1 Main St"), Country: stripe.String("US")}})
+	must(err)
+
 	// Events, webhook endpoints.
 	for ev, err := range sc.V1Events.List(ctx, &stripe.EventListParams{}) {
 		must(err)

@@ -24,10 +24,11 @@
 //
 // # Endpoints
 //
-//	POST   /v1/customers                          email, name, metadata
+//	POST   /v1/customers                          email, name, metadata, description, phone,
+//	                                              address[line1|line2|city|state|postal_code|country]
 //	GET    /v1/customers                          email, created; pagination
 //	GET    /v1/customers/{id}
-//	POST   /v1/customers/{id}                     email, name, metadata
+//	POST   /v1/customers/{id}                     email, name, metadata, description, phone, address
 //	POST   /v1/products                           name, id, active, description, metadata
 //	GET    /v1/products                           active, ids[], created; pagination
 //	GET    /v1/products/{id}
@@ -38,9 +39,14 @@
 //	GET    /v1/prices                             lookup_keys[], active, type, product, currency,
 //	                                              recurring[interval], created; pagination
 //	GET    /v1/prices/{id}                        expand[]=product
-//	POST   /v1/checkout/sessions                  mode, ui_mode, customer, customer_email,
-//	                                              client_reference_id, success_url, cancel_url,
-//	                                              return_url, line_items[0][price|quantity],
+//	POST   /v1/checkout/sessions                  mode (payment, subscription, setup), ui_mode,
+//	                                              customer, customer_email, client_reference_id,
+//	                                              success_url, cancel_url, return_url, currency,
+//	                                              line_items[i][price|quantity], line_items[i]
+//	                                              [price_data][currency|product|product_data[name|
+//	                                              description]|unit_amount|recurring[interval|
+//	                                              interval_count]], billing_address_collection,
+//	                                              subscription_data[description],
 //	                                              metadata, subscription_data[metadata],
 //	                                              subscription_data[trial_period_days],
 //	                                              allow_promotion_codes, expires_at,
@@ -63,7 +69,7 @@
 //	                                              proration_behavior, metadata,
 //	                                              cancellation_details[comment|feedback],
 //	                                              pause_collection[behavior|resumes_at] ("" to
-//	                                              resume)
+//	                                              resume), description
 //	DELETE /v1/subscriptions/{id}                 invoice_now, prorate (ignored),
 //	                                              cancellation_details[comment|feedback]
 //	POST   /v1/subscriptions/{id}/resume          billing_cycle_anchor (now, unchanged),
@@ -109,8 +115,11 @@
 // created=<unix> or created[gt|gte|lt|lte]. expand[] takes the properties
 // listed (data.<property> on lists); others are refused.
 //
-// A parameter the fake does not implement is refused as Stripe refuses an
-// unknown one (400 parameter_unknown), as are bad values (400
+// A parameter Stripe accepts that the fake does not model is refused with
+// 400 parameter_not_modelled, naming it and saying it is valid at Stripe
+// (the table of Stripe's parameters per route is checked against Stripe's
+// schema); one Stripe does not know is refused as Stripe refuses it (400
+// parameter_unknown), as are bad values (400
 // parameter_invalid..., or parameter_missing for a required one); an
 // unknown ID in the path is a 404 resource_missing, an unknown ID in a
 // parameter a 400 resource_missing naming it.
@@ -265,7 +274,8 @@
 //     objects or events; a negative total is due as zero (no customer
 //     balance). Schedules are made from a subscription only, their phases
 //     meet at period ends.
-//   - One line item per Checkout Session; no setup mode.
+//   - Line items' prices share a currency, recurring ones an interval; a
+//     setup-mode Checkout's SetupIntent cannot be retrieved.
 //   - Retry times are the schedule set ([Stripe.SetRetrySchedule]; 1, 3, 5
 //     and 7 days by default; [SmartRetries] spreads N tries evenly over a
 //     window), not Smart Retries' predictions; only [CardLost] is a hard

@@ -388,11 +388,21 @@ func (s *Stripe) completeCheckout(sessionID string, card testCard, debit *bankDe
 	}
 	st := s.step(true)
 	cs.status = "complete"
+	if cs.mode == "setup" {
+		// The card is set up for later payments: attached to the customer
+		// (if the session has one), nothing charged.
+		if c := s.customers[cs.customer]; c != nil {
+			st.attachCard(c, card)
+		}
+		cs.setupIntent, cs.paymentStatus = newID("seti_", 24), "no_payment_required"
+		st.emit("checkout.session.completed", s.sessionObj(cs, nil), nil)
+		return st.done()
+	}
 	if cs.mode == "payment" {
 		// The payment method pays once; it is not saved to the customer.
 		pm := &paymentMethod{id: newID("pm_", 24), card: card, created: st.t}
 		s.pms[pm.id] = pm
-		pi := st.newPaymentIntent("", cs.customer, s.currency(cs.priceID), pm.id, "", cs.amountTotal)
+		pi := st.newPaymentIntent("", cs.customer, s.currency(cs.items[0].priceID), pm.id, "", cs.amountTotal)
 		cs.pi, cs.paymentStatus = pi.id, "paid"
 		if debit != nil {
 			st.processing(pi)
@@ -416,16 +426,30 @@ func (s *Stripe) completeCheckout(sessionID string, card testCard, debit *bankDe
 	if card != cardNone {
 		pmID = st.attachCard(s.customers[cs.customer], card).id
 	}
-	it := &subItem{id: newID("si_", 14), priceID: cs.priceID, quantity: cs.quantity, created: st.t,
-		periodStart: st.t}
 	sub := &subscription{id: newID("sub_", 24), customer: cs.customer, status: "incomplete",
-		items: []*subItem{it}, metadata: maps.Clone(cs.subMetadata), created: st.t, startDate: st.t, anchor: st.t,
+		metadata: maps.Clone(cs.subMetadata), created: st.t, startDate: st.t, anchor: st.t,
 		defaultPM: pmID, missingPM: cs.missingPM, description: cs.subDescription}
-	it.periodEnd = s.periodEndAfter(sub, it, st.t)
 	trial := cs.trialDays > 0
 	if trial {
 		sub.status, sub.trialStart, sub.trialEnd = "trialing", st.t, st.t+cs.trialDays*86400
-		it.periodEnd, sub.anchor = sub.trialEnd, sub.trialEnd
+		sub.anchor = sub.trialEnd
+	}
+	// Recurring prices become the subscription's items; one-time ones
+	// are billed once, on the first invoice.
+	for _, li := range cs.items {
+		p := s.prices[li.priceID]
+		if p.interval == "" {
+			sub.pending = append(sub.pending, invoiceLine{id: newID("il_", 24), priceID: p.id, quantity: li.quantity,
+				amount: p.unitAmount * li.quantity, start: st.t, end: st.t, invoiceItem: newID("ii_", 24),
+				desc: fmt.Sprintf("%d × %s", li.quantity, s.productName(p))})
+			continue
+		}
+		it := &subItem{id: newID("si_", 14), priceID: p.id, quantity: li.quantity, created: st.t, periodStart: st.t}
+		it.periodEnd = s.periodEndAfter(sub, it, st.t)
+		if trial {
+			it.periodEnd = sub.trialEnd
+		}
+		sub.items = append(sub.items, it)
 	}
 	s.subs[sub.id] = sub
 	s.subOrder = append(s.subOrder, sub.id)
