@@ -1,6 +1,7 @@
 package billingtest
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"time"
@@ -17,6 +18,12 @@ const (
 	// trialNotice is how long before a trial's end
 	// customer.subscription.trial_will_end comes.
 	trialNotice = 3 * 24 * time.Hour
+	// finalizeWait is how long a renewal invoice waits to be finalized
+	// while the deliveries of its invoice.created fail.
+	finalizeWait = 72 * time.Hour
+	// awaitLimit bounds the real time Advance waits for a draft's
+	// invoice.created deliveries before finalizing it.
+	awaitLimit = 30 * time.Second
 	// settleDelay is how long after a Checkout paid by bank debit
 	// ([BankDebit]) the payment settles: billingtest's fixed choice (Stripe
 	// takes minutes in test mode, days in live mode).
@@ -114,7 +121,8 @@ func (a action) before(b action) bool {
 //     package doc) and the subscription_cycle
 //     invoice is drafted (customer.subscription.updated with
 //     previous_attributes items and latest_invoice, then invoice.created;
-//     the status does not change). An hour later the invoice is finalized
+//     the status does not change). An hour later (72 hours if an endpoint
+//     gave up on its invoice.created) the invoice is finalized
 //     and charged: invoice.finalized, then invoice.paid and
 //     invoice.payment_succeeded, or invoice.payment_failed and, if it was
 //     active, customer.subscription.updated to past_due. (A past_due
@@ -156,11 +164,21 @@ func (a action) before(b action) bool {
 // Finally the clock reads what it read before plus d (and it keeps
 // ticking). What falls due as the clock ticks in real time waits for the
 // next Advance: Advance(0) catches up. A negative d moves the clock back and
-// does nothing else. Advance holds the fake's lock while it runs: API
-// requests and other calls wait, and see the clock move in one step.
+// does nothing else. Advance holds the fake's lock while it runs (API
+// requests and other calls wait, and see the clock move in one step) but
+// for one wait: before finalizing a renewal's invoice it lets the
+// deliveries of its invoice.created finish (up to 30 seconds of real time,
+// the lock released so that receivers may call the API), as Stripe
+// finalizes an hour after they succeeded, or 72 hours after the invoice
+// was drafted when one was given up. Deliveries held by Chaos.Shuffle are
+// not waited for.
 func (s *Stripe) Advance(d time.Duration) []Event {
+	s.advanceMu.Lock()
+	defer s.advanceMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.advancing, s.sleptInAdvance = true, 0
+	defer func() { s.advancing = false }()
 	from := len(s.events)
 	end := s.offset + d
 	if d < 0 {
@@ -170,14 +188,37 @@ func (s *Stripe) Advance(d time.Duration) []Event {
 	}
 	for {
 		a, ok := s.nextAction()
-		if !ok || time.Unix(a.at, 0).After(time.Now().Add(end)) {
+		if !ok || time.Unix(a.at, 0).After(time.Now().Add(end+s.sleptInAdvance)) {
 			break
+		}
+		if a.kind == actFinalize && !a.in.awaited && a.in.createdEvent != "" {
+			s.awaitCreated(a.in)
+			continue // the state may have moved meanwhile
 		}
 		s.run(a)
 	}
-	s.offset = end
+	s.offset = end + s.sleptInAdvance
 	s.expireDueSessions()
 	return s.eventsFrom(from)
+}
+
+// awaitCreated waits, without the lock, for the deliveries of a renewal
+// draft's invoice.created, as Stripe waits for them before finalizing the
+// invoice: finalized an hour after creation if they succeeded (or no
+// endpoint wanted the event), 72 hours after creation if one was given up.
+// Called with s.mu held; it releases it while waiting (deliveries may call
+// the API), so other requests can run meanwhile.
+func (s *Stripe) awaitCreated(in *invoice) {
+	id := in.createdEvent
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), awaitLimit)
+	ok := s.dl.Await(ctx, id)
+	cancel()
+	s.mu.Lock()
+	in.awaited = true
+	if !ok {
+		in.finalizeAt = in.created + int64(finalizeWait/time.Second)
+	}
 }
 
 // eventsFrom returns copies of the events emitted from index i on.
@@ -317,6 +358,9 @@ func (s *Stripe) nextAction() (action, bool) {
 		switch {
 		case in.status == "draft" && !in.held:
 			a.at, a.kind = in.created+int64(finalizeDelay/time.Second), actFinalize
+			if in.finalizeAt != 0 {
+				a.at = in.finalizeAt
+			}
 		case in.status == "open" && in.attemptCount > 0 && in.nextPaymentAttempt != 0:
 			a.at, a.kind = in.nextPaymentAttempt, actRetry
 		default:

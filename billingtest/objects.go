@@ -127,6 +127,12 @@ type invoice struct {
 	payments                                                  []*invoicePayment
 	// held: kept as a draft by pause_collection, never finalized.
 	held bool
+	// createdEvent is the invoice.created event of a renewal's draft;
+	// awaited once its deliveries were waited for, finalizeAt when it is
+	// finalized (0: an hour after creation).
+	createdEvent string
+	awaited      bool
+	finalizeAt   int64
 }
 
 // invoicePayment is one payment of an invoice (basil's invoice_payment):

@@ -304,3 +304,45 @@ func TestDunning(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "lost_card", ce.DeclineCode)
 }
+
+// A renewal's invoice is finalized an hour after its invoice.created was
+// delivered; while the deliveries fail, Stripe waits up to 72 hours.
+func TestFinalizationWaitsForInvoiceCreatedDeliveries(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+		wait    int64
+	}{
+		{"delivered", func(w http.ResponseWriter, r *http.Request) {}, 3600},
+		{"failing", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }, 72 * 3600},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, sc := setup(t)
+			subID, _ := subscribe(t, srv, sc, 0)
+			srv.AddEndpoint(tc.handler, billingtest.EndpointOptions{EnabledEvents: []string{"invoice.created"},
+				Delivery: billingtest.DeliveryOptions{RetryBase: time.Millisecond, MaxAttempts: 2}})
+			end := srv.Subscription(subID).Items.Data[0].CurrentPeriodEnd
+			evs := srv.Advance(time.Duration(end-srv.Now().Unix()+4*24*3600) * time.Second)
+			created := pick(t, evs, "invoice.created")
+			finalized := pick(t, evs, "invoice.finalized")
+			assert.Equal(t, end, created.Created)
+			assert.Equal(t, end+tc.wait, finalized.Created)
+			assert.Contains(t, types(evs), "invoice.paid", "charged once finalized")
+		})
+	}
+}
+
+// Time a receiver sleeps on the Stripe's clock while Advance waits for
+// its deliveries is kept, not overwritten by Advance's end.
+func TestSleepDuringAdvanceIsKept(t *testing.T) {
+	srv, sc := setup(t)
+	subID, _ := subscribe(t, srv, sc, 0)
+	srv.AddEndpoint(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = srv.Sleep(r.Context(), time.Hour) // a receiver's retry wait
+	}), billingtest.EndpointOptions{EnabledEvents: []string{"invoice.created"}})
+	end := srv.Subscription(subID).Items.Data[0].CurrentPeriodEnd
+	before := srv.Now()
+	d := time.Duration(end-before.Unix()+2*3600) * time.Second
+	srv.Advance(d)
+	assert.WithinDuration(t, before.Add(d+time.Hour), srv.Now(), 5*time.Second)
+}

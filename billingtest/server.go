@@ -279,9 +279,9 @@
 //   - Retry times are the schedule set ([Stripe.SetRetrySchedule]; 1, 3, 5
 //     and 7 days by default; [SmartRetries] spreads N tries evenly over a
 //     window), not Smart Retries' predictions; only [CardLost] is a hard
-//     decline. A renewal's invoice is finalized one hour after it is
-//     drafted, whatever its invoice.created deliveries do (Stripe waits an
-//     hour after the last successful one, up to 72 hours while they fail).
+//     decline. A renewal's invoice is finalized an hour after it is
+//     drafted (deliveries take no simulated time), or 72 hours after when
+//     an endpoint gave up on its invoice.created.
 //   - No emails, receipts or hosted invoice pages (hosted_invoice_url is
 //     a placeholder).
 //
@@ -328,6 +328,13 @@ const (
 type Stripe struct {
 	ts  *httptest.Server
 	mux *http.ServeMux
+
+	// advanceMu serializes Advance, which releases mu while it waits for
+	// deliveries; advancing and sleptInAdvance (under mu) keep the time
+	// Sleep adds meanwhile.
+	advanceMu      sync.Mutex
+	advancing      bool
+	sleptInAdvance time.Duration
 
 	mu         sync.Mutex
 	offset     time.Duration // simulated time = real time + offset
@@ -455,6 +462,9 @@ func (s *Stripe) Sleep(ctx context.Context, d time.Duration) error {
 	if d > 0 {
 		s.mu.Lock()
 		s.offset += d
+		if s.advancing {
+			s.sleptInAdvance += d
+		}
 		s.mu.Unlock()
 	}
 	return nil

@@ -507,6 +507,7 @@ func (st *step) startCycle(sub *subscription, periodStart, periodEnd, attemptAt 
 		in.nextPaymentAttempt = attemptAt
 	})
 	st.emit("invoice.created", s.invoiceObj(in), nil)
+	in.createdEvent = st.events[len(st.events)-1].ID
 	return in
 }
 

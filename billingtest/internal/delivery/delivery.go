@@ -675,3 +675,33 @@ func (e *Engine) Unacknowledged(eventID string) bool {
 	}
 	return false
 }
+
+// Await waits until no delivery of an event is in progress: each has
+// succeeded, been given up, or is held for Flush (Shuffle). It reports
+// whether every delivery that ended succeeded (true for an event no
+// endpoint wanted), or false once ctx ends.
+func (e *Engine) Await(ctx context.Context, eventID string) bool {
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		e.mu.Lock()
+		busy, failed := false, false
+		for _, t := range e.byEvent[eventID] {
+			switch {
+			case t.rec.GaveUp:
+				failed = true
+			case !t.done && !slices.Contains(t.ep.held, t) && !e.closed:
+				busy = true
+			}
+		}
+		e.mu.Unlock()
+		if !busy {
+			return !failed
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
