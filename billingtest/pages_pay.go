@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/gobilling/billing/billingtest/internal/pages"
 )
 
 // Test payment methods, as Stripe documents them: cards, and for one-time
@@ -224,7 +226,7 @@ func (s *Stripe) Pay(sessionID, paymentMethod string) (Paid, error) {
 // It uses the exported simulator methods, so it must be called without
 // s.mu.
 func (s *Stripe) pay(sessionID, card string, auth authStep) (Paid, error) {
-	cs := s.checkoutSession(sessionID)
+	cs := s.CheckoutSession(sessionID)
 	if cs == nil {
 		return Paid{}, fmt.Errorf("%w: %q", ErrNoSuchSession, sessionID)
 	}
@@ -281,7 +283,7 @@ func (s *Stripe) pay(sessionID, card string, auth authStep) (Paid, error) {
 	if done == nil {
 		return Paid{}, fmt.Errorf("%w: %q", ErrNoSuchSession, sessionID)
 	}
-	return Paid{RedirectURL: successURL(done.ID, done.SuccessURL, done.ReturnURL), Events: evs}, nil
+	return Paid{RedirectURL: pages.SuccessURL(done.ID, done.SuccessURL, done.ReturnURL), Events: evs}, nil
 }
 
 // needsNoPaymentMethod reports whether a session can be completed without
@@ -291,16 +293,6 @@ func (s *Stripe) needsNoPaymentMethod(sessionID string) bool {
 	defer s.mu.Unlock()
 	cs := s.sessions[sessionID]
 	return cs != nil && cs.pmIfRequired && cs.trialDays > 0
-}
-
-// successURL is where a completed session sends the customer: success_url
-// (return_url for an embedded session) with {CHECKOUT_SESSION_ID} replaced.
-func successURL(id, success, ret string) string {
-	u := success
-	if u == "" {
-		u = ret
-	}
-	return strings.ReplaceAll(u, "{CHECKOUT_SESSION_ID}", id)
 }
 
 // UpdateCard does what the portal's card update does, without a browser:
