@@ -336,8 +336,19 @@ type Stripe struct {
 	advancing      bool
 	sleptInAdvance time.Duration
 
-	mu         sync.Mutex
-	offset     time.Duration // simulated time = real time + offset
+	mu     sync.Mutex    // guards all below but dl, which has its own lock
+	offset time.Duration // simulated time = real time + offset
+	objects
+	settings
+	requests
+	clk clock // the clock's own state (clock.go)
+
+	dl *delivery.Engine // webhook delivery (delivery.go), made by deliveryRoutes
+}
+
+// objects are the account's objects, each kind by ID with its creation
+// order, and the events.
+type objects struct {
 	products   map[string]*product
 	prodOrder  []string
 	prices     map[string]*price
@@ -350,30 +361,36 @@ type Stripe struct {
 	subs       map[string]*subscription
 	subOrder   []string
 	invoices   map[string]*invoice
+	invOrder   []string
+	invoiceSeq int // invoice numbers
 	pms        map[string]*paymentMethod
 	pis        map[string]*paymentIntent
 	charges    map[string]*charge
 	schedules  map[string]*schedule
-	invOrder   []string
 	events     []Event
 	eventIndex map[string]int
-	calls      map[string]int
-	fails      map[string]*injectedFailure
-	idem       map[string]*idemEntry
-	inflight   map[string]bool // idempotency keys whose first request is running
-	cur        reqInfo         // the API request whose handler is running
-	outcome    FailureOutcome
-	retries    []time.Duration
-	upcoming   time.Duration // invoice.upcoming notice; 0: none
-	invoiceSeq int
-	clk        clock // the clock's own state (clock.go)
+}
+
+// settings are the account's billing settings.
+type settings struct {
+	outcome  FailureOutcome  // after the last failed retry
+	retries  []time.Duration // the retry schedule
+	upcoming time.Duration   // invoice.upcoming notice; 0: none
+}
+
+// requests is the state of the HTTP API: calls counted, failures to
+// inject, idempotency keys, the request being handled.
+type requests struct {
+	calls    map[string]int
+	fails    map[string]*injectedFailure
+	idem     map[string]*idemEntry
+	inflight map[string]bool // idempotency keys whose first request is running
+	cur      reqInfo         // the API request whose handler is running
 
 	// beforeExecute, if set (by tests of this package), is called without
 	// the lock after a request passed the idempotency checks and before its
 	// handler runs.
 	beforeExecute func(route, idempotencyKey string)
-
-	dl *delivery.Engine // webhook delivery (delivery.go), made by deliveryRoutes
 }
 
 type injectedFailure struct{ status, n int }
@@ -403,27 +420,17 @@ type Options struct {
 func New(opts Options) *Stripe {
 	start := opts.Start
 	s := &Stripe{
-		mux:        http.NewServeMux(),
-		products:   map[string]*product{},
-		prices:     map[string]*price{},
-		customers:  map[string]*customer{},
-		sessions:   map[string]*session{},
-		portals:    map[string]*portalSession{},
-		subs:       map[string]*subscription{},
-		invoices:   map[string]*invoice{},
-		pms:        map[string]*paymentMethod{},
-		pis:        map[string]*paymentIntent{},
-		charges:    map[string]*charge{},
-		schedules:  map[string]*schedule{},
-		eventIndex: map[string]int{},
-		calls:      map[string]int{},
-		fails:      map[string]*injectedFailure{},
-		idem:       map[string]*idemEntry{},
-		inflight:   map[string]bool{},
-		outcome:    OutcomeCancel,
-		retries:    defaultRetries(),
-		upcoming:   defaultUpcoming,
-		clk:        clock{},
+		mux: http.NewServeMux(),
+		objects: objects{
+			products: map[string]*product{}, prices: map[string]*price{}, customers: map[string]*customer{},
+			sessions: map[string]*session{}, portals: map[string]*portalSession{}, subs: map[string]*subscription{},
+			invoices: map[string]*invoice{}, pms: map[string]*paymentMethod{}, pis: map[string]*paymentIntent{},
+			charges: map[string]*charge{}, schedules: map[string]*schedule{}, eventIndex: map[string]int{},
+		},
+		settings: settings{outcome: OutcomeCancel, retries: defaultRetries(), upcoming: defaultUpcoming},
+		requests: requests{calls: map[string]int{}, fails: map[string]*injectedFailure{},
+			idem: map[string]*idemEntry{}, inflight: map[string]bool{}},
+		clk: clock{},
 	}
 	if !start.IsZero() {
 		s.offset = time.Until(start)
