@@ -4,77 +4,79 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/gobilling/billing/billingtest/internal/httpapi"
 )
 
 // Products and prices.
 
 func (s *Stripe) createProduct(r *http.Request) (int, any) {
 	f := r.Form
-	if err := checkParams(f, "name", "id", "active", "description", "metadata", "metadata[*]"); err != nil {
+	if err := httpapi.CheckParams(f, "name", "id", "active", "description", "metadata", "metadata[*]"); err != nil {
 		return 0, err
 	}
-	if _, err := expandParam(f); err != nil {
+	if _, err := httpapi.ExpandParam(f); err != nil {
 		return 0, err
 	}
-	md, _, err := metadataParam(f, "metadata")
+	md, _, err := httpapi.MetadataParam(f, "metadata")
 	if err != nil {
 		return 0, err
 	}
-	active, ok, err := boolParam(f, "active")
+	active, ok, err := httpapi.BoolParam(f, "active")
 	if err != nil {
 		return 0, err
 	}
 	name := f.Get("name")
 	if name == "" {
-		return 0, missing("name")
+		return 0, httpapi.Missing("name")
 	}
 	id := f.Get("id")
 	if id == "" {
-		id = newID("prod_", 14)
+		id = httpapi.NewID("prod_", 14)
 	} else if s.products[id] != nil {
-		return 0, &apiError{status: 400, typ: "invalid_request_error", code: "resource_already_exists", param: "id",
-			message: "Product already exists."}
+		return 0, &httpapi.Error{Status: 400, Type: "invalid_request_error", Code: "resource_already_exists", Param: "id",
+			Message: "Product already exists."}
 	}
 	now := s.unix()
 	p := &product{id: id, name: name, description: f.Get("description"), active: active || !ok,
-		metadata: applyMetadata(nil, md, false), created: now, updated: now}
+		metadata: httpapi.ApplyMetadata(nil, md, false), created: now, updated: now}
 	s.addProduct(p)
 	s.step(true).emit("product.created", s.productObj(p), nil)
 	return 200, s.productObj(p)
 }
 
 func (s *Stripe) getProduct(r *http.Request) (int, any) {
-	if err := checkParams(r.Form); err != nil {
+	if err := httpapi.CheckParams(r.Form); err != nil {
 		return 0, err
 	}
-	if _, err := expandParam(r.Form); err != nil {
+	if _, err := httpapi.ExpandParam(r.Form); err != nil {
 		return 0, err
 	}
 	id := r.PathValue("id")
 	p := s.products[id]
 	if p == nil {
-		return 0, noSuch(404, "product", id, "id")
+		return 0, httpapi.NoSuch(404, "product", id, "id")
 	}
 	return 200, s.productObj(p)
 }
 
 func (s *Stripe) listProducts(r *http.Request) (int, any) {
 	f := r.Form
-	if err := checkParams(f, withList("active", "ids", "ids[#]")...); err != nil {
+	if err := httpapi.CheckParams(f, httpapi.WithList("active", "ids", "ids[#]")...); err != nil {
 		return 0, err
 	}
-	if _, err := listExpand(f); err != nil {
+	if _, err := httpapi.ListExpand(f); err != nil {
 		return 0, err
 	}
-	active, hasActive, err := boolParam(f, "active")
+	active, hasActive, err := httpapi.BoolParam(f, "active")
 	if err != nil {
 		return 0, err
 	}
-	ids := arrayParam(f, "ids")
-	all := newestFirst(s.prodOrder, func(id string) int64 { return s.products[id].created },
+	ids := httpapi.ArrayParam(f, "ids")
+	all := httpapi.NewestFirst(s.prodOrder, func(id string) int64 { return s.products[id].created },
 		func(id string) any { return s.productObj(s.products[id]) })
-	l, err := listPage(f, "/v1/products", "product", all, func(e entry) bool {
-		p := s.products[e.id]
+	l, err := httpapi.ListPage(f, "/v1/products", "product", all, func(e httpapi.Entry) bool {
+		p := s.products[e.ID]
 		return (!hasActive || p.active == active) && (len(ids) == 0 || slices.Contains(ids, p.id))
 	})
 	if err != nil {
@@ -88,78 +90,78 @@ var maxPeriod = map[string]int64{"day": 3 * 365, "week": 156, "month": 36, "year
 
 func (s *Stripe) createPrice(r *http.Request) (int, any) {
 	f := r.Form
-	if err := checkParams(f, "product", "product_data[name]", "product_data[metadata][*]", "unit_amount",
+	if err := httpapi.CheckParams(f, "product", "product_data[name]", "product_data[metadata][*]", "unit_amount",
 		"currency", "recurring[interval]", "recurring[interval_count]", "lookup_key", "transfer_lookup_key",
 		"nickname", "active", "metadata", "metadata[*]"); err != nil {
 		return 0, err
 	}
-	exp, err := expandParam(f, "product")
+	exp, err := httpapi.ExpandParam(f, "product")
 	if err != nil {
 		return 0, err
 	}
-	md, _, err := metadataParam(f, "metadata")
+	md, _, err := httpapi.MetadataParam(f, "metadata")
 	if err != nil {
 		return 0, err
 	}
-	prodMD, _, err := metadataParam(f, "product_data[metadata]")
+	prodMD, _, err := httpapi.MetadataParam(f, "product_data[metadata]")
 	if err != nil {
 		return 0, err
 	}
-	active, hasActive, err := boolParam(f, "active")
+	active, hasActive, err := httpapi.BoolParam(f, "active")
 	if err != nil {
 		return 0, err
 	}
-	transfer, _, err := boolParam(f, "transfer_lookup_key")
+	transfer, _, err := httpapi.BoolParam(f, "transfer_lookup_key")
 	if err != nil {
 		return 0, err
 	}
 	currency := strings.ToLower(f.Get("currency"))
 	switch {
 	case currency == "":
-		return 0, missing("currency")
+		return 0, httpapi.Missing("currency")
 	case len(currency) != 3 || strings.Trim(currency, "abcdefghijklmnopqrstuvwxyz") != "":
-		return 0, invalid("currency", "Invalid currency: "+f.Get("currency")+".")
+		return 0, httpapi.Invalid("currency", "Invalid currency: "+f.Get("currency")+".")
 	}
 	prodID, hasData := f.Get("product"), f.Has("product_data[name]") || prodMD != nil
 	switch {
 	case prodID != "" && hasData:
-		return 0, exclusive("product", "product_data")
+		return 0, httpapi.Exclusive("product", "product_data")
 	case prodID == "" && !hasData:
-		return 0, missing("product")
+		return 0, httpapi.Missing("product")
 	case prodID != "" && s.products[prodID] == nil:
-		return 0, noSuch(400, "product", prodID, "product")
+		return 0, httpapi.NoSuch(400, "product", prodID, "product")
 	case hasData && f.Get("product_data[name]") == "":
-		return 0, missing("product_data[name]")
+		return 0, httpapi.Missing("product_data[name]")
 	}
-	amount, ok, err := intParam(f, "unit_amount")
+	amount, ok, err := httpapi.IntParam(f, "unit_amount")
 	switch {
 	case err != nil:
 		return 0, err
 	case !ok:
-		return 0, missing("unit_amount")
+		return 0, httpapi.Missing("unit_amount")
 	case amount < 0:
-		return 0, invalidInteger("unit_amount", "This value must be greater than or equal to 0.")
+		return 0, httpapi.InvalidInteger("unit_amount", "This value must be greater than or equal to 0.")
 	}
-	interval, err := enumParam(f, "recurring[interval]", "day", "week", "month", "year")
+	interval, err := httpapi.EnumParam(f, "recurring[interval]", "day", "week", "month", "year")
 	if err != nil {
 		return 0, err
 	}
-	count, hasCount, err := intParam(f, "recurring[interval_count]")
+	count, hasCount, err := httpapi.IntParam(f, "recurring[interval_count]")
 	switch {
 	case err != nil:
 		return 0, err
 	case hasCount && interval == "":
-		return 0, missing("recurring[interval]")
+		return 0, httpapi.Missing("recurring[interval]")
 	case !hasCount && interval != "":
 		count = 1
 	case hasCount && count < 1:
-		return 0, invalidInteger("recurring[interval_count]", "This value must be greater than or equal to 1.")
+		return 0, httpapi.InvalidInteger("recurring[interval_count]", "This value must be greater than or equal to 1.")
 	case hasCount && count > maxPeriod[interval]:
-		return 0, invalid("recurring[interval_count]", "The maximum billing period is 3 years.")
+		return 0, httpapi.Invalid("recurring[interval_count]", "The maximum billing period is 3 years.")
 	}
 	key := f.Get("lookup_key")
 	if len(key) > 200 {
-		return 0, invalid("lookup_key", "The lookup key can be at most 200 characters long.")
+		return 0, httpapi.Invalid("lookup_key", "The lookup key can be at most 200 characters long.")
 	}
 	var holder *price
 	if key != "" {
@@ -170,13 +172,13 @@ func (s *Stripe) createPrice(r *http.Request) (int, any) {
 		}
 	}
 	if holder != nil && !transfer {
-		return 0, invalid("lookup_key", "A price (`"+holder.id+"`) already uses that lookup key.")
+		return 0, httpapi.Invalid("lookup_key", "A price (`"+holder.id+"`) already uses that lookup key.")
 	}
 
 	now := s.unix()
 	if prodID == "" {
-		prod := &product{id: newID("prod_", 14), name: f.Get("product_data[name]"), active: true,
-			metadata: applyMetadata(nil, prodMD, false), created: now, updated: now}
+		prod := &product{id: httpapi.NewID("prod_", 14), name: f.Get("product_data[name]"), active: true,
+			metadata: httpapi.ApplyMetadata(nil, prodMD, false), created: now, updated: now}
 		s.addProduct(prod)
 		prodID = prod.id
 	}
@@ -190,61 +192,61 @@ func (s *Stripe) createPrice(r *http.Request) (int, any) {
 		after := s.priceObj(holder)
 		st.emit("price.updated", after, changed(before, after))
 	}
-	p := &price{id: newID("price_", 24), interval: interval, intervalCount: count, product: prodID,
+	p := &price{id: httpapi.NewID("price_", 24), interval: interval, intervalCount: count, product: prodID,
 		currency: currency, lookupKey: key, nickname: f.Get("nickname"), unitAmount: amount, created: now,
-		active: active || !hasActive, metadata: applyMetadata(nil, md, false)}
+		active: active || !hasActive, metadata: httpapi.ApplyMetadata(nil, md, false)}
 	s.addPrice(p)
 	st.emit("price.created", s.priceObj(p), nil)
 	return 200, s.priceObjX(p, exp)
 }
 
 func (s *Stripe) getPrice(r *http.Request) (int, any) {
-	if err := checkParams(r.Form); err != nil {
+	if err := httpapi.CheckParams(r.Form); err != nil {
 		return 0, err
 	}
-	exp, err := expandParam(r.Form, "product")
+	exp, err := httpapi.ExpandParam(r.Form, "product")
 	if err != nil {
 		return 0, err
 	}
 	id := r.PathValue("id")
 	p := s.prices[id]
 	if p == nil {
-		return 0, noSuch(404, "price", id, "id")
+		return 0, httpapi.NoSuch(404, "price", id, "id")
 	}
 	return 200, s.priceObjX(p, exp)
 }
 
 func (s *Stripe) listPrices(r *http.Request) (int, any) {
 	f := r.Form
-	if err := checkParams(f, withList("active", "currency", "lookup_keys", "lookup_keys[#]", "product",
+	if err := httpapi.CheckParams(f, httpapi.WithList("active", "currency", "lookup_keys", "lookup_keys[#]", "product",
 		"recurring[interval]", "type")...); err != nil {
 		return 0, err
 	}
-	exp, err := listExpand(f, "product")
+	exp, err := httpapi.ListExpand(f, "product")
 	if err != nil {
 		return 0, err
 	}
-	active, hasActive, err := boolParam(f, "active")
+	active, hasActive, err := httpapi.BoolParam(f, "active")
 	if err != nil {
 		return 0, err
 	}
-	typ, err := enumParam(f, "type", "one_time", "recurring")
+	typ, err := httpapi.EnumParam(f, "type", "one_time", "recurring")
 	if err != nil {
 		return 0, err
 	}
-	interval, err := enumParam(f, "recurring[interval]", "day", "week", "month", "year")
+	interval, err := httpapi.EnumParam(f, "recurring[interval]", "day", "week", "month", "year")
 	if err != nil {
 		return 0, err
 	}
-	keys := arrayParam(f, "lookup_keys")
+	keys := httpapi.ArrayParam(f, "lookup_keys")
 	if len(keys) > 10 {
-		return 0, invalid("lookup_keys", "You can pass at most 10 lookup keys.")
+		return 0, httpapi.Invalid("lookup_keys", "You can pass at most 10 lookup keys.")
 	}
 	currency, prod := strings.ToLower(f.Get("currency")), f.Get("product")
-	all := newestFirst(s.priceOrder, func(id string) int64 { return s.prices[id].created },
+	all := httpapi.NewestFirst(s.priceOrder, func(id string) int64 { return s.prices[id].created },
 		func(id string) any { return s.priceObjX(s.prices[id], exp) })
-	l, err := listPage(f, "/v1/prices", "price", all, func(e entry) bool {
-		p := s.prices[e.id]
+	l, err := httpapi.ListPage(f, "/v1/prices", "price", all, func(e httpapi.Entry) bool {
+		p := s.prices[e.ID]
 		pt := "one_time"
 		if p.interval != "" {
 			pt = "recurring"

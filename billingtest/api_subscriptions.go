@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/gobilling/billing/billingtest/internal/httpapi"
 )
 
 // Subscription list, update and cancel.
@@ -21,23 +23,23 @@ func (sub *subscription) ended() bool {
 
 func (s *Stripe) listSubscriptions(r *http.Request) (int, any) {
 	f := r.Form
-	if err := checkParams(f, withList("customer", "price", "status")...); err != nil {
+	if err := httpapi.CheckParams(f, httpapi.WithList("customer", "price", "status")...); err != nil {
 		return 0, err
 	}
-	exp, err := listExpand(f, subExpand...)
+	exp, err := httpapi.ListExpand(f, subExpand...)
 	if err != nil {
 		return 0, err
 	}
-	status, err := enumParam(f, "status", "active", "all", "canceled", "ended", "incomplete",
+	status, err := httpapi.EnumParam(f, "status", "active", "all", "canceled", "ended", "incomplete",
 		"incomplete_expired", "past_due", "paused", "trialing", "unpaid")
 	if err != nil {
 		return 0, err
 	}
 	customer, price := f.Get("customer"), f.Get("price")
-	all := newestFirst(s.subOrder, func(id string) int64 { return s.subs[id].created },
+	all := httpapi.NewestFirst(s.subOrder, func(id string) int64 { return s.subs[id].created },
 		func(id string) any { return s.subObjX(s.subs[id], exp) })
-	l, err := listPage(f, "/v1/subscriptions", "subscription", all, func(e entry) bool {
-		sub := s.subs[e.id]
+	l, err := httpapi.ListPage(f, "/v1/subscriptions", "subscription", all, func(e httpapi.Entry) bool {
+		sub := s.subs[e.ID]
 		switch status {
 		case "":
 			if sub.status == "canceled" {
@@ -68,20 +70,20 @@ var cancellationFeedback = []string{"customer_service", "low_quality", "missing_
 
 // cancellationDetails reads cancellation_details[comment|feedback]; it
 // returns functions that apply them.
-func cancellationDetails(f url.Values) (func(*subscription), *apiError) {
+func cancellationDetails(f url.Values) (func(*subscription), *httpapi.Error) {
 	var fns []func(*subscription)
 	if f.Has("cancellation_details[feedback]") {
 		fb := f.Get("cancellation_details[feedback]")
 		if fb != "" && !slices.Contains(cancellationFeedback, fb) {
-			return nil, invalid("cancellation_details[feedback]",
-				"Invalid cancellation_details[feedback]: must be one of "+oneOf(cancellationFeedback))
+			return nil, httpapi.Invalid("cancellation_details[feedback]",
+				"Invalid cancellation_details[feedback]: must be one of "+httpapi.OneOf(cancellationFeedback))
 		}
 		fns = append(fns, func(sub *subscription) { sub.cancelFeedback = fb })
 	}
 	if f.Has("cancellation_details[comment]") {
 		c := f.Get("cancellation_details[comment]")
 		if len(c) > 5000 {
-			return nil, invalid("cancellation_details[comment]", "The comment can be at most 5000 characters long.")
+			return nil, httpapi.Invalid("cancellation_details[comment]", "The comment can be at most 5000 characters long.")
 		}
 		fns = append(fns, func(sub *subscription) { sub.cancelComment = c })
 	}
@@ -100,8 +102,8 @@ type itemChange struct {
 }
 
 // itemChanges reads items[i][id|price|quantity].
-func (s *Stripe) itemChanges(f url.Values, sub *subscription) ([]itemChange, *apiError) {
-	idx, err := indexes(f, "items")
+func (s *Stripe) itemChanges(f url.Values, sub *subscription) ([]itemChange, *httpapi.Error) {
+	idx, err := httpapi.Indexes(f, "items")
 	if err != nil {
 		return nil, err
 	}
@@ -110,13 +112,13 @@ func (s *Stripe) itemChanges(f url.Values, sub *subscription) ([]itemChange, *ap
 		param := func(name string) string { return fmt.Sprintf("items[%d][%s]", i, name) }
 		id := f.Get(param("id"))
 		if id == "" {
-			e := missing(param("id"))
-			e.message = "Missing required param: " + param("id") + " (billingtest cannot add items to a subscription)."
+			e := httpapi.Missing(param("id"))
+			e.Message = "Missing required param: " + param("id") + " (billingtest cannot add items to a subscription)."
 			return nil, e
 		}
 		k := slices.IndexFunc(sub.items, func(it *subItem) bool { return it.id == id })
 		if k < 0 {
-			return nil, noSuch(400, "subscription_item", id, param("id"))
+			return nil, httpapi.NoSuch(400, "subscription_item", id, param("id"))
 		}
 		ch := itemChange{item: sub.items[k]}
 		if f.Has(param("price")) {
@@ -124,20 +126,20 @@ func (s *Stripe) itemChanges(f url.Values, sub *subscription) ([]itemChange, *ap
 			p := s.prices[pid]
 			switch {
 			case p == nil:
-				return nil, noSuch(400, "price", pid, param("price"))
+				return nil, httpapi.NoSuch(400, "price", pid, param("price"))
 			case p.interval == "":
-				return nil, invalid(param("price"), "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.")
+				return nil, httpapi.Invalid(param("price"), "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.")
 			case !p.active:
-				return nil, invalid(param("price"), "The price specified is inactive. This field only accepts active prices.")
+				return nil, httpapi.Invalid(param("price"), "The price specified is inactive. This field only accepts active prices.")
 			}
 			ch.price = p
 		}
-		q, ok, err := intParam(f, param("quantity"))
+		q, ok, err := httpapi.IntParam(f, param("quantity"))
 		if err != nil {
 			return nil, err
 		}
 		if ok && q < 1 {
-			return nil, invalidInteger(param("quantity"), "This value must be greater than or equal to 1.")
+			return nil, httpapi.InvalidInteger(param("quantity"), "This value must be greater than or equal to 1.")
 		}
 		ch.quantity = q
 		out = append(out, ch)
@@ -151,22 +153,22 @@ func (s *Stripe) itemChanges(f url.Values, sub *subscription) ([]itemChange, *ap
 // emitted only if something changed.
 func (s *Stripe) updateSubscription(r *http.Request) (int, any) {
 	f := r.Form
-	if err := checkParams(f, "cancel_at_period_end", "cancel_at", "items[#][id]", "items[#][price]",
+	if err := httpapi.CheckParams(f, "cancel_at_period_end", "cancel_at", "items[#][id]", "items[#][price]",
 		"items[#][quantity]", "proration_behavior", "metadata", "metadata[*]",
 		"cancellation_details[comment]", "cancellation_details[feedback]", "pause_collection", "description",
 		"pause_collection[behavior]", "pause_collection[resumes_at]"); err != nil {
 		return 0, err
 	}
-	exp, err := expandParam(f, subExpand...)
+	exp, err := httpapi.ExpandParam(f, subExpand...)
 	if err != nil {
 		return 0, err
 	}
 	id := r.PathValue("id")
 	sub := s.subs[id]
 	if sub == nil {
-		return 0, noSuch(404, "subscription", id, "id")
+		return 0, httpapi.NoSuch(404, "subscription", id, "id")
 	}
-	md, clearMD, err := metadataParam(f, "metadata")
+	md, clearMD, err := httpapi.MetadataParam(f, "metadata")
 	if err != nil {
 		return 0, err
 	}
@@ -177,18 +179,18 @@ func (s *Stripe) updateSubscription(r *http.Request) (int, any) {
 	if sub.ended() {
 		for k := range f {
 			if !strings.HasPrefix(k, "metadata") && !strings.HasPrefix(k, "cancellation_details") && !strings.HasPrefix(k, "expand") {
-				return 0, badRequest("A canceled subscription can only update its cancellation_details and metadata.")
+				return 0, httpapi.BadRequest("A canceled subscription can only update its cancellation_details and metadata.")
 			}
 		}
 	}
-	behavior, err := enumParam(f, "proration_behavior", "always_invoice", "create_prorations", "none")
+	behavior, err := httpapi.EnumParam(f, "proration_behavior", "always_invoice", "create_prorations", "none")
 	if err != nil {
 		return 0, err
 	}
 	if behavior == "" {
 		behavior = "create_prorations"
 	}
-	cape, hasCape, err := boolParam(f, "cancel_at_period_end")
+	cape, hasCape, err := httpapi.BoolParam(f, "cancel_at_period_end")
 	if err != nil {
 		return 0, err
 	}
@@ -204,18 +206,18 @@ func (s *Stripe) updateSubscription(r *http.Request) (int, any) {
 				}
 			}
 		default:
-			n, _, err := intParam(f, "cancel_at")
+			n, _, err := httpapi.IntParam(f, "cancel_at")
 			if err != nil {
 				return 0, err
 			}
 			if n <= now {
-				return 0, invalid("cancel_at", "cancel_at must be in the future.")
+				return 0, httpapi.Invalid("cancel_at", "cancel_at must be in the future.")
 			}
 			cancelAt = n
 		}
 	}
 	if hasCape && cape && hasCancelAt {
-		return 0, exclusive("cancel_at", "cancel_at_period_end")
+		return 0, httpapi.Exclusive("cancel_at", "cancel_at_period_end")
 	}
 	items, err := s.itemChanges(f, sub)
 	if err != nil {
@@ -257,7 +259,7 @@ func (s *Stripe) updateSubscription(r *http.Request) (int, any) {
 	}
 	charge := st.changeItems(sub, ups, behavior)
 	if md != nil || clearMD {
-		sub.metadata = applyMetadata(sub.metadata, md, clearMD)
+		sub.metadata = httpapi.ApplyMetadata(sub.metadata, md, clearMD)
 	}
 	if f.Has("description") {
 		sub.description = f.Get("description")
@@ -274,11 +276,11 @@ func (s *Stripe) updateSubscription(r *http.Request) (int, any) {
 // pauseCollection reads pause_collection[behavior|resumes_at] (or
 // pause_collection="" to resume collection) into a change to apply; nil
 // when the request does not touch it.
-func pauseCollection(f url.Values, now int64) (func(*subscription), *apiError) {
+func pauseCollection(f url.Values, now int64) (func(*subscription), *httpapi.Error) {
 	hasBehavior, hasResumes := f.Has("pause_collection[behavior]"), f.Has("pause_collection[resumes_at]")
 	if f.Has("pause_collection") && !hasBehavior && !hasResumes {
 		if f.Get("pause_collection") != "" {
-			return nil, invalid("pause_collection", "Invalid object")
+			return nil, httpapi.Invalid("pause_collection", "Invalid object")
 		}
 		return func(sub *subscription) { sub.pauseBehavior, sub.pauseResumesAt = "", 0 }, nil
 	}
@@ -286,18 +288,18 @@ func pauseCollection(f url.Values, now int64) (func(*subscription), *apiError) {
 		return nil, nil
 	}
 	if !hasBehavior {
-		return nil, missing("pause_collection[behavior]")
+		return nil, httpapi.Missing("pause_collection[behavior]")
 	}
-	behavior, err := enumParam(f, "pause_collection[behavior]", "keep_as_draft", "mark_uncollectible", "void")
+	behavior, err := httpapi.EnumParam(f, "pause_collection[behavior]", "keep_as_draft", "mark_uncollectible", "void")
 	if err != nil {
 		return nil, err
 	}
-	resumes, _, err := intParam(f, "pause_collection[resumes_at]")
+	resumes, _, err := httpapi.IntParam(f, "pause_collection[resumes_at]")
 	if err != nil {
 		return nil, err
 	}
 	if hasResumes && resumes <= now {
-		return nil, invalid("pause_collection[resumes_at]", "resumes_at must be in the future.")
+		return nil, httpapi.Invalid("pause_collection[resumes_at]", "resumes_at must be in the future.")
 	}
 	return func(sub *subscription) { sub.pauseBehavior, sub.pauseResumesAt = behavior, resumes }, nil
 }
@@ -311,30 +313,30 @@ func pauseCollection(f url.Values, now int64) (func(*subscription), *apiError) {
 // periods stay and nothing is invoiced.
 func (s *Stripe) resumeSubscription(r *http.Request) (int, any) {
 	f := r.Form
-	if err := checkParams(f, "billing_cycle_anchor", "proration_behavior", "proration_date"); err != nil {
+	if err := httpapi.CheckParams(f, "billing_cycle_anchor", "proration_behavior", "proration_date"); err != nil {
 		return 0, err
 	}
-	exp, err := expandParam(f, subExpand...)
+	exp, err := httpapi.ExpandParam(f, subExpand...)
 	if err != nil {
 		return 0, err
 	}
-	anchor, err := enumParam(f, "billing_cycle_anchor", "now", "unchanged")
+	anchor, err := httpapi.EnumParam(f, "billing_cycle_anchor", "now", "unchanged")
 	if err != nil {
 		return 0, err
 	}
-	if _, err := enumParam(f, "proration_behavior", "always_invoice", "create_prorations", "none"); err != nil {
+	if _, err := httpapi.EnumParam(f, "proration_behavior", "always_invoice", "create_prorations", "none"); err != nil {
 		return 0, err
 	}
-	if _, _, err := intParam(f, "proration_date"); err != nil {
+	if _, _, err := httpapi.IntParam(f, "proration_date"); err != nil {
 		return 0, err
 	}
 	id := r.PathValue("id")
 	sub := s.subs[id]
 	if sub == nil {
-		return 0, noSuch(404, "subscription", id, "id")
+		return 0, httpapi.NoSuch(404, "subscription", id, "id")
 	}
 	if sub.status != "paused" {
-		return 0, badRequest("Only a subscription with status paused can be resumed; this one is " + sub.status + ".")
+		return 0, httpapi.BadRequest("Only a subscription with status paused can be resumed; this one is " + sub.status + ".")
 	}
 	st := s.step(true)
 	if anchor == "unchanged" {
@@ -360,16 +362,16 @@ func (s *Stripe) resumeSubscription(r *http.Request) (int, any) {
 // customer.subscription.deleted.
 func (s *Stripe) cancelSubscription(r *http.Request) (int, any) {
 	f := r.Form
-	if err := checkParams(f, "invoice_now", "prorate", "cancellation_details[comment]",
+	if err := httpapi.CheckParams(f, "invoice_now", "prorate", "cancellation_details[comment]",
 		"cancellation_details[feedback]"); err != nil {
 		return 0, err
 	}
-	exp, err := expandParam(f, subExpand...)
+	exp, err := httpapi.ExpandParam(f, subExpand...)
 	if err != nil {
 		return 0, err
 	}
 	for _, b := range []string{"invoice_now", "prorate"} {
-		if _, _, err := boolParam(f, b); err != nil {
+		if _, _, err := httpapi.BoolParam(f, b); err != nil {
 			return 0, err
 		}
 	}
@@ -381,7 +383,7 @@ func (s *Stripe) cancelSubscription(r *http.Request) (int, any) {
 	sub := s.subs[id]
 	if sub == nil || sub.ended() {
 		// Stripe treats a canceled subscription as deleted.
-		return 0, noSuch(404, "subscription", id, "id")
+		return 0, httpapi.NoSuch(404, "subscription", id, "id")
 	}
 	details(sub)
 	s.step(true).cancelNow(sub)

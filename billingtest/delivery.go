@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gobilling/billing/billingtest/internal/httpapi"
+
 	"github.com/gobilling/billing/billingtest/internal/delivery"
 )
 
@@ -193,9 +195,9 @@ func (s *Stripe) AddEndpoint(h http.Handler, opts EndpointOptions) Endpoint {
 // newEndpoint makes a new endpoint's configuration. Called with s.mu held.
 func (s *Stripe) newEndpoint(u string, events []string, version, desc string, md map[string]string, secret string) delivery.Endpoint {
 	if secret == "" {
-		secret = newID("whsec_", 32)
+		secret = httpapi.NewID("whsec_", 32)
 	}
-	return delivery.Endpoint{ID: newID("we_", 24), URL: u, Enabled: slices.Clone(events), APIVersion: version,
+	return delivery.Endpoint{ID: httpapi.NewID("we_", 24), URL: u, Enabled: slices.Clone(events), APIVersion: version,
 		Description: desc, Metadata: md, Secret: secret, Created: s.unix()}
 }
 
@@ -263,11 +265,11 @@ var (
 // endpoint API. New calls it once, through routes.
 func (s *Stripe) deliveryRoutes() {
 	s.dl = delivery.New(APIVersion)
-	s.handle("POST /v1/webhook_endpoints", s.createEndpoint)
-	s.handle("GET /v1/webhook_endpoints", s.listEndpoints)
-	s.handle("GET /v1/webhook_endpoints/{id}", s.getEndpoint)
-	s.handle("POST /v1/webhook_endpoints/{id}", s.updateEndpoint)
-	s.handle("DELETE /v1/webhook_endpoints/{id}", s.deleteEndpoint)
+	s.api.Handle("POST /v1/webhook_endpoints", s.createEndpoint)
+	s.api.Handle("GET /v1/webhook_endpoints", s.listEndpoints)
+	s.api.Handle("GET /v1/webhook_endpoints/{id}", s.getEndpoint)
+	s.api.Handle("POST /v1/webhook_endpoints/{id}", s.updateEndpoint)
+	s.api.Handle("DELETE /v1/webhook_endpoints/{id}", s.deleteEndpoint)
 }
 
 // checkURL returns Stripe's message for an invalid endpoint URL, or "".
@@ -312,35 +314,35 @@ var endpointParams = []string{"url", "enabled_events", "enabled_events[#]", "des
 
 func (s *Stripe) createEndpoint(r *http.Request) (int, any) {
 	f := r.Form
-	if err := checkParams(f, append(endpointParams, "api_version")...); err != nil {
+	if err := httpapi.CheckParams(f, append(endpointParams, "api_version")...); err != nil {
 		return 0, err
 	}
-	if _, err := expandParam(f); err != nil {
+	if _, err := httpapi.ExpandParam(f); err != nil {
 		return 0, err
 	}
 	u := f.Get("url")
 	if u == "" {
-		return 0, missing("url")
+		return 0, httpapi.Missing("url")
 	}
 	if msg := checkURL(u); msg != "" {
-		return 0, invalid("url", msg)
+		return 0, httpapi.Invalid("url", msg)
 	}
 	events := enabledEvents(f)
 	if len(events) == 0 {
-		return 0, missing("enabled_events")
+		return 0, httpapi.Missing("enabled_events")
 	}
 	if msg := checkEvents(events); msg != "" {
-		return 0, invalid("enabled_events", msg)
+		return 0, httpapi.Invalid("enabled_events", msg)
 	}
 	version := f.Get("api_version")
 	if version != "" && !versionRE.MatchString(version) {
-		return 0, invalid("api_version", "Invalid api_version: "+version)
+		return 0, httpapi.Invalid("api_version", "Invalid api_version: "+version)
 	}
-	md, _, err := metadataParam(f, "metadata")
+	md, _, err := httpapi.MetadataParam(f, "metadata")
 	if err != nil {
 		return 0, err
 	}
-	ep := s.newEndpoint(u, events, version, f.Get("description"), applyMetadata(nil, md, false), "")
+	ep := s.newEndpoint(u, events, version, f.Get("description"), httpapi.ApplyMetadata(nil, md, false), "")
 	s.dl.Add(ep, nil, delivery.Options{})
 	return 200, s.endpointObj(ep, true)
 }
@@ -348,24 +350,24 @@ func (s *Stripe) createEndpoint(r *http.Request) (int, any) {
 // enabledEvents reads enabled_events[i]=… (or enabled_events[]=…,
 // enabled_events=…), without empty values.
 func enabledEvents(f url.Values) []string {
-	vals := append(arrayParam(f, "enabled_events"), f["enabled_events"]...)
+	vals := append(httpapi.ArrayParam(f, "enabled_events"), f["enabled_events"]...)
 	return slices.DeleteFunc(vals, func(v string) bool { return v == "" })
 }
 
-func (s *Stripe) endpointParam(r *http.Request) (delivery.Endpoint, *apiError) {
+func (s *Stripe) endpointParam(r *http.Request) (delivery.Endpoint, *httpapi.Error) {
 	id := r.PathValue("id")
 	ep, ok := s.dl.Endpoint(id)
 	if !ok {
-		return ep, noSuch(404, "webhook endpoint", id, "id")
+		return ep, httpapi.NoSuch(404, "webhook endpoint", id, "id")
 	}
 	return ep, nil
 }
 
 func (s *Stripe) getEndpoint(r *http.Request) (int, any) {
-	if err := checkParams(r.Form); err != nil {
+	if err := httpapi.CheckParams(r.Form); err != nil {
 		return 0, err
 	}
-	if _, err := expandParam(r.Form); err != nil {
+	if _, err := httpapi.ExpandParam(r.Form); err != nil {
 		return 0, err
 	}
 	ep, err := s.endpointParam(r)
@@ -377,10 +379,10 @@ func (s *Stripe) getEndpoint(r *http.Request) (int, any) {
 
 func (s *Stripe) listEndpoints(r *http.Request) (int, any) {
 	f := r.Form
-	if err := checkParams(f, "limit", "starting_after", "ending_before"); err != nil {
+	if err := httpapi.CheckParams(f, "limit", "starting_after", "ending_before"); err != nil {
 		return 0, err
 	}
-	if _, err := listExpand(f); err != nil {
+	if _, err := httpapi.ListExpand(f); err != nil {
 		return 0, err
 	}
 	eps := map[string]delivery.Endpoint{}
@@ -389,9 +391,9 @@ func (s *Stripe) listEndpoints(r *http.Request) (int, any) {
 		eps[ep.ID] = ep
 		order = append(order, ep.ID)
 	}
-	all := newestFirst(order, func(id string) int64 { return eps[id].Created },
+	all := httpapi.NewestFirst(order, func(id string) int64 { return eps[id].Created },
 		func(id string) any { return s.endpointObj(eps[id], false) })
-	l, err := listPage(f, "/v1/webhook_endpoints", "webhook endpoint", all, nil)
+	l, err := httpapi.ListPage(f, "/v1/webhook_endpoints", "webhook endpoint", all, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -400,10 +402,10 @@ func (s *Stripe) listEndpoints(r *http.Request) (int, any) {
 
 func (s *Stripe) updateEndpoint(r *http.Request) (int, any) {
 	f := r.Form
-	if err := checkParams(f, append(endpointParams, "disabled")...); err != nil {
+	if err := httpapi.CheckParams(f, append(endpointParams, "disabled")...); err != nil {
 		return 0, err
 	}
-	if _, err := expandParam(f); err != nil {
+	if _, err := httpapi.ExpandParam(f); err != nil {
 		return 0, err
 	}
 	ep, apiErr := s.endpointParam(r)
@@ -414,23 +416,23 @@ func (s *Stripe) updateEndpoint(r *http.Request) (int, any) {
 	if f.Has("url") {
 		u = f.Get("url")
 		if msg := checkURL(u); msg != "" {
-			return 0, invalid("url", msg)
+			return 0, httpapi.Invalid("url", msg)
 		}
 	}
 	events := ep.Enabled
-	if f.Has("enabled_events") || len(arrayParam(f, "enabled_events")) > 0 {
+	if f.Has("enabled_events") || len(httpapi.ArrayParam(f, "enabled_events")) > 0 {
 		if events = enabledEvents(f); len(events) == 0 {
-			return 0, invalid("enabled_events", "enabled_events must not be empty.")
+			return 0, httpapi.Invalid("enabled_events", "enabled_events must not be empty.")
 		}
 		if msg := checkEvents(events); msg != "" {
-			return 0, invalid("enabled_events", msg)
+			return 0, httpapi.Invalid("enabled_events", msg)
 		}
 	}
-	disabled, hasDisabled, apiErr := boolParam(f, "disabled")
+	disabled, hasDisabled, apiErr := httpapi.BoolParam(f, "disabled")
 	if apiErr != nil {
 		return 0, apiErr
 	}
-	md, clear, apiErr := metadataParam(f, "metadata")
+	md, clear, apiErr := httpapi.MetadataParam(f, "metadata")
 	if apiErr != nil {
 		return 0, apiErr
 	}
@@ -442,14 +444,14 @@ func (s *Stripe) updateEndpoint(r *http.Request) (int, any) {
 		if f.Has("description") {
 			c.Description = f.Get("description")
 		}
-		c.Metadata = applyMetadata(c.Metadata, md, clear)
+		c.Metadata = httpapi.ApplyMetadata(c.Metadata, md, clear)
 	})
 	return 200, s.endpointObj(ep, false)
 }
 
 // deleteEndpoint removes an endpoint; its pending deliveries are given up.
 func (s *Stripe) deleteEndpoint(r *http.Request) (int, any) {
-	if err := checkParams(r.Form); err != nil {
+	if err := httpapi.CheckParams(r.Form); err != nil {
 		return 0, err
 	}
 	ep, err := s.endpointParam(r)

@@ -5,9 +5,7 @@ package billingtest
 // then in flight) and before its handler runs; nil removes it. Tests use it
 // to hold a request in flight.
 func (s *Stripe) SetBeforeExecute(f func(route, idempotencyKey string)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.beforeExecute = f
+	s.api.SetBeforeExecute(f)
 }
 
 // ValidParams returns the table of valid parameters by route.

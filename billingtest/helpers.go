@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 
+	"github.com/gobilling/billing/billingtest/internal/httpapi"
+
 	"github.com/gobilling/billing/billingtest/internal/delivery"
 )
 
@@ -52,7 +54,7 @@ func (s *Stripe) NewEvent(typ string, object any) Event {
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
 		panic(fmt.Sprintf("billingtest: NewEvent: the object is not a JSON object: %.80s", raw))
 	}
-	id, created := newID("evt_", 24), s.Now().Unix()
+	id, created := httpapi.NewID("evt_", 24), s.Now().Unix()
 	out, err := json.Marshal(map[string]any{
 		"id": id, "object": "event", "api_version": APIVersion, "created": created,
 		"data": map[string]any{"object": obj}, "livemode": false, "pending_webhooks": 1, "type": typ,

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/gobilling/billing/billingtest/internal/httpapi"
 )
 
 // State kept by the fake. Everything is rendered to Stripe JSON on demand by
@@ -232,13 +234,6 @@ func meta(m map[string]string) map[string]string {
 	return maps.Clone(m)
 }
 
-func list(url string, data []any) map[string]any {
-	if data == nil {
-		data = []any{}
-	}
-	return map[string]any{"object": "list", "data": data, "has_more": false, "url": url}
-}
-
 func (s *Stripe) productObj(p *product) map[string]any {
 	return map[string]any{
 		"id": p.id, "object": "product", "active": p.active, "created": p.created,
@@ -331,7 +326,7 @@ func (s *Stripe) itemsObj(sub *subscription) map[string]any {
 			"subscription": sub.id, "tax_rates": []any{},
 		})
 	}
-	return list("/v1/subscription_items?subscription="+sub.id, data)
+	return httpapi.List("/v1/subscription_items?subscription="+sub.id, data)
 }
 
 // missingPMBehavior is what a trial's end does without a payment method.
@@ -464,7 +459,7 @@ func (s *Stripe) invoiceObjX(in *invoice, expand map[string]bool) map[string]any
 		"due_date":     nil,
 		"effective_at": null(in.finalizedAt), "ending_balance": ending, "footer": nil,
 		"hosted_invoice_url": hosted, "invoice_pdf": pdf, "last_finalization_error": nil,
-		"lines": list("/v1/invoices/"+in.id+"/lines", lines), "livemode": false,
+		"lines": httpapi.List("/v1/invoices/"+in.id+"/lines", lines), "livemode": false,
 		"metadata": map[string]string{}, "next_payment_attempt": null(in.nextPaymentAttempt),
 		"issuer": map[string]any{"type": "self"}, "number": null(in.number), "on_behalf_of": nil,
 		"parent": map[string]any{
@@ -487,7 +482,7 @@ func (s *Stripe) invoiceObjX(in *invoice, expand map[string]bool) map[string]any
 		for _, p := range slices.Backward(in.payments) {
 			data = append(data, s.invoicePaymentObj(p))
 		}
-		o["payments"] = list("/v1/invoice_payments?invoice="+in.id, data)
+		o["payments"] = httpapi.List("/v1/invoice_payments?invoice="+in.id, data)
 	}
 	return o
 }
@@ -575,7 +570,7 @@ func (s *Stripe) sessionObj(cs *session, expand map[string]bool) map[string]any 
 		for _, it := range cs.items {
 			items = append(items, s.lineItemObj(it))
 		}
-		o["line_items"] = list("/v1/checkout/sessions/"+cs.id+"/line_items", items)
+		o["line_items"] = httpapi.List("/v1/checkout/sessions/"+cs.id+"/line_items", items)
 	}
 	return o
 }

@@ -3,6 +3,8 @@ package billingtest
 import (
 	"net/http"
 	"strings"
+
+	"github.com/gobilling/billing/billingtest/internal/httpapi"
 )
 
 // Payments: the PaymentMethods, PaymentIntents and Charges behind
@@ -88,7 +90,7 @@ func (c *customer) outcome() chargeOutcome {
 // payment_method.attached. The customer's card is then that card.
 func (st *step) attachCard(c *customer, card testCard) *paymentMethod {
 	s := st.s
-	pm := &paymentMethod{id: newID("pm_", 24), customer: c.id, card: card, created: st.t}
+	pm := &paymentMethod{id: httpapi.NewID("pm_", 24), customer: c.id, card: card, created: st.t}
 	s.pms[pm.id] = pm
 	c.card = card
 	st.emit("payment_method.attached", s.paymentMethodObj(pm), nil)
@@ -100,7 +102,7 @@ func (st *step) attachCard(c *customer, card testCard) *paymentMethod {
 func (st *step) newPaymentIntent(id, customer, currency, pm, description string, amount int64) *paymentIntent {
 	s := st.s
 	if id == "" {
-		id = newID("pi_", 24)
+		id = httpapi.NewID("pi_", 24)
 	}
 	pi := &paymentIntent{id: id, customer: customer, currency: currency, paymentMethod: pm,
 		description: description, amount: amount, created: st.t, status: "requires_confirmation"}
@@ -139,7 +141,7 @@ func (st *step) chargeIntent(pi *paymentIntent, outcome chargeOutcome, bankDebit
 		st.emit("payment_intent.payment_failed", s.paymentIntentObj(pi), nil)
 		return
 	}
-	ch := &charge{id: newID("ch_", 24), pi: pi.id, customer: pi.customer, currency: pi.currency,
+	ch := &charge{id: httpapi.NewID("ch_", 24), pi: pi.id, customer: pi.customer, currency: pi.currency,
 		paymentMethod: pi.paymentMethod, amount: pi.amount, created: st.t, bankDebit: bankDebit, status: "succeeded"}
 	if outcome == chargeDeclined || outcome == chargeHardDecline {
 		ch.status = "failed"
@@ -287,16 +289,16 @@ func (s *Stripe) getPaymentMethod(r *http.Request) (int, any) {
 // getOne answers GET of an object by the ID in its path: no parameters but
 // expand (none expandable), 404 for an unknown ID.
 func (s *Stripe) getOne(r *http.Request, kind string, find func(id string) map[string]any) (int, any) {
-	if err := checkParams(r.Form); err != nil {
+	if err := httpapi.CheckParams(r.Form); err != nil {
 		return 0, err
 	}
-	if _, err := expandParam(r.Form); err != nil {
+	if _, err := httpapi.ExpandParam(r.Form); err != nil {
 		return 0, err
 	}
 	id := r.PathValue("id")
 	o := find(id)
 	if o == nil {
-		return 0, noSuch(404, kind, id, "id")
+		return 0, httpapi.NoSuch(404, kind, id, "id")
 	}
 	return 200, o
 }

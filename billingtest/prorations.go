@@ -3,10 +3,10 @@ package billingtest
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/gobilling/billing/billingtest/internal/httpapi"
 )
 
 // Prorations: a price or quantity change in the middle of a period credits
@@ -50,11 +50,11 @@ func (s *Stripe) prorations(sub *subscription, changes []itemUpdate, at int64) [
 		credit := -roundDiv(oldP.unitAmount*it.quantity, left, total)
 		charge := roundDiv(newP.unitAmount*ch.quantity, left, total)
 		out = append(out,
-			invoiceLine{id: newID("il_", 24), priceID: oldP.id, subItemID: it.id, quantity: it.quantity, amount: credit,
-				start: at, end: it.periodEnd, proration: true, invoiceItem: newID("ii_", 24),
+			invoiceLine{id: httpapi.NewID("il_", 24), priceID: oldP.id, subItemID: it.id, quantity: it.quantity, amount: credit,
+				start: at, end: it.periodEnd, proration: true, invoiceItem: httpapi.NewID("ii_", 24),
 				desc: fmt.Sprintf("Unused time on %d × %s after %s", it.quantity, s.productName(oldP), date)},
-			invoiceLine{id: newID("il_", 24), priceID: newP.id, subItemID: it.id, quantity: ch.quantity, amount: charge,
-				start: at, end: it.periodEnd, proration: true, invoiceItem: newID("ii_", 24),
+			invoiceLine{id: httpapi.NewID("il_", 24), priceID: newP.id, subItemID: it.id, quantity: ch.quantity, amount: charge,
+				start: at, end: it.periodEnd, proration: true, invoiceItem: httpapi.NewID("ii_", 24),
 				desc: fmt.Sprintf("Remaining time on %d × %s after %s", ch.quantity, s.productName(newP), date)})
 	}
 	return out
@@ -92,7 +92,7 @@ func (st *step) changeItems(sub *subscription, changes []itemUpdate, behavior st
 	if behavior != "always_invoice" || len(sub.pending) == 0 {
 		return func() {}
 	}
-	in := &invoice{id: newID("in_", 24), customer: sub.customer, subscription: sub.id,
+	in := &invoice{id: httpapi.NewID("in_", 24), customer: sub.customer, subscription: sub.id,
 		billingReason: "subscription_update", status: "draft", subMetadata: sub.metadata, created: st.t,
 		periodStart: st.t, periodEnd: st.t}
 	in.addPending(sub)
@@ -114,7 +114,7 @@ func (s *Stripe) renewalPreview(sub *subscription, items []*subItem, pending []i
 		periodStart: end, periodEnd: end}
 	for _, it := range items {
 		amount := s.prices[it.priceID].unitAmount * it.quantity
-		preview.lines = append(preview.lines, invoiceLine{id: newID("il_", 24), priceID: it.priceID, subItemID: it.id,
+		preview.lines = append(preview.lines, invoiceLine{id: httpapi.NewID("il_", 24), priceID: it.priceID, subItemID: it.id,
 			quantity: it.quantity, amount: amount, start: end, end: s.periodEndAfter(sub, it, end)})
 		preview.amountDue += amount
 	}
@@ -130,30 +130,30 @@ func (s *Stripe) renewalPreview(sub *subscription, items []*subItem, pending []i
 // the invoice the change would charge at once).
 func (s *Stripe) createPreview(r *http.Request) (int, any) {
 	f := r.Form
-	if err := checkParams(f, "customer", "subscription", "subscription_details[items][#][id]",
+	if err := httpapi.CheckParams(f, "customer", "subscription", "subscription_details[items][#][id]",
 		"subscription_details[items][#][price]", "subscription_details[items][#][quantity]",
 		"subscription_details[proration_behavior]", "subscription_details[proration_date]"); err != nil {
 		return 0, err
 	}
-	if _, err := expandParam(f); err != nil {
+	if _, err := httpapi.ExpandParam(f); err != nil {
 		return 0, err
 	}
 	id := f.Get("subscription")
 	if id == "" {
-		return 0, missing("subscription")
+		return 0, httpapi.Missing("subscription")
 	}
 	sub := s.subs[id]
 	if sub == nil {
-		return 0, noSuch(400, "subscription", id, "subscription")
+		return 0, httpapi.NoSuch(400, "subscription", id, "subscription")
 	}
 	if c := f.Get("customer"); c != "" && c != sub.customer {
-		return 0, invalid("customer", "The subscription "+id+" does not belong to customer "+c+".")
+		return 0, httpapi.Invalid("customer", "The subscription "+id+" does not belong to customer "+c+".")
 	}
 	_, end, ok := renewsAt(sub)
 	if !ok {
-		return 0, badRequest("The subscription " + id + " will not renew: there is no upcoming invoice to preview.")
+		return 0, httpapi.BadRequest("The subscription " + id + " will not renew: there is no upcoming invoice to preview.")
 	}
-	behavior, err := enumParam(f, "subscription_details[proration_behavior]", "always_invoice", "create_prorations", "none")
+	behavior, err := httpapi.EnumParam(f, "subscription_details[proration_behavior]", "always_invoice", "create_prorations", "none")
 	if err != nil {
 		return 0, err
 	}
@@ -161,14 +161,14 @@ func (s *Stripe) createPreview(r *http.Request) (int, any) {
 		behavior = "create_prorations"
 	}
 	now := s.unix()
-	at, hasAt, err := intParam(f, "subscription_details[proration_date]")
+	at, hasAt, err := httpapi.IntParam(f, "subscription_details[proration_date]")
 	if err != nil {
 		return 0, err
 	}
 	if !hasAt {
 		at = now
 	}
-	changes, err := s.itemChanges(prefixedForm(f, "subscription_details[items]", "items"), sub)
+	changes, err := s.itemChanges(httpapi.PrefixedForm(f, "subscription_details[items]", "items"), sub)
 	if err != nil {
 		return 0, err
 	}
@@ -202,16 +202,4 @@ func (s *Stripe) createPreview(r *http.Request) (int, any) {
 		return 200, s.invoiceObj(in)
 	}
 	return 200, s.invoiceObj(s.renewalPreview(sub, items, pending, end, now))
-}
-
-// prefixedForm renames the parameters under prefix to be under as
-// (subscription_details[items][0][price] → items[0][price]).
-func prefixedForm(f url.Values, prefix, as string) url.Values {
-	out := url.Values{}
-	for k, v := range f {
-		if rest, ok := strings.CutPrefix(k, prefix); ok {
-			out[as+rest] = v
-		}
-	}
-	return out
 }

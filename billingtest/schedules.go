@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+
+	"github.com/gobilling/billing/billingtest/internal/httpapi"
 )
 
 // Subscription schedules: phases of items that follow each other at the
@@ -76,40 +78,40 @@ func (s *Stripe) scheduleObj(sc *schedule) map[string]any {
 // current period and items, ending in release.
 func (s *Stripe) createSchedule(r *http.Request) (int, any) {
 	f := r.Form
-	if err := checkParams(f, "from_subscription", "customer", "phases", "start_date", "end_behavior",
+	if err := httpapi.CheckParams(f, "from_subscription", "customer", "phases", "start_date", "end_behavior",
 		"metadata", "metadata[*]"); err != nil {
 		return 0, err
 	}
-	if _, err := expandParam(f); err != nil {
+	if _, err := httpapi.ExpandParam(f); err != nil {
 		return 0, err
 	}
 	if f.Get("from_subscription") == "" {
-		return 0, notModelled("customer", "a schedule that creates a subscription (customer, phases, start_date); "+
+		return 0, httpapi.NotModelled("customer", "a schedule that creates a subscription (customer, phases, start_date); "+
 			"billingtest makes schedules from_subscription only")
 	}
 	for _, k := range []string{"customer", "phases", "start_date", "end_behavior"} {
 		if f.Has(k) {
-			return 0, invalid(k, "You cannot set `"+k+"` when creating a schedule from_subscription.")
+			return 0, httpapi.Invalid(k, "You cannot set `"+k+"` when creating a schedule from_subscription.")
 		}
 	}
 	id := f.Get("from_subscription")
 	sub := s.subs[id]
 	if sub == nil {
-		return 0, noSuch(400, "subscription", id, "from_subscription")
+		return 0, httpapi.NoSuch(400, "subscription", id, "from_subscription")
 	}
 	if sub.ended() {
-		return 0, invalid("from_subscription", "You cannot attach a schedule to a canceled subscription.")
+		return 0, httpapi.Invalid("from_subscription", "You cannot attach a schedule to a canceled subscription.")
 	}
 	if sub.schedule != "" {
-		return 0, invalid("from_subscription", "The subscription "+id+" is already attached to a schedule ("+sub.schedule+").")
+		return 0, httpapi.Invalid("from_subscription", "The subscription "+id+" is already attached to a schedule ("+sub.schedule+").")
 	}
-	md, _, err := metadataParam(f, "metadata")
+	md, _, err := httpapi.MetadataParam(f, "metadata")
 	if err != nil {
 		return 0, err
 	}
 	st := s.step(true)
-	sc := &schedule{id: newID("sub_sched_", 24), customer: sub.customer, subscription: sub.id, status: "active",
-		endBehavior: "release", metadata: applyMetadata(nil, md, false), created: st.t}
+	sc := &schedule{id: httpapi.NewID("sub_sched_", 24), customer: sub.customer, subscription: sub.id, status: "active",
+		endBehavior: "release", metadata: httpapi.ApplyMetadata(nil, md, false), created: st.t}
 	phase := schedPhase{start: sub.items[0].periodStart, end: sub.items[0].periodEnd, proration: "create_prorations"}
 	for _, it := range sub.items {
 		phase.items = append(phase.items, schedItem{priceID: it.priceID, quantity: it.quantity})
@@ -121,20 +123,20 @@ func (s *Stripe) createSchedule(r *http.Request) (int, any) {
 	return 200, s.scheduleObj(sc)
 }
 
-func (s *Stripe) scheduleOf(r *http.Request) (*schedule, *apiError) {
+func (s *Stripe) scheduleOf(r *http.Request) (*schedule, *httpapi.Error) {
 	id := r.PathValue("id")
 	sc := s.schedules[id]
 	if sc == nil {
-		return nil, noSuch(404, "subscription_schedule", id, "id")
+		return nil, httpapi.NoSuch(404, "subscription_schedule", id, "id")
 	}
 	return sc, nil
 }
 
 func (s *Stripe) getSchedule(r *http.Request) (int, any) {
-	if err := checkParams(r.Form); err != nil {
+	if err := httpapi.CheckParams(r.Form); err != nil {
 		return 0, err
 	}
-	if _, err := expandParam(r.Form); err != nil {
+	if _, err := httpapi.ExpandParam(r.Form); err != nil {
 		return 0, err
 	}
 	sc, err := s.scheduleOf(r)
@@ -152,12 +154,12 @@ func (s *Stripe) getSchedule(r *http.Request) (int, any) {
 // end of the subscription.
 func (s *Stripe) updateSchedule(r *http.Request) (int, any) {
 	f := r.Form
-	if err := checkParams(f, "phases[#][items][#][price]", "phases[#][items][#][quantity]", "phases[#][start_date]",
+	if err := httpapi.CheckParams(f, "phases[#][items][#][price]", "phases[#][items][#][quantity]", "phases[#][start_date]",
 		"phases[#][end_date]", "phases[#][iterations]", "phases[#][proration_behavior]", "end_behavior",
 		"proration_behavior", "metadata", "metadata[*]"); err != nil {
 		return 0, err
 	}
-	if _, err := expandParam(f); err != nil {
+	if _, err := httpapi.ExpandParam(f); err != nil {
 		return 0, err
 	}
 	sc, apiErr := s.scheduleOf(r)
@@ -165,21 +167,21 @@ func (s *Stripe) updateSchedule(r *http.Request) (int, any) {
 		return 0, apiErr
 	}
 	if sc.status != "active" {
-		return 0, badRequest("You cannot update a subscription schedule that is " + sc.status + ".")
+		return 0, httpapi.BadRequest("You cannot update a subscription schedule that is " + sc.status + ".")
 	}
-	end, apiErr := enumParam(f, "end_behavior", "release", "cancel")
+	end, apiErr := httpapi.EnumParam(f, "end_behavior", "release", "cancel")
 	if apiErr != nil {
 		return 0, apiErr
 	}
-	if _, err := enumParam(f, "proration_behavior", "always_invoice", "create_prorations", "none"); err != nil {
+	if _, err := httpapi.EnumParam(f, "proration_behavior", "always_invoice", "create_prorations", "none"); err != nil {
 		return 0, err
 	}
-	md, clearMD, apiErr := metadataParam(f, "metadata")
+	md, clearMD, apiErr := httpapi.MetadataParam(f, "metadata")
 	if apiErr != nil {
 		return 0, apiErr
 	}
 	sub := s.subs[sc.subscription]
-	idx, apiErr := indexes(f, "phases")
+	idx, apiErr := httpapi.Indexes(f, "phases")
 	if apiErr != nil {
 		return 0, apiErr
 	}
@@ -190,7 +192,7 @@ func (s *Stripe) updateSchedule(r *http.Request) (int, any) {
 			return 0, err
 		}
 		if i != n {
-			return 0, invalid(fmt.Sprintf("phases[%d]", i), "Phases must be numbered from 0 without gaps.")
+			return 0, httpapi.Invalid(fmt.Sprintf("phases[%d]", i), "Phases must be numbered from 0 without gaps.")
 		}
 		phases = append(phases, p)
 	}
@@ -203,7 +205,7 @@ func (s *Stripe) updateSchedule(r *http.Request) (int, any) {
 		sc.endBehavior = end
 	}
 	if md != nil || clearMD {
-		sc.metadata = applyMetadata(sc.metadata, md, clearMD)
+		sc.metadata = httpapi.ApplyMetadata(sc.metadata, md, clearMD)
 	}
 	after := s.scheduleObj(sc)
 	if prev := changed(before, after); len(prev) > 0 {
@@ -214,7 +216,7 @@ func (s *Stripe) updateSchedule(r *http.Request) (int, any) {
 }
 
 // phaseParam reads phase i of an update.
-func (s *Stripe) phaseParam(f map[string][]string, i int, sub *subscription, prev []schedPhase, sc *schedule) (schedPhase, *apiError) {
+func (s *Stripe) phaseParam(f map[string][]string, i int, sub *subscription, prev []schedPhase, sc *schedule) (schedPhase, *httpapi.Error) {
 	key := func(name string) string { return fmt.Sprintf("phases[%d][%s]", i, name) }
 	p := schedPhase{proration: "create_prorations"}
 	if v := get(f, key("proration_behavior")); v != "" {
@@ -222,7 +224,7 @@ func (s *Stripe) phaseParam(f map[string][]string, i int, sub *subscription, pre
 		case "always_invoice", "create_prorations", "none":
 			p.proration = v
 		default:
-			return p, invalid(key("proration_behavior"), "Invalid proration_behavior: must be one of always_invoice, create_prorations, or none")
+			return p, httpapi.Invalid(key("proration_behavior"), "Invalid proration_behavior: must be one of always_invoice, create_prorations, or none")
 		}
 	}
 	// Start: the current phase's for the first, the previous end after.
@@ -233,33 +235,33 @@ func (s *Stripe) phaseParam(f map[string][]string, i int, sub *subscription, pre
 	if v := get(f, key("start_date")); v != "" && v != "now" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n != p.start {
-			return p, invalid(key("start_date"), fmt.Sprintf("Phase %d must start at %d, where the one before ends (or the current phase starts).", i, p.start))
+			return p, httpapi.Invalid(key("start_date"), fmt.Sprintf("Phase %d must start at %d, where the one before ends (or the current phase starts).", i, p.start))
 		}
 	}
-	items := prefixedForm(f, fmt.Sprintf("phases[%d][items]", i), "items")
-	idx, err := indexes(items, "items")
+	items := httpapi.PrefixedForm(f, fmt.Sprintf("phases[%d][items]", i), "items")
+	idx, err := httpapi.Indexes(items, "items")
 	if err != nil {
 		return p, err
 	}
 	if len(idx) == 0 {
-		return p, missing(key("items"))
+		return p, httpapi.Missing(key("items"))
 	}
 	for _, j := range idx {
 		pid := items.Get(fmt.Sprintf("items[%d][price]", j))
 		pr := s.prices[pid]
 		switch {
 		case pid == "":
-			return p, missing(fmt.Sprintf("phases[%d][items][%d][price]", i, j))
+			return p, httpapi.Missing(fmt.Sprintf("phases[%d][items][%d][price]", i, j))
 		case pr == nil:
-			return p, noSuch(400, "price", pid, fmt.Sprintf("phases[%d][items][%d][price]", i, j))
+			return p, httpapi.NoSuch(400, "price", pid, fmt.Sprintf("phases[%d][items][%d][price]", i, j))
 		case pr.interval == "":
-			return p, invalid(fmt.Sprintf("phases[%d][items][%d][price]", i, j), "A phase's items need recurring prices.")
+			return p, httpapi.Invalid(fmt.Sprintf("phases[%d][items][%d][price]", i, j), "A phase's items need recurring prices.")
 		}
 		q := int64(1)
 		if v := items.Get(fmt.Sprintf("items[%d][quantity]", j)); v != "" {
 			n, perr := strconv.ParseInt(v, 10, 64)
 			if perr != nil || n < 1 {
-				return p, invalidInteger(fmt.Sprintf("phases[%d][items][%d][quantity]", i, j), "This value must be greater than or equal to 1.")
+				return p, httpapi.InvalidInteger(fmt.Sprintf("phases[%d][items][%d][quantity]", i, j), "This value must be greater than or equal to 1.")
 			}
 			q = n
 		}
@@ -270,7 +272,7 @@ func (s *Stripe) phaseParam(f map[string][]string, i int, sub *subscription, pre
 	if v := get(f, key("iterations")); v != "" {
 		n, perr := strconv.ParseInt(v, 10, 64)
 		if perr != nil || n < 1 {
-			return p, invalidInteger(key("iterations"), "This value must be greater than or equal to 1.")
+			return p, httpapi.InvalidInteger(key("iterations"), "This value must be greater than or equal to 1.")
 		}
 		iterations = n
 	}
@@ -282,7 +284,7 @@ func (s *Stripe) phaseParam(f map[string][]string, i int, sub *subscription, pre
 	if v := get(f, key("end_date")); v != "" {
 		n, perr := strconv.ParseInt(v, 10, 64)
 		if perr != nil || n <= p.start {
-			return p, invalid(key("end_date"), "end_date must be after the phase's start.")
+			return p, httpapi.Invalid(key("end_date"), "end_date must be after the phase's start.")
 		}
 		p.end = n
 	}
@@ -312,7 +314,7 @@ func (s *Stripe) scheduleCancelAt(st *step, sub *subscription, sc *schedule) {
 // the subscription goes on with its current items, without the schedule
 // (subscription_schedule.released, customer.subscription.updated).
 func (s *Stripe) releaseSchedule(r *http.Request) (int, any) {
-	if err := checkParams(r.Form, "preserve_cancel_date"); err != nil {
+	if err := httpapi.CheckParams(r.Form, "preserve_cancel_date"); err != nil {
 		return 0, err
 	}
 	sc, err := s.scheduleOf(r)
@@ -320,7 +322,7 @@ func (s *Stripe) releaseSchedule(r *http.Request) (int, any) {
 		return 0, err
 	}
 	if sc.status != "active" {
-		return 0, badRequest("You cannot release a subscription schedule that is " + sc.status + ".")
+		return 0, httpapi.BadRequest("You cannot release a subscription schedule that is " + sc.status + ".")
 	}
 	st := s.step(true)
 	st.release(sc)
@@ -341,7 +343,7 @@ func (st *step) release(sc *schedule) {
 // subscription is canceled now (customer.subscription.deleted,
 // subscription_schedule.canceled).
 func (s *Stripe) cancelSchedule(r *http.Request) (int, any) {
-	if err := checkParams(r.Form, "invoice_now", "prorate"); err != nil {
+	if err := httpapi.CheckParams(r.Form, "invoice_now", "prorate"); err != nil {
 		return 0, err
 	}
 	sc, err := s.scheduleOf(r)
@@ -349,7 +351,7 @@ func (s *Stripe) cancelSchedule(r *http.Request) (int, any) {
 		return 0, err
 	}
 	if sc.status != "active" {
-		return 0, badRequest("You cannot cancel a subscription schedule that is " + sc.status + ".")
+		return 0, httpapi.BadRequest("You cannot cancel a subscription schedule that is " + sc.status + ".")
 	}
 	st := s.step(true)
 	if sub := s.subs[sc.subscription]; sub != nil && !sub.ended() {
@@ -398,11 +400,4 @@ func (st *step) phaseChanged(sc *schedule, periodEnd int64) {
 		return
 	}
 	st.emit("subscription_schedule.updated", st.s.scheduleObj(sc), nil)
-}
-
-// notModelled is the error for a valid Stripe parameter billingtest does
-// not model.
-func notModelled(param, what string) *apiError {
-	return &apiError{status: 400, typ: "invalid_request_error", code: "parameter_not_modelled", param: param,
-		message: "billingtest does not model " + what + ". The parameter is valid at Stripe; use Stripe's test mode for it."}
 }

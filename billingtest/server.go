@@ -290,26 +290,19 @@ package billingtest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"maps"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"slices"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/gobilling/billing/billingtest/internal/httpapi"
 
 	"github.com/gobilling/billing/billingtest/internal/delivery"
 )
 
 // APIVersion is the Stripe API version the fake speaks and stamps on events.
 const APIVersion = "2025-08-27.basil"
-
-// idempotencyTTL is how long Stripe keeps an idempotency key's result.
-const idempotencyTTL = 24 * time.Hour
 
 // FailureOutcome is what happens to a subscription after the last automatic
 // payment retry of an invoice has failed (Stripe's "subscription status"
@@ -340,8 +333,8 @@ type Stripe struct {
 	offset time.Duration // simulated time = real time + offset
 	objects
 	settings
-	requests
-	clk clock // the clock's own state (clock.go)
+	api *httpapi.Router // the HTTP API's plumbing (its state under mu)
+	clk clock           // the clock's own state (clock.go)
 
 	dl *delivery.Engine // webhook delivery (delivery.go), made by deliveryRoutes
 }
@@ -378,36 +371,6 @@ type settings struct {
 	upcoming time.Duration   // invoice.upcoming notice; 0: none
 }
 
-// requests is the state of the HTTP API: calls counted, failures to
-// inject, idempotency keys, the request being handled.
-type requests struct {
-	calls    map[string]int
-	fails    map[string]*injectedFailure
-	idem     map[string]*idemEntry
-	inflight map[string]bool // idempotency keys whose first request is running
-	cur      reqInfo         // the API request whose handler is running
-
-	// beforeExecute, if set (by tests of this package), is called without
-	// the lock after a request passed the idempotency checks and before its
-	// handler runs.
-	beforeExecute func(route, idempotencyKey string)
-}
-
-type injectedFailure struct{ status, n int }
-
-// idemEntry is the saved result of an idempotent request.
-type idemEntry struct {
-	endpoint, params string
-	status           int
-	body             []byte
-	requestID        string
-	saved            time.Time // simulated
-}
-
-// reqInfo identifies the API request being handled, for the events it
-// causes.
-type reqInfo struct{ id, key string }
-
 // Options configures [New].
 type Options struct {
 	// Start is what the simulated clock reads at New; it then ticks in
@@ -428,13 +391,12 @@ func New(opts Options) *Stripe {
 			charges: map[string]*charge{}, schedules: map[string]*schedule{}, eventIndex: map[string]int{},
 		},
 		settings: settings{outcome: OutcomeCancel, retries: defaultRetries(), upcoming: defaultUpcoming},
-		requests: requests{calls: map[string]int{}, fails: map[string]*injectedFailure{},
-			idem: map[string]*idemEntry{}, inflight: map[string]bool{}},
-		clk: clock{},
+		clk:      clock{},
 	}
 	if !start.IsZero() {
 		s.offset = time.Until(start)
 	}
+	s.api = httpapi.NewRouter(s.mux, &s.mu, s.now, s.expireDueSessions, validParams)
 	s.routes()
 	s.ts = httptest.NewServer(s.mux)
 	return s
@@ -483,346 +445,70 @@ func (s *Stripe) unix() int64    { return s.now().Unix() }
 // Calls returns how many requests each route received, keyed by method and
 // route pattern, e.g. "GET /v1/subscriptions/{id}". Requests to unknown
 // routes are keyed by their method and literal path.
-func (s *Stripe) Calls() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.calls)
-}
+func (s *Stripe) Calls() map[string]int { return s.api.Calls() }
 
 // TotalCalls returns the number of API requests received since the last
 // [Stripe.ResetCalls].
 func (s *Stripe) TotalCalls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	n := 0
-	for _, v := range s.calls {
+	for _, v := range s.api.Calls() {
 		n += v
 	}
 	return n
 }
 
 // ResetCalls clears the request counters.
-func (s *Stripe) ResetCalls() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.calls)
-}
+func (s *Stripe) ResetCalls() { s.api.ResetCalls() }
 
 // SetFail makes the next n requests to route (a key as in [Stripe.Calls],
 // e.g. "POST /v1/checkout/sessions") fail with a Stripe-style api_error of
 // the given HTTP status (429 gets code rate_limit). An injected failure
 // happens before the endpoint runs, so it is not saved for idempotent
 // replay: a retry with the same key executes. n <= 0 clears the injection.
-func (s *Stripe) SetFail(route string, status int, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n <= 0 {
-		delete(s.fails, route)
-		return
-	}
-	s.fails[route] = &injectedFailure{status: status, n: n}
-}
-
-// apiError is a Stripe error response.
-type apiError struct {
-	status           int
-	typ, code, param string
-	message          string
-	// partlyModelled marks an unknown parameter under a top-level name
-	// billingtest models (line_items[0][foo]): unknown, not unmodelled.
-	partlyModelled bool
-}
-
-func (e *apiError) Error() string { return e.message }
-
-func (e *apiError) body() map[string]any {
-	m := map[string]any{"type": e.typ, "message": e.message}
-	if e.code != "" {
-		m["code"] = e.code
-		m["doc_url"] = "https://stripe.com/docs/error-codes/" + strings.ReplaceAll(e.code, "_", "-")
-	}
-	if e.param != "" {
-		m["param"] = e.param
-	}
-	return map[string]any{"error": m}
-}
-
-func missing(param string) *apiError {
-	return &apiError{status: 400, typ: "invalid_request_error", code: "parameter_missing", param: param,
-		message: "Missing required param: " + param + "."}
-}
-
-func invalid(param, msg string) *apiError {
-	return &apiError{status: 400, typ: "invalid_request_error", code: "parameter_invalid", param: param, message: msg}
-}
-
-func invalidInteger(param, msg string) *apiError {
-	return &apiError{status: 400, typ: "invalid_request_error", code: "parameter_invalid_integer", param: param, message: msg}
-}
-
-func unknownParam(param string) *apiError {
-	return &apiError{status: 400, typ: "invalid_request_error", code: "parameter_unknown", param: param,
-		message: "Received unknown parameter: " + param}
-}
-
-// exclusive is the error for parameters that cannot be given together.
-func exclusive(params ...string) *apiError {
-	return &apiError{status: 400, typ: "invalid_request_error", code: "parameters_exclusive", param: params[0],
-		message: "You may only specify one of these parameters: " + strings.Join(params, ", ") + "."}
-}
-
-// badRequest is an invalid request that no parameter is to blame for.
-func badRequest(msg string) *apiError {
-	return &apiError{status: 400, typ: "invalid_request_error", message: msg}
-}
-
-// noSuch is the error for an unknown object: 404 for the object in the path,
-// 400 for one referenced by a parameter.
-func noSuch(status int, kind, id, param string) *apiError {
-	return &apiError{status: status, typ: "invalid_request_error", code: "resource_missing", param: param,
-		message: fmt.Sprintf("No such %s: '%s'", kind, id)}
-}
-
-func idempotencyError(status int, code, msg string) *apiError {
-	return &apiError{status: status, typ: "idempotency_error", code: code, message: msg}
-}
-
-// handler answers one API request with a status and a JSON-able body (an
-// *apiError for an error). It runs with s.mu held, the request's form
-// parsed (r.Form has the query and the body).
-type handler func(r *http.Request) (int, any)
-
-// handle registers an API route with the common Stripe behaviour: request
-// counting, failure injection, idempotency, lazy session expiry and response
-// headers.
-func (s *Stripe) handle(pattern string, h handler) {
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		parseErr := r.ParseForm()
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		route := r.Pattern
-		if route == "/" {
-			route = r.Method + " " + r.URL.Path
-		}
-		s.calls[route]++
-		reqID := newID("req_", 14)
-		w.Header().Set("Request-Id", reqID)
-		if e := checkKey(r); e != nil {
-			s.write(w, e.status, e.body())
-			return
-		}
-		version, e := checkVersion(r)
-		if e != nil {
-			s.write(w, e.status, e.body())
-			return
-		}
-		w.Header().Set("Stripe-Version", version)
-		s.expireDueSessions()
-		if f := s.fails[route]; f != nil {
-			if f.n--; f.n <= 0 {
-				delete(s.fails, route)
-			}
-			e := &apiError{status: f.status, typ: "api_error", message: "Injected failure (billingtest)."}
-			if f.status == http.StatusTooManyRequests {
-				e.typ, e.code = "invalid_request_error", "rate_limit"
-				e.message = "Request rate limit exceeded."
-			}
-			s.write(w, e.status, e.body())
-			return
-		}
-		if parseErr != nil {
-			s.write(w, 400, badRequest("Invalid request body: "+parseErr.Error()).body())
-			return
-		}
-		key := ""
-		if r.Method == http.MethodPost || r.Method == http.MethodDelete {
-			key = strings.TrimSpace(r.Header.Get("Idempotency-Key"))
-		}
-		endpoint, params := r.Method+" "+r.URL.Path, r.Form.Encode()
-		if key != "" {
-			w.Header().Set("Idempotency-Key", key)
-			if s.replay(w, key, endpoint, params) {
-				return
-			}
-			s.inflight[key] = true
-			defer delete(s.inflight, key)
-		}
-		if hook := s.beforeExecute; hook != nil {
-			s.mu.Unlock()
-			hook(route, key)
-			s.mu.Lock()
-		}
-		s.cur = reqInfo{id: reqID, key: key}
-		defer func() { s.cur = reqInfo{} }()
-		status, body := h(r)
-		save := true
-		if e, ok := body.(*apiError); ok && e.code == "parameter_unknown" && !e.partlyModelled {
-			if name := keyParts(e.param); len(name) > 0 && slices.Contains(validParams[route], name[0]) {
-				body = notModelled(e.param, "the parameter "+e.param+" on "+route)
-			}
-		}
-		if e, ok := body.(*apiError); ok {
-			// An invalid request fails before the endpoint executes.
-			status, body, save = e.status, e.body(), e.typ != "invalid_request_error"
-		}
-		raw, err := json.Marshal(body)
-		if err != nil {
-			panic(err)
-		}
-		if key != "" && save {
-			s.saveIdempotent(key, &idemEntry{endpoint: endpoint, params: params, status: status, body: raw,
-				requestID: reqID, saved: s.now()})
-		}
-		s.writeRaw(w, status, raw)
-	})
-}
-
-// replay answers a request whose idempotency key is known: the saved
-// response, or an idempotency error. It reports whether it answered.
-func (s *Stripe) replay(w http.ResponseWriter, key, endpoint, params string) bool {
-	var err *apiError
-	e := s.idem[key]
-	if e != nil && !s.now().Before(e.saved.Add(idempotencyTTL)) {
-		delete(s.idem, key)
-		e = nil
-	}
-	switch {
-	case len(key) > 255:
-		err = idempotencyError(400, "", "Keys for idempotent requests can be no longer than 255 characters.")
-	case s.inflight[key]:
-		err = idempotencyError(409, "idempotency_key_in_use",
-			"There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): '"+key+"'. Please try again later.")
-	case e == nil:
-		return false
-	case e.endpoint != endpoint:
-		err = idempotencyError(400, "",
-			"Keys for idempotent requests can only be used for the same endpoint they were first used for ('"+e.endpoint+"' vs '"+endpoint+"'). Try using a key other than '"+key+"' if you meant to execute a different request.")
-	case e.params != params:
-		err = idempotencyError(400, "",
-			"Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '"+key+"' if you meant to execute a different request.")
-	default:
-		w.Header().Set("Idempotent-Replayed", "true")
-		w.Header().Set("Original-Request", e.requestID)
-		s.writeRaw(w, e.status, e.body)
-		return true
-	}
-	s.write(w, err.status, err.body())
-	return true
-}
-
-// saveIdempotent saves a key's result and forgets the expired ones.
-func (s *Stripe) saveIdempotent(key string, e *idemEntry) {
-	for k, old := range s.idem {
-		if !e.saved.Before(old.saved.Add(idempotencyTTL)) {
-			delete(s.idem, k)
-		}
-	}
-	s.idem[key] = e
-}
-
-func (s *Stripe) write(w http.ResponseWriter, status int, body any) {
-	raw, err := json.Marshal(body)
-	if err != nil {
-		panic(err)
-	}
-	s.writeRaw(w, status, raw)
-}
-
-func (s *Stripe) writeRaw(w http.ResponseWriter, status int, raw []byte) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Date", s.now().UTC().Format(http.TimeFormat))
-	if h.Get("Stripe-Version") == "" {
-		h.Set("Stripe-Version", APIVersion)
-	}
-	w.WriteHeader(status)
-	_, _ = w.Write(raw)
-}
+func (s *Stripe) SetFail(route string, status int, n int) { s.api.SetFail(route, status, n) }
 
 // routes registers the API.
 func (s *Stripe) routes() {
-	s.handle("POST /v1/customers", s.createCustomer)
-	s.handle("GET /v1/customers", s.listCustomers)
-	s.handle("GET /v1/customers/{id}", s.getCustomer)
-	s.handle("POST /v1/customers/{id}", s.updateCustomer)
-	s.handle("POST /v1/products", s.createProduct)
-	s.handle("GET /v1/products", s.listProducts)
-	s.handle("GET /v1/products/{id}", s.getProduct)
-	s.handle("POST /v1/prices", s.createPrice)
-	s.handle("GET /v1/prices", s.listPrices)
-	s.handle("GET /v1/prices/{id}", s.getPrice)
-	s.handle("POST /v1/checkout/sessions", s.createSession)
-	s.handle("GET /v1/checkout/sessions", s.listSessions)
-	s.handle("GET /v1/checkout/sessions/{id}", s.getSession)
-	s.handle("POST /v1/checkout/sessions/{id}/expire", s.expireSessionAPI)
-	s.handle("GET /v1/checkout/sessions/{id}/line_items", s.listLineItems)
-	s.handle("POST /v1/billing_portal/sessions", s.createPortal)
-	s.handle("GET /v1/subscriptions", s.listSubscriptions)
-	s.handle("GET /v1/subscriptions/{id}", s.getSubscription)
-	s.handle("POST /v1/subscriptions/{id}", s.updateSubscription)
-	s.handle("DELETE /v1/subscriptions/{id}", s.cancelSubscription)
-	s.handle("POST /v1/subscriptions/{id}/resume", s.resumeSubscription)
-	s.handle("POST /v1/subscription_schedules", s.createSchedule)
-	s.handle("GET /v1/subscription_schedules/{id}", s.getSchedule)
-	s.handle("POST /v1/subscription_schedules/{id}", s.updateSchedule)
-	s.handle("POST /v1/subscription_schedules/{id}/release", s.releaseSchedule)
-	s.handle("POST /v1/subscription_schedules/{id}/cancel", s.cancelSchedule)
-	s.handle("GET /v1/invoices", s.listInvoices)
-	s.handle("GET /v1/invoices/{id}", s.getInvoice)
-	s.handle("POST /v1/invoices/create_preview", s.createPreview)
-	s.handle("GET /v1/invoice_payments", s.listInvoicePayments)
-	s.handle("GET /v1/invoice_payments/{id}", s.getInvoicePayment)
-	s.handle("GET /v1/payment_intents/{id}", s.getPaymentIntent)
-	s.handle("GET /v1/charges/{id}", s.getCharge)
-	s.handle("GET /v1/payment_methods/{id}", s.getPaymentMethod)
-	s.handle("GET /v1/events", s.listEvents)
-	s.handle("GET /v1/events/{id}", s.getEvent)
+	s.api.Handle("POST /v1/customers", s.createCustomer)
+	s.api.Handle("GET /v1/customers", s.listCustomers)
+	s.api.Handle("GET /v1/customers/{id}", s.getCustomer)
+	s.api.Handle("POST /v1/customers/{id}", s.updateCustomer)
+	s.api.Handle("POST /v1/products", s.createProduct)
+	s.api.Handle("GET /v1/products", s.listProducts)
+	s.api.Handle("GET /v1/products/{id}", s.getProduct)
+	s.api.Handle("POST /v1/prices", s.createPrice)
+	s.api.Handle("GET /v1/prices", s.listPrices)
+	s.api.Handle("GET /v1/prices/{id}", s.getPrice)
+	s.api.Handle("POST /v1/checkout/sessions", s.createSession)
+	s.api.Handle("GET /v1/checkout/sessions", s.listSessions)
+	s.api.Handle("GET /v1/checkout/sessions/{id}", s.getSession)
+	s.api.Handle("POST /v1/checkout/sessions/{id}/expire", s.expireSessionAPI)
+	s.api.Handle("GET /v1/checkout/sessions/{id}/line_items", s.listLineItems)
+	s.api.Handle("POST /v1/billing_portal/sessions", s.createPortal)
+	s.api.Handle("GET /v1/subscriptions", s.listSubscriptions)
+	s.api.Handle("GET /v1/subscriptions/{id}", s.getSubscription)
+	s.api.Handle("POST /v1/subscriptions/{id}", s.updateSubscription)
+	s.api.Handle("DELETE /v1/subscriptions/{id}", s.cancelSubscription)
+	s.api.Handle("POST /v1/subscriptions/{id}/resume", s.resumeSubscription)
+	s.api.Handle("POST /v1/subscription_schedules", s.createSchedule)
+	s.api.Handle("GET /v1/subscription_schedules/{id}", s.getSchedule)
+	s.api.Handle("POST /v1/subscription_schedules/{id}", s.updateSchedule)
+	s.api.Handle("POST /v1/subscription_schedules/{id}/release", s.releaseSchedule)
+	s.api.Handle("POST /v1/subscription_schedules/{id}/cancel", s.cancelSchedule)
+	s.api.Handle("GET /v1/invoices", s.listInvoices)
+	s.api.Handle("GET /v1/invoices/{id}", s.getInvoice)
+	s.api.Handle("POST /v1/invoices/create_preview", s.createPreview)
+	s.api.Handle("GET /v1/invoice_payments", s.listInvoicePayments)
+	s.api.Handle("GET /v1/invoice_payments/{id}", s.getInvoicePayment)
+	s.api.Handle("GET /v1/payment_intents/{id}", s.getPaymentIntent)
+	s.api.Handle("GET /v1/charges/{id}", s.getCharge)
+	s.api.Handle("GET /v1/payment_methods/{id}", s.getPaymentMethod)
+	s.api.Handle("GET /v1/events", s.listEvents)
+	s.api.Handle("GET /v1/events/{id}", s.getEvent)
 	s.deliveryRoutes()
-	s.handle("/", func(r *http.Request) (int, any) {
-		return 0, &apiError{status: 404, typ: "invalid_request_error",
-			message: fmt.Sprintf("Unrecognized request URL (%s: %s). Please see https://stripe.com/docs or we can help at https://support.stripe.com/.", r.Method, r.URL.Path)}
+	s.api.Handle("/", func(r *http.Request) (int, any) {
+		return 0, &httpapi.Error{Status: 404, Type: "invalid_request_error",
+			Message: fmt.Sprintf("Unrecognized request URL (%s: %s). Please see https://stripe.com/docs or we can help at https://support.stripe.com/.", r.Method, r.URL.Path)}
 	})
 	s.pageRoutes()
-}
-
-// expands returns the set of expand[] values of a request (expand[0]=x,
-// expand[]=x or expand=x).
-func expands(form url.Values) map[string]bool {
-	out := map[string]bool{}
-	for k, vs := range form {
-		if k == "expand" || strings.HasPrefix(k, "expand[") {
-			for _, v := range vs {
-				out[v] = true
-			}
-		}
-	}
-	return out
-}
-
-// prefixed returns the form values under prefix[...], e.g.
-// prefixed(form, "metadata") for metadata[user_id]=u1. It returns nil when
-// there are none.
-func prefixed(form url.Values, prefix string) map[string]string {
-	var out map[string]string
-	for k, vs := range form {
-		rest, ok := strings.CutPrefix(k, prefix+"[")
-		if !ok || !strings.HasSuffix(rest, "]") || strings.Contains(rest, "[") || len(vs) == 0 {
-			continue
-		}
-		if out == nil {
-			out = map[string]string{}
-		}
-		out[strings.TrimSuffix(rest, "]")] = vs[0]
-	}
-	return out
-}
-
-const idChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-
-func newID(prefix string, n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = idChars[rand.IntN(len(idChars))]
-	}
-	return prefix + string(b)
 }

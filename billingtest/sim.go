@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gobilling/billing/billingtest/internal/httpapi"
+
 	"github.com/gobilling/billing/billingtest/internal/delivery"
 )
 
@@ -46,9 +48,9 @@ type step struct {
 func (s *Stripe) step(byRequest bool) *step {
 	st := &step{s: s, t: s.unix()}
 	if byRequest {
-		st.reqID, st.idemKey = s.cur.id, s.cur.key
+		st.reqID, st.idemKey = s.api.Current()
 		if st.reqID == "" {
-			st.reqID = newID("req_", 14)
+			st.reqID = httpapi.NewID("req_", 14)
 		}
 	}
 	return st
@@ -59,7 +61,7 @@ func (st *step) emit(typ string, obj, prev map[string]any) {
 	if prev != nil {
 		data["previous_attributes"] = prev
 	}
-	id := newID("evt_", 24)
+	id := httpapi.NewID("evt_", 24)
 	raw, err := json.Marshal(map[string]any{
 		"id": id, "object": "event", "api_version": APIVersion, "created": st.t, "data": data,
 		"livemode": false, "pending_webhooks": 1, "type": typ,
@@ -172,14 +174,14 @@ func addMonthsClamped(t time.Time, months int64) time.Time {
 // newInvoice drafts an invoice for the subscription's current items and makes
 // it the latest invoice. free makes a $0 (trial) invoice.
 func (s *Stripe) newInvoice(sub *subscription, reason string, t, periodStart, periodEnd int64, free bool) *invoice {
-	in := &invoice{id: newID("in_", 24), customer: sub.customer, subscription: sub.id, billingReason: reason,
+	in := &invoice{id: httpapi.NewID("in_", 24), customer: sub.customer, subscription: sub.id, billingReason: reason,
 		status: "draft", subMetadata: maps.Clone(sub.metadata), created: t, periodStart: periodStart, periodEnd: periodEnd}
 	for _, it := range sub.items {
 		var amount int64
 		if !free {
 			amount = s.prices[it.priceID].unitAmount * it.quantity
 		}
-		in.lines = append(in.lines, invoiceLine{id: newID("il_", 24), priceID: it.priceID, subItemID: it.id,
+		in.lines = append(in.lines, invoiceLine{id: httpapi.NewID("il_", 24), priceID: it.priceID, subItemID: it.id,
 			quantity: it.quantity, amount: amount, start: it.periodStart, end: it.periodEnd})
 		in.amountDue += amount
 	}
@@ -207,8 +209,8 @@ func (st *step) finalize(in *invoice) {
 		in.nextPaymentAttempt = st.t
 		// The PaymentIntent every attempt uses, found through the
 		// invoice's payments in basil (invoice.payment_intent is gone).
-		piID = newID("pi_", 24)
-		in.payments = append(in.payments, &invoicePayment{id: newID("inpay_", 24), invoice: in.id,
+		piID = httpapi.NewID("pi_", 24)
+		in.payments = append(in.payments, &invoicePayment{id: httpapi.NewID("inpay_", 24), invoice: in.id,
 			pi: piID, status: "open", amountRequested: in.amountDue, created: st.t})
 	}
 	st.emit("invoice.finalized", s.invoiceObj(in), nil)
@@ -394,13 +396,13 @@ func (s *Stripe) completeCheckout(sessionID string, card testCard, debit *bankDe
 		if c := s.customers[cs.customer]; c != nil {
 			st.attachCard(c, card)
 		}
-		cs.setupIntent, cs.paymentStatus = newID("seti_", 24), "no_payment_required"
+		cs.setupIntent, cs.paymentStatus = httpapi.NewID("seti_", 24), "no_payment_required"
 		st.emit("checkout.session.completed", s.sessionObj(cs, nil), nil)
 		return st.done()
 	}
 	if cs.mode == "payment" {
 		// The payment method pays once; it is not saved to the customer.
-		pm := &paymentMethod{id: newID("pm_", 24), card: card, created: st.t}
+		pm := &paymentMethod{id: httpapi.NewID("pm_", 24), card: card, created: st.t}
 		s.pms[pm.id] = pm
 		pi := st.newPaymentIntent("", cs.customer, s.currency(cs.items[0].priceID), pm.id, "", cs.amountTotal)
 		cs.pi, cs.paymentStatus = pi.id, "paid"
@@ -414,7 +416,7 @@ func (s *Stripe) completeCheckout(sessionID string, card testCard, debit *bankDe
 		return st.done()
 	}
 	if cs.customer == "" {
-		c := &customer{id: newID("cus_", 14), email: cs.customerEmail, created: st.t}
+		c := &customer{id: httpapi.NewID("cus_", 14), email: cs.customerEmail, created: st.t}
 		s.addCustomer(c)
 		cs.customer = c.id
 		st.emit("customer.created", s.customerObj(c), nil)
@@ -426,7 +428,7 @@ func (s *Stripe) completeCheckout(sessionID string, card testCard, debit *bankDe
 	if card != cardNone {
 		pmID = st.attachCard(s.customers[cs.customer], card).id
 	}
-	sub := &subscription{id: newID("sub_", 24), customer: cs.customer, status: "incomplete",
+	sub := &subscription{id: httpapi.NewID("sub_", 24), customer: cs.customer, status: "incomplete",
 		metadata: maps.Clone(cs.subMetadata), created: st.t, startDate: st.t, anchor: st.t,
 		defaultPM: pmID, missingPM: cs.missingPM, description: cs.subDescription}
 	trial := cs.trialDays > 0
@@ -439,12 +441,12 @@ func (s *Stripe) completeCheckout(sessionID string, card testCard, debit *bankDe
 	for _, li := range cs.items {
 		p := s.prices[li.priceID]
 		if p.interval == "" {
-			sub.pending = append(sub.pending, invoiceLine{id: newID("il_", 24), priceID: p.id, quantity: li.quantity,
-				amount: p.unitAmount * li.quantity, start: st.t, end: st.t, invoiceItem: newID("ii_", 24),
+			sub.pending = append(sub.pending, invoiceLine{id: httpapi.NewID("il_", 24), priceID: p.id, quantity: li.quantity,
+				amount: p.unitAmount * li.quantity, start: st.t, end: st.t, invoiceItem: httpapi.NewID("ii_", 24),
 				desc: fmt.Sprintf("%d × %s", li.quantity, s.productName(p))})
 			continue
 		}
-		it := &subItem{id: newID("si_", 14), priceID: p.id, quantity: li.quantity, created: st.t, periodStart: st.t}
+		it := &subItem{id: httpapi.NewID("si_", 14), priceID: p.id, quantity: li.quantity, created: st.t, periodStart: st.t}
 		it.periodEnd = s.periodEndAfter(sub, it, st.t)
 		if trial {
 			it.periodEnd = sub.trialEnd
