@@ -138,3 +138,19 @@ func TestCreatePreviewErrors(t *testing.T) {
 	assert.EqualValues(t, 2000, body["amount_due"])
 	assert.Regexp(t, `^upcoming_in_`, body["id"])
 }
+
+// Each proration line is rounded to the minor unit, half away from zero:
+// 2 → 1 seat of $10 with 20 of 30 days left credits -$13.33 (1333.33) and
+// charges $6.67 (666.67).
+func TestProrationRounding(t *testing.T) {
+	srv, sc, subID := prorationSetup(t)
+	item := srv.Subscription(subID).Items.Data[0].ID
+	_, err := sc.V1Subscriptions.Update(ctx, subID, &stripe.SubscriptionUpdateParams{ProrationBehavior: stripe.String("always_invoice"),
+		Items: []*stripe.SubscriptionUpdateItemParams{{ID: stripe.String(item), Quantity: stripe.Int64(1)}}})
+	require.NoError(t, err)
+	in := srv.Invoice(srv.Subscription(subID).LatestInvoice.ID)
+	amounts, _ := lineAmounts(in)
+	assert.Equal(t, []int64{-1333, 667}, amounts)
+	assert.Equal(t, int64(0), in.AmountDue, "a credit larger than the charge is due as zero")
+	assert.Equal(t, stripe.InvoiceStatusPaid, in.Status)
+}
