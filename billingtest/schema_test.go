@@ -111,6 +111,8 @@ func TestShapesMatchStripesSchema(t *testing.T) {
 	}
 	sort.Strings(problems)
 	problems = dedupe(problems)
+	t.Logf("checked %d responses, %d events and %d delivered payloads of %d event types against Stripe's schema",
+		len(rec.out), len(srv.Events()), len(delivered), len(types))
 	assert.Empty(t, problems, "%d differences from Stripe's schema:\n%s", len(problems), strings.Join(problems, "\n"))
 	// The lifecycle went where it should (a check that the test checks).
 	assert.GreaterOrEqual(t, len(rec.out), 40)
