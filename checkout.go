@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"iter"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +31,10 @@ type CheckoutOptions struct {
 	// AllowPromotionCodes shows the promotion code field.
 	AllowPromotionCodes bool
 	// AllowAnotherSubscription lets a user with a live subscription start
-	// a second one; without it Checkout returns ErrAlreadySubscribed.
+	// a second one; without it Checkout returns ErrAlreadySubscribed, and
+	// a subscription-mode Checkout expires the user's other open
+	// subscription-mode sessions (an identical one is reused), so that two
+	// tabs cannot both be paid.
 	AllowAnotherSubscription bool
 	// SuccessURL and CancelURL override the URLs derived from Config.
 	// SuccessURL must contain {CHECKOUT_SESSION_ID}.
@@ -92,6 +97,31 @@ func (b *Billing) Checkout(ctx context.Context, userID string, opts CheckoutOpti
 	}
 
 	qty := strconv.FormatInt(opts.Quantity, 10)
+	params := []string{userID, customer, plan.PriceID, qty, strconv.FormatInt(opts.TrialDays, 10),
+		strconv.FormatBool(opts.AllowPromotionCodes), success, cancel}
+	fingerprint := checkoutFingerprint(append(params, strconv.FormatBool(opts.AllowAnotherSubscription))...)
+	if plan.Kind == Recurring {
+		// One subscription per user: an identical Checkout reuses the
+		// user's open session; another expires them (unless the app
+		// allows a second subscription), so that two tabs cannot both be
+		// paid.
+		open, err := b.openSubscriptionSessions(ctx, customer)
+		if err != nil {
+			return CheckoutSession{}, err
+		}
+		for _, s := range open {
+			if s.Metadata[metaCheckout] == fingerprint && s.URL != "" {
+				return CheckoutSession{ID: s.ID, URL: s.URL}, nil
+			}
+		}
+		if !opts.AllowAnotherSubscription {
+			for _, s := range open {
+				if err := b.expireSession(ctx, s.ID); err != nil {
+					return CheckoutSession{}, err
+				}
+			}
+		}
+	}
 	p := &stripe.CheckoutSessionCreateParams{
 		Customer:          stripe.String(customer),
 		ClientReferenceID: stripe.String(userID),
@@ -107,9 +137,13 @@ func (b *Billing) Checkout(ctx context.Context, userID string, opts CheckoutOpti
 		p.AllowPromotionCodes = stripe.Bool(true)
 	}
 	if plan.Kind == Recurring {
+		p.Metadata[metaCheckout] = fingerprint
 		p.Mode = stripe.String(string(stripe.CheckoutSessionModeSubscription))
 		p.SubscriptionData = &stripe.CheckoutSessionCreateSubscriptionDataParams{
 			Metadata: map[string]string{metaUserID: userID},
+		}
+		if opts.AllowAnotherSubscription {
+			p.SubscriptionData.Metadata[metaAllowAnother] = "true"
 		}
 		if opts.TrialDays > 0 {
 			p.SubscriptionData.TrialPeriodDays = stripe.Int64(opts.TrialDays)
@@ -117,13 +151,50 @@ func (b *Billing) Checkout(ctx context.Context, userID string, opts CheckoutOpti
 	} else {
 		p.Mode = stripe.String(string(stripe.CheckoutSessionModePayment))
 	}
-	key := b.idempotencyKey("checkout", userID, customer, plan.PriceID, qty,
-		strconv.FormatInt(opts.TrialDays, 10), strconv.FormatBool(opts.AllowPromotionCodes), success, cancel)
+	key := b.idempotencyKey("checkout", params...)
 	s, err := b.createSession(ctx, p, key)
 	if err != nil {
 		return CheckoutSession{}, err
 	}
 	return CheckoutSession{ID: s.ID, URL: s.URL}, nil
+}
+
+// openSubscriptionSessions lists the customer's open subscription-mode
+// Checkout Sessions.
+func (b *Billing) openSubscriptionSessions(ctx context.Context, customer string) ([]*stripe.CheckoutSession, error) {
+	p := &stripe.CheckoutSessionListParams{Customer: stripe.String(customer), Status: stripe.String("open")}
+	p.Limit = stripe.Int64(100)
+	page := func(after string) iter.Seq2[*stripe.CheckoutSession, error] {
+		startAfter(&p.ListParams, after)
+		return iter.Seq2[*stripe.CheckoutSession, error](b.sc.V1CheckoutSessions.List(ctx, p))
+	}
+	var out []*stripe.CheckoutSession
+	for s, err := range list(ctx, b, page, func(s *stripe.CheckoutSession) string { return s.ID }) {
+		if err != nil {
+			return nil, newStripeError("list open checkout sessions", err)
+		}
+		if s.Mode == stripe.CheckoutSessionModeSubscription && s.Status == stripe.CheckoutSessionStatusOpen {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// expireSession expires an open Checkout Session. One that completed or
+// expired meanwhile is left as it is (Stripe refuses to expire it).
+func (b *Billing) expireSession(ctx context.Context, id string) error {
+	err := b.call(ctx, write, func() error {
+		_, err := b.sc.V1CheckoutSessions.Expire(ctx, id, nil)
+		return err
+	})
+	var se *stripe.Error
+	if errors.As(err, &se) && se.HTTPStatusCode == http.StatusBadRequest {
+		return nil // no longer open
+	}
+	if err != nil {
+		return newStripeError("expire checkout session "+id, err)
+	}
+	return nil
 }
 
 // maxReplays bounds the sessions skipped as finished within one
@@ -175,6 +246,16 @@ func (b *Billing) createSession(ctx context.Context, p *stripe.CheckoutSessionCr
 // hours and refuses a key reused with other parameters, so every parameter
 // is part of the key, and the window lets a later, deliberate repeat
 // create a new session.
+// checkoutFingerprint identifies a Checkout by all its parameters, at any
+// time (unlike an idempotency key, which lasts a window).
+func checkoutFingerprint(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%s\x00", p)
+	}
+	return "billing-fingerprint-" + hex.EncodeToString(h.Sum(nil))[:40]
+}
+
 func (b *Billing) idempotencyKey(kind string, parts ...string) string {
 	h := sha256.New()
 	window := b.now().Unix() / int64(idempotencyWindow/time.Second)

@@ -283,6 +283,8 @@ func TestCheckoutSubscriptionCreatesCustomerThenSession(t *testing.T) {
 	require.NotNil(t, s.Customer)
 	assert.Equal(t, customer, s.Customer.ID)
 	assert.Equal(t, "u1", s.ClientReferenceID)
+	assert.Regexp(t, `^billing-fingerprint-[0-9a-f]{40}$`, s.Metadata["billing_checkout"], "every parameter's fingerprint")
+	delete(s.Metadata, "billing_checkout")
 	assert.Equal(t, map[string]string{"billing_user_id": "u1", "billing_price_id": "price_pro", "billing_quantity": "1"}, s.Metadata)
 	assert.Equal(t, "https://app.example/checkout/return?session_id={CHECKOUT_SESSION_ID}", s.SuccessURL)
 	assert.Equal(t, "https://app.example/pricing", s.CancelURL)
@@ -405,9 +407,15 @@ func TestCheckoutLaterReusesStoredCustomer(t *testing.T) {
 	assert.Equal(t, 0, e.calls("POST /v1/customers"), "the stored customer is used")
 	assert.Equal(t, []string{first.ID}, e.fake.SessionsOf(customer))
 
-	// Later, a deliberate repeat creates a new session for the same customer.
+	// Later, a repeat while that session is open reuses it; once it is
+	// paid or expired, a repeat creates a new session for the same customer.
 	e.fake.Advance(5 * time.Minute)
 	e.fake.ResetCalls()
+	assert.Equal(t, first, e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"}))
+	assert.Equal(t, 0, e.calls("POST /v1/checkout/sessions"))
+	_, err := e.fake.Pay(first.ID, billingtest.CardDeclined) // tried, still open
+	require.Error(t, err)
+	e.fake.Advance(25 * time.Hour) // it expires
 	later := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
 	assert.NotEqual(t, first.ID, later.ID)
 	assert.Equal(t, 0, e.calls("POST /v1/customers"), "the stored customer is used")
@@ -597,8 +605,10 @@ func TestCheckoutAlreadySubscribed(t *testing.T) {
 	t.Run("open or canceled subscriptions do not block", func(t *testing.T) {
 		e := newCoEnv(t)
 		// An open, unpaid session is no subscription yet.
+		other := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_basic"})
 		first := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
-		e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_basic"})
+		assert.Equal(t, stripe.CheckoutSessionStatusExpired, e.fake.CheckoutSession(other.ID).Status,
+			"the other open session is expired")
 
 		// A canceled one is over.
 		e.deliver(t, e.complete(t, first.ID, billingtest.CardOK)...)

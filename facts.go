@@ -97,6 +97,12 @@ const (
 	metaUserID   = "billing_user_id"
 	metaPriceID  = "billing_price_id"
 	metaQuantity = "billing_quantity"
+	// metaCheckout is a fingerprint of every parameter of a Checkout, so
+	// that an identical one reuses the user's open session.
+	metaCheckout = "billing_checkout"
+	// metaAllowAnother marks, on subscription_data.metadata, a
+	// subscription the app allowed beside a live one.
+	metaAllowAnother = "billing_allow_another"
 )
 
 // grantFacts builds the grant of a paid payment-mode session, or says
