@@ -41,6 +41,12 @@ const (
 	// which Stripe would decline at once: billingtest saves it, and its
 	// charges are hard declines, which are not retried.
 	CardLost = "4000 0000 0000 9987"
+	// CardDisputed is Stripe's card whose payments succeed and are then
+	// disputed (reason fraudulent): every charge to it opens a dispute at
+	// once (charge.dispute.created), which evidence closes:
+	// evidence[uncategorized_text]=winning_evidence wins it, losing_evidence
+	// loses it (POST /v1/disputes/{id}).
+	CardDisputed = "4000 0000 0000 0259"
 	// BankDebit is a bank account (Stripe's SEPA Direct Debit test IBAN)
 	// for a one-time payment that settles later: the session completes
 	// with payment_status unpaid, and 3 minutes later by the clock
@@ -128,6 +134,7 @@ const (
 	cardNeedsAuth
 	cardAlwaysAuth
 	cardLost
+	cardDisputed
 	bankDebitOK
 	bankDebitFails
 	cardNone // no payment method: a trial that does not collect one
@@ -157,6 +164,8 @@ func parseCard(number string) testCard {
 		return cardAlwaysAuth
 	case "4000000000009987":
 		return cardLost
+	case "4000000000000259":
+		return cardDisputed
 	case "DE89370400440532013000":
 		return bankDebitOK
 	case "DE62370400440532013001":
@@ -244,7 +253,7 @@ func (s *Stripe) pay(sessionID, card string, auth authStep) (Paid, error) {
 	}
 	switch kind {
 	case cardNone:
-	case cardOK:
+	case cardOK, cardDisputed:
 	case cardDeclined:
 		return Paid{}, declined("insufficient_funds")
 	case cardLost:
@@ -311,7 +320,7 @@ func (s *Stripe) needsNoPaymentMethod(sessionID string) bool {
 func (s *Stripe) UpdateCard(customerID, card string) ([]Event, error) {
 	kind := parseCard(card)
 	switch kind {
-	case cardOK, cardNeedsAuth, cardAlwaysAuth, cardChargeFails, cardLost:
+	case cardOK, cardNeedsAuth, cardAlwaysAuth, cardChargeFails, cardLost, cardDisputed:
 	case cardDeclined:
 		if s.Customer(customerID) == nil {
 			return nil, fmt.Errorf("billingtest: no such customer %q", customerID)

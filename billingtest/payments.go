@@ -160,6 +160,9 @@ func (st *step) chargeIntent(pi *paymentIntent, outcome chargeOutcome, bankDebit
 		pi.status, pi.amountReceived, pi.lastError = "succeeded", pi.amount, nil
 		st.emit("charge.succeeded", s.chargeObj(ch), nil)
 		st.emit("payment_intent.succeeded", s.paymentIntentObj(pi), nil)
+		if pm := s.pms[pi.paymentMethod]; pm != nil && pm.card == cardDisputed {
+			st.openDispute(ch)
+		}
 		return
 	}
 	pi.status, pi.lastError = "requires_payment_method", ch.failure
@@ -244,16 +247,18 @@ func (s *Stripe) chargeObj(ch *charge) map[string]any {
 	if paid {
 		captured = ch.amount
 	}
+	refunded := s.refunded(ch.id)
 	return map[string]any{
-		"id": ch.id, "object": "charge", "amount": ch.amount, "amount_captured": captured, "amount_refunded": 0,
+		"id": ch.id, "object": "charge", "amount": ch.amount, "amount_captured": captured, "amount_refunded": refunded,
 		"application": nil, "application_fee": nil, "application_fee_amount": nil, "balance_transaction": nil,
 		"billing_details": billingDetails(s.customers[ch.customer]), "calculated_statement_descriptor": "BILLINGTEST",
 		"captured": paid, "created": ch.created, "currency": ch.currency, "customer": null(ch.customer),
-		"description": nil, "disputed": false, "failure_balance_transaction": nil, "failure_code": code,
+		"description": nil, "failure_balance_transaction": nil, "failure_code": code,
 		"failure_message": msg, "fraud_details": map[string]any{}, "livemode": false, "metadata": map[string]string{},
 		"on_behalf_of": nil, "outcome": outcome, "paid": paid, "payment_intent": ch.pi,
 		"payment_method": null(ch.paymentMethod), "payment_method_details": details, "receipt_email": nil,
-		"receipt_number": nil, "receipt_url": nil, "refunded": false, "review": nil, "shipping": nil,
+		"receipt_number": nil, "receipt_url": nil, "refunded": refunded > 0 && refunded == ch.amount, "review": nil,
+		"shipping": nil, "disputed": s.disputedCharge(ch.id),
 		"source_transfer": nil, "statement_descriptor": nil, "statement_descriptor_suffix": nil,
 		"status": ch.status, "transfer_data": nil, "transfer_group": nil,
 	}

@@ -124,7 +124,8 @@ func TestShapesMatchStripesSchema(t *testing.T) {
 		"price.created", "customer.updated", "invoice.updated", "checkout.session.async_payment_failed",
 		"invoice.upcoming", "customer.subscription.paused", "customer.subscription.resumed", "invoice.voided",
 		"invoice.marked_uncollectible", "subscription_schedule.created", "subscription_schedule.updated",
-		"subscription_schedule.released"} {
+		"subscription_schedule.released", "refund.created", "charge.refunded", "charge.dispute.created",
+		"charge.dispute.updated", "charge.dispute.closed"} {
 		assert.True(t, types[typ], "no %s event", typ)
 	}
 	assert.Positive(t, seen["GET 404"]+seen["POST 400"], "no error responses")
@@ -135,7 +136,8 @@ func TestShapesMatchStripesSchema(t *testing.T) {
 	for _, p := range []string{"/v1/invoice_payments", "/v1/invoice_payments/{id}", "/v1/invoices/{id}",
 		"/v1/payment_intents/{id}", "/v1/charges/{id}", "/v1/payment_methods/{id}", "/v1/subscriptions/{id}/resume",
 		"/v1/invoices/create_preview", "/v1/subscription_schedules/{id}",
-		"/v1/checkout/sessions/{id}/line_items", "/v1/webhook_endpoints/{id}", "/v1/events/{id}"} {
+		"/v1/checkout/sessions/{id}/line_items", "/v1/webhook_endpoints/{id}", "/v1/events/{id}",
+		"/v1/refunds", "/v1/refunds/{id}", "/v1/disputes/{id}"} {
 		assert.True(t, paths[p], "%s was not checked", p)
 	}
 }
@@ -337,8 +339,34 @@ func lifecycle(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client) {
 		must(err)
 		return cs
 	}
-	_, err = srv.Pay(once("hosted").ID, billingtest.CardOK)
+	paidOnce := once("hosted")
+	_, err = srv.Pay(paidOnce.ID, billingtest.CardOK)
 	must(err)
+
+	// Refunds and a dispute.
+	piID := srv.CheckoutSession(paidOnce.ID).PaymentIntent.ID
+	re, err := sc.V1Refunds.Create(ctx, &stripe.RefundCreateParams{PaymentIntent: stripe.String(piID), Amount: stripe.Int64(500)})
+	must(err)
+	_, err = sc.V1Refunds.Retrieve(ctx, re.ID, nil)
+	must(err)
+	disputed := once("hosted")
+	_, err = srv.Pay(disputed.ID, billingtest.CardDisputed)
+	must(err)
+	var disputeID string
+	for _, ev := range srv.Events() {
+		if ev.Type == "charge.dispute.created" {
+			var e stripe.Event
+			must(json.Unmarshal(ev.JSON, &e))
+			disputeID, _ = e.Data.Object["id"].(string)
+		}
+	}
+	require.NotEmpty(t, disputeID)
+	_, err = sc.V1Disputes.Update(ctx, disputeID, &stripe.DisputeUpdateParams{
+		Evidence: &stripe.DisputeUpdateEvidenceParams{UncategorizedText: stripe.String("losing_evidence")}})
+	must(err)
+	_, err = sc.V1Disputes.Retrieve(ctx, disputeID, nil)
+	must(err)
+
 	delayed := once("hosted")
 	steps(testcatalog.PayWith(srv, delayed.ID, billingtest.BankDebit))
 	steps(testcatalog.Settle(srv), error(nil))

@@ -268,8 +268,10 @@
 //     is recorded, no code can be entered), shipping, or currencies beyond
 //     each price's own.
 //   - PaymentIntents, Charges and PaymentMethods can be retrieved, not
-//     created, confirmed, listed or refunded through the API; no refunds or
-//     disputes.
+//     created, confirmed or listed through the API. Refunds succeed at
+//     once (none fails or waits); a dispute opens only with [CardDisputed]
+//     and closes only by its test-mode evidence (no balance transactions,
+//     files or deadlines).
 //   - Prorations are invoice lines, not invoice items: no invoiceitem
 //     objects or events; a negative total is due as zero (no customer
 //     balance). Schedules are made from a subscription only, their phases
@@ -360,6 +362,9 @@ type objects struct {
 	pis        map[string]*paymentIntent
 	charges    map[string]*charge
 	schedules  map[string]*schedule
+	refunds    []*refund
+	disputes   map[string]*dispute
+	dispOrder  []string
 	events     []Event
 	eventIndex map[string]int
 }
@@ -389,6 +394,7 @@ func New(opts Options) *Stripe {
 			sessions: map[string]*session{}, portals: map[string]*portalSession{}, subs: map[string]*subscription{},
 			invoices: map[string]*invoice{}, pms: map[string]*paymentMethod{}, pis: map[string]*paymentIntent{},
 			charges: map[string]*charge{}, schedules: map[string]*schedule{}, eventIndex: map[string]int{},
+			disputes: map[string]*dispute{},
 		},
 		settings: settings{outcome: OutcomeCancel, retries: defaultRetries(), upcoming: defaultUpcoming},
 		clk:      clock{},
@@ -490,6 +496,10 @@ func (s *Stripe) routes() {
 	s.api.Handle("POST /v1/subscriptions/{id}", s.updateSubscription)
 	s.api.Handle("DELETE /v1/subscriptions/{id}", s.cancelSubscription)
 	s.api.Handle("POST /v1/subscriptions/{id}/resume", s.resumeSubscription)
+	s.api.Handle("POST /v1/refunds", s.createRefund)
+	s.api.Handle("GET /v1/refunds/{id}", s.getRefund)
+	s.api.Handle("GET /v1/disputes/{id}", s.getDispute)
+	s.api.Handle("POST /v1/disputes/{id}", s.updateDispute)
 	s.api.Handle("POST /v1/subscription_schedules", s.createSchedule)
 	s.api.Handle("GET /v1/subscription_schedules/{id}", s.getSchedule)
 	s.api.Handle("POST /v1/subscription_schedules/{id}", s.updateSchedule)

@@ -6,6 +6,8 @@ package billingtest
 // A request with one billingtest does not model is refused as valid at
 // Stripe but not modelled, never as unknown.
 var validParams = map[string][]string{
+	"POST /v1/disputes/{id}":                       {"evidence", "metadata", "submit"},
+	"POST /v1/refunds":                             {"amount", "charge", "currency", "customer", "instructions_email", "metadata", "origin", "payment_intent", "reason", "refund_application_fee", "reverse_transfer"},
 	"DELETE /v1/subscriptions/{id}":                {"cancellation_details", "invoice_now", "prorate"},
 	"GET /v1/checkout/sessions":                    {"created", "customer", "customer_details", "ending_before", "limit", "payment_intent", "payment_link", "starting_after", "status", "subscription"},
 	"GET /v1/checkout/sessions/{id}/line_items":    {"ending_before", "limit", "starting_after"},

@@ -1,0 +1,251 @@
+package billingtest
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/gobilling/billing/billingtest/internal/httpapi"
+)
+
+// Refunds and disputes: a refund through the API (POST /v1/refunds), and a
+// dispute that Stripe's test card 4000 0000 0000 0259 opens at once and
+// that evidence closes, won or lost, as in Stripe's test mode.
+
+type refund struct {
+	id, charge, pi, currency, reason string
+	amount, created                  int64
+	metadata                         map[string]string
+}
+
+type dispute struct {
+	id, charge, pi, currency, status, evidence string
+	amount, created                            int64
+	metadata                                   map[string]string
+	submissions                                int64
+}
+
+func (s *Stripe) refundObj(r *refund) map[string]any {
+	return map[string]any{
+		"id": r.id, "object": "refund", "amount": r.amount, "balance_transaction": nil, "charge": r.charge,
+		"created": r.created, "currency": r.currency,
+		"destination_details": map[string]any{"type": "card",
+			"card": map[string]any{"reference_status": "pending", "reference_type": "acquirer_reference_number", "type": "refund"}},
+		"metadata": meta(r.metadata), "payment_intent": null(r.pi), "reason": null(r.reason), "receipt_number": nil,
+		"source_transfer_reversal": nil, "status": "succeeded", "transfer_reversal": nil,
+	}
+}
+
+func (s *Stripe) disputeObj(d *dispute) map[string]any {
+	return map[string]any{
+		"id": d.id, "object": "dispute", "amount": d.amount, "balance_transactions": []any{}, "charge": d.charge,
+		"created": d.created, "currency": d.currency, "enhanced_eligibility_types": []any{},
+		"evidence": map[string]any{"access_activity_log": nil, "billing_address": nil, "cancellation_policy": nil,
+			"cancellation_policy_disclosure": nil, "cancellation_rebuttal": nil, "customer_communication": nil,
+			"customer_email_address": nil, "customer_name": nil, "customer_purchase_ip": nil, "customer_signature": nil,
+			"duplicate_charge_documentation": nil, "duplicate_charge_explanation": nil, "duplicate_charge_id": nil,
+			"enhanced_evidence": map[string]any{}, "product_description": nil, "receipt": nil, "refund_policy": nil,
+			"refund_policy_disclosure": nil, "refund_refusal_explanation": nil, "service_date": nil,
+			"service_documentation": nil, "shipping_address": nil, "shipping_carrier": nil, "shipping_date": nil,
+			"shipping_documentation": nil, "shipping_tracking_number": nil, "uncategorized_file": nil,
+			"uncategorized_text": null(d.evidence)},
+		"evidence_details": map[string]any{"due_by": d.created + 7*86400, "enhanced_eligibility": map[string]any{},
+			"has_evidence": d.evidence != "", "past_due": false, "submission_count": d.submissions},
+		"is_charge_refundable": false, "livemode": false, "metadata": meta(d.metadata), "payment_intent": null(d.pi),
+		"payment_method_details": map[string]any{"type": "card",
+			"card": map[string]any{"brand": "visa", "case_type": "chargeback", "network_reason_code": "10.4"}},
+		"reason": "fraudulent", "status": d.status,
+	}
+}
+
+// refunded is the amount refunded of a charge.
+func (s *Stripe) refunded(chargeID string) int64 {
+	var n int64
+	for _, r := range s.refunds {
+		if r.charge == chargeID {
+			n += r.amount
+		}
+	}
+	return n
+}
+
+// createRefund answers POST /v1/refunds: a refund of a succeeded charge
+// (given, or the PaymentIntent's latest), all that is left or amount; it
+// succeeds at once: refund.created, then charge.refunded.
+func (s *Stripe) createRefund(r *http.Request) (int, any) {
+	f := r.Form
+	if err := httpapi.CheckParams(f, "charge", "payment_intent", "amount", "reason", "metadata", "metadata[*]"); err != nil {
+		return 0, err
+	}
+	if _, err := httpapi.ExpandParam(f); err != nil {
+		return 0, err
+	}
+	chID, piID := f.Get("charge"), f.Get("payment_intent")
+	switch {
+	case chID != "" && piID != "":
+		return 0, httpapi.Exclusive("charge", "payment_intent")
+	case piID != "":
+		pi := s.pis[piID]
+		if pi == nil {
+			return 0, httpapi.NoSuch(400, "payment_intent", piID, "payment_intent")
+		}
+		if pi.status != "succeeded" {
+			return 0, httpapi.Invalid("payment_intent", "This PaymentIntent ("+piID+") does not have a successful charge to refund.")
+		}
+		chID = pi.latestCharge
+	case chID == "":
+		return 0, httpapi.Missing("charge")
+	}
+	ch := s.charges[chID]
+	if ch == nil {
+		return 0, httpapi.NoSuch(400, "charge", chID, "charge")
+	}
+	if ch.status != "succeeded" {
+		return 0, httpapi.Invalid("charge", "Charge "+chID+" has not succeeded: it cannot be refunded.")
+	}
+	left := ch.amount - s.refunded(ch.id)
+	amount, has, err := httpapi.IntParam(f, "amount")
+	if err != nil {
+		return 0, err
+	}
+	if !has {
+		amount = left
+	}
+	switch {
+	case left == 0:
+		return 0, &httpapi.Error{Status: 400, Type: "invalid_request_error", Code: "charge_already_refunded",
+			Message: "Charge " + ch.id + " has already been refunded."}
+	case amount < 1:
+		return 0, httpapi.InvalidInteger("amount", "This value must be greater than or equal to 1.")
+	case amount > left:
+		return 0, httpapi.Invalid("amount", "Refund amount ($"+money(amount)+") is greater than unrefunded amount on charge ($"+money(left)+")")
+	}
+	reason, err := httpapi.EnumParam(f, "reason", "duplicate", "fraudulent", "requested_by_customer")
+	if err != nil {
+		return 0, err
+	}
+	md, _, err := httpapi.MetadataParam(f, "metadata")
+	if err != nil {
+		return 0, err
+	}
+	st := s.step(true)
+	before := s.chargeObj(ch)
+	re := &refund{id: httpapi.NewID("re_", 24), charge: ch.id, pi: ch.pi, currency: ch.currency, reason: reason,
+		amount: amount, created: st.t, metadata: httpapi.ApplyMetadata(nil, md, false)}
+	s.refunds = append(s.refunds, re)
+	st.emit("refund.created", s.refundObj(re), nil)
+	after := s.chargeObj(ch)
+	st.emit("charge.refunded", after, changed(before, after))
+	return 200, s.refundObj(re)
+}
+
+// money writes an amount in minor units as Stripe's messages do: 12.50.
+func money(cents int64) string { return fmt.Sprintf("%d.%02d", cents/100, cents%100) }
+
+func (s *Stripe) getRefund(r *http.Request) (int, any) {
+	return s.getOne(r, "refund", func(id string) map[string]any {
+		for _, re := range s.refunds {
+			if re.id == id {
+				return s.refundObj(re)
+			}
+		}
+		return nil
+	})
+}
+
+// openDispute opens the dispute Stripe's test card 0259 brings on a
+// succeeded charge: charge.dispute.created (needs_response).
+func (st *step) openDispute(ch *charge) {
+	s := st.s
+	d := &dispute{id: httpapi.NewID("dp_", 24), charge: ch.id, pi: ch.pi, currency: ch.currency,
+		status: "needs_response", amount: ch.amount, created: st.t}
+	s.disputes[d.id] = d
+	s.dispOrder = append(s.dispOrder, d.id)
+	st.emit("charge.dispute.created", s.disputeObj(d), nil)
+}
+
+func (s *Stripe) getDispute(r *http.Request) (int, any) {
+	return s.getOne(r, "dispute", func(id string) map[string]any {
+		if d := s.disputes[id]; d != nil {
+			return s.disputeObj(d)
+		}
+		return nil
+	})
+}
+
+// updateDispute answers POST /v1/disputes/{id}: evidence, submitted at
+// once (submit, default true). As in Stripe's test mode,
+// evidence[uncategorized_text]=winning_evidence closes it won and
+// losing_evidence lost (charge.dispute.updated, then
+// charge.dispute.closed); other evidence leaves it under review.
+func (s *Stripe) updateDispute(r *http.Request) (int, any) {
+	f := r.Form
+	patterns := []string{"submit", "metadata", "metadata[*]"}
+	for _, k := range evidenceFields {
+		patterns = append(patterns, "evidence["+k+"]")
+	}
+	if err := httpapi.CheckParams(f, patterns...); err != nil {
+		return 0, err
+	}
+	if _, err := httpapi.ExpandParam(f); err != nil {
+		return 0, err
+	}
+	id := r.PathValue("id")
+	d := s.disputes[id]
+	if d == nil {
+		return 0, httpapi.NoSuch(404, "dispute", id, "id")
+	}
+	if d.status == "won" || d.status == "lost" {
+		return 0, httpapi.BadRequest("This dispute is already closed.")
+	}
+	submit, hasSubmit, err := httpapi.BoolParam(f, "submit")
+	if err != nil {
+		return 0, err
+	}
+	md, clearMD, err := httpapi.MetadataParam(f, "metadata")
+	if err != nil {
+		return 0, err
+	}
+	st := s.step(true)
+	before := s.disputeObj(d)
+	if f.Has("evidence[uncategorized_text]") {
+		d.evidence = f.Get("evidence[uncategorized_text]")
+	}
+	if md != nil || clearMD {
+		d.metadata = httpapi.ApplyMetadata(d.metadata, md, clearMD)
+	}
+	closed := false
+	if (submit || !hasSubmit) && d.evidence != "" {
+		d.submissions++
+		switch d.evidence {
+		case "winning_evidence":
+			d.status, closed = "won", true
+		case "losing_evidence":
+			d.status, closed = "lost", true
+		default:
+			d.status = "under_review"
+		}
+	}
+	after := s.disputeObj(d)
+	if prev := changed(before, after); len(prev) > 0 {
+		st.emit("charge.dispute.updated", after, prev)
+	}
+	if closed {
+		st.emit("charge.dispute.closed", after, nil)
+	}
+	return 200, after
+}
+
+// disputedCharge reports whether a charge has a dispute.
+func (s *Stripe) disputedCharge(chargeID string) bool {
+	for _, d := range s.disputes {
+		if d.charge == chargeID {
+			return true
+		}
+	}
+	return false
+}
+
+// evidenceFields are the text fields of a dispute's evidence Stripe
+// accepts; billingtest keeps uncategorized_text, which decides the outcome
+// in test mode, and takes the others without keeping them.
+var evidenceFields = []string{"access_activity_log", "billing_address", "cancellation_policy", "cancellation_policy_disclosure", "cancellation_rebuttal", "customer_communication", "customer_email_address", "customer_name", "customer_purchase_ip", "customer_signature", "duplicate_charge_documentation", "duplicate_charge_explanation", "duplicate_charge_id", "product_description", "receipt", "refund_policy", "refund_policy_disclosure", "refund_refusal_explanation", "service_date", "service_documentation", "shipping_address", "shipping_carrier", "shipping_date", "shipping_documentation", "shipping_tracking_number", "uncategorized_file", "uncategorized_text"}
