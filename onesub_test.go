@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,4 +88,64 @@ func TestCheckoutExpireFailures(t *testing.T) {
 	pro, err := e.b.Checkout(ctx, "u1", billing.CheckoutOptions{PriceID: "price_pro"})
 	require.NoError(t, err, "a session no longer open is not an error")
 	assert.NotEmpty(t, pro.URL)
+}
+
+// Two devices racing past the check (or a session made outside billing)
+// leave the user with two live subscriptions: the webhook path reports
+// it with a WARN line naming both, once per subscription that went live.
+func TestSecondSubscriptionDetected(t *testing.T) {
+	t.Parallel()
+	e := newCoEnv(t)
+	basic := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_basic"})
+	customer := e.customerOf(t, "u1")
+	other := e.sessionAtStripe(t, customer, "price_pro")
+	e.deliver(t, e.complete(t, basic.ID, billingtest.CardOK)...)
+	assert.NotContains(t, e.logs.String(), "second live subscription", "one is not two")
+	evs := e.complete(t, other, billingtest.CardOK)
+	e.deliver(t, evs...)
+	e.deliver(t, evs...) // redelivered: reported once
+	first, second := e.subscriptionOf(t, basic.ID), e.subscriptionOf(t, other)
+	lines := warnLines(e.logs.String(), "second live subscription")
+	require.Len(t, lines, 1, e.logs.String())
+	assert.Contains(t, lines[0], "user=u1")
+	assert.Contains(t, lines[0], "subscription="+second)
+	assert.Contains(t, lines[0], first)
+}
+
+// A second subscription the app allowed is not reported.
+func TestAllowedSecondSubscriptionNotReported(t *testing.T) {
+	t.Parallel()
+	e := newCoEnv(t)
+	basic := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_basic"})
+	e.deliver(t, e.complete(t, basic.ID, billingtest.CardOK)...)
+	pro := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro", AllowAnotherSubscription: true})
+	e.deliver(t, e.complete(t, pro.ID, billingtest.CardOK)...)
+	assert.Empty(t, warnLines(e.logs.String(), "second live subscription"))
+	m, err := e.b.Membership(context.Background(), "u1")
+	require.NoError(t, err)
+	assert.Equal(t, "pro", m.Tier)
+}
+
+// sessionAtStripe makes a subscription-mode Checkout Session for customer
+// directly at Stripe, as another device or another program would.
+func (e *coEnv) sessionAtStripe(t *testing.T, customer, price string) string {
+	t.Helper()
+	sc := stripe.NewClient("sk_test_otherdevice", stripe.WithBackends(stripe.NewBackendsWithConfig(&stripe.BackendConfig{
+		URL: stripe.String(e.fake.URL()), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}})))
+	cs, err := sc.V1CheckoutSessions.Create(context.Background(), &stripe.CheckoutSessionCreateParams{
+		Mode: stripe.String("subscription"), Customer: stripe.String(customer), SuccessURL: stripe.String("https://app.example/ok"),
+		LineItems: []*stripe.CheckoutSessionCreateLineItemParams{{Price: stripe.String(price), Quantity: stripe.Int64(1)}}})
+	require.NoError(t, err)
+	return cs.ID
+}
+
+// warnLines returns the WARN lines of a text log that contain s.
+func warnLines(log, s string) []string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "level=WARN") && strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return out
 }

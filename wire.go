@@ -20,6 +20,11 @@ type wireEvent struct {
 	wireHead
 	Data struct {
 		Object *wireObject `json:"object"`
+		// PreviousAttributes holds what billing reads of the fields an
+		// update changed.
+		PreviousAttributes struct {
+			Status *string `json:"status"`
+		} `json:"previous_attributes"`
 	} `json:"data"`
 
 	// objectErr is why data.object could not be decoded (a field of
