@@ -149,3 +149,22 @@ func warnLines(log, s string) []string {
 	}
 	return out
 }
+
+// The webhook late: the second subscription's events arrive before the
+// first's. The report then names the first as the newcomer; either way
+// both subscriptions are in the one line.
+func TestSecondSubscriptionWebhookLate(t *testing.T) {
+	t.Parallel()
+	e := newCoEnv(t)
+	basic := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_basic"})
+	customer := e.customerOf(t, "u1")
+	other := e.sessionAtStripe(t, customer, "price_pro")
+	firstEvs := e.complete(t, basic.ID, billingtest.CardOK)
+	e.deliver(t, e.complete(t, other, billingtest.CardOK)...)
+	assert.Empty(t, warnLines(e.logs.String(), "second live subscription"))
+	e.deliver(t, firstEvs...)
+	lines := warnLines(e.logs.String(), "second live subscription")
+	require.Len(t, lines, 1, e.logs.String())
+	assert.Contains(t, lines[0], e.subscriptionOf(t, basic.ID))
+	assert.Contains(t, lines[0], e.subscriptionOf(t, other))
+}
