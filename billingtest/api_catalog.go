@@ -2,6 +2,7 @@ package billingtest
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -259,4 +260,144 @@ func (s *Stripe) listPrices(r *http.Request) (int, any) {
 		return 0, err
 	}
 	return 200, l
+}
+
+// updatePrice answers POST /v1/prices/{id}: what Stripe lets change on a
+// price (its amount and interval never change: a new price is made).
+// lookup_key moves from the price holding it only with
+// transfer_lookup_key=true; an empty one removes it. Each price changed
+// gets price.updated.
+func (s *Stripe) updatePrice(r *http.Request) (int, any) {
+	f := r.Form
+	if err := httpapi.CheckParams(f, "active", "lookup_key", "transfer_lookup_key", "nickname", "metadata", "metadata[*]"); err != nil {
+		return 0, err
+	}
+	exp, err := httpapi.ExpandParam(f, "product")
+	if err != nil {
+		return 0, err
+	}
+	id := r.PathValue("id")
+	p := s.prices[id]
+	if p == nil {
+		return 0, httpapi.NoSuch(404, "price", id, "id")
+	}
+	u, err := catalogUpdateParams(f)
+	if err != nil {
+		return 0, err
+	}
+	transfer, _, err := httpapi.BoolParam(f, "transfer_lookup_key")
+	if err != nil {
+		return 0, err
+	}
+	key, hasKey := f.Get("lookup_key"), f.Has("lookup_key")
+	if len(key) > 200 {
+		return 0, httpapi.Invalid("lookup_key", "The lookup key can be at most 200 characters long.")
+	}
+	var holder *price
+	if key != "" {
+		for _, o := range s.prices {
+			if o.lookupKey == key && o != p {
+				holder = o
+			}
+		}
+	}
+	if holder != nil && !transfer {
+		return 0, httpapi.Invalid("lookup_key", "A price (`"+holder.id+"`) already uses that lookup key.")
+	}
+	st := s.step(true)
+	if holder != nil {
+		before := s.priceObj(holder)
+		holder.lookupKey = ""
+		after := s.priceObj(holder)
+		st.emit("price.updated", after, changed(before, after))
+	}
+	before := s.priceObj(p)
+	p.active = u.activeOr(p.active)
+	if hasKey {
+		p.lookupKey = key
+	}
+	if f.Has("nickname") {
+		p.nickname = f.Get("nickname")
+	}
+	p.metadata = u.metadataOf(p.metadata)
+	after := s.priceObj(p)
+	if prev := changed(before, after); len(prev) > 0 {
+		st.emit("price.updated", after, prev)
+	}
+	return 200, s.priceObjX(p, exp)
+}
+
+// updateProduct answers POST /v1/products/{id}: name, description, active
+// and metadata, with product.updated when any changed.
+func (s *Stripe) updateProduct(r *http.Request) (int, any) {
+	f := r.Form
+	if err := httpapi.CheckParams(f, "name", "active", "description", "metadata", "metadata[*]"); err != nil {
+		return 0, err
+	}
+	if _, err := httpapi.ExpandParam(f); err != nil {
+		return 0, err
+	}
+	id := r.PathValue("id")
+	p := s.products[id]
+	if p == nil {
+		return 0, httpapi.NoSuch(404, "product", id, "id")
+	}
+	u, err := catalogUpdateParams(f)
+	if err != nil {
+		return 0, err
+	}
+	if f.Has("name") && f.Get("name") == "" {
+		return 0, httpapi.Invalid("name", "You passed an empty string for 'name'. We assume empty values are an attempt to unset a parameter; however 'name' cannot be unset. You should remove 'name' from your request or supply a non-empty value.")
+	}
+	st := s.step(true)
+	before := s.productObj(p)
+	if f.Has("name") {
+		p.name = f.Get("name")
+	}
+	if f.Has("description") {
+		p.description = f.Get("description")
+	}
+	p.active = u.activeOr(p.active)
+	p.metadata = u.metadataOf(p.metadata)
+	if prev := changed(before, s.productObj(p)); len(prev) > 0 {
+		p.updated = st.t
+		st.emit("product.updated", s.productObj(p), prev)
+	}
+	return 200, s.productObj(p)
+}
+
+// catalogUpdate is what an update of a product or a price may say of the
+// fields both have: active and metadata.
+type catalogUpdate struct {
+	md                 map[string]string
+	clearMD, hasActive bool
+	active             bool
+}
+
+func catalogUpdateParams(f url.Values) (catalogUpdate, *httpapi.Error) {
+	var u catalogUpdate
+	var err *httpapi.Error
+	if u.md, u.clearMD, err = httpapi.MetadataParam(f, "metadata"); err != nil {
+		return u, err
+	}
+	if u.active, u.hasActive, err = httpapi.BoolParam(f, "active"); err != nil {
+		return u, err
+	}
+	return u, nil
+}
+
+// activeOr is the new active state, or cur when none was given.
+func (u catalogUpdate) activeOr(cur bool) bool {
+	if u.hasActive {
+		return u.active
+	}
+	return cur
+}
+
+// metadataOf applies the update's metadata to cur.
+func (u catalogUpdate) metadataOf(cur map[string]string) map[string]string {
+	if u.md == nil && !u.clearMD {
+		return cur
+	}
+	return httpapi.ApplyMetadata(cur, u.md, u.clearMD)
 }

@@ -125,7 +125,7 @@ func TestShapesMatchStripesSchema(t *testing.T) {
 		"invoice.upcoming", "customer.subscription.paused", "customer.subscription.resumed", "invoice.voided",
 		"invoice.marked_uncollectible", "subscription_schedule.created", "subscription_schedule.updated",
 		"subscription_schedule.released", "refund.created", "charge.refunded", "charge.dispute.created",
-		"charge.dispute.updated", "charge.dispute.closed"} {
+		"charge.dispute.updated", "charge.dispute.closed", "product.updated"} {
 		assert.True(t, types[typ], "no %s event", typ)
 	}
 	assert.Positive(t, seen["GET 404"]+seen["POST 400"], "no error responses")
@@ -137,7 +137,7 @@ func TestShapesMatchStripesSchema(t *testing.T) {
 		"/v1/payment_intents/{id}", "/v1/charges/{id}", "/v1/payment_methods/{id}", "/v1/subscriptions/{id}/resume",
 		"/v1/invoices/create_preview", "/v1/subscription_schedules/{id}",
 		"/v1/checkout/sessions/{id}/line_items", "/v1/webhook_endpoints/{id}", "/v1/events/{id}",
-		"/v1/refunds", "/v1/refunds/{id}", "/v1/disputes/{id}"} {
+		"/v1/refunds", "/v1/refunds/{id}", "/v1/disputes/{id}", "/v1/prices/{id}", "/v1/products/{id}"} {
 		assert.True(t, paths[p], "%s was not checked", p)
 	}
 }
@@ -188,6 +188,18 @@ func lifecycle(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client) {
 	_, err = sc.V1Prices.Retrieve(ctx, pr.ID, &stripe.PriceRetrieveParams{Expand: ex([]string{"product"})})
 	must(err)
 	_, err = sc.V1Products.Retrieve(ctx, prod.ID, nil)
+	must(err)
+	_, err = sc.V1Products.Update(ctx, prod.ID, &stripe.ProductUpdateParams{Description: stripe.String("For teams"),
+		Metadata: map[string]string{"tier": "team"}})
+	must(err)
+	pr2, err := sc.V1Prices.Create(ctx, &stripe.PriceCreateParams{Product: stripe.String(prod.ID),
+		Currency: stripe.String("usd"), UnitAmount: stripe.Int64(10900),
+		Recurring: &stripe.PriceCreateRecurringParams{Interval: stripe.String("year")}})
+	must(err)
+	_, err = sc.V1Prices.Update(ctx, pr2.ID, &stripe.PriceUpdateParams{LookupKey: stripe.String("team_yearly"),
+		TransferLookupKey: stripe.Bool(true)})
+	must(err)
+	_, err = sc.V1Prices.Update(ctx, pr.ID, &stripe.PriceUpdateParams{Active: stripe.Bool(false)})
 	must(err)
 	for _, err := range sc.V1Prices.List(ctx, &stripe.PriceListParams{LookupKeys: []*string{stripe.String("team_yearly")}}) {
 		must(err)

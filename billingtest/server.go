@@ -32,6 +32,7 @@
 //	POST   /v1/products                           name, id, active, description, metadata
 //	GET    /v1/products                           active, ids[], created; pagination
 //	GET    /v1/products/{id}
+//	POST   /v1/products/{id}                      name, active, description, metadata
 //	POST   /v1/prices                             product or product_data[name], unit_amount,
 //	                                              currency, recurring[interval],
 //	                                              recurring[interval_count], lookup_key,
@@ -39,6 +40,8 @@
 //	GET    /v1/prices                             lookup_keys[], active, type, product, currency,
 //	                                              recurring[interval], created; pagination
 //	GET    /v1/prices/{id}                        expand[]=product
+//	POST   /v1/prices/{id}                        active, lookup_key ("" to remove),
+//	                                              transfer_lookup_key, nickname, metadata
 //	POST   /v1/checkout/sessions                  mode (payment, subscription, setup), ui_mode,
 //	                                              customer, customer_email, client_reference_id,
 //	                                              success_url, cancel_url, return_url, currency,
@@ -93,6 +96,12 @@
 //	GET    /v1/invoice_payments/{id}
 //	GET    /v1/payment_intents/{id}
 //	GET    /v1/charges/{id}
+//	POST   /v1/refunds                            payment_intent or charge, amount, reason,
+//	                                              metadata
+//	GET    /v1/refunds/{id}
+//	GET    /v1/disputes/{id}
+//	POST   /v1/disputes/{id}                      evidence[...] (uncategorized_text decides),
+//	                                              submit, metadata
 //	GET    /v1/payment_methods/{id}
 //	GET    /v1/events                             type (with * wildcards), types[], created,
 //	                                              delivery_success; pagination
@@ -482,9 +491,11 @@ func (s *Stripe) routes() {
 	s.api.Handle("POST /v1/products", s.createProduct)
 	s.api.Handle("GET /v1/products", s.listProducts)
 	s.api.Handle("GET /v1/products/{id}", s.getProduct)
+	s.api.Handle("POST /v1/products/{id}", s.updateProduct)
 	s.api.Handle("POST /v1/prices", s.createPrice)
 	s.api.Handle("GET /v1/prices", s.listPrices)
 	s.api.Handle("GET /v1/prices/{id}", s.getPrice)
+	s.api.Handle("POST /v1/prices/{id}", s.updatePrice)
 	s.api.Handle("POST /v1/checkout/sessions", s.createSession)
 	s.api.Handle("GET /v1/checkout/sessions", s.listSessions)
 	s.api.Handle("GET /v1/checkout/sessions/{id}", s.getSession)

@@ -7,6 +7,8 @@ package billingtest
 // Stripe but not modelled, never as unknown.
 var validParams = map[string][]string{
 	"POST /v1/disputes/{id}":                       {"evidence", "metadata", "submit"},
+	"POST /v1/prices/{id}":                         {"active", "currency_options", "lookup_key", "metadata", "nickname", "tax_behavior", "transfer_lookup_key"},
+	"POST /v1/products/{id}":                       {"active", "default_price", "description", "images", "marketing_features", "metadata", "name", "package_dimensions", "shippable", "statement_descriptor", "tax_code", "unit_label", "url"},
 	"POST /v1/refunds":                             {"amount", "charge", "currency", "customer", "instructions_email", "metadata", "origin", "payment_intent", "reason", "refund_application_fee", "reverse_transfer"},
 	"DELETE /v1/subscriptions/{id}":                {"cancellation_details", "invoice_now", "prorate"},
 	"GET /v1/checkout/sessions":                    {"created", "customer", "customer_details", "ending_before", "limit", "payment_intent", "payment_link", "starting_after", "status", "subscription"},
