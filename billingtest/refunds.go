@@ -3,6 +3,7 @@ package billingtest
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/gobilling/billing/billingtest/internal/httpapi"
 )
@@ -18,10 +19,11 @@ type refund struct {
 }
 
 type dispute struct {
-	id, charge, pi, currency, status, evidence string
-	amount, created                            int64
-	metadata                                   map[string]string
-	submissions                                int64
+	id, charge, pi, currency, status string
+	amount, created                  int64
+	metadata                         map[string]string
+	evidence                         map[string]string // by field; absent is null
+	submissions                      int64
 }
 
 func (s *Stripe) refundObj(r *refund) map[string]any {
@@ -36,20 +38,16 @@ func (s *Stripe) refundObj(r *refund) map[string]any {
 }
 
 func (s *Stripe) disputeObj(d *dispute) map[string]any {
+	evidence := map[string]any{"enhanced_evidence": map[string]any{}}
+	for _, k := range evidenceFields {
+		evidence[k] = null(d.evidence[k])
+	}
 	return map[string]any{
 		"id": d.id, "object": "dispute", "amount": d.amount, "balance_transactions": []any{}, "charge": d.charge,
 		"created": d.created, "currency": d.currency, "enhanced_eligibility_types": []any{},
-		"evidence": map[string]any{"access_activity_log": nil, "billing_address": nil, "cancellation_policy": nil,
-			"cancellation_policy_disclosure": nil, "cancellation_rebuttal": nil, "customer_communication": nil,
-			"customer_email_address": nil, "customer_name": nil, "customer_purchase_ip": nil, "customer_signature": nil,
-			"duplicate_charge_documentation": nil, "duplicate_charge_explanation": nil, "duplicate_charge_id": nil,
-			"enhanced_evidence": map[string]any{}, "product_description": nil, "receipt": nil, "refund_policy": nil,
-			"refund_policy_disclosure": nil, "refund_refusal_explanation": nil, "service_date": nil,
-			"service_documentation": nil, "shipping_address": nil, "shipping_carrier": nil, "shipping_date": nil,
-			"shipping_documentation": nil, "shipping_tracking_number": nil, "uncategorized_file": nil,
-			"uncategorized_text": null(d.evidence)},
+		"evidence": evidence,
 		"evidence_details": map[string]any{"due_by": d.created + 7*86400, "enhanced_eligibility": map[string]any{},
-			"has_evidence": d.evidence != "", "past_due": false, "submission_count": d.submissions},
+			"has_evidence": len(d.evidence) > 0, "past_due": false, "submission_count": d.submissions},
 		"is_charge_refundable": false, "livemode": false, "metadata": meta(d.metadata), "payment_intent": null(d.pi),
 		"payment_method_details": map[string]any{"type": "card",
 			"card": map[string]any{"brand": "visa", "case_type": "chargeback", "network_reason_code": "10.4"}},
@@ -102,6 +100,10 @@ func (s *Stripe) createRefund(r *http.Request) (int, any) {
 	if ch.status != "succeeded" {
 		return 0, httpapi.Invalid("charge", "Charge "+chID+" has not succeeded: it cannot be refunded.")
 	}
+	if s.disputedCharge(ch.id) {
+		return 0, &httpapi.Error{Status: 400, Type: "invalid_request_error", Code: "charge_disputed",
+			Message: "Charge " + ch.id + " has been charged back; cannot issue a refund."}
+	}
 	left := ch.amount - s.refunded(ch.id)
 	amount, has, err := httpapi.IntParam(f, "amount")
 	if err != nil {
@@ -117,7 +119,7 @@ func (s *Stripe) createRefund(r *http.Request) (int, any) {
 	case amount < 1:
 		return 0, httpapi.InvalidInteger("amount", "This value must be greater than or equal to 1.")
 	case amount > left:
-		return 0, httpapi.Invalid("amount", "Refund amount ($"+money(amount)+") is greater than unrefunded amount on charge ($"+money(left)+")")
+		return 0, httpapi.Invalid("amount", "Refund amount ("+money(ch.currency, amount)+") is greater than unrefunded amount on charge ("+money(ch.currency, left)+")")
 	}
 	reason, err := httpapi.EnumParam(f, "reason", "duplicate", "fraudulent", "requested_by_customer")
 	if err != nil {
@@ -139,7 +141,23 @@ func (s *Stripe) createRefund(r *http.Request) (int, any) {
 }
 
 // money writes an amount in minor units as Stripe's messages do: 12.50.
-func money(cents int64) string { return fmt.Sprintf("%d.%02d", cents/100, cents%100) }
+// money writes an amount in a currency's smallest unit as Stripe's error
+// messages do: "$50.01", "€9.00", "¥500", "CHF 12.50".
+func money(currency string, amount int64) string {
+	sym, ok := map[string]string{"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "inr": "₹"}[currency]
+	if !ok {
+		sym = strings.ToUpper(currency) + " "
+	}
+	if zeroDecimal[currency] {
+		return fmt.Sprintf("%s%d", sym, amount)
+	}
+	return fmt.Sprintf("%s%d.%02d", sym, amount/100, amount%100)
+}
+
+// zeroDecimal are the currencies Stripe counts in whole units.
+var zeroDecimal = map[string]bool{"bif": true, "clp": true, "djf": true, "gnf": true, "jpy": true, "kmf": true,
+	"krw": true, "mga": true, "pyg": true, "rwf": true, "ugx": true, "vnd": true, "vuv": true, "xaf": true,
+	"xof": true, "xpf": true}
 
 func (s *Stripe) getRefund(r *http.Request) (int, any) {
 	return s.getOne(r, "refund", func(id string) map[string]any {
@@ -172,8 +190,9 @@ func (s *Stripe) getDispute(r *http.Request) (int, any) {
 	})
 }
 
-// updateDispute answers POST /v1/disputes/{id}: evidence, submitted at
-// once (submit, default true). As in Stripe's test mode,
+// updateDispute answers POST /v1/disputes/{id}: evidence, kept field by
+// field ("" removes one) and submitted at once with what was staged
+// (submit, default true; submit=false stages it). As in Stripe's test mode,
 // evidence[uncategorized_text]=winning_evidence closes it won and
 // losing_evidence lost (charge.dispute.updated, then
 // charge.dispute.closed); other evidence leaves it under review.
@@ -207,16 +226,30 @@ func (s *Stripe) updateDispute(r *http.Request) (int, any) {
 	}
 	st := s.step(true)
 	before := s.disputeObj(d)
-	if f.Has("evidence[uncategorized_text]") {
-		d.evidence = f.Get("evidence[uncategorized_text]")
+	sent := false
+	for _, k := range evidenceFields {
+		if !f.Has("evidence[" + k + "]") {
+			continue
+		}
+		sent = true
+		if v := f.Get("evidence[" + k + "]"); v != "" {
+			if d.evidence == nil {
+				d.evidence = map[string]string{}
+			}
+			d.evidence[k] = v
+		} else {
+			delete(d.evidence, k)
+		}
 	}
 	if md != nil || clearMD {
 		d.metadata = httpapi.ApplyMetadata(d.metadata, md, clearMD)
 	}
 	closed := false
-	if (submit || !hasSubmit) && d.evidence != "" {
+	// Evidence sent is submitted with what was staged before, unless
+	// submit=false stages it; submit=true alone submits what is staged.
+	if (submit || !hasSubmit) && (sent || hasSubmit) && len(d.evidence) > 0 {
 		d.submissions++
-		switch d.evidence {
+		switch d.evidence["uncategorized_text"] {
 		case "winning_evidence":
 			d.status, closed = "won", true
 		case "losing_evidence":

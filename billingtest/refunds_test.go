@@ -75,7 +75,17 @@ func TestRefunds(t *testing.T) {
 		assert.Equal(t, 400, status, form)
 		assert.Equal(t, code, errorOf(t, body)["code"], form)
 	}
+	status, body, _ := apiDo(t, srv, http.MethodPost, "/v1/refunds", "payment_intent="+pi2.ID+"&amount=5001")
+	assert.Equal(t, 400, status)
+	assert.Equal(t, "Refund amount ($50.01) is greater than unrefunded amount on charge ($50.00)", errorOf(t, body)["message"])
 	assert.Len(t, srv.Events(), n, "refused refunds change nothing")
+
+	// A charged-back payment cannot be refunded as well.
+	disputed, _ := onePurchase(t, srv, sc, billingtest.CardDisputed)
+	n = len(srv.Events())
+	_, err = sc.V1Refunds.Create(ctx, &stripe.RefundCreateParams{PaymentIntent: stripe.String(disputed.ID)})
+	assertStripeError(t, err, 400, "charge_disputed")
+	assert.Len(t, srv.Events(), n)
 }
 
 // A renewal's payment is refunded as basil finds it: invoice → invoice
@@ -124,6 +134,31 @@ func TestDisputes(t *testing.T) {
 			got, err := sc.V1Disputes.Retrieve(ctx, d.ID, nil)
 			require.NoError(t, err)
 			assert.Equal(t, tc.status, got.Status)
+			assert.Equal(t, "Ann", got.Evidence.CustomerName)
 		})
 	}
+}
+
+// Evidence is kept field by field: staged with submit=false, submitted
+// with the next update; without test-mode text the dispute is under
+// review.
+func TestDisputeEvidence(t *testing.T) {
+	srv, sc := setup(t)
+	_, evs := onePurchase(t, srv, sc, billingtest.CardDisputed)
+	d := decodeAs[stripe.Dispute](t, evs[3])
+	staged, err := sc.V1Disputes.Update(ctx, d.ID, &stripe.DisputeUpdateParams{Submit: stripe.Bool(false),
+		Evidence: &stripe.DisputeUpdateEvidenceParams{CustomerName: stripe.String("Ann")}})
+	require.NoError(t, err)
+	assert.Equal(t, stripe.DisputeStatusNeedsResponse, staged.Status)
+	assert.True(t, staged.EvidenceDetails.HasEvidence)
+	assert.Zero(t, staged.EvidenceDetails.SubmissionCount)
+	assert.Equal(t, "Ann", staged.Evidence.CustomerName)
+
+	sent, err := sc.V1Disputes.Update(ctx, d.ID, &stripe.DisputeUpdateParams{
+		Evidence: &stripe.DisputeUpdateEvidenceParams{ProductDescription: stripe.String("A year of Pro")}})
+	require.NoError(t, err)
+	assert.Equal(t, stripe.DisputeStatusUnderReview, sent.Status)
+	assert.Equal(t, int64(1), sent.EvidenceDetails.SubmissionCount)
+	assert.Equal(t, "Ann", sent.Evidence.CustomerName, "staged evidence is kept")
+	assert.Equal(t, "A year of Pro", sent.Evidence.ProductDescription)
 }
