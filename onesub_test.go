@@ -130,9 +130,7 @@ func TestAllowedSecondSubscriptionNotReported(t *testing.T) {
 // directly at Stripe, as another device or another program would.
 func (e *coEnv) sessionAtStripe(t *testing.T, customer, price string) string {
 	t.Helper()
-	sc := stripe.NewClient("sk_test_otherdevice", stripe.WithBackends(stripe.NewBackendsWithConfig(&stripe.BackendConfig{
-		URL: stripe.String(e.fake.URL()), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}})))
-	cs, err := sc.V1CheckoutSessions.Create(context.Background(), &stripe.CheckoutSessionCreateParams{
+	cs, err := e.otherDevice().V1CheckoutSessions.Create(context.Background(), &stripe.CheckoutSessionCreateParams{
 		Mode: stripe.String("subscription"), Customer: stripe.String(customer), SuccessURL: stripe.String("https://app.example/ok"),
 		LineItems: []*stripe.CheckoutSessionCreateLineItemParams{{Price: stripe.String(price), Quantity: stripe.Int64(1)}}})
 	require.NoError(t, err)
@@ -167,4 +165,30 @@ func TestSecondSubscriptionWebhookLate(t *testing.T) {
 	require.Len(t, lines, 1, e.logs.String())
 	assert.Contains(t, lines[0], e.subscriptionOf(t, basic.ID))
 	assert.Contains(t, lines[0], e.subscriptionOf(t, other))
+}
+
+// A subscription made outside Checkout (the Dashboard, a script) beside a
+// live one is reported too.
+func TestSecondSubscriptionMadeOutsideCheckout(t *testing.T) {
+	t.Parallel()
+	e := newCoEnv(t)
+	basic := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_basic"})
+	e.deliver(t, e.complete(t, basic.ID, billingtest.CardOK)...)
+	n := len(e.fake.Events())
+	sub, err := e.otherDevice().V1Subscriptions.Create(context.Background(), &stripe.SubscriptionCreateParams{
+		Customer:             stripe.String(e.customerOf(t, "u1")),
+		DefaultPaymentMethod: stripe.String(e.fake.Subscription(e.subscriptionOf(t, basic.ID)).DefaultPaymentMethod.ID),
+		Items:                []*stripe.SubscriptionCreateItemParams{{Price: stripe.String("price_pro")}}})
+	require.NoError(t, err)
+	e.deliver(t, e.fake.Events()[n:]...)
+	lines := warnLines(e.logs.String(), "second live subscription")
+	require.Len(t, lines, 1, e.logs.String())
+	assert.Contains(t, lines[0], "subscription="+sub.ID)
+	assert.Contains(t, lines[0], e.subscriptionOf(t, basic.ID))
+}
+
+// otherDevice is a Stripe client of another program on the same account.
+func (e *coEnv) otherDevice() *stripe.Client {
+	return stripe.NewClient("sk_test_otherdevice", stripe.WithBackends(stripe.NewBackendsWithConfig(&stripe.BackendConfig{
+		URL: stripe.String(e.fake.URL()), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}})))
 }

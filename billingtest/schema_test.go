@@ -250,6 +250,11 @@ func lifecycle(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client) {
 	steps(testcatalog.Renew(srv, sub))
 	steps(testcatalog.Retry(srv, sub))
 	must(testcatalog.Err(srv.UpdateCard(cus.ID, billingtest.CardOK)))
+	apiSub, err := sc.V1Subscriptions.Create(ctx, &stripe.SubscriptionCreateParams{Customer: stripe.String(cus.ID),
+		Items: []*stripe.SubscriptionCreateItemParams{{Price: stripe.String("price_lite")}}, Expand: ex([]string{"latest_invoice"})})
+	must(err)
+	_, err = sc.V1Subscriptions.Cancel(ctx, apiSub.ID, nil)
+	must(err)
 	steps(testcatalog.Retry(srv, sub))
 
 	// Plan changes with prorations (on the next invoice, and at once), a

@@ -66,6 +66,10 @@
 //	GET    /v1/subscriptions                      customer, price, status (default: all but
 //	                                              canceled; "all", "ended"), created; pagination
 //	GET    /v1/subscriptions/{id}                 expand[]=latest_invoice, customer
+//	POST   /v1/subscriptions                      customer, items[i][price|quantity],
+//	                                              default_payment_method, trial_period_days,
+//	                                              metadata, description, payment_behavior
+//	                                              (allow_incomplete, error_if_incomplete)
 //	POST   /v1/subscriptions/{id}                 cancel_at_period_end, cancel_at (unix,
 //	                                              max_period_end, min_period_end, or "" to
 //	                                              clear), items[i][id|price|quantity],
@@ -276,6 +280,9 @@
 //   - No taxes, discounts, coupons or promotion codes (allow_promotion_codes
 //     is recorded, no code can be entered), shipping, or currencies beyond
 //     each price's own.
+//   - A subscription made through the API is paid at once or trialing:
+//     one its first payment leaves incomplete (and incomplete_expired a
+//     day later) is not modelled.
 //   - PaymentIntents, Charges and PaymentMethods can be retrieved, not
 //     created, confirmed or listed through the API. Refunds succeed at
 //     once (none fails or waits); a dispute opens only with [CardDisputed]
@@ -504,6 +511,7 @@ func (s *Stripe) routes() {
 	s.api.Handle("POST /v1/billing_portal/sessions", s.createPortal)
 	s.api.Handle("GET /v1/subscriptions", s.listSubscriptions)
 	s.api.Handle("GET /v1/subscriptions/{id}", s.getSubscription)
+	s.api.Handle("POST /v1/subscriptions", s.createSubscription)
 	s.api.Handle("POST /v1/subscriptions/{id}", s.updateSubscription)
 	s.api.Handle("DELETE /v1/subscriptions/{id}", s.cancelSubscription)
 	s.api.Handle("POST /v1/subscriptions/{id}/resume", s.resumeSubscription)

@@ -446,28 +446,46 @@ func (s *Stripe) completeCheckout(sessionID string, card testCard, debit *bankDe
 				desc: fmt.Sprintf("%d × %s", li.quantity, s.productName(p))})
 			continue
 		}
-		it := &subItem{id: httpapi.NewID("si_", 14), priceID: p.id, quantity: li.quantity, created: st.t, periodStart: st.t}
-		it.periodEnd = s.periodEndAfter(sub, it, st.t)
-		if trial {
-			it.periodEnd = sub.trialEnd
-		}
-		sub.items = append(sub.items, it)
+		st.addItem(sub, p.id, li.quantity)
 	}
-	s.subs[sub.id] = sub
-	s.subOrder = append(s.subOrder, sub.id)
-	in := s.newInvoice(sub, "subscription_create", st.t, st.t, st.t, trial)
-	st.emit("customer.subscription.created", s.subObj(sub, false), nil)
-	st.createAndFinalize(in)
-	st.pay(sub, in, chargeOK) // authenticated on the page if the card asked
-	if !trial {
-		st.updateSub(sub, func() { sub.status = "active" })
-	}
+	in := st.startSubscription(sub) // authenticated on the page if the card asked
 	cs.subscription, cs.invoice, cs.paymentStatus = sub.id, in.id, "paid"
 	if trial {
 		cs.paymentStatus = "no_payment_required"
 	}
 	st.emit("checkout.session.completed", s.sessionObj(cs, nil), nil)
 	return st.done()
+}
+
+// addItem adds an item to a subscription being made: its first period
+// starts now and ends one interval later, or with the trial.
+func (st *step) addItem(sub *subscription, priceID string, quantity int64) {
+	it := &subItem{id: httpapi.NewID("si_", 14), priceID: priceID, quantity: quantity, created: st.t, periodStart: st.t}
+	it.periodEnd = st.s.periodEndAfter(sub, it, st.t)
+	if sub.trialEnd != 0 {
+		it.periodEnd = sub.trialEnd
+	}
+	sub.items = append(sub.items, it)
+}
+
+// startSubscription stores a subscription being made (status incomplete,
+// or trialing) and bills its first invoice, paid:
+// customer.subscription.created, invoice.created, invoice.finalized, the
+// payment's events, and customer.subscription.updated (incomplete →
+// active) unless it is trialing. It returns the invoice.
+func (st *step) startSubscription(sub *subscription) *invoice {
+	s := st.s
+	trial := sub.status == "trialing"
+	s.subs[sub.id] = sub
+	s.subOrder = append(s.subOrder, sub.id)
+	in := s.newInvoice(sub, "subscription_create", st.t, st.t, st.t, trial)
+	st.emit("customer.subscription.created", s.subObj(sub, false), nil)
+	st.createAndFinalize(in)
+	st.pay(sub, in, chargeOK)
+	if !trial {
+		st.updateSub(sub, func() { sub.status = "active" })
+	}
+	return in
 }
 
 // settle settles the bank debit of a completed payment-mode session (the

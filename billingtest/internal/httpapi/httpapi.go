@@ -20,6 +20,7 @@ import (
 type Error struct {
 	Status            int
 	Type, Code, Param string
+	DeclineCode       string // a card error's decline code
 	Message           string
 	// partlyModelled marks an unknown parameter under a top-level name
 	// billingtest models (line_items[0][foo]): unknown, not unmodelled.
@@ -37,6 +38,9 @@ func (e *Error) Body() map[string]any {
 	}
 	if e.Param != "" {
 		m["param"] = e.Param
+	}
+	if e.DeclineCode != "" {
+		m["decline_code"] = e.DeclineCode
 	}
 	return map[string]any{"error": m}
 }
