@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/stripe/stripe-go/v82"
@@ -32,25 +33,41 @@ func wentLive(ev *wireEvent) bool {
 	return false
 }
 
-// reportSecondSubscription logs at WARN when the subscription an applied
-// event made live has a live sibling for the same user. It runs after the
-// event is recorded, so a redelivery (a duplicate) does not report again;
-// it reads the store and changes nothing, and a failed read is logged
-// rather than failing an event that was applied.
-func (b *Billing) reportSecondSubscription(ctx context.Context, ev *wireEvent) {
-	if !wentLive(ev) {
+// siblings are the user's other live subscriptions, found before an event
+// that makes a subscription live is applied.
+type siblings struct {
+	user   string
+	others []string
+}
+
+// report logs at WARN that the subscription ev made live has live
+// siblings. It is called once ev is applied, so a redelivery (a
+// duplicate) does not report again.
+func (s siblings) report(b *Billing, ev *wireEvent) {
+	if len(s.others) == 0 {
 		return
 	}
 	obj := ev.Data.Object
-	others, user, err := b.liveSiblings(ctx, obj.ID, string(obj.Customer))
-	switch {
-	case err != nil:
-		b.log.Debug("billing: could not look for a second live subscription", "subscription", obj.ID, "error", err)
-	case len(others) > 0:
-		b.log.Warn("billing: a second live subscription", "user", user, "customer", string(obj.Customer),
-			"subscription", obj.ID, "others", others, "event", ev.ID,
-			"hint", "the user may be billed twice; cancel one at Stripe, or pass CheckoutOptions.AllowAnotherSubscription if meant")
+	b.log.Warn("billing: a second live subscription", "user", s.user, "customer", string(obj.Customer),
+		"subscription", obj.ID, "others", s.others, "event", ev.ID,
+		"hint", "the user may be billed twice; cancel one at Stripe, or pass CheckoutOptions.AllowAnotherSubscription if meant")
+}
+
+// secondSubscription reads, before ev is applied, the other live
+// subscriptions of the user whose subscription ev makes live. The reads
+// change nothing; one that fails fails the delivery (Stripe retries it),
+// so that every statement a delivery runs either succeeds or leaves the
+// event unapplied. A customer billing does not know has no siblings.
+func (b *Billing) secondSubscription(ctx context.Context, ev *wireEvent) (siblings, error) {
+	if !wentLive(ev) {
+		return siblings{}, nil
 	}
+	obj := ev.Data.Object
+	others, user, err := b.liveSiblings(ctx, obj.ID, string(obj.Customer))
+	if errors.Is(err, ErrNotFound) {
+		return siblings{}, nil
+	}
+	return siblings{user: user, others: others}, err
 }
 
 // liveSiblings returns the user's live subscriptions other than subID.
@@ -60,11 +77,11 @@ func (b *Billing) liveSiblings(ctx context.Context, subID, customer string) (oth
 		return err
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("find the user of %s: %w", customer, err)
+		return nil, "", fmt.Errorf("billing: find the user of %s: %w", customer, err)
 	}
 	f, err := b.store.Facts(ctx, user)
 	if err != nil {
-		return nil, "", fmt.Errorf("read the facts of %s: %w", user, err)
+		return nil, "", fmt.Errorf("billing: read the facts of %s: %w", user, err)
 	}
 	for _, s := range f.Subscriptions {
 		if s.ID != subID && s.Status.Live() {

@@ -175,7 +175,11 @@ func (b *Billing) process(ctx context.Context, ev *wireEvent, raw []byte) (Outco
 			return OutcomeDuplicate, nil
 		}
 	}
-	err := b.applyEvent(ctx, ev)
+	second, err := b.secondSubscription(ctx, ev)
+	if err != nil {
+		return 0, err
+	}
+	err = b.applyEvent(ctx, ev)
 	var (
 		undecodable *errUndecodable
 		unstorable  *errUnstorable
@@ -191,7 +195,7 @@ func (b *Billing) process(ctx context.Context, ev *wireEvent, raw []byte) (Outco
 	var unknown *errUnknownCustomer
 	switch {
 	case err == nil:
-		b.reportSecondSubscription(ctx, ev)
+		second.report(b, ev)
 		return OutcomeApplied, nil
 	case errors.Is(err, ErrDuplicateEvent):
 		return OutcomeDuplicate, nil
