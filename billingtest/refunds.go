@@ -282,3 +282,47 @@ func (s *Stripe) disputedCharge(chargeID string) bool {
 // accepts; billingtest keeps uncategorized_text, which decides the outcome
 // in test mode, and takes the others without keeping them.
 var evidenceFields = []string{"access_activity_log", "billing_address", "cancellation_policy", "cancellation_policy_disclosure", "cancellation_rebuttal", "customer_communication", "customer_email_address", "customer_name", "customer_purchase_ip", "customer_signature", "duplicate_charge_documentation", "duplicate_charge_explanation", "duplicate_charge_id", "product_description", "receipt", "refund_policy", "refund_policy_disclosure", "refund_refusal_explanation", "service_date", "service_documentation", "shipping_address", "shipping_carrier", "shipping_date", "shipping_documentation", "shipping_tracking_number", "uncategorized_file", "uncategorized_text"}
+
+// listRefunds answers GET /v1/refunds: newest first, by charge or
+// PaymentIntent.
+func (s *Stripe) listRefunds(r *http.Request) (int, any) {
+	order := make([]string, len(s.refunds))
+	byID := map[string]*refund{}
+	for i, re := range s.refunds {
+		order[i], byID[re.id] = re.id, re
+	}
+	return s.listByPayment(r, "/v1/refunds", "refund", order,
+		func(id string) (string, string, int64) { re := byID[id]; return re.charge, re.pi, re.created },
+		func(id string) any { return s.refundObj(byID[id]) })
+}
+
+// listDisputes answers GET /v1/disputes: newest first, by charge or
+// PaymentIntent.
+func (s *Stripe) listDisputes(r *http.Request) (int, any) {
+	return s.listByPayment(r, "/v1/disputes", "dispute", s.dispOrder,
+		func(id string) (string, string, int64) { d := s.disputes[id]; return d.charge, d.pi, d.created },
+		func(id string) any { return s.disputeObj(s.disputes[id]) })
+}
+
+// listByPayment is a list of objects of a payment, filtered by charge and
+// payment_intent.
+func (s *Stripe) listByPayment(r *http.Request, url, kind string, order []string,
+	of func(id string) (charge, pi string, created int64), render func(id string) any) (int, any) {
+	f := r.Form
+	if err := httpapi.CheckParams(f, httpapi.WithList("charge", "payment_intent")...); err != nil {
+		return 0, err
+	}
+	if _, err := httpapi.ListExpand(f); err != nil {
+		return 0, err
+	}
+	ch, pi := f.Get("charge"), f.Get("payment_intent")
+	all := httpapi.NewestFirst(order, func(id string) int64 { _, _, c := of(id); return c }, render)
+	l, err := httpapi.ListPage(f, url, kind, all, func(e httpapi.Entry) bool {
+		c, p, _ := of(e.ID)
+		return (ch == "" || c == ch) && (pi == "" || p == pi)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return 200, l
+}

@@ -3,6 +3,7 @@ package billingtest_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -161,4 +162,36 @@ func TestDisputeEvidence(t *testing.T) {
 	assert.Equal(t, int64(1), sent.EvidenceDetails.SubmissionCount)
 	assert.Equal(t, "Ann", sent.Evidence.CustomerName, "staged evidence is kept")
 	assert.Equal(t, "A year of Pro", sent.Evidence.ProductDescription)
+}
+
+// Refunds and disputes are listed newest first, by charge or PaymentIntent.
+func TestRefundAndDisputeLists(t *testing.T) {
+	srv, sc := setup(t)
+	a, _ := onePurchase(t, srv, sc, billingtest.CardOK)
+	b, _ := onePurchase(t, srv, sc, billingtest.CardOK)
+	var ids []string
+	for _, p := range []struct {
+		pi     string
+		amount int64
+	}{{a.ID, 100}, {b.ID, 200}, {a.ID, 300}} {
+		srv.Advance(time.Second)
+		re, err := sc.V1Refunds.Create(ctx, &stripe.RefundCreateParams{PaymentIntent: stripe.String(p.pi), Amount: stripe.Int64(p.amount)})
+		require.NoError(t, err)
+		ids = append(ids, re.ID)
+	}
+	all := collect(t, sc.V1Refunds.List(ctx, &stripe.RefundListParams{}))
+	assert.Equal(t, []string{ids[2], ids[1], ids[0]}, idsOf(all, func(r *stripe.Refund) string { return r.ID }))
+	ofA := collect(t, sc.V1Refunds.List(ctx, &stripe.RefundListParams{PaymentIntent: stripe.String(a.ID)}))
+	assert.Equal(t, []string{ids[2], ids[0]}, idsOf(ofA, func(r *stripe.Refund) string { return r.ID }))
+	ofB := collect(t, sc.V1Refunds.List(ctx, &stripe.RefundListParams{Charge: stripe.String(b.LatestCharge.ID)}))
+	assert.Equal(t, []string{ids[1]}, idsOf(ofB, func(r *stripe.Refund) string { return r.ID }))
+
+	d, _ := onePurchase(t, srv, sc, billingtest.CardDisputed)
+	disputes := collect(t, sc.V1Disputes.List(ctx, &stripe.DisputeListParams{PaymentIntent: stripe.String(d.ID)}))
+	require.Len(t, disputes, 1)
+	assert.Equal(t, d.LatestCharge.ID, disputes[0].Charge.ID)
+	assert.Empty(t, collect(t, sc.V1Disputes.List(ctx, &stripe.DisputeListParams{Charge: stripe.String(a.LatestCharge.ID)})))
+	status, body, _ := apiDo(t, srv, http.MethodGet, "/v1/refunds", "customer=cus_x")
+	assert.Equal(t, 400, status)
+	assert.Equal(t, "parameter_unknown", errorOf(t, body)["code"])
 }

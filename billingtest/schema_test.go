@@ -383,6 +383,12 @@ func lifecycle(t *testing.T, srv *billingtest.Stripe, sc *stripe.Client) {
 	must(err)
 	_, err = sc.V1Disputes.Retrieve(ctx, disputeID, nil)
 	must(err)
+	for _, err := range sc.V1Refunds.List(ctx, &stripe.RefundListParams{PaymentIntent: stripe.String(piID)}) {
+		must(err)
+	}
+	for _, err := range sc.V1Disputes.List(ctx, nil) {
+		must(err)
+	}
 
 	delayed := once("hosted")
 	steps(testcatalog.PayWith(srv, delayed.ID, billingtest.BankDebit))

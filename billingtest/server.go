@@ -102,7 +102,9 @@
 //	GET    /v1/charges/{id}
 //	POST   /v1/refunds                            payment_intent or charge, amount, reason,
 //	                                              metadata
+//	GET    /v1/refunds                            charge, payment_intent, created; pagination
 //	GET    /v1/refunds/{id}
+//	GET    /v1/disputes                           charge, payment_intent, created; pagination
 //	GET    /v1/disputes/{id}
 //	POST   /v1/disputes/{id}                      evidence[...] (uncategorized_text decides),
 //	                                              submit, metadata
@@ -516,7 +518,9 @@ func (s *Stripe) routes() {
 	s.api.Handle("DELETE /v1/subscriptions/{id}", s.cancelSubscription)
 	s.api.Handle("POST /v1/subscriptions/{id}/resume", s.resumeSubscription)
 	s.api.Handle("POST /v1/refunds", s.createRefund)
+	s.api.Handle("GET /v1/refunds", s.listRefunds)
 	s.api.Handle("GET /v1/refunds/{id}", s.getRefund)
+	s.api.Handle("GET /v1/disputes", s.listDisputes)
 	s.api.Handle("GET /v1/disputes/{id}", s.getDispute)
 	s.api.Handle("POST /v1/disputes/{id}", s.updateDispute)
 	s.api.Handle("POST /v1/subscription_schedules", s.createSchedule)

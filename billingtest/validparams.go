@@ -14,6 +14,8 @@ var validParams = map[string][]string{
 	"GET /v1/checkout/sessions":                    {"created", "customer", "customer_details", "ending_before", "limit", "payment_intent", "payment_link", "starting_after", "status", "subscription"},
 	"GET /v1/checkout/sessions/{id}/line_items":    {"ending_before", "limit", "starting_after"},
 	"GET /v1/customers":                            {"created", "email", "ending_before", "limit", "starting_after", "test_clock"},
+	"GET /v1/disputes":                             {"charge", "created", "ending_before", "limit", "payment_intent", "starting_after"},
+	"GET /v1/refunds":                              {"charge", "created", "ending_before", "limit", "payment_intent", "starting_after"},
 	"GET /v1/events":                               {"created", "delivery_success", "ending_before", "limit", "starting_after", "type", "types"},
 	"GET /v1/invoice_payments":                     {"ending_before", "invoice", "limit", "payment", "starting_after", "status"},
 	"GET /v1/invoices":                             {"collection_method", "created", "customer", "due_date", "ending_before", "limit", "starting_after", "status", "subscription"},
