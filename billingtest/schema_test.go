@@ -66,12 +66,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 // (but the listed newer ones).
 func TestShapesMatchStripesSchema(t *testing.T) {
 	spec := stripespec.ForTest(t, newerThanSpec...)
-	srv := billingtest.New(billingtest.Options{Start: start})
-	t.Cleanup(srv.Close)
-	srv.AddPrice("price_month", "month", 1000)
-	srv.AddPrice("price_pro", "month", 3000)
-	srv.AddPrice("price_lite", "month", 400)
-	srv.AddPrice("price_once", "", 2500)
+	srv := lifecycleStripe(t)
 	rec := &recorder{}
 	sc := stripe.NewClient("sk_test_x", stripe.WithBackends(stripe.NewBackendsWithConfig(&stripe.BackendConfig{
 		URL: stripe.String(srv.URL()), HTTPClient: &http.Client{Transport: rec},
@@ -162,6 +157,18 @@ func dedupe(s []string) []string {
 		}
 	}
 	return out
+}
+
+// lifecycleStripe is a Stripe with the prices lifecycle uses.
+func lifecycleStripe(t *testing.T) *billingtest.Stripe {
+	t.Helper()
+	srv := billingtest.New(billingtest.Options{Start: start})
+	t.Cleanup(srv.Close)
+	srv.AddPrice("price_month", "month", 1000)
+	srv.AddPrice("price_pro", "month", 3000)
+	srv.AddPrice("price_lite", "month", 400)
+	srv.AddPrice("price_once", "", 2500)
+	return srv
 }
 
 // lifecycle runs every API route and simulator step billingtest has.
