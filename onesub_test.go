@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -191,4 +192,50 @@ func TestSecondSubscriptionMadeOutsideCheckout(t *testing.T) {
 func (e *coEnv) otherDevice() *stripe.Client {
 	return stripe.NewClient("sk_test_otherdevice", stripe.WithBackends(stripe.NewBackendsWithConfig(&stripe.BackendConfig{
 		URL: stripe.String(e.fake.URL()), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}})))
+}
+
+// Two devices at the same moment: each lists the user's open sessions
+// before the other has made one (forced here: neither creates until both
+// have listed), so both sessions stay open and both are paid. The webhook
+// path then reports the second live subscription, once.
+func TestTwoDevicesConcurrently(t *testing.T) {
+	t.Parallel()
+	e := newCoEnv(t)
+	e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_basic", TrialDays: 7}) // the customer exists
+	var listed sync.WaitGroup
+	listed.Add(2)
+	e.rec.after = func(method, path string, _ int) {
+		if method == http.MethodGet && path == "/v1/checkout/sessions" {
+			listed.Done()
+		}
+	}
+	e.rec.before = func(method, path string) {
+		if method == http.MethodPost && path == "/v1/checkout/sessions" {
+			listed.Wait()
+		}
+	}
+	sessions := make([]billing.CheckoutSession, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, price := range []string{"price_basic", "price_pro"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sessions[i], errs[i] = e.b.Checkout(context.Background(), "u1", billing.CheckoutOptions{PriceID: price})
+		}()
+	}
+	wg.Wait()
+	e.rec.before, e.rec.after = nil, nil
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1])
+	for _, s := range sessions {
+		require.Equal(t, stripe.CheckoutSessionStatusOpen, e.fake.CheckoutSession(s.ID).Status, "the race this cannot prevent")
+	}
+	e.deliver(t, e.complete(t, sessions[0].ID, billingtest.CardOK)...)
+	e.deliver(t, e.complete(t, sessions[1].ID, billingtest.CardOK)...)
+	assert.Len(t, e.fake.SubscriptionsOf(e.customerOf(t, "u1")), 2)
+	lines := warnLines(e.logs.String(), "second live subscription")
+	require.Len(t, lines, 1, e.logs.String())
+	assert.Contains(t, lines[0], e.subscriptionOf(t, sessions[0].ID))
+	assert.Contains(t, lines[0], e.subscriptionOf(t, sessions[1].ID))
 }
