@@ -63,6 +63,9 @@ func (b *Billing) secondSubscription(ctx context.Context, ev *wireEvent) (siblin
 		return siblings{}, nil
 	}
 	obj := ev.Data.Object
+	if !storable(string(obj.Customer)) {
+		return siblings{}, nil // parked when applied
+	}
 	others, user, err := b.liveSiblings(ctx, obj.ID, string(obj.Customer))
 	if errors.Is(err, ErrNotFound) {
 		return siblings{}, nil

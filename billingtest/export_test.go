@@ -10,3 +10,6 @@ func (s *Stripe) SetBeforeExecute(f func(route, idempotencyKey string)) {
 
 // ValidParams returns the table of valid parameters by route.
 func ValidParams() map[string][]string { return validParams }
+
+// Money is money, for its test.
+func Money(currency string, amount int64) string { return money(currency, amount) }

@@ -151,8 +151,14 @@ func money(currency string, amount int64) string {
 	if zeroDecimal[currency] {
 		return fmt.Sprintf("%s%d", sym, amount)
 	}
+	if threeDecimal[currency] {
+		return fmt.Sprintf("%s%d.%03d", sym, amount/1000, amount%1000)
+	}
 	return fmt.Sprintf("%s%d.%02d", sym, amount/100, amount%100)
 }
+
+// threeDecimal are the currencies Stripe counts in thousandths.
+var threeDecimal = map[string]bool{"bhd": true, "jod": true, "kwd": true, "omr": true, "tnd": true}
 
 // zeroDecimal are the currencies Stripe counts in whole units.
 var zeroDecimal = map[string]bool{"bif": true, "clp": true, "djf": true, "gnf": true, "jpy": true, "kmf": true,

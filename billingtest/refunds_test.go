@@ -195,3 +195,14 @@ func TestRefundAndDisputeLists(t *testing.T) {
 	assert.Equal(t, 400, status)
 	assert.Equal(t, "parameter_unknown", errorOf(t, body)["code"])
 }
+
+// Amounts in errors are written in the currency's own units.
+func TestMoney(t *testing.T) {
+	for _, tc := range []struct {
+		currency string
+		amount   int64
+		want     string
+	}{{"usd", 5001, "$50.01"}, {"eur", 900, "€9.00"}, {"jpy", 500, "¥500"}, {"kwd", 12345, "KWD 12.345"}, {"chf", 1250, "CHF 12.50"}} {
+		assert.Equal(t, tc.want, billingtest.Money(tc.currency, tc.amount), tc.currency)
+	}
+}

@@ -64,6 +64,17 @@ func TestCreateSubscriptionRefusals(t *testing.T) {
 	assertStripeError(t, err, 400, "resource_missing")
 	assert.Len(t, srv.Events(), n)
 
+	// Another customer's card is not this customer's to charge.
+	owner := newCustomer(t, sc)
+	_, err = srv.UpdateCard(owner.ID, billingtest.CardOK)
+	require.NoError(t, err)
+	n = len(srv.Events())
+	_, err = sc.V1Subscriptions.Create(ctx, &stripe.SubscriptionCreateParams{Customer: stripe.String(c.ID),
+		DefaultPaymentMethod: stripe.String(srv.Customer(owner.ID).InvoiceSettings.DefaultPaymentMethod.ID),
+		Items:                []*stripe.SubscriptionCreateItemParams{{Price: stripe.String("price_month")}}})
+	assertStripeError(t, err, 400, "parameter_invalid")
+	assert.Len(t, srv.Events(), n)
+
 	_, err = srv.UpdateCard(c.ID, billingtest.CardChargeFails)
 	require.NoError(t, err)
 	n = len(srv.Events())

@@ -1,6 +1,7 @@
 package sqlstore_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -253,5 +254,38 @@ func TestReplicasDeliverSameEvents(t *testing.T) {
 			assert.Equal(t, "pro", m.Tier)
 			assert.True(t, m.CurrentPeriodEnd.After(fake.Now().Add(20*24*time.Hour)), "the renewal's period is stored")
 		}
+	})
+}
+
+// A signed subscription event naming a customer ID no database can hold
+// (a NUL byte; PostgreSQL refuses it in any statement) is parked, on every
+// dialect: nothing reads the store with it first.
+func TestUnstorableCustomerIsParked(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		tdb := database(t, d)
+		st := newStore(t, tdb, tdb.open(t, 4), sqlstore.Options{})
+		fake := newFake(t)
+		b := newBilling(t, fake, st)
+		evs := subscribe(t, fake, b, "user_nul", "price_pro")
+		var sub billingtest.Event // the update that makes it active
+		for _, e := range evs {
+			if e.Type == "customer.subscription.updated" {
+				sub = e
+			}
+		}
+		require.NotEmpty(t, sub.ID)
+		var obj struct {
+			Data struct {
+				Object struct{ Customer string }
+			}
+		}
+		require.NoError(t, json.Unmarshal(sub.JSON, &obj))
+		sub.JSON = bytes.ReplaceAll(sub.JSON, []byte(`"`+obj.Data.Object.Customer+`"`), []byte(`"cus_\u0000x"`))
+		code, outcome := deliver(b.WebhookHandler(), sub)
+		assert.Equal(t, http.StatusOK, code)
+		assert.Equal(t, "parked", outcome)
+		p, err := b.ParkedEvent(t.Context(), sub.ID)
+		require.NoError(t, err)
+		assert.NotEmpty(t, p.Reason)
 	})
 }
