@@ -111,12 +111,23 @@ func (b *Billing) applyRefetched(ctx context.Context, ev *wireEvent) error {
 // nothing changes.
 func (b *Billing) applySubscriptionEvent(ctx context.Context, ev *wireEvent, sub *wireSubscription) error {
 	f := subFact{Sub: subscriptionFacts(sub, time.Unix(ev.Created, 0))}
-	if done, err := b.applyNewer(ctx, ev.ID, f.Sub); done || err != nil {
-		return err
+	live := wentLive(ev)
+	if !live { // an event that may make a second live subscription takes the general way
+		if done, err := b.applyNewer(ctx, ev.ID, f.Sub); done || err != nil {
+			return err
+		}
 	}
+	var second siblings
 	err := b.apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
-		return putSubscription(ctx, tx, f)
+		second = siblings{}
+		if !live {
+			return putSubscription(ctx, tx, f)
+		}
+		return putLiveSubscription(ctx, tx, f, &second)
 	})
+	if err == nil {
+		second.report(b, ev)
+	}
 	if errors.Is(err, errFetch) {
 		return b.applyFetched(ctx, ev.ID, f.Sub.ID, f.Sub.Version)
 	}

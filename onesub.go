@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/stripe/stripe-go/v82"
@@ -33,8 +32,8 @@ func wentLive(ev *wireEvent) bool {
 	return false
 }
 
-// siblings are the user's other live subscriptions, found before an event
-// that makes a subscription live is applied.
+// siblings are the user's other live subscriptions, found in the
+// transaction of an event that makes a subscription live.
 type siblings struct {
 	user   string
 	others []string
@@ -53,43 +52,43 @@ func (s siblings) report(b *Billing, ev *wireEvent) {
 		"hint", "the user may be billed twice; cancel one at Stripe, or pass CheckoutOptions.AllowAnotherSubscription if meant")
 }
 
-// secondSubscription reads, before ev is applied, the other live
-// subscriptions of the user whose subscription ev makes live. The reads
-// change nothing; one that fails fails the delivery (Stripe retries it),
-// so that every statement a delivery runs either succeeds or leaves the
-// event unapplied. A customer billing does not know has no siblings.
-func (b *Billing) secondSubscription(ctx context.Context, ev *wireEvent) (siblings, error) {
-	if !wentLive(ev) {
-		return siblings{}, nil
-	}
-	obj := ev.Data.Object
-	if !storable(string(obj.Customer)) {
-		return siblings{}, nil // parked when applied
-	}
-	others, user, err := b.liveSiblings(ctx, obj.ID, string(obj.Customer))
-	if errors.Is(err, ErrNotFound) {
-		return siblings{}, nil
-	}
-	return siblings{user: user, others: others}, err
-}
-
-// liveSiblings returns the user's live subscriptions other than subID.
-func (b *Billing) liveSiblings(ctx context.Context, subID, customer string) (others []string, user string, err error) {
-	err = b.store.Apply(ctx, "", func(ctx context.Context, tx Tx) error {
-		user, err = tx.UserID(ctx, customer)
-		return err
-	})
+// putLiveSubscription is putSubscription for an event that may make a
+// subscription live: when the stored record enters a live status, the
+// user's other live records (read in the same transaction, with the user
+// locked, so two such events for one user are serialized and the second
+// sees the first) are kept in second for a report once committed.
+func putLiveSubscription(ctx context.Context, tx Tx, f subFact, second *siblings) error {
+	before, found, err := tx.Subscription(ctx, f.Sub.ID)
 	if err != nil {
-		return nil, "", fmt.Errorf("billing: find the user of %s: %w", customer, err)
+		return fmt.Errorf("read subscription %s: %w", f.Sub.ID, err)
 	}
-	f, err := b.store.Facts(ctx, user)
-	if err != nil {
-		return nil, "", fmt.Errorf("billing: read the facts of %s: %w", user, err)
-	}
-	for _, s := range f.Subscriptions {
-		if s.ID != subID && s.Status.Live() {
-			others = append(others, s.ID)
+	if found && before.UserID != "" {
+		// putSubscription locks the user only for a record it does not
+		// know; this one must wait for any other transaction of the user
+		// before it reads the user's subscriptions.
+		if err := tx.LockUser(ctx, before.UserID); err != nil {
+			return fmt.Errorf("lock user %s: %w", before.UserID, err)
 		}
 	}
-	return others, user, nil
+	if err := putSubscription(ctx, tx, f); err != nil {
+		return err
+	}
+	after, _, err := tx.Subscription(ctx, f.Sub.ID)
+	if err != nil {
+		return fmt.Errorf("read subscription %s: %w", f.Sub.ID, err)
+	}
+	if !after.Status.Live() || found && before.Status.Live() || after.UserID == "" {
+		return nil // not entering a live status (a stale or repeated event)
+	}
+	subs, err := tx.Subscriptions(ctx, after.UserID)
+	if err != nil {
+		return fmt.Errorf("read the subscriptions of user %s: %w", after.UserID, err)
+	}
+	second.user = after.UserID
+	for _, s := range subs {
+		if s.ID != f.Sub.ID && s.Status.Live() {
+			second.others = append(second.others, s.ID)
+		}
+	}
+	return nil
 }

@@ -86,6 +86,10 @@ type Tx interface {
 	// Creating one that another transaction created since this one found
 	// it absent returns ErrRecordRaced.
 	SaveSubscription(ctx context.Context, s Subscription) error
+	// Subscriptions returns userID's records as this transaction sees
+	// them (its own saves included), in any order. billing calls it only
+	// for a user this transaction has locked.
+	Subscriptions(ctx context.Context, userID string) ([]Subscription, error)
 	// AddGrant adds g unless its CheckoutSessionID has a grant; it
 	// reports whether it added it.
 	AddGrant(ctx context.Context, g Grant) (bool, error)

@@ -175,11 +175,7 @@ func (b *Billing) process(ctx context.Context, ev *wireEvent, raw []byte) (Outco
 			return OutcomeDuplicate, nil
 		}
 	}
-	second, err := b.secondSubscription(ctx, ev)
-	if err != nil {
-		return 0, err
-	}
-	err = b.applyEvent(ctx, ev)
+	err := b.applyEvent(ctx, ev)
 	var (
 		undecodable *errUndecodable
 		unstorable  *errUnstorable
@@ -195,7 +191,6 @@ func (b *Billing) process(ctx context.Context, ev *wireEvent, raw []byte) (Outco
 	var unknown *errUnknownCustomer
 	switch {
 	case err == nil:
-		second.report(b, ev)
 		return OutcomeApplied, nil
 	case errors.Is(err, ErrDuplicateEvent):
 		return OutcomeDuplicate, nil

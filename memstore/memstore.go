@@ -338,6 +338,28 @@ func (t *tx) SaveSubscription(ctx context.Context, s billing.Subscription) error
 	return nil
 }
 
+// Subscriptions returns copies of userID's records: the transaction's own
+// saves over the committed ones.
+func (t *tx) Subscriptions(ctx context.Context, userID string) ([]billing.Subscription, error) {
+	if t.done {
+		return nil, errTxDone
+	}
+	var out []billing.Subscription
+	for _, s := range t.subs {
+		if s.UserID == userID {
+			out = append(out, copySub(s))
+		}
+	}
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	for id, s := range t.s.subs {
+		if _, mine := t.subs[id]; !mine && s.UserID == userID {
+			out = append(out, copySub(s))
+		}
+	}
+	return out, nil
+}
+
 func (t *tx) AddGrant(ctx context.Context, g billing.Grant) (bool, error) {
 	if t.done {
 		return false, errTxDone

@@ -5,19 +5,24 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v82"
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
 	"github.com/gobilling/billing/internal/testcatalog"
+	"github.com/gobilling/billing/internal/testenv"
 	"github.com/gobilling/billing/sqlstore"
 )
 
@@ -287,5 +292,60 @@ func TestUnstorableCustomerIsParked(t *testing.T) {
 		p, err := b.ParkedEvent(t.Context(), sub.ID)
 		require.NoError(t, err)
 		assert.NotEmpty(t, p.Reason)
+	})
+}
+
+// Two deliveries at the same moment, each making one of a user's two
+// subscriptions live: the user's lock orders them, and the second reports
+// the pair, once, on every dialect.
+func TestConcurrentSecondSubscriptionReported(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		tdb := database(t, d)
+		st := newStore(t, tdb, tdb.open(t, 8), sqlstore.Options{})
+		fake := newFake(t)
+		logs := &testenv.LogBuffer{}
+		b := newBilling(t, fake, st)
+		bl, err := billing.New(billing.Config{SecretKey: "sk_test_sqlstore", WebhookSecrets: []string{webhookSecret},
+			SiteURL: "https://app.example", Plans: []billing.Plan{{PriceID: "price_basic", Tier: "basic"}, {PriceID: "price_pro", Tier: "pro"}},
+			Logger: slog.New(slog.NewTextHandler(logs, nil)), Clock: fake, StripeURL: fake.URL(), MaxRetries: -1},
+			st, billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) {
+				return billing.User{ID: id, Email: id + "@example.com"}, nil
+			}))
+		require.NoError(t, err)
+		sc := stripe.NewClient("sk_test_other", stripe.WithBackends(stripe.NewBackendsWithConfig(&stripe.BackendConfig{
+			URL: stripe.String(fake.URL()), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}})))
+		const users = 6
+		for i := range users {
+			user := fmt.Sprintf("user_two_%d", i)
+			first := subscribe(t, fake, b, user, "price_basic")
+			customer, err := st.CustomerID(t.Context(), user)
+			require.NoError(t, err)
+			cs, err := sc.V1CheckoutSessions.Create(t.Context(), &stripe.CheckoutSessionCreateParams{Mode: stripe.String("subscription"),
+				Customer: stripe.String(customer), SuccessURL: stripe.String("https://app.example/ok"),
+				LineItems: []*stripe.CheckoutSessionCreateLineItemParams{{Price: stripe.String("price_pro"), Quantity: stripe.Int64(1)}}})
+			require.NoError(t, err)
+			second, err := testcatalog.Pay(fake, cs.ID)
+			require.NoError(t, err)
+			var wg sync.WaitGroup
+			for _, evs := range [][]billingtest.Event{first, second} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for _, e := range evs {
+						if code, _ := deliver(bl.WebhookHandler(), e); code != http.StatusOK {
+							t.Errorf("%s %s: %d", e.Type, e.ID, code)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			n := 0
+			for _, l := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(l, "second live subscription") && strings.Contains(l, "user="+user+" ") {
+					n++
+				}
+			}
+			assert.Equal(t, 1, n, "%s: one report", user)
+		}
 	})
 }

@@ -439,23 +439,11 @@ func (s *Store) Facts(ctx context.Context, userID string) (billing.Facts, error)
 		return billing.Facts{}, err
 	}
 
-	rows, err := s.query(ctx, s.q.subsByUser, userID)
-	if err != nil {
-		return billing.Facts{}, fmt.Errorf("sqlstore: read subscriptions of user %s: %w", userID, err)
-	}
-	for rows.Next() {
-		sub, err := scanSub(rows)
-		if err != nil {
-			rows.Close()
-			return billing.Facts{}, fmt.Errorf("sqlstore: read subscriptions of user %s: %w", userID, err)
-		}
-		f.Subscriptions = append(f.Subscriptions, sub)
-	}
-	if err := closeRows(rows); err != nil {
+	if f.Subscriptions, err = readSubs(s.query(ctx, s.q.subsByUser, userID)); err != nil {
 		return billing.Facts{}, fmt.Errorf("sqlstore: read subscriptions of user %s: %w", userID, err)
 	}
 
-	rows, err = s.query(ctx, s.q.grantsByUser, userID)
+	rows, err := s.query(ctx, s.q.grantsByUser, userID)
 	if err != nil {
 		return billing.Facts{}, fmt.Errorf("sqlstore: read grants of user %s: %w", userID, err)
 	}

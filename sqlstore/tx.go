@@ -368,6 +368,36 @@ func (t *tx) SaveSubscription(ctx context.Context, s billing.Subscription) error
 
 // AddGrant inserts the grant unless its Checkout Session ID (the primary
 // key) is taken. An insert racing another transaction's waits for it.
+// Subscriptions reads userID's records in the transaction (one
+// statement; billing has locked the user).
+func (t *tx) Subscriptions(ctx context.Context, userID string) ([]billing.Subscription, error) {
+	out, err := readSubs(t.query(ctx, t.s.q.subsByUser, userID))
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: read subscriptions of user %s: %w", userID, err)
+	}
+	return out, nil
+}
+
+// readSubs reads the subscriptions a query returned.
+func readSubs(rows *sql.Rows, err error) ([]billing.Subscription, error) {
+	if err != nil {
+		return nil, err
+	}
+	var out []billing.Subscription
+	for rows.Next() {
+		sub, err := scanSub(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, sub)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (t *tx) AddGrant(ctx context.Context, g billing.Grant) (bool, error) {
 	ok, err := t.s.d.inserted(t.exec(ctx, t.s.q.insertGrant, g.CheckoutSessionID, g.UserID, g.CustomerID,
 		g.PriceID, g.Quantity, g.Credits, g.AmountTotal, g.Currency, toUnix(g.GrantedAt)))

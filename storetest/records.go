@@ -701,3 +701,38 @@ func testReturnsCopies(t *testing.T, st billing.Store) {
 	raw.Payload[0] = 'Y'
 	assert.Equal(t, []billing.ParkedEvent{wantEv}, parkedList(t, st))
 }
+
+// testSubscriptionsOfUser: Tx.Subscriptions lists the user's records as
+// the transaction sees them: committed ones, its own saves over them, a
+// record moved to another user gone; nothing of other users.
+func testSubscriptionsOfUser(t *testing.T, st billing.Store) {
+	n := namer(t)
+	kept := fullSub(n("sub_kept"), n("user"), n("cus"), at(0))
+	replaced := fullSub(n("sub_replaced"), n("user"), n("cus"), at(0))
+	moved := fullSub(n("sub_moved"), n("user"), n("cus"), at(0))
+	theirs := otherSub(n("sub_theirs"), n("user2"), n("cus2"), at(0))
+	saveSub(t, st, kept, replaced, moved, theirs)
+
+	newer := otherSub(replaced.ID, n("user"), n("cus"), at(1))
+	added := otherSub(n("sub_added"), n("user"), n("cus"), at(1))
+	gone := otherSub(moved.ID, n("user2"), n("cus2"), at(1))
+	var mine, other []billing.Subscription
+	inTx(t, st, func(ctx context.Context, tx billing.Tx) error {
+		if err := tx.LockUser(ctx, n("user")); err != nil {
+			return err
+		}
+		for _, s := range []billing.Subscription{newer, added, gone} {
+			if err := save(ctx, tx, s); err != nil {
+				return err
+			}
+		}
+		var err error
+		if mine, err = tx.Subscriptions(ctx, n("user")); err != nil {
+			return err
+		}
+		other, err = tx.Subscriptions(ctx, n("nobody"))
+		return err
+	})
+	assert.ElementsMatch(t, normSubs([]billing.Subscription{kept, newer, added}), normSubs(mine), "the transaction's view")
+	assert.Empty(t, other, "a user with nothing")
+}

@@ -105,6 +105,7 @@ func groups() []group {
 			{"SaveMovesRecordToAnotherUser", testSaveMovesRecord},
 			{"InvoiceOnlyRecord", testInvoiceOnlyRecord},
 			{"FailedTxLeavesNothing", testSaveInFailedTx},
+			{"SubscriptionsOfUser", testSubscriptionsOfUser},
 		}},
 		{"Lock", []test{
 			{"LockUserWithNothingStored", testLockUserNothingStored},

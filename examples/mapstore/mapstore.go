@@ -230,6 +230,18 @@ func (t *tx) SaveSubscription(ctx context.Context, s billing.Subscription) error
 	return nil
 }
 
+// Subscriptions returns copies of the user's records.
+func (t *tx) Subscriptions(ctx context.Context, userID string) ([]billing.Subscription, error) {
+	var out []billing.Subscription
+	for _, s := range t.d.subs {
+		if s.UserID == userID {
+			s.Items = slices.Clone(s.Items)
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
 // AddGrant adds g once per Checkout Session.
 func (t *tx) AddGrant(ctx context.Context, g billing.Grant) (bool, error) {
 	if _, ok := t.d.grants[g.CheckoutSessionID]; ok {
