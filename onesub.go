@@ -58,6 +58,9 @@ func (s siblings) report(b *Billing, ev *wireEvent) {
 // locked, so two such events for one user are serialized and the second
 // sees the first) are kept in second for a report once committed.
 func putLiveSubscription(ctx context.Context, tx Tx, f subFact, second *siblings) error {
+	if bad := unstorableSub(f.Sub); bad != "" {
+		return &errUnstorable{bad} // before any statement: parked
+	}
 	before, found, err := tx.Subscription(ctx, f.Sub.ID)
 	if err != nil {
 		return fmt.Errorf("read subscription %s: %w", f.Sub.ID, err)

@@ -262,10 +262,16 @@ func TestReplicasDeliverSameEvents(t *testing.T) {
 	})
 }
 
-// A signed subscription event naming a customer ID no database can hold
-// (a NUL byte; PostgreSQL refuses it in any statement) is parked, on every
-// dialect: nothing reads the store with it first.
+// A signed subscription event naming a customer or subscription ID no
+// database can hold (a NUL byte; PostgreSQL refuses it in any statement)
+// is parked, on every dialect: nothing reads the store with it first.
 func TestUnstorableCustomerIsParked(t *testing.T) {
+	for _, field := range []string{"customer", "id"} {
+		t.Run(field, func(t *testing.T) { testUnstorableIsParked(t, field) })
+	}
+}
+
+func testUnstorableIsParked(t *testing.T, field string) {
 	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
 		tdb := database(t, d)
 		st := newStore(t, tdb, tdb.open(t, 4), sqlstore.Options{})
@@ -281,11 +287,15 @@ func TestUnstorableCustomerIsParked(t *testing.T) {
 		require.NotEmpty(t, sub.ID)
 		var obj struct {
 			Data struct {
-				Object struct{ Customer string }
+				Object struct{ ID, Customer string }
 			}
 		}
 		require.NoError(t, json.Unmarshal(sub.JSON, &obj))
-		sub.JSON = bytes.ReplaceAll(sub.JSON, []byte(`"`+obj.Data.Object.Customer+`"`), []byte(`"cus_\u0000x"`))
+		old, bad := obj.Data.Object.Customer, `"cus_\u0000x"`
+		if field == "id" {
+			old, bad = obj.Data.Object.ID, `"sub_\u0000x"`
+		}
+		sub.JSON = bytes.ReplaceAll(sub.JSON, []byte(`"`+old+`"`), []byte(bad))
 		code, outcome := deliver(b.WebhookHandler(), sub)
 		assert.Equal(t, http.StatusOK, code)
 		assert.Equal(t, "parked", outcome)
