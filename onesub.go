@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/stripe/stripe-go/v82"
@@ -61,14 +62,19 @@ func putLiveSubscription(ctx context.Context, tx Tx, f subFact, second *siblings
 	if bad := unstorableSub(f.Sub); bad != "" {
 		return &errUnstorable{bad} // before any statement: parked
 	}
+	// The user first (as the invoice path takes its locks), so that this
+	// transaction waits for any other of the user's before it reads the
+	// user's subscriptions; putSubscription alone locks the user only for
+	// a record it does not know.
+	user, err := tx.UserID(ctx, f.Sub.CustomerID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("lock the user of %s: %w", f.Sub.CustomerID, err)
+	}
 	before, found, err := tx.Subscription(ctx, f.Sub.ID)
 	if err != nil {
 		return fmt.Errorf("read subscription %s: %w", f.Sub.ID, err)
 	}
-	if found && before.UserID != "" {
-		// putSubscription locks the user only for a record it does not
-		// know; this one must wait for any other transaction of the user
-		// before it reads the user's subscriptions.
+	if found && before.UserID != "" && before.UserID != user {
 		if err := tx.LockUser(ctx, before.UserID); err != nil {
 			return fmt.Errorf("lock user %s: %w", before.UserID, err)
 		}
