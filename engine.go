@@ -158,39 +158,46 @@ func (b *Billing) applyNewer(ctx context.Context, eventID string, s Subscription
 // putSubscription reconciles a subscription fact with the stored record
 // and saves what reconcileSubscription decides, or returns errFetch.
 func putSubscription(ctx context.Context, tx Tx, f subFact) error {
+	_, _, _, err := reconcileAndSave(ctx, tx, f)
+	return err
+}
+
+// reconcileAndSave is putSubscription that also returns the record as it
+// was (found false: none) and as it is now.
+func reconcileAndSave(ctx context.Context, tx Tx, f subFact) (cur Subscription, found bool, now Subscription, err error) {
 	if bad := unstorableSub(f.Sub); bad != "" {
-		return &errUnstorable{bad}
+		return cur, false, now, &errUnstorable{bad}
 	}
 	if f.Invoice != nil && !storable(f.Invoice.ID) {
-		return &errUnstorable{fmt.Sprintf("cannot store the invoice %q", f.Invoice.ID)}
+		return cur, false, now, &errUnstorable{fmt.Sprintf("cannot store the invoice %q", f.Invoice.ID)}
 	}
 	// The record, read for update, locks what this transaction writes and
 	// names its user; a subscription new to billing finds its user by its
 	// customer, and locks that user.
-	cur, found, err := tx.Subscription(ctx, f.Sub.ID)
+	cur, found, err = tx.Subscription(ctx, f.Sub.ID)
 	if err != nil {
-		return fmt.Errorf("read subscription %s: %w", f.Sub.ID, err)
+		return cur, false, now, fmt.Errorf("read subscription %s: %w", f.Sub.ID, err)
 	}
 	if found && cur.UserID != "" && cur.CustomerID == f.Sub.CustomerID {
 		f.Sub.UserID = cur.UserID
 	} else {
 		user, err := userOf(ctx, tx, f.Sub.CustomerID)
 		if err != nil {
-			return err
+			return cur, found, now, err
 		}
 		f.Sub.UserID = user
 	}
 	d := reconcileSubscription(cur, found, f)
 	switch {
 	case d.Fetch:
-		return errFetch
+		return cur, found, now, errFetch
 	case !d.Write:
-		return nil
+		return cur, found, cur, nil
 	}
 	if err := tx.SaveSubscription(ctx, d.Next); err != nil {
-		return fmt.Errorf("save subscription %s: %w", f.Sub.ID, err)
+		return cur, found, now, fmt.Errorf("save subscription %s: %w", f.Sub.ID, err)
 	}
-	return nil
+	return cur, found, d.Next, nil
 }
 
 // maxFetches bounds the re-fetches of one subscription while Stripe's

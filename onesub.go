@@ -66,25 +66,12 @@ func putLiveSubscription(ctx context.Context, tx Tx, f subFact, second *siblings
 	// transaction waits for any other of the user's before it reads the
 	// user's subscriptions; putSubscription alone locks the user only for
 	// a record it does not know.
-	user, err := tx.UserID(ctx, f.Sub.CustomerID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if _, err := tx.UserID(ctx, f.Sub.CustomerID); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("lock the user of %s: %w", f.Sub.CustomerID, err)
 	}
-	before, found, err := tx.Subscription(ctx, f.Sub.ID)
+	before, found, after, err := reconcileAndSave(ctx, tx, f)
 	if err != nil {
-		return fmt.Errorf("read subscription %s: %w", f.Sub.ID, err)
-	}
-	if found && before.UserID != "" && before.UserID != user {
-		if err := tx.LockUser(ctx, before.UserID); err != nil {
-			return fmt.Errorf("lock user %s: %w", before.UserID, err)
-		}
-	}
-	if err := putSubscription(ctx, tx, f); err != nil {
 		return err
-	}
-	after, _, err := tx.Subscription(ctx, f.Sub.ID)
-	if err != nil {
-		return fmt.Errorf("read subscription %s: %w", f.Sub.ID, err)
 	}
 	if !after.Status.Live() || found && before.Status.Live() || after.UserID == "" {
 		return nil // not entering a live status (a stale or repeated event)

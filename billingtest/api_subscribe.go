@@ -122,14 +122,10 @@ func (s *Stripe) newItems(f url.Values) ([]newItem, *httpapi.Error) {
 		if pid == "" {
 			return nil, httpapi.Missing(param("price"))
 		}
-		p := s.prices[pid]
+		p, err := s.recurringPrice(pid, param("price"))
 		switch {
-		case p == nil:
-			return nil, httpapi.NoSuch(400, "price", pid, param("price"))
-		case p.interval == "":
-			return nil, httpapi.Invalid(param("price"), "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.")
-		case !p.active:
-			return nil, httpapi.Invalid(param("price"), "The price specified is inactive. This field only accepts active prices.")
+		case err != nil:
+			return nil, err
 		case first != nil && (p.currency != first.currency || p.interval != first.interval || p.intervalCount != first.intervalCount):
 			return nil, httpapi.Invalid(param("price"), "All prices on a subscription must have the same `currency` and `recurring[interval]`.")
 		}

@@ -122,15 +122,9 @@ func (s *Stripe) itemChanges(f url.Values, sub *subscription) ([]itemChange, *ht
 		}
 		ch := itemChange{item: sub.items[k]}
 		if f.Has(param("price")) {
-			pid := f.Get(param("price"))
-			p := s.prices[pid]
-			switch {
-			case p == nil:
-				return nil, httpapi.NoSuch(400, "price", pid, param("price"))
-			case p.interval == "":
-				return nil, httpapi.Invalid(param("price"), "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.")
-			case !p.active:
-				return nil, httpapi.Invalid(param("price"), "The price specified is inactive. This field only accepts active prices.")
+			p, err := s.recurringPrice(f.Get(param("price")), param("price"))
+			if err != nil {
+				return nil, err
 			}
 			ch.price = p
 		}
@@ -145,6 +139,21 @@ func (s *Stripe) itemChanges(f url.Values, sub *subscription) ([]itemChange, *ht
 		out = append(out, ch)
 	}
 	return out, nil
+}
+
+// recurringPrice is the price a subscription item may have: one that
+// exists, is recurring and is active.
+func (s *Stripe) recurringPrice(pid, param string) (*price, *httpapi.Error) {
+	p := s.prices[pid]
+	switch {
+	case p == nil:
+		return nil, httpapi.NoSuch(400, "price", pid, param)
+	case p.interval == "":
+		return nil, httpapi.Invalid(param, "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.")
+	case !p.active:
+		return nil, httpapi.Invalid(param, "The price specified is inactive. This field only accepts active prices.")
+	}
+	return p, nil
 }
 
 // updateSubscription updates a subscription as the simulator's
