@@ -58,10 +58,9 @@ func (s *Stripe) createSubscription(r *http.Request) (int, any) {
 		return 0, httpapi.InvalidInteger("trial_period_days", "This value must be between 0 and 730.")
 	}
 	pmID := f.Get("default_payment_method")
-	if pm := s.pms[pmID]; pmID != "" && (pm == nil || pm.customer != c.id) {
-		if pm == nil {
-			return 0, httpapi.NoSuch(400, "payment_method", pmID, "default_payment_method")
-		}
+	if pm := s.pms[pmID]; pmID != "" && pm == nil {
+		return 0, httpapi.NoSuch(400, "payment_method", pmID, "default_payment_method")
+	} else if pmID != "" && pm.customer != c.id {
 		return 0, httpapi.Invalid("default_payment_method", "The customer does not have a payment method with the ID "+pmID+
 			". The payment method must be attached to the customer.")
 	}
