@@ -112,6 +112,11 @@ type Config struct {
 	// with an 80-second timeout).
 	HTTPClient *http.Client
 
+	// Hooks delivers each change of a user's billing (activated, payment
+	// failed, renewed, ...) to the app, at least once: see [Hooks]. Off
+	// when Hooks.Handler is nil.
+	Hooks Hooks
+
 	// MaxRetries is how many times billing retries a Stripe call that
 	// failed on the network, with 409 (a concurrent request with the same
 	// idempotency key) or 429, or (for reads) with a 5xx, pausing on the
@@ -135,6 +140,7 @@ type Billing struct {
 	plans    map[string]Plan
 	rank     map[string]int // tier → rank, higher is better
 	site     *url.URL
+	hooks    *hooks // nil without Config.Hooks.Handler
 }
 
 // New checks cfg and returns a Billing. Every error wraps ErrConfig and
@@ -206,6 +212,10 @@ func New(cfg Config, store Store, users UserResolver) (*Billing, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 80 * time.Second}
 	}
+	hooks, err := newHooks(cfg.Hooks, store)
+	if err != nil {
+		return nil, err
+	}
 	retries := DefaultMaxRetries
 	if cfg.MaxRetries != 0 {
 		retries = max(cfg.MaxRetries, 0)
@@ -233,6 +243,7 @@ func New(cfg Config, store Store, users UserResolver) (*Billing, error) {
 		plans:    plans,
 		rank:     rank,
 		site:     site,
+		hooks:    hooks,
 	}
 	return b, nil
 }

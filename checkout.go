@@ -434,12 +434,14 @@ func (b *Billing) syncSubscription(ctx context.Context, s *wireSession, resp *st
 	if facts.CustomerID == "" {
 		facts.CustomerID = string(s.Customer)
 	}
-	inv := expandedInvoice(s.Subscription.Expanded)
+	f := fetchedFact(s.Subscription.Expanded, version)
+	f.Sub = facts
+	rec := b.recorder("")
 	err = b.apply(ctx, "", func(ctx context.Context, tx Tx) error {
-		return putSubscription(ctx, tx, subFact{Sub: facts, Fetched: true, Invoice: inv})
+		return putSubscription(ctx, tx, f, rec)
 	})
 	if errors.Is(err, errFetch) {
-		return b.applyFetched(ctx, "", facts.ID, facts.Version)
+		return b.applyFetched(ctx, "", facts.ID, facts.Version, rec)
 	}
 	if err != nil {
 		return fmt.Errorf("billing: sync subscription %s: %w", facts.ID, err)

@@ -101,7 +101,7 @@ func (b *Billing) applyRefetched(ctx context.Context, ev *wireEvent) error {
 		}
 		return b.applyCheckout(ctx, ev, &w)
 	default:
-		return b.applyFetched(ctx, ev.ID, obj.ID, time.Unix(ev.Created, 0))
+		return b.applyFetched(ctx, ev.ID, obj.ID, time.Unix(ev.Created, 0), b.eventRecorder(ev))
 	}
 }
 
@@ -112,7 +112,11 @@ func (b *Billing) applyRefetched(ctx context.Context, ev *wireEvent) error {
 func (b *Billing) applySubscriptionEvent(ctx context.Context, ev *wireEvent, sub *wireSubscription) error {
 	f := subFact{Sub: subscriptionFacts(sub, time.Unix(ev.Created, 0))}
 	live := wentLive(ev)
-	if !live { // an event that may make a second live subscription takes the general way
+	rec := b.eventRecorder(ev)
+	// An event that may make a second live subscription, or whose changes
+	// are recorded, takes the general way: the one-statement write does
+	// not read the record it replaces.
+	if !live && rec == nil {
 		if done, err := b.applyNewer(ctx, ev.ID, f.Sub); done || err != nil {
 			return err
 		}
@@ -121,15 +125,15 @@ func (b *Billing) applySubscriptionEvent(ctx context.Context, ev *wireEvent, sub
 	err := b.apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
 		second = siblings{}
 		if !live {
-			return putSubscription(ctx, tx, f)
+			return putSubscription(ctx, tx, f, rec)
 		}
-		return putLiveSubscription(ctx, tx, f, &second)
+		return putLiveSubscription(ctx, tx, f, &second, rec)
 	})
 	if err == nil {
 		second.report(b, ev)
 	}
 	if errors.Is(err, errFetch) {
-		return b.applyFetched(ctx, ev.ID, f.Sub.ID, f.Sub.Version)
+		return b.applyFetched(ctx, ev.ID, f.Sub.ID, f.Sub.Version, rec)
 	}
 	return err
 }
@@ -156,10 +160,37 @@ func (b *Billing) applyNewer(ctx context.Context, eventID string, s Subscription
 }
 
 // putSubscription reconciles a subscription fact with the stored record
-// and saves what reconcileSubscription decides, or returns errFetch.
-func putSubscription(ctx context.Context, tx Tx, f subFact) error {
-	_, _, _, err := reconcileAndSave(ctx, tx, f)
-	return err
+// and saves what reconcileSubscription decides, or returns errFetch; rec
+// records the changes of the write (nil: none).
+func putSubscription(ctx context.Context, tx Tx, f subFact, rec *recorder) error {
+	if rec == nil {
+		_, _, _, err := reconcileAndSave(ctx, tx, f)
+		return err
+	}
+	if err := lockUserFirst(ctx, tx, f.Sub); err != nil {
+		return err
+	}
+	before, found, after, err := reconcileAndSave(ctx, tx, f)
+	if err != nil {
+		return err
+	}
+	return rec.subscription(ctx, tx, before, found, after, f.News)
+}
+
+// lockUserFirst locks the user of a subscription's customer before its
+// record is read, as the invoice path orders its locks: the changes of
+// one user are then recorded one transaction at a time, in the order
+// they happen, and two writes of one user's subscriptions never wait on
+// each other's locks in opposite orders. An unstorable subscription is
+// refused before any statement (it is parked).
+func lockUserFirst(ctx context.Context, tx Tx, s Subscription) error {
+	if bad := unstorableSub(s); bad != "" {
+		return &errUnstorable{bad}
+	}
+	if _, err := tx.UserID(ctx, s.CustomerID); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("lock the user of %s: %w", s.CustomerID, err)
+	}
+	return nil
 }
 
 // reconcileAndSave is putSubscription that also returns the record as it
@@ -210,21 +241,21 @@ const maxFetches = 3
 // A fetched object that ties the stored version is fetched again once
 // Stripe's clock has moved to the next second: only a strictly later
 // Date proves it newer.
-func (b *Billing) applyFetched(ctx context.Context, eventID, subID string, since time.Time) error {
+func (b *Billing) applyFetched(ctx context.Context, eventID, subID string, since time.Time, rec *recorder) error {
 	for i := 0; ; i++ {
-		s, inv, err := b.fetchSubscription(ctx, subID)
+		f, err := b.fetchSubscription(ctx, subID)
 		if err != nil {
 			return err
 		}
-		s.Version = fetchedVersion(s.Version, since)
+		f.Sub.Version = fetchedVersion(f.Sub.Version, since)
 		err = b.apply(ctx, eventID, func(ctx context.Context, tx Tx) error {
-			return putSubscription(ctx, tx, subFact{Sub: s, Fetched: true, Invoice: inv})
+			return putSubscription(ctx, tx, f, rec)
 		})
 		if !errors.Is(err, errFetch) {
 			return err
 		}
 		if i+1 == maxFetches {
-			return fmt.Errorf("billing: subscription %s: Stripe's Date stayed at the stored version %s after %d fetches", subID, s.Version.Format(time.RFC3339), maxFetches)
+			return fmt.Errorf("billing: subscription %s: Stripe's Date stayed at the stored version %s after %d fetches", subID, f.Sub.Version.Format(time.RFC3339), maxFetches)
 		}
 		if err := b.waitNextSecond(ctx); err != nil {
 			return err
@@ -234,7 +265,7 @@ func (b *Billing) applyFetched(ctx context.Context, eventID, subID string, since
 
 // fetchSubscription retrieves a subscription with its latest invoice. The
 // version is the response's Date header: Stripe's time, never ours.
-func (b *Billing) fetchSubscription(ctx context.Context, id string) (Subscription, *Invoice, error) {
+func (b *Billing) fetchSubscription(ctx context.Context, id string) (subFact, error) {
 	p := &stripe.SubscriptionRetrieveParams{}
 	p.AddExpand("latest_invoice")
 	var sub *stripe.Subscription
@@ -243,17 +274,17 @@ func (b *Billing) fetchSubscription(ctx context.Context, id string) (Subscriptio
 		return err
 	})
 	if err != nil {
-		return Subscription{}, nil, newStripeError("retrieve subscription "+id, err)
+		return subFact{}, newStripeError("retrieve subscription "+id, err)
 	}
 	version, err := responseTime(sub.LastResponse)
 	if err != nil {
-		return Subscription{}, nil, fmt.Errorf("billing: retrieve subscription %s: %w", id, err)
+		return subFact{}, fmt.Errorf("billing: retrieve subscription %s: %w", id, err)
 	}
 	var w wireSubscription
 	if err := decodeResponse(sub.LastResponse, &w); err != nil {
-		return Subscription{}, nil, fmt.Errorf("billing: retrieve subscription %s: %w", id, err)
+		return subFact{}, fmt.Errorf("billing: retrieve subscription %s: %w", id, err)
 	}
-	return subscriptionFacts(&w, version), expandedInvoice(&w), nil
+	return fetchedFact(&w, version), nil
 }
 
 // decodeResponse reads a response's raw JSON into one of billing's wire
@@ -290,6 +321,7 @@ func (b *Billing) applyInvoice(ctx context.Context, ev *wireEvent, inv *wireInvo
 	if bad := unstorable("subscription", subID, "customer", customer, "invoice", facts.ID); bad != "" {
 		return &errUnstorable{"cannot store the " + bad}
 	}
+	rec := b.eventRecorder(ev)
 	return b.apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
 		if subID == "" {
 			return nil // an invoice outside subscriptions: nothing to keep
@@ -309,7 +341,7 @@ func (b *Billing) applyInvoice(ctx context.Context, ev *wireEvent, inv *wireInvo
 		if err := tx.SaveSubscription(ctx, next); err != nil {
 			return fmt.Errorf("save invoice %s of subscription %s: %w", inv.ID, subID, err)
 		}
-		return nil
+		return rec.subscription(ctx, tx, cur, found, next, newsOf(inv))
 	})
 }
 
@@ -330,6 +362,7 @@ func (b *Billing) applyCheckout(ctx context.Context, ev *wireEvent, s *wireSessi
 		grant = &g
 	}
 	var user string
+	rec := b.eventRecorder(ev)
 	err := b.apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
 		var err error
 		user, err = userOf(ctx, tx, customer)
@@ -344,8 +377,12 @@ func (b *Billing) applyCheckout(ctx context.Context, ev *wireEvent, s *wireSessi
 		}
 		g := *grant
 		g.UserID = user
-		if _, err := tx.AddGrant(ctx, g); err != nil {
+		added, err := tx.AddGrant(ctx, g)
+		if err != nil {
 			return fmt.Errorf("write grant %s: %w", s.ID, err)
+		}
+		if added {
+			return rec.record(ctx, tx, grantChange(g))
 		}
 		return nil
 	})
@@ -392,12 +429,16 @@ func (b *Billing) grantOf(ctx context.Context, s *wireSession, at time.Time) (Gr
 // addGrant adds a one-time grant for a user outside any event (the
 // return page's SyncCheckout).
 func (b *Billing) addGrant(ctx context.Context, g Grant) error {
+	rec := b.recorder("")
 	return b.apply(ctx, "", func(ctx context.Context, tx Tx) error {
 		if err := tx.LockUser(ctx, g.UserID); err != nil {
 			return err
 		}
-		_, err := tx.AddGrant(ctx, g)
-		return err
+		added, err := tx.AddGrant(ctx, g)
+		if err != nil || !added {
+			return err
+		}
+		return rec.record(ctx, tx, grantChange(g))
 	})
 }
 

@@ -66,6 +66,21 @@ func invoiceFacts(inv *wireInvoice) Invoice {
 	return f
 }
 
+// fetchedFact is a subscription fetched with its latest invoice expanded,
+// versioned by the response's Date.
+func fetchedFact(sub *wireSubscription, version time.Time) subFact {
+	f := subFact{Sub: subscriptionFacts(sub, version), Fetched: true, Invoice: expandedInvoice(sub)}
+	if f.Invoice != nil {
+		f.News = newsOf(sub.LatestInvoice.Expanded)
+	}
+	return f
+}
+
+// newsOf is what an invoice says beyond its stored facts.
+func newsOf(inv *wireInvoice) invoiceNews {
+	return invoiceNews{renewal: inv.BillingReason == "subscription_cycle"}
+}
+
 // expandedInvoice returns the facts of a subscription's latest invoice
 // when it was expanded (fetched with expand[]=latest_invoice), else nil.
 func expandedInvoice(sub *wireSubscription) *Invoice {

@@ -18,11 +18,17 @@ import (
 // tx).
 func TestLifecyclesOnAHostileStore(t *testing.T) {
 	t.Parallel()
-	storetest.RunLifecycles(t, func(t *testing.T) billing.Store { return &hostileStore{Store: memstore.New(), t: t} }, storetest.LifecycleOptions{})
+	storetest.RunLifecycles(t, func(t *testing.T) billing.Store {
+		m := memstore.New()
+		return &hostileStore{Store: m, Outbox: m, t: t}
+	}, storetest.LifecycleOptions{})
 }
 
+// hostileStore keeps an outbox too: changes recorded in the first,
+// rolled-back run of fn must not be kept or delivered.
 type hostileStore struct {
 	billing.Store
+	billing.Outbox
 	t *testing.T
 }
 

@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/stripe/stripe-go/v82"
@@ -58,19 +57,17 @@ func (s siblings) report(b *Billing, ev *wireEvent) {
 // user's other live records (read in the same transaction, with the user
 // locked, so two such events for one user are serialized and the second
 // sees the first) are kept in second for a report once committed.
-func putLiveSubscription(ctx context.Context, tx Tx, f subFact, second *siblings) error {
-	if bad := unstorableSub(f.Sub); bad != "" {
-		return &errUnstorable{bad} // before any statement: parked
-	}
-	// The user first (as the invoice path takes its locks), so that this
-	// transaction waits for any other of the user's before it reads the
-	// user's subscriptions; putSubscription alone locks the user only for
-	// a record it does not know.
-	if _, err := tx.UserID(ctx, f.Sub.CustomerID); err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("lock the user of %s: %w", f.Sub.CustomerID, err)
+func putLiveSubscription(ctx context.Context, tx Tx, f subFact, second *siblings, rec *recorder) error {
+	// The user first, so that this transaction waits for any other of the
+	// user's before it reads the user's subscriptions.
+	if err := lockUserFirst(ctx, tx, f.Sub); err != nil {
+		return err
 	}
 	before, found, after, err := reconcileAndSave(ctx, tx, f)
 	if err != nil {
+		return err
+	}
+	if err := rec.subscription(ctx, tx, before, found, after, f.News); err != nil {
 		return err
 	}
 	if !after.Status.Live() || found && before.Status.Live() || after.UserID == "" {
@@ -86,5 +83,13 @@ func putLiveSubscription(ctx context.Context, tx Tx, f subFact, second *siblings
 			second.others = append(second.others, s.ID)
 		}
 	}
-	return nil
+	if len(second.others) == 0 {
+		return nil
+	}
+	m := rec.policyOne(after)
+	return rec.record(ctx, tx, Change{
+		Kind: ChangeSecondSubscription, Key: string(ChangeSecondSubscription) + "/" + after.ID,
+		UserID: after.UserID, CustomerID: after.CustomerID, SubscriptionID: after.ID, Status: after.Status,
+		Tier: m.Tier, PriceID: m.PriceID, At: after.Version, OtherSubscriptions: second.others,
+	})
 }

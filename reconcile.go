@@ -151,7 +151,8 @@ func (subscriptions) same(a, b Subscription) bool { return sameState(a, b) }
 type subFact struct {
 	Sub     Subscription // Sub.Invoice is ignored
 	Fetched bool
-	Invoice *Invoice // nil unless fetched with latest_invoice expanded
+	Invoice *Invoice    // nil unless fetched with latest_invoice expanded
+	News    invoiceNews // what Invoice says beyond its facts
 }
 
 // subDecision is what reconcileSubscription decided.

@@ -134,7 +134,7 @@ func (b *Billing) Sync(ctx context.Context, userID string) (Membership, error) {
 		ids = append(ids, sub.ID)
 	}
 	for _, id := range ids {
-		if err := b.applyFetched(ctx, "", id, time.Time{}); err != nil {
+		if err := b.applyFetched(ctx, "", id, time.Time{}, b.recorder("")); err != nil {
 			return Membership{}, fmt.Errorf("billing: sync subscription %s: %w", id, err)
 		}
 	}

@@ -191,6 +191,7 @@ func (b *Billing) process(ctx context.Context, ev *wireEvent, raw []byte) (Outco
 	var unknown *errUnknownCustomer
 	switch {
 	case err == nil:
+		b.wakeHooks()
 		return OutcomeApplied, nil
 	case errors.Is(err, ErrDuplicateEvent):
 		return OutcomeDuplicate, nil

@@ -133,8 +133,9 @@ type wireObject struct {
 	} `json:"items"`
 
 	// An invoice's (its subscription is under parent).
-	AttemptCount       int64 `json:"attempt_count"`
-	NextPaymentAttempt int64 `json:"next_payment_attempt"`
+	AttemptCount       int64  `json:"attempt_count"`
+	BillingReason      string `json:"billing_reason"`
+	NextPaymentAttempt int64  `json:"next_payment_attempt"`
 	Parent             *struct {
 		SubscriptionDetails *struct {
 			Subscription ref `json:"subscription"`

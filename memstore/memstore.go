@@ -43,6 +43,7 @@ type Store struct {
 	grants         map[string]billing.Grant // by CheckoutSessionID
 	events         map[string]struct{}
 	parked         map[string]billing.ParkedEvent
+	outbox         outbox
 }
 
 // New returns an empty Store.
@@ -54,6 +55,7 @@ func New() *Store {
 		grants:         make(map[string]billing.Grant),
 		events:         make(map[string]struct{}),
 		parked:         make(map[string]billing.ParkedEvent),
+		outbox:         outbox{byKey: make(map[string]*billing.OutboxEntry)},
 	}
 }
 
@@ -98,6 +100,7 @@ func (s *Store) Apply(ctx context.Context, eventID string, fn func(ctx context.C
 	maps.Copy(s.userByCustomer, tx.userByCustomer)
 	maps.Copy(s.subs, tx.subs)
 	maps.Copy(s.grants, tx.grants)
+	s.outbox.commit(tx.recorded)
 	if eventID != "" {
 		s.events[eventID] = struct{}{}
 	}
@@ -238,6 +241,7 @@ type tx struct {
 	userByCustomer map[string]string
 	subs           map[string]billing.Subscription
 	grants         map[string]billing.Grant
+	recorded       []billing.OutboxEntry
 }
 
 func (t *tx) customerOf(userID string) (string, bool) {

@@ -66,6 +66,12 @@ type Lifecycle struct {
 	// make in InOrder mode, to catch a handler that fetches what it need
 	// not; negative means no bound.
 	MaxInOrderCalls int
+	// Changes are the kinds of the changes the story records, in order,
+	// when its events arrive in order: checked when the store implements
+	// billing.Outbox. Delivered in another order, the stored facts may
+	// skip a state (a cancellation arriving first leaves nothing to
+	// activate); then each change is one of these, and none comes twice.
+	Changes []billing.ChangeKind
 }
 
 // LifecycleOptions configures [RunLifecycles]. The zero value runs every
@@ -104,6 +110,20 @@ type World struct {
 	logs     *testenv.LogBuffer
 	synced   bool
 	lastSync billing.Membership
+	changes  *changeLog // nil when the store keeps no outbox
+}
+
+// changeLog is a ChangeHandler that keeps what it is given.
+type changeLog struct {
+	mu  sync.Mutex
+	got []billing.Change
+}
+
+func (l *changeLog) HandleChange(ctx context.Context, c billing.Change) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, c)
+	return nil
 }
 
 // RunLifecycles runs the hostile lifecycle suite on the stores made by
@@ -145,6 +165,12 @@ func RunLifecycles(t *testing.T, newStore func(t *testing.T) billing.Store, opts
 func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *World {
 	fake := testcatalog.NewStripe(t, time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
 	logs := &testenv.LogBuffer{}
+	var changes *changeLog
+	var hooks billing.Hooks
+	if _, ok := store.(billing.Outbox); ok {
+		changes = &changeLog{}
+		hooks.Handler = changes
+	}
 	b, err := billing.New(billing.Config{
 		SecretKey:      lifecycleKey,
 		WebhookSecrets: []string{lifecycleSecret},
@@ -154,6 +180,7 @@ func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *World 
 		Clock:          fake,
 		StripeURL:      fake.URL(),
 		MaxRetries:     -1,
+		Hooks:          hooks,
 	}, store, billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) {
 		return billing.User{ID: id, Email: id + "@example.com", Name: "User " + id}, nil
 	}))
@@ -164,7 +191,7 @@ func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *World 
 		}
 	})
 	return &World{T: t, Stripe: fake, Billing: b, Store: store, User: "user_1", Mode: mode,
-		h: b.WebhookHandler(), rng: rand.New(rand.NewPCG(seed, 42)), logs: logs}
+		h: b.WebhookHandler(), rng: rand.New(rand.NewPCG(seed, 42)), logs: logs, changes: changes}
 }
 
 // Checkout starts a Checkout through the library and pays it at the fake
@@ -341,6 +368,46 @@ func (w *World) finish(sc Lifecycle) {
 	f2, err := w.Store.Facts(context.Background(), w.User)
 	require.NoError(t, err)
 	assert.Equal(t, f1, f2, "duplicates changed the stored facts")
+	w.checkChanges(sc)
+}
+
+// checkChanges delivers the recorded changes and checks them against the
+// story's: exactly its list when delivered in order, else a part of it;
+// never one change twice.
+func (w *World) checkChanges(sc Lifecycle) {
+	if w.changes == nil {
+		return
+	}
+	t := w.T
+	_, err := w.Billing.DispatchHooks(context.Background())
+	require.NoError(t, err)
+	w.changes.mu.Lock()
+	got := slices.Clone(w.changes.got)
+	w.changes.mu.Unlock()
+	kinds := make([]billing.ChangeKind, 0, len(got))
+	keys := map[string]bool{}
+	for _, c := range got {
+		assert.False(t, keys[c.Key], "change %s delivered twice", c.Key)
+		keys[c.Key] = true
+		assert.Equal(t, w.User, c.UserID, "change %s", c.Key)
+		kinds = append(kinds, c.Kind)
+	}
+	t.Logf("%s/%s: changes %v", sc.Name, w.Mode, kinds)
+	if w.Mode == InOrder || w.Mode == Duplicates {
+		assert.Equal(t, sc.Changes, kinds, "the changes of in-order delivery, mode %s", w.Mode)
+		return
+	}
+	left := slices.Clone(sc.Changes)
+	for _, k := range kinds {
+		i := slices.Index(left, k)
+		if !assert.GreaterOrEqual(t, i, 0, "change %s is not one of the story's %v (got %v), mode %s", k, sc.Changes, kinds, w.Mode) {
+			continue
+		}
+		left = slices.Delete(left, i, i+1)
+	}
+	st, err := w.Billing.HookStats(context.Background())
+	require.NoError(t, err)
+	assert.Zero(t, st.Pending+st.Dead, "every change delivered")
 }
 
 // Lifecycles returns billing's lifecycle stories, which [RunLifecycles]
@@ -367,6 +434,7 @@ func Lifecycles() []Lifecycle {
 			},
 			Want:            func(w *World) billing.Membership { return active(w, "pro", "price_pro") },
 			MaxInOrderCalls: 0,
+			Changes:         []billing.ChangeKind{billing.ChangeActivated},
 		},
 		{
 			Name: "buy_then_renew",
@@ -378,6 +446,7 @@ func Lifecycles() []Lifecycle {
 			},
 			Want:            func(w *World) billing.Membership { return active(w, "pro", "price_pro") },
 			MaxInOrderCalls: 0,
+			Changes:         []billing.ChangeKind{billing.ChangeActivated, billing.ChangeRenewed},
 		},
 		{
 			Name: "buy_then_fail_three_times_past_due",
@@ -394,6 +463,7 @@ func Lifecycles() []Lifecycle {
 					StripeStatus: "past_due", CurrentPeriodEnd: w.PeriodEnd(), FailedAttempts: 3, HasCustomer: true}
 			},
 			MaxInOrderCalls: 2,
+			Changes:         []billing.ChangeKind{billing.ChangeActivated, billing.ChangePaymentFailed, billing.ChangePaymentFailed, billing.ChangePaymentFailed, billing.ChangeAccessLocked},
 		},
 		{
 			Name: "fail_then_recover",
@@ -408,6 +478,7 @@ func Lifecycles() []Lifecycle {
 			},
 			Want:            func(w *World) billing.Membership { return active(w, "pro", "price_pro") },
 			MaxInOrderCalls: 2,
+			Changes:         []billing.ChangeKind{billing.ChangeActivated, billing.ChangePaymentFailed, billing.ChangeRenewed, billing.ChangeRecovered},
 		},
 		{
 			Name: "cancel_at_period_end",
@@ -422,6 +493,7 @@ func Lifecycles() []Lifecycle {
 					StripeStatus: "active", CurrentPeriodEnd: end, CancelAt: end, AccessUntil: end, HasCustomer: true}
 			},
 			MaxInOrderCalls: 0,
+			Changes:         []billing.ChangeKind{billing.ChangeActivated, billing.ChangeCancellationScheduled},
 		},
 		{
 			Name: "portal_cancel_at_then_ends",
@@ -437,6 +509,7 @@ func Lifecycles() []Lifecycle {
 					StripeStatus: "canceled", CurrentPeriodEnd: w.PeriodEnd(), HasCustomer: true}
 			},
 			MaxInOrderCalls: 0,
+			Changes:         []billing.ChangeKind{billing.ChangeActivated, billing.ChangeCancellationScheduled, billing.ChangeEnded},
 		},
 		{
 			Name: "portal_cancel_at_pending",
@@ -451,6 +524,7 @@ func Lifecycles() []Lifecycle {
 					StripeStatus: "active", CurrentPeriodEnd: end, CancelAt: at, AccessUntil: at, HasCustomer: true}
 			},
 			MaxInOrderCalls: 0,
+			Changes:         []billing.ChangeKind{billing.ChangeActivated, billing.ChangeCancellationScheduled},
 		},
 		{
 			Name: "cancel_now",
@@ -464,6 +538,7 @@ func Lifecycles() []Lifecycle {
 					StripeStatus: "canceled", CurrentPeriodEnd: w.PeriodEnd(), HasCustomer: true}
 			},
 			MaxInOrderCalls: 0,
+			Changes:         []billing.ChangeKind{billing.ChangeActivated, billing.ChangeEnded},
 		},
 		{
 			Name: "plan_change_basic_to_pro",
@@ -474,6 +549,7 @@ func Lifecycles() []Lifecycle {
 			},
 			Want:            func(w *World) billing.Membership { return active(w, "pro", "price_pro") },
 			MaxInOrderCalls: 0,
+			Changes:         []billing.ChangeKind{billing.ChangeActivated, billing.ChangePlanChanged},
 		},
 		{
 			Name: "trial_then_active",
@@ -485,6 +561,7 @@ func Lifecycles() []Lifecycle {
 			},
 			Want:            func(w *World) billing.Membership { return active(w, "pro", "price_pro") },
 			MaxInOrderCalls: 0,
+			Changes:         []billing.ChangeKind{billing.ChangeActivated, billing.ChangeTrialEnding, billing.ChangeRenewed},
 		},
 		{
 			Name: "one_time_purchase",
@@ -498,6 +575,7 @@ func Lifecycles() []Lifecycle {
 				return billing.Membership{UserID: w.User, Credits: 200, HasCustomer: true}
 			},
 			MaxInOrderCalls: 0,
+			Changes:         []billing.ChangeKind{billing.ChangeCreditsGranted},
 		},
 		{
 			// Signed events that billing cannot store or make sense of are
@@ -530,6 +608,7 @@ func Lifecycles() []Lifecycle {
 			},
 			Want:            func(w *World) billing.Membership { return active(w, "pro", "price_pro") },
 			MaxInOrderCalls: 0,
+			Changes:         []billing.ChangeKind{billing.ChangeActivated},
 		},
 		{
 			Name: "one_time_delayed_payment",
@@ -544,6 +623,7 @@ func Lifecycles() []Lifecycle {
 				return billing.Membership{UserID: w.User, Credits: 100, HasCustomer: true}
 			},
 			MaxInOrderCalls: 0,
+			Changes:         []billing.ChangeKind{billing.ChangeCreditsGranted},
 		},
 	}
 }

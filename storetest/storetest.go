@@ -40,8 +40,11 @@ import (
 // newStore must return an empty store, not shared with any other call
 // (for instance a fresh database or schema per call), and may use
 // t.Cleanup to release it. Every subtest uses IDs of its own, so stores
-// that share tables but not rows also work, except for the Park subtests,
-// which expect to see only the events they parked.
+// that share tables but not rows also work, except for the Park and
+// Outbox subtests, which expect to see only the events they parked and
+// the entries they recorded. The Outbox group runs when the store
+// implements [billing.Outbox], and the ConditionalStore group when it
+// implements [billing.ConditionalStore].
 //
 // The suite uses a transaction the way billing does: it reads a
 // subscription with [billing.Tx.Subscription] before it saves it with
@@ -149,6 +152,16 @@ func groups() []group {
 			{"Unpark", testUnpark},
 			{"PruneParked", testPruneParked},
 			{"EmptyStore", testParkedEmpty},
+		}},
+		{"Outbox", []test{
+			{"RecordOnce", testOutboxRecordOnce},
+			{"RolledBack", testOutboxRolledBack},
+			{"OrderPerUser", testOutboxOrderPerUser},
+			{"RetryLater", testOutboxRetryLater},
+			{"ClaimExpires", testOutboxClaimExpires},
+			{"DeadLetters", testOutboxDeadLetters},
+			{"Prune", testOutboxPrune},
+			{"ConcurrentClaims", testOutboxConcurrentClaims},
 		}},
 		{"Facts", []test{
 			{"IsolatedPerUser", testFactsIsolation},
