@@ -117,6 +117,13 @@ type Config struct {
 	// when Hooks.Handler is nil.
 	Hooks Hooks
 
+	// SecondSubscription is what billing does when a user the app did not
+	// allow a second subscription has two live ones anyway (two devices
+	// paying two Checkouts at once, the Dashboard, the API): ReportSecond
+	// (the default) or CancelSecond. See "One subscription per user" in
+	// the README.
+	SecondSubscription SecondSubscriptionPolicy
+
 	// MaxRetries is how many times billing retries a Stripe call that
 	// failed on the network, with 409 (a concurrent request with the same
 	// idempotency key) or 429, or (for reads) with a 5xx, pausing on the
@@ -212,7 +219,10 @@ func New(cfg Config, store Store, users UserResolver) (*Billing, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 80 * time.Second}
 	}
-	hooks, err := newHooks(cfg.Hooks, store)
+	if cfg.SecondSubscription != ReportSecond && cfg.SecondSubscription != CancelSecond {
+		return nil, fmt.Errorf("%w: unknown SecondSubscription %d", ErrConfig, cfg.SecondSubscription)
+	}
+	hooks, err := newHooks(cfg.Hooks, store, cfg.SecondSubscription == CancelSecond)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -259,6 +261,9 @@ type recorder struct {
 	now   func() time.Time
 	// trialEnding is set while applying customer.subscription.trial_will_end.
 	trialEnding bool
+	// app: the app has a handler for its changes; cancelSecond: billing
+	// cancels second subscriptions (tasks.go).
+	app, cancelSecond bool
 }
 
 // recorder returns the recorder of a write caused by eventID (empty for
@@ -267,7 +272,8 @@ func (b *Billing) recorder(eventID string) *recorder {
 	if b.hooks == nil {
 		return nil
 	}
-	return &recorder{p: b.policy(), event: eventID, now: b.now}
+	return &recorder{p: b.policy(), event: eventID, now: b.now, app: b.hooks.cfg.Handler != nil,
+		cancelSecond: b.cfg.SecondSubscription == CancelSecond}
 }
 
 // subscription records the changes of a subscription's record going from
@@ -292,6 +298,10 @@ func (r *recorder) subscription(ctx context.Context, tx Tx, before Subscription,
 func (r *recorder) record(ctx context.Context, tx Tx, cs ...Change) error {
 	if r == nil || len(cs) == 0 {
 		return nil
+	}
+	cs = append(cs, r.tasks(cs)...)
+	if !r.app {
+		cs = slices.DeleteFunc(cs, func(c Change) bool { return !strings.HasPrefix(string(c.Kind), taskPrefix) })
 	}
 	otx, ok := tx.(OutboxTx)
 	if !ok {

@@ -144,6 +144,7 @@ func (b *Billing) Checkout(ctx context.Context, userID string, opts CheckoutOpti
 		}
 		if opts.AllowAnotherSubscription {
 			p.SubscriptionData.Metadata[metaAllowAnother] = "true"
+			p.Metadata[metaAllowAnother] = "true" // kept open when another subscription goes live
 		}
 		if opts.TrialDays > 0 {
 			p.SubscriptionData.TrialPeriodDays = stripe.Int64(opts.TrialDays)

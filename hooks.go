@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -74,13 +75,13 @@ type hooks struct {
 }
 
 // newHooks checks Config.Hooks against the store.
-func newHooks(cfg Hooks, store Store) (*hooks, error) {
-	if cfg.Handler == nil {
+func newHooks(cfg Hooks, store Store, tasks bool) (*hooks, error) {
+	if cfg.Handler == nil && !tasks {
 		return nil, nil
 	}
 	box, ok := store.(Outbox)
 	if !ok {
-		return nil, fmt.Errorf("%w: Hooks.Handler is set but the Store (%T) keeps no outbox: use a Store that implements billing.Outbox (memstore, sqlstore)", ErrConfig, store)
+		return nil, fmt.Errorf("%w: Hooks.Handler or SecondSubscription: CancelSecond is set but the Store (%T) keeps no outbox: use a Store that implements billing.Outbox (memstore, sqlstore)", ErrConfig, store)
 	}
 	for _, d := range []struct {
 		name string
@@ -176,6 +177,9 @@ func (b *Billing) deliver(ctx context.Context, e OutboxEntry) (bool, error) {
 		c.Delivery = e.Attempts + 1
 		herr = b.callHandler(ctx, c)
 	}
+	if herr != nil && strings.HasPrefix(e.Kind, taskPrefix) {
+		herr = fmt.Errorf("%s: %w", e.Kind, herr)
+	}
 	if herr == nil {
 		if err := h.box.Delivered(ctx, e.Key, b.now().UTC().Truncate(time.Second)); err != nil {
 			return false, fmt.Errorf("billing: mark change %s delivered: %w", e.Key, err)
@@ -212,6 +216,12 @@ func (b *Billing) callHandler(ctx context.Context, c Change) (err error) {
 			err = fmt.Errorf("billing: change handler panicked: %v", p)
 		}
 	}()
+	if strings.HasPrefix(string(c.Kind), taskPrefix) {
+		return b.runTask(ctx, c)
+	}
+	if b.hooks.cfg.Handler == nil {
+		return nil // recorded before the app removed its handler
+	}
 	return b.hooks.cfg.Handler.HandleChange(ctx, c)
 }
 

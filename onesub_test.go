@@ -247,3 +247,112 @@ func TestTwoDevicesConcurrently(t *testing.T) {
 	assert.Contains(t, lines[0], e.subscriptionOf(t, sessions[0].ID))
 	assert.Contains(t, lines[0], e.subscriptionOf(t, sessions[1].ID))
 }
+
+// When a subscription goes live, the user's other open subscription-mode
+// sessions are expired from the outbox (not inside the webhook), except
+// one the app allowed.
+func TestLiveSubscriptionExpiresOtherSessions(t *testing.T) {
+	t.Parallel()
+	l := &hookLog{}
+	e := newCoEnv(t, withHooks(l, billing.Hooks{}))
+	first := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_basic"})
+	customer := e.customerOf(t, "u1")
+	elsewhere := e.sessionAtStripe(t, customer, "price_pro") // another program's, say
+	allowed := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro", AllowAnotherSubscription: true})
+	e.deliver(t, e.complete(t, first.ID, billingtest.CardOK)...)
+	assert.Equal(t, stripe.CheckoutSessionStatusOpen, e.fake.CheckoutSession(elsewhere).Status, "nothing is expired inside the webhook")
+	assert.Zero(t, e.calls("POST /v1/checkout/sessions/{id}/expire"))
+
+	dispatch(t, e.b)
+	assert.Equal(t, stripe.CheckoutSessionStatusExpired, e.fake.CheckoutSession(elsewhere).Status)
+	assert.Equal(t, stripe.CheckoutSessionStatusOpen, e.fake.CheckoutSession(allowed.ID).Status, "the app allowed it")
+	assert.Equal(t, []billing.ChangeKind{billing.ChangeActivated}, l.kinds(), "billing's own writes are not the app's changes")
+	_, err := e.fake.Pay(elsewhere, billingtest.CardOK)
+	require.ErrorIs(t, err, billingtest.ErrSessionNotOpen)
+}
+
+// With CancelSecond, the subscription that went live second is canceled
+// and refunded from the outbox; a refund that fails is retried after its
+// backoff without canceling twice; the app hears of it once.
+func TestSecondSubscriptionCanceledAndRefunded(t *testing.T) {
+	t.Parallel()
+	l := &hookLog{}
+	e := newCoEnv(t, withHooks(l, billing.Hooks{Backoff: time.Minute}), func(c *billing.Config) { c.SecondSubscription = billing.CancelSecond })
+	basic := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_basic"})
+	other := e.sessionAtStripe(t, e.customerOf(t, "u1"), "price_pro") // the second device
+	e.deliver(t, e.complete(t, basic.ID, billingtest.CardOK)...)
+	evs, err := e.fake.Pay(other, billingtest.CardOK) // paid before the expiry ran
+	require.NoError(t, err)
+	e.deliver(t, evs.Events...)
+	first, second := e.subscriptionOf(t, basic.ID), e.subscriptionOf(t, other)
+	require.Equal(t, stripe.SubscriptionStatusActive, e.fake.Subscription(second).Status, "nothing is canceled inside the webhook")
+
+	e.fake.SetFail("POST /v1/refunds", http.StatusInternalServerError, 1)
+	n := len(e.fake.Events())
+	dispatch(t, e.b)
+	assert.Equal(t, stripe.SubscriptionStatusCanceled, e.fake.Subscription(second).Status)
+	assert.Equal(t, stripe.SubscriptionStatusActive, e.fake.Subscription(first).Status)
+	assert.Equal(t, 1, e.calls("DELETE /v1/subscriptions/{id}"))
+	refunds := func() []*stripe.Refund {
+		var out []*stripe.Refund
+		for r, err := range e.otherDevice().V1Refunds.List(context.Background(), &stripe.RefundListParams{}) {
+			require.NoError(t, err)
+			out = append(out, r)
+		}
+		return out
+	}
+	assert.Empty(t, refunds(), "the refund failed")
+
+	e.fake.Sleep(context.Background(), time.Minute)
+	dispatch(t, e.b)
+	rs := refunds()
+	require.Len(t, rs, 1)
+	inv := e.fake.Invoice(e.fake.Subscription(second).LatestInvoice.ID)
+	assert.Equal(t, inv.AmountPaid, rs[0].Amount, "what the second subscription charged")
+	assert.Equal(t, "second_subscription", rs[0].Metadata["billing_reason"])
+	assert.Equal(t, 1, e.calls("DELETE /v1/subscriptions/{id}"), "not canceled twice")
+	dispatch(t, e.b)
+	assert.Len(t, refunds(), 1, "refunded once")
+
+	e.deliver(t, e.fake.Events()[n:]...) // the cancellation's events
+	dispatch(t, e.b)
+	kinds := l.kinds()
+	assert.Equal(t, 1, countKind(kinds, billing.ChangeSecondSubscription))
+	assert.Equal(t, 1, countKind(kinds, billing.ChangeEnded), "the second one ended")
+	m, err := e.b.Membership(context.Background(), "u1")
+	require.NoError(t, err)
+	assert.Equal(t, "basic", m.Tier)
+}
+
+// Without CancelSecond, a second subscription is reported to the app and
+// left alone.
+func TestSecondSubscriptionReportedAsAChange(t *testing.T) {
+	t.Parallel()
+	l := &hookLog{}
+	e := newCoEnv(t, withHooks(l, billing.Hooks{}))
+	basic := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_basic"})
+	other := e.sessionAtStripe(t, e.customerOf(t, "u1"), "price_pro")
+	e.deliver(t, e.complete(t, basic.ID, billingtest.CardOK)...)
+	e.deliver(t, e.complete(t, other, billingtest.CardOK)...)
+	dispatch(t, e.b)
+	var second billing.Change
+	for _, c := range l.all() {
+		if c.Kind == billing.ChangeSecondSubscription {
+			second = c
+		}
+	}
+	assert.Equal(t, e.subscriptionOf(t, other), second.SubscriptionID)
+	assert.Equal(t, []string{e.subscriptionOf(t, basic.ID)}, second.OtherSubscriptions)
+	assert.Zero(t, e.calls("DELETE /v1/subscriptions/{id}"))
+	assert.Zero(t, e.calls("POST /v1/refunds"))
+}
+
+func countKind(ks []billing.ChangeKind, k billing.ChangeKind) int {
+	n := 0
+	for _, x := range ks {
+		if x == k {
+			n++
+		}
+	}
+	return n
+}
