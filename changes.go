@@ -318,7 +318,13 @@ func (r *recorder) record(ctx context.Context, tx Tx, cs ...Change) error {
 		if err != nil {
 			return fmt.Errorf("billing: encode change %s: %w", c.Key, err)
 		}
-		if _, err := otx.Record(ctx, OutboxEntry{Key: c.Key, UserID: c.UserID, Kind: string(c.Kind), Payload: payload, RecordedAt: now}); err != nil {
+		queue := c.UserID
+		if strings.HasPrefix(string(c.Kind), taskPrefix) {
+			// billing's own writes keep an order of their own: a failing
+			// app handler never holds back a refund.
+			queue = taskPrefix + c.UserID
+		}
+		if _, err := otx.Record(ctx, OutboxEntry{Key: c.Key, UserID: queue, Kind: string(c.Kind), Payload: payload, RecordedAt: now}); err != nil {
 			return fmt.Errorf("record change %s: %w", c.Key, err)
 		}
 	}

@@ -91,9 +91,9 @@ func TestHooksDeliveredByTheDispatcher(t *testing.T) {
 	assert.Empty(t, l.kinds(), "nothing is delivered inside the webhook request")
 	st, err := e.b.HookStats(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, int64(1), st.Pending)
+	assert.Equal(t, int64(2), st.Pending, "the change, and billing's own expiry of the user's other sessions")
 
-	require.Equal(t, 1, dispatch(t, e.b))
+	require.Equal(t, 2, dispatch(t, e.b))
 	got := l.all()
 	require.Len(t, got, 1)
 	c := got[0]
@@ -120,7 +120,7 @@ func TestHooksRetriedWithBackoff(t *testing.T) {
 	sub := buy(t, e, "u1")
 	e.deliver(t, must(e.fake.CancelAtPeriodEnd(sub))...)
 
-	assert.Zero(t, dispatch(t, e.b))
+	assert.Equal(t, 1, dispatch(t, e.b), "billing's own write goes; the app's change fails")
 	assert.Equal(t, []billing.ChangeKind{billing.ChangeActivated}, l.kinds(), "the later change waits")
 	for _, wait := range []time.Duration{time.Minute, 2 * time.Minute} {
 		e.fake.Sleep(context.Background(), wait-time.Second)
@@ -153,7 +153,7 @@ func TestHooksDeadLetters(t *testing.T) {
 	e.deliver(t, must(e.fake.CancelAtPeriodEnd(sub))...)
 	other := buy(t, e, "u2")
 
-	assert.Zero(t, dispatch(t, e.b), "both activations fail")
+	assert.Equal(t, 2, dispatch(t, e.b), "both activations fail; billing's own writes go")
 	e.fake.Sleep(context.Background(), time.Minute)
 	assert.Equal(t, 1, dispatch(t, e.b), "dead after two; u1's cancellation goes")
 	assert.Equal(t, []billing.ChangeKind{billing.ChangeActivated, billing.ChangeActivated, billing.ChangeActivated, billing.ChangeActivated, billing.ChangeCancellationScheduled}, l.kinds())
@@ -192,7 +192,7 @@ func TestHooksDeadLetters(t *testing.T) {
 
 	n, err := e.b.PruneHooks(context.Background(), e.fake.Now().Add(time.Second))
 	require.NoError(t, err)
-	assert.Equal(t, int64(2), n, "the two delivered changes (the discarded one is gone)")
+	assert.Equal(t, int64(4), n, "the delivered entries: two changes and billing's two writes (the discarded one is gone)")
 }
 
 // A panicking handler is a failed delivery, not a crash.
@@ -208,7 +208,7 @@ func TestHooksPanicIsAFailure(t *testing.T) {
 	})
 	e := newCoEnv(t, func(c *billing.Config) { c.Hooks = billing.Hooks{Handler: h, Backoff: time.Second} })
 	buy(t, e, "u1")
-	assert.Zero(t, dispatch(t, e.b))
+	assert.Equal(t, 1, dispatch(t, e.b), "only billing's own write")
 	e.fake.Sleep(context.Background(), time.Second)
 	assert.Equal(t, 1, dispatch(t, e.b))
 	assert.Equal(t, 2, calls)
@@ -225,10 +225,11 @@ func TestHooksDeadReplicaClaimExpires(t *testing.T) {
 	now := e.fake.Now().Truncate(time.Second)
 	claimed, err := store.Claim(context.Background(), now, now.Add(time.Minute), 10) // the replica that dies
 	require.NoError(t, err)
-	require.Len(t, claimed, 1)
+	require.Len(t, claimed, 2, "the change and billing's own write")
 	assert.Zero(t, dispatch(t, e.b), "claimed")
 	e.fake.Sleep(context.Background(), time.Minute)
-	assert.Equal(t, 1, dispatch(t, e.b), "the claim expired")
+	assert.Equal(t, 2, dispatch(t, e.b), "the claims expired")
+	assert.Equal(t, []billing.ChangeKind{billing.ChangeActivated}, l.kinds())
 }
 
 // RunHooks delivers what the webhook of its process records without

@@ -78,7 +78,10 @@ type Outbox interface {
 // interprets them; it sets the other fields.
 type OutboxEntry struct {
 	// Key is unique in the outbox: the change's idempotency key.
-	Key    string
+	Key string
+	// UserID orders the entries: one user's are delivered one at a time,
+	// in Seq order. (billing's own Stripe writes for a user have a queue
+	// of their own, "billing." and the user's ID.)
 	UserID string
 	Kind   string
 	// Payload is billing's encoding of the [Change].
