@@ -94,9 +94,23 @@ type dialect interface {
 	// they compare bytes, whatever the database's collation.
 	byteWise() string
 
-	// pruneBatch deletes at most ? (the second argument) events whose
-	// processed_at is before ? (the first).
-	pruneBatch(events string) string
+	// deleteBatch deletes at most ? (the last argument) rows of table
+	// that meet cond (whose arguments come first), oldest by order first
+	// where the database can; key is the table's primary key.
+	deleteBatch(table, key, cond, order string) string
+
+	// skipLocked ends a SELECT of rows that the transaction then writes,
+	// so that it locks them, skipping the rows another transaction has
+	// locked ("" where a transaction holds the database's write lock).
+	skipLocked() string
+
+	// claimOutbox, if the database can, is Claim in one statement that
+	// needs no transaction around it: it locks the rows that heads (a
+	// SELECT of o.seq FROM the outbox table aliased o) selects, skipping
+	// those another transaction has locked, sets their claim and
+	// claimed_until to ? and ? (the arguments after heads'), and returns
+	// their cols. "" when it cannot.
+	claimOutbox(outbox, heads string, cols []string) string
 
 	// retryable reports whether err is a deadlock or serialization failure
 	// after which the whole transaction can run again.
@@ -209,6 +223,12 @@ func errCanceled(ctx context.Context, what string, last error) error {
 }
 
 var errNoLock = errors.New("sqlstore: the database did not grant the migration lock")
+
+// deleteBatchIn is the deleteBatch of databases whose DELETE has no
+// LIMIT: a subquery picks the rows.
+func deleteBatchIn(table, key, cond string) string {
+	return "DELETE FROM " + table + " WHERE " + key + " IN (SELECT " + key + " FROM " + table + " WHERE " + cond + " LIMIT ?)"
+}
 
 // noNewerApply is the newerApply of databases without data-modifying
 // common table expressions.

@@ -18,8 +18,9 @@
 // versions; indexed by user and by customer), events (the IDs of the
 // events applied, primary key), grants (one-time purchases, keyed by
 // Checkout Session ID), and parked_events. Times are Unix seconds in
-// BIGINT columns. A sixth table, schema_migrations, records the
-// migrations applied by [Store.Migrate].
+// BIGINT columns. The outbox table keeps the changes billing records for
+// its dispatcher (the Store implements [billing.Outbox]). Another table,
+// schema_migrations, records the migrations applied by [Store.Migrate].
 //
 // # Migrations
 //

@@ -107,9 +107,23 @@ func (*mysql) newerApply(events, subs, customers string, cols, state []string) s
 
 func (*mysql) byteWise() string { return "" }
 
-func (*mysql) pruneBatch(events string) string {
-	return "DELETE FROM " + events + " WHERE processed_at < ? ORDER BY processed_at LIMIT ?"
+func (*mysql) deleteBatch(table, key, cond, order string) string {
+	return "DELETE FROM " + table + " WHERE " + cond + " ORDER BY " + order + " LIMIT ?"
 }
+
+// skipLocked: MySQL 8.0.1 and MariaDB 10.6 have SKIP LOCKED.
+func (*mysql) skipLocked() string { return " FOR UPDATE SKIP LOCKED" }
+
+// claimOutbox: none. Claim reads the heads first (a plain read, which
+// sees what committed, an entry being claimed still pending), then locks
+// them by seq with FOR UPDATE SKIP LOCKED, checking again that each is
+// due and not claimed, and claims those. In one locking SELECT with the
+// head check in it, whether the subquery's rows are read locked too (so
+// that one another Claim is claiming would be skipped, and its successor
+// taken for a head) would be left to each server's rules (MariaDB 10.11
+// reads them unlocked); the plain read of the heads does not depend on
+// them.
+func (*mysql) claimOutbox(outbox, heads string, cols []string) string { return "" }
 
 // retryable: 1213 (deadlock: InnoDB rolled the transaction back) and
 // 1205 (lock wait timeout: only the statement was rolled back, but the

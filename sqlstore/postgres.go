@@ -60,8 +60,26 @@ func (*postgres) newerApply(events, subs, customers string, cols, state []string
 
 func (*postgres) byteWise() string { return ` COLLATE "C"` }
 
-func (*postgres) pruneBatch(events string) string {
-	return "DELETE FROM " + events + " WHERE id IN (SELECT id FROM " + events + " WHERE processed_at < ? LIMIT ?)"
+func (*postgres) deleteBatch(table, key, cond, order string) string {
+	return deleteBatchIn(table, key, cond)
+}
+
+func (*postgres) skipLocked() string { return " FOR UPDATE SKIP LOCKED" }
+
+// claimOutbox: the classic queue statement, run on its own
+// (autocommit). The heads are locked FOR UPDATE OF o SKIP LOCKED: only
+// the outbox rows selected, not the user's earlier rows that the head
+// check reads (a subquery, read from the statement's snapshot, where an
+// entry another Claim is claiming is still pending). A row another Claim
+// claimed and committed since the snapshot is read again, at its latest
+// version, and left out as claimed.
+func (*postgres) claimOutbox(outbox, heads string, cols []string) string {
+	ret := make([]string, len(cols))
+	for i, c := range cols {
+		ret[i] = "u." + c
+	}
+	return "WITH c AS (" + heads + " FOR UPDATE OF o SKIP LOCKED) UPDATE " + outbox + " AS u" +
+		" SET claim = ?, claimed_until = ? FROM c WHERE u.seq = c.seq RETURNING " + strings.Join(ret, ", ")
 }
 
 // retryable: 40001 serialization_failure and 40P01 deadlock_detected.

@@ -23,6 +23,9 @@ func TestREADME(t *testing.T) {
 	schema2, err := os.ReadFile("migrations/postgres/0002_invoice_order.sql")
 	require.NoError(t, err)
 	assert.Contains(t, readme, "```sql\n"+string(schema2)+"```\n", "README.md shows migrations/postgres/0002_invoice_order.sql")
+	schema4, err := os.ReadFile("migrations/postgres/0004_outbox.sql")
+	require.NoError(t, err)
+	assert.Contains(t, readme, "```sql\n"+string(schema4)+"```\n", "README.md shows migrations/postgres/0004_outbox.sql")
 
 	ex, err := os.ReadFile("example_test.go")
 	require.NoError(t, err)

@@ -57,9 +57,17 @@ func (*sqlite) newerApply(events, subs, customers string, cols, state []string) 
 
 func (*sqlite) byteWise() string { return "" }
 
-func (*sqlite) pruneBatch(events string) string {
-	return "DELETE FROM " + events + " WHERE id IN (SELECT id FROM " + events + " WHERE processed_at < ? LIMIT ?)"
+func (*sqlite) deleteBatch(table, key, cond, order string) string {
+	return deleteBatchIn(table, key, cond)
 }
+
+// skipLocked is empty: an IMMEDIATE transaction holds the database's
+// write lock from its start, so no other transaction has a row locked.
+func (*sqlite) skipLocked() string { return "" }
+
+// claimOutbox: Claim runs in a transaction, which holds the write lock
+// from BEGIN (IMMEDIATE): two Claims run one after the other.
+func (*sqlite) claimOutbox(outbox, heads string, cols []string) string { return "" }
 
 // retryable: SQLITE_BUSY once the busy timeout has run out (or at once,
 // when waiting could not help), and SQLITE_LOCKED.

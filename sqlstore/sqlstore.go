@@ -39,10 +39,10 @@ const (
 type Options struct {
 	// TablePrefix starts the name of every table and index of the store
 	// (default DefaultTablePrefix, "billing_"): customers, subscriptions,
-	// events, grants, parked_events and schema_migrations. Several stores
-	// with different prefixes can share a database. It must be at most 32
-	// lowercase ASCII letters, digits and underscores, starting with a
-	// letter or an underscore.
+	// events, grants, parked_events, outbox and schema_migrations. Several
+	// stores with different prefixes can share a database. It must be at
+	// most 32 lowercase ASCII letters, digits and underscores, starting
+	// with a letter or an underscore.
 	TablePrefix string
 
 	// EventRetention is the age past which [Store.PruneEvents] deletes the

@@ -263,7 +263,7 @@ func TestMigrationsFS(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			fsys := sqlstore.Migrations(d)
 			require.NotNil(t, fsys)
-			files := []string{"0001_init.sql", "0002_invoice_order.sql", "0003_order_key.sql"}
+			files := []string{"0001_init.sql", "0002_invoice_order.sql", "0003_order_key.sql", "0004_outbox.sql"}
 			require.NoError(t, fstest.TestFS(fsys, files...))
 			names, err := fs.Glob(fsys, "*.sql")
 			require.NoError(t, err)
@@ -279,9 +279,12 @@ func TestMigrationsFS(t *testing.T) {
 						assert.Contains(t, sqlText, "CREATE TABLE IF NOT EXISTS billing_"+tb+" (")
 					}
 				}
+				if f == "0004_outbox.sql" {
+					assert.Contains(t, sqlText, "CREATE TABLE IF NOT EXISTS billing_outbox (")
+				}
 				for _, name := range prefixedName.FindAllString(sqlText, -1) {
 					ok := false
-					for _, tb := range tables[:5] {
+					for _, tb := range tables[:6] {
 						ok = ok || name == "billing_"+tb || strings.HasPrefix(name, "billing_"+tb+"_")
 					}
 					assert.True(t, ok, "%s: every prefixed name starts with a table's", name)
@@ -346,13 +349,14 @@ func TestMigrationsIdempotent(t *testing.T) {
 			stmts = append(stmts, statements("0002_invoice_order.sql")...)
 			stmts = append(stmts, statements("0003_order_key.sql")...)
 		}
+		stmts = append(stmts, statements("0004_outbox.sql")...) // CREATE ... IF NOT EXISTS in every dialect
 		for round := range 2 {
 			for _, s := range stmts {
 				_, err := db.ExecContext(t.Context(), s)
 				require.NoError(t, err, "round %d: %s", round, s)
 			}
 		}
-		assert.ElementsMatch(t, tables[:5], tableNames(t, tdb, db, prefix))
+		assert.ElementsMatch(t, tables[:6], tableNames(t, tdb, db, prefix))
 		require.NoError(t, st.Migrate(t.Context()))
 		assert.ElementsMatch(t, tables, tableNames(t, tdb, db, prefix))
 		require.NoError(t, st.Apply(t.Context(), "evt_1", func(ctx context.Context, tx billing.Tx) error {

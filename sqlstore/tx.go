@@ -30,6 +30,15 @@ type queries struct {
 	insertGrant, grantsByUser string
 
 	upsertParked, selectParked, pageParked, countParked, deleteParked, pruneParked string
+
+	// The outbox's (see outbox.go). claimOutbox is Claim in one
+	// statement, where the database can (see dialect.claimOutbox);
+	// otherwise Claim reads the heads with outboxHeads, then locks and
+	// claims them with lockOutbox and setClaim, templates whose "IN (%s)"
+	// takes a list of seqs.
+	insertOutbox, claimOutbox, outboxHeads, outboxDelivered, outboxFailed, outboxDead string
+	deadOutbox, requeueOutbox, discardOutbox, pruneOutbox, outboxStats                string
+	lockOutbox, setClaim                                                              string
 }
 
 // subCols are the columns of the subscriptions table, in the order scanSub
@@ -52,6 +61,11 @@ var grantCols = []string{
 
 var parkedCols = []string{"id", "type", "customer_id", "reason", "payload", "parked_at"}
 
+// outboxCols are the columns of the outbox table that scanEntry reads, in
+// its order.
+var outboxCols = []string{"seq", "entry_key", "user_id", "kind", "payload", "recorded_at",
+	"state", "attempts", "next_attempt_at", "last_error", "claim"}
+
 // Table names without their prefix.
 const (
 	tableCustomers     = "customers"
@@ -59,13 +73,15 @@ const (
 	tableEvents        = "events"
 	tableGrants        = "grants"
 	tableParked        = "parked_events"
+	tableOutbox        = "outbox"
 	tableMigrations    = "schema_migrations"
 )
 
 // inTx are the statements transactions run.
 func (q queries) inTx() []string {
 	return []string{q.insertEvent, q.userByCustomerForUpdate, q.lockUser, q.insertCustomer, q.linksOf,
-		q.selectSubForUpdate, q.updateSub, q.insertSub, q.insertGrant, q.upsertNewer, q.applyNewer}
+		q.selectSubForUpdate, q.updateSub, q.insertSub, q.insertGrant, q.upsertNewer, q.applyNewer,
+		q.insertOutbox} // last: a schema without the outbox (not migrated yet) still prepares the others
 }
 
 func newQueries(d dialect, prefix string) queries {
@@ -75,6 +91,7 @@ func newQueries(d dialect, prefix string) queries {
 		events    = prefix + tableEvents
 		grants    = prefix + tableGrants
 		parked    = prefix + tableParked
+		outbox    = prefix + tableOutbox
 	)
 	insert := func(table string, cols []string) string {
 		return d.insertIfAbsent("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + marks(len(cols)) + ")")
@@ -86,7 +103,7 @@ func newQueries(d dialect, prefix string) queries {
 	q := queries{
 		insertEvent: insert(events, []string{"id", "processed_at"}),
 		selectEvent: "SELECT 1 FROM " + events + " WHERE id = ?",
-		pruneEvents: d.pruneBatch(events),
+		pruneEvents: d.deleteBatch(events, "id", "processed_at < ?", "processed_at"),
 
 		customerByUser: "SELECT customer_id FROM " + customers + " WHERE user_id = ?",
 		userByCustomer: "SELECT user_id FROM " + customers + " WHERE customer_id = ?",
@@ -115,6 +132,26 @@ func newQueries(d dialect, prefix string) queries {
 		countParked:  "SELECT COUNT(*) FROM " + parked,
 		deleteParked: "DELETE FROM " + parked + " WHERE id = ?",
 		pruneParked:  "DELETE FROM " + parked + " WHERE parked_at < ?",
+
+		// A new entry: pending, due when recorded, no attempts, no claim.
+		insertOutbox: d.insertIfAbsent("INSERT INTO " + outbox + " (entry_key, user_id, kind, payload, recorded_at, next_attempt_at," +
+			" state, attempts, claim, claimed_until, last_error, delivered_at) VALUES (?, ?, ?, ?, ?, ?, 0, 0, '', 0, '', 0)"),
+		claimOutbox: d.claimOutbox(outbox, outboxHeads(outbox), outboxCols),
+		outboxHeads: outboxHeads(outbox),
+		lockOutbox: "SELECT " + strings.Join(outboxCols, ", ") + " FROM " + outbox +
+			" WHERE seq IN (%s) AND state = 0 AND next_attempt_at <= ? AND claimed_until <= ?" + d.skipLocked(),
+		setClaim:        "UPDATE " + outbox + " SET claim = ?, claimed_until = ? WHERE seq IN (%s)",
+		outboxDelivered: "UPDATE " + outbox + " SET state = 1, delivered_at = ?, claim = '', claimed_until = 0 WHERE entry_key = ? AND state = 0",
+		outboxFailed: "UPDATE " + outbox + " SET attempts = attempts + 1, last_error = ?, claim = '', claimed_until = 0, next_attempt_at = ?" +
+			" WHERE entry_key = ? AND state = 0 AND claim = ?",
+		outboxDead: "UPDATE " + outbox + " SET attempts = attempts + 1, last_error = ?, claim = '', claimed_until = 0, state = 2" +
+			" WHERE entry_key = ? AND state = 0 AND claim = ?",
+		deadOutbox: "SELECT " + strings.Join(outboxCols, ", ") + " FROM " + outbox + " WHERE state = 2 AND seq > ? ORDER BY seq LIMIT ?",
+		requeueOutbox: "UPDATE " + outbox + " SET state = 0, attempts = 0, next_attempt_at = ?, last_error = '', claim = '', claimed_until = 0" +
+			" WHERE entry_key = ? AND state = 2",
+		discardOutbox: "DELETE FROM " + outbox + " WHERE entry_key = ? AND state = 2",
+		pruneOutbox:   d.deleteBatch(outbox, "seq", "state = 1 AND delivered_at < ?", "delivered_at"),
+		outboxStats:   "SELECT state, COUNT(*), MIN(recorded_at) FROM " + outbox + " WHERE state IN (0, 2) GROUP BY state",
 	}
 	for _, p := range []*string{
 		&q.insertEvent, &q.selectEvent, &q.pruneEvents,
@@ -123,10 +160,26 @@ func newQueries(d dialect, prefix string) queries {
 		&q.selectSubForUpdate, &q.subsByUser, &q.insertSub, &q.updateSub, &q.upsertNewer, &q.applyNewer,
 		&q.insertGrant, &q.grantsByUser,
 		&q.upsertParked, &q.selectParked, &q.pageParked, &q.countParked, &q.deleteParked, &q.pruneParked,
+		&q.insertOutbox, &q.claimOutbox, &q.outboxHeads, &q.outboxDelivered, &q.outboxFailed, &q.outboxDead,
+		&q.deadOutbox, &q.requeueOutbox, &q.discardOutbox, &q.pruneOutbox, &q.outboxStats,
+		// not lockOutbox and setClaim: bound once their lists are written
 	} {
 		*p = d.bind(*p)
 	}
 	return q
+}
+
+// outboxHeads selects the seqs of the entries Claim may claim: pending,
+// due at ? (the first argument), not claimed or claimed until no later
+// than ? (the second), and the first of their user's pending entries;
+// lowest seq first, at most ? (the third). The head check reads the
+// user's other entries without locking them: an entry claimed by a
+// transaction still running is pending all the same, and holds its
+// user's later entries back.
+func outboxHeads(outbox string) string {
+	return "SELECT o.seq FROM " + outbox + " o WHERE o.state = 0 AND o.next_attempt_at <= ? AND o.claimed_until <= ?" +
+		" AND NOT EXISTS (SELECT 1 FROM " + outbox + " p WHERE p.state = 0 AND p.user_id = o.user_id AND p.seq < o.seq)" +
+		" ORDER BY o.seq LIMIT ?"
 }
 
 // item is how a subscription item is kept in the items column (JSON).
