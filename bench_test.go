@@ -52,8 +52,12 @@ type benchWorld struct {
 	template billingtest.Event   // the renewal's customer.subscription.updated
 }
 
-func newBenchWorld(b *testing.B) *benchWorld {
+func newBenchWorld(b *testing.B, hooks ...billing.Hooks) *benchWorld {
 	b.Helper()
+	var h billing.Hooks
+	if len(hooks) > 0 {
+		h = hooks[0]
+	}
 	ctx := context.Background()
 	fake := testcatalog.NewStripe(b, time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
 	store := memstore.New()
@@ -66,6 +70,7 @@ func newBenchWorld(b *testing.B) *benchWorld {
 		Clock:          fake,
 		StripeURL:      fake.URL(),
 		MaxRetries:     -1,
+		Hooks:          h,
 	}, store, billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) {
 		return billing.User{ID: id, Email: id + "@example.com"}, nil
 	}))
@@ -276,8 +281,19 @@ func benchServe(b *testing.B, w *benchWorld, payload func(i int) []byte, want st
 // iteration (unique event ID, created one second later than the last):
 // verify, duplicate check, decode, and a committed conditional write, with
 // no Stripe call.
-func BenchmarkWebhookApply(b *testing.B) {
-	w := newBenchWorld(b)
+func BenchmarkWebhookApply(b *testing.B) { benchWebhookApply(b) }
+
+// BenchmarkWebhookApplyHooks is BenchmarkWebhookApply with hooks on: the
+// same events take the general path (the record is read, so that its
+// changes can be told) and record no change (a renewal's state again).
+func BenchmarkWebhookApplyHooks(b *testing.B) { benchWebhookApply(b, benchHooks) }
+
+// benchHooks is a Hooks whose handler is never called (no dispatcher
+// runs in the benchmarks): the cost measured is recording.
+var benchHooks = billing.Hooks{Handler: billing.ChangeHandlerFunc(func(context.Context, billing.Change) error { return nil })}
+
+func benchWebhookApply(b *testing.B, hooks ...billing.Hooks) {
+	w := newBenchWorld(b, hooks...)
 	payload := benchSubUpdates(b, w)
 	b.ReportAllocs()
 	benchServe(b, w, payload, "applied")
@@ -306,8 +322,15 @@ func BenchmarkWebhookDuplicate(b *testing.B) {
 // iteration: a failed renewal's event with a unique event ID and a unique
 // invoice ID created one second later each, so that each invoice's facts
 // are written as the subscription's latest. No Stripe call.
-func BenchmarkWebhookInvoice(b *testing.B) {
-	w := newBenchWorld(b)
+func BenchmarkWebhookInvoice(b *testing.B) { benchWebhookInvoice(b) }
+
+// BenchmarkWebhookInvoiceHooks is BenchmarkWebhookInvoice with hooks on:
+// every event records a change (payment_failed of its invoice's attempt)
+// in the outbox, in the same transaction.
+func BenchmarkWebhookInvoiceHooks(b *testing.B) { benchWebhookInvoice(b, benchHooks) }
+
+func benchWebhookInvoice(b *testing.B, hooks ...billing.Hooks) {
+	w := newBenchWorld(b, hooks...)
 	if _, err := w.fake.UpdateCard(w.fake.Subscription(w.sub).Customer.ID, billingtest.CardChargeFails); err != nil {
 		b.Fatal(err)
 	}
@@ -331,6 +354,15 @@ func BenchmarkWebhookInvoice(b *testing.B) {
 	}
 	if want := fmt.Sprintf("in_bench%019d", b.N-1); len(f.Subscriptions) != 1 || f.Subscriptions[0].Invoice.ID != want {
 		b.Fatalf("stored subscriptions %+v, want one whose latest invoice is %s", f.Subscriptions, want)
+	}
+	if len(hooks) > 0 {
+		st, err := w.store.OutboxStats(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st.Pending < int64(b.N) {
+			b.Fatalf("%d changes pending after %d failed payments: each should have recorded one", st.Pending, b.N)
+		}
 	}
 }
 

@@ -117,6 +117,12 @@ type Config struct {
 	// when Hooks.Handler is nil.
 	Hooks Hooks
 
+	// KeepCreditsOnRefund keeps a one-time purchase's credits when its
+	// payment is refunded. By default a refund takes back the credits in
+	// proportion to the amount refunded (rounded down): all of them for a
+	// full refund.
+	KeepCreditsOnRefund bool
+
 	// SecondSubscription is what billing does when a user the app did not
 	// allow a second subscription has two live ones anyway (two devices
 	// paying two Checkouts at once, the Dashboard, the API): ReportSecond

@@ -2,6 +2,8 @@ package billing
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,6 +113,16 @@ type Change struct {
 	Credits           int64  `json:"credits,omitempty"`
 	Amount            int64  `json:"amount,omitempty"`
 	Currency          string `json:"currency,omitempty"`
+
+	// A payment refunded or disputed: Amount is the total refunded so far
+	// (refunded) or the disputed amount (disputes).
+	PaymentIntentID string `json:"payment_intent_id,omitempty"`
+	ChargeID        string `json:"charge_id,omitempty"`
+	// RefundedNow is what this refund added to the amount refunded.
+	RefundedNow   int64  `json:"refunded_now,omitempty"`
+	DisputeID     string `json:"dispute_id,omitempty"`
+	DisputeStatus string `json:"dispute_status,omitempty"`
+	DisputeReason string `json:"dispute_reason,omitempty"`
 
 	// OtherSubscriptions are the user's other live subscriptions (second
 	// subscription).
@@ -283,11 +295,14 @@ func (r *recorder) subscription(ctx context.Context, tx Tx, before Subscription,
 		return nil
 	}
 	cs := r.p.subscriptionChanges(before, found, after, news)
-	if r.trialEnding && after.UserID != "" && !after.TrialEnd.IsZero() {
+	// A trial_will_end that arrives once the trial is over (a late
+	// delivery, CatchUp) announces nothing.
+	if r.trialEnding && after.UserID != "" && !after.TrialEnd.IsZero() && after.Status == SubscriptionTrialing {
+		m := r.p.one(after, time.Time{})
 		cs = append(cs, Change{
 			Kind: ChangeTrialEnding, Key: string(ChangeTrialEnding) + "/" + after.ID + "/" + strconv.FormatInt(after.TrialEnd.Unix(), 10),
 			UserID: after.UserID, CustomerID: after.CustomerID, SubscriptionID: after.ID, Status: after.Status,
-			TrialEnd: after.TrialEnd, At: after.Version,
+			Tier: m.Tier, PriceID: m.PriceID, CurrentPeriodEnd: m.CurrentPeriodEnd, TrialEnd: after.TrialEnd, At: after.Version,
 		})
 	}
 	return r.record(ctx, tx, cs...)
@@ -312,6 +327,7 @@ func (r *recorder) record(ctx context.Context, tx Tx, cs ...Change) error {
 		if c.UserID == "" {
 			continue // nobody to tell (never the case for a stored record)
 		}
+		c.Key = boundedKey(c.Kind, c.Key)
 		c.EventID, c.RecordedAt = r.event, now
 		c.At = c.At.UTC()
 		payload, err := json.Marshal(c)
@@ -329,6 +345,20 @@ func (r *recorder) record(ctx context.Context, tx Tx, cs ...Change) error {
 		}
 	}
 	return nil
+}
+
+// maxKeyLen bounds a change's key, so that every store can keep it
+// (IDs are up to maxStoredLen bytes each, and a key may join two).
+const maxKeyLen = 255
+
+// boundedKey is key, or, when it is longer than maxKeyLen, its kind and
+// the SHA-256 of the whole key: as stable and as unique.
+func boundedKey(kind ChangeKind, key string) string {
+	if len(key) <= maxKeyLen {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return string(kind) + "/sha256:" + hex.EncodeToString(sum[:])
 }
 
 // eventRecorder is the recorder of an event's write.

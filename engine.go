@@ -100,6 +100,32 @@ func (b *Billing) applyRefetched(ctx context.Context, ev *wireEvent) error {
 			return fmt.Errorf("billing: retrieve checkout session %s: %w", obj.ID, err)
 		}
 		return b.applyCheckout(ctx, ev, &w)
+	case evChargeRefunded, evDisputeCreated, evDisputeClosed:
+		var w wireObject
+		err := b.call(ctx, read, func() error {
+			var resp *stripe.APIResponse
+			if ev.Type == evChargeRefunded {
+				ch, err := b.sc.V1Charges.Retrieve(ctx, obj.ID, nil)
+				if err != nil {
+					return err
+				}
+				resp = ch.LastResponse
+			} else {
+				d, err := b.sc.V1Disputes.Retrieve(ctx, obj.ID, nil)
+				if err != nil {
+					return err
+				}
+				resp = d.LastResponse
+			}
+			return decodeResponse(resp, &w)
+		})
+		if err != nil {
+			return newStripeError("retrieve "+obj.ID, err)
+		}
+		if ev.Type == evChargeRefunded {
+			return b.applyRefund(ctx, ev, &w)
+		}
+		return b.applyDispute(ctx, ev, &w)
 	default:
 		return b.applyFetched(ctx, ev.ID, obj.ID, time.Unix(ev.Created, 0), b.eventRecorder(ev))
 	}

@@ -132,6 +132,7 @@ func grantFacts(s *wireSession, at time.Time, plans map[string]Plan) (g Grant, k
 		AmountTotal:       s.AmountTotal,
 		Currency:          s.Currency,
 		GrantedAt:         at.UTC().Truncate(time.Second),
+		PaymentIntentID:   string(s.PaymentIntent),
 	}
 	if price := s.Metadata[metaPriceID]; price != "" {
 		q := int64(1) // sessions made before billing recorded the quantity
@@ -159,7 +160,7 @@ func grantFacts(s *wireSession, at time.Time, plans map[string]Plan) (g Grant, k
 		}
 		g.Credits = p.Credits * g.Quantity
 	}
-	if bad := unstorable("checkout session", g.CheckoutSessionID, "customer", g.CustomerID, "price", g.PriceID, "currency", g.Currency); bad != "" {
+	if bad := unstorable("checkout session", g.CheckoutSessionID, "customer", g.CustomerID, "price", g.PriceID, "currency", g.Currency, "payment intent", g.PaymentIntentID); bad != "" {
 		return Grant{}, false, &errUnstorable{"cannot store the " + bad}
 	}
 	return g, known, nil

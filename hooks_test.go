@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v82"
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
@@ -422,4 +423,64 @@ func must(evs []billingtest.Event, err error) []billingtest.Event {
 		panic(err)
 	}
 	return evs
+}
+
+// A trial that ends without a card pauses; resumed once a card is
+// saved: paused and resumed, once each, after the trial's own changes.
+func TestHooksPausedAndResumed(t *testing.T) {
+	t.Parallel()
+	l := &hookLog{}
+	e := newCoEnv(t, withHooks(l, billing.Hooks{}))
+	customer := func() string {
+		_, err := e.b.Checkout(context.Background(), "u1", billing.CheckoutOptions{PriceID: "price_pack"}) // makes the customer
+		require.NoError(t, err)
+		return e.customerOf(t, "u1")
+	}()
+	cs, err := e.otherDevice().V1CheckoutSessions.Create(context.Background(), &stripe.CheckoutSessionCreateParams{
+		Mode: stripe.String("subscription"), Customer: stripe.String(customer), SuccessURL: stripe.String("https://app.example/ok"),
+		PaymentMethodCollection: stripe.String("if_required"),
+		LineItems:               []*stripe.CheckoutSessionCreateLineItemParams{{Price: stripe.String("price_pro"), Quantity: stripe.Int64(1)}},
+		SubscriptionData: &stripe.CheckoutSessionCreateSubscriptionDataParams{TrialPeriodDays: stripe.Int64(7),
+			TrialSettings: &stripe.CheckoutSessionCreateSubscriptionDataTrialSettingsParams{
+				EndBehavior: &stripe.CheckoutSessionCreateSubscriptionDataTrialSettingsEndBehaviorParams{
+					MissingPaymentMethod: stripe.String("pause")}}},
+	})
+	require.NoError(t, err)
+	e.deliver(t, e.complete(t, cs.ID, "")...)
+	sub := e.subscriptionOf(t, cs.ID)
+	e.deliver(t, e.fake.Advance(8*24*time.Hour)...)
+	_, err = e.fake.UpdateCard(customer, billingtest.CardOK)
+	require.NoError(t, err)
+	n := len(e.fake.Events())
+	_, err = e.otherDevice().V1Subscriptions.Resume(context.Background(), sub, nil)
+	require.NoError(t, err)
+	e.deliver(t, e.fake.Events()[n:]...)
+	dispatch(t, e.b)
+	assert.Equal(t, []billing.ChangeKind{billing.ChangeActivated, billing.ChangeTrialEnding, billing.ChangePaused, billing.ChangeResumed}, l.kinds())
+	got := l.all()
+	assert.Equal(t, "pro", got[1].Tier, "the trial's plan")
+	assert.Equal(t, e.fake.Subscription(sub).TrialEnd, got[1].TrialEnd.Unix())
+	assert.Equal(t, billing.SubscriptionTrialing, got[2].PreviousStatus)
+	assert.Equal(t, billing.SubscriptionPaused, got[3].PreviousStatus)
+	assert.Equal(t, billing.SubscriptionActive, got[3].Status)
+}
+
+// CatchUp of events the webhook applied, and Sync, record nothing again;
+// CatchUp of events the webhook missed records their changes once.
+func TestHooksCatchUpAndSyncRecordOnce(t *testing.T) {
+	t.Parallel()
+	l := &hookLog{}
+	e := newCoEnv(t, withHooks(l, billing.Hooks{}))
+	start := e.fake.Now()
+	sub := buy(t, e, "u1")
+	missed := must(e.fake.CancelAtPeriodEnd(sub)) // never delivered
+	require.NotEmpty(t, missed)
+	_, err := e.b.CatchUp(context.Background(), start.Add(-time.Minute))
+	require.NoError(t, err)
+	_, err = e.b.CatchUp(context.Background(), start.Add(-time.Minute))
+	require.NoError(t, err)
+	_, err = e.b.Sync(context.Background(), "u1")
+	require.NoError(t, err)
+	dispatch(t, e.b)
+	assert.Equal(t, []billing.ChangeKind{billing.ChangeActivated, billing.ChangeCancellationScheduled}, l.kinds())
 }

@@ -105,10 +105,12 @@ type policy struct {
 	rank   map[string]int
 	grace  int
 	leeway time.Duration
+	// keepCredits: refunds take no credits back.
+	keepCredits bool
 }
 
 func (b *Billing) policy() policy {
-	return policy{plans: b.plans, rank: b.rank, grace: b.cfg.GraceAttempts, leeway: b.cfg.AccessLeeway}
+	return policy{plans: b.plans, rank: b.rank, grace: b.cfg.GraceAttempts, leeway: b.cfg.AccessLeeway, keepCredits: b.cfg.KeepCreditsOnRefund}
 }
 
 // compute is the one pure function from stored facts and now to a
@@ -127,14 +129,24 @@ func (p policy) compute(f Facts, now time.Time) Membership {
 	}
 	best.UserID = f.UserID
 	best.HasCustomer = f.CustomerID != ""
+	refunded := map[string]int64{}
+	if !p.keepCredits {
+		for _, r := range f.Refunds {
+			refunded[r.PaymentIntentID] = r.Amount
+		}
+	}
 	for _, g := range f.Grants {
+		credits := g.Credits
+		if g.PaymentIntentID != "" {
+			credits = creditsLeft(g, refunded[g.PaymentIntentID])
+		}
 		// Saturating: each grant's credits are checked when granted, their
 		// sum can still pass the largest int64.
-		if g.Credits > 0 && best.Credits > math.MaxInt64-g.Credits {
+		if credits > 0 && best.Credits > math.MaxInt64-credits {
 			best.Credits = math.MaxInt64
 			continue
 		}
-		best.Credits += g.Credits
+		best.Credits += credits
 	}
 	return best
 }

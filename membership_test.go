@@ -2,6 +2,7 @@ package billing
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -330,4 +331,48 @@ func TestCreditsSaturate(t *testing.T) {
 	assert.Equal(t, int64(math.MaxInt64), testPl.compute(f, t0).Credits)
 	f.Grants = f.Grants[1:]
 	assert.Equal(t, int64(17), testPl.compute(f, t0).Credits)
+}
+
+// Refunds take a grant's credits back in proportion, rounded down, with
+// no overflow, and only from the grant their payment bought.
+func TestCreditsLeftAfterRefunds(t *testing.T) {
+	big := int64(math.MaxInt64 / 2)
+	for _, tc := range []struct {
+		credits, paid, refunded, want int64
+	}{
+		{200, 1000, 0, 200},
+		{200, 1000, 333, 134},
+		{200, 1000, 999, 1},
+		{200, 1000, 1000, 0},
+		{200, 1000, 5000, 0},
+		{7, 3, 1, 5},              // 7 × 1/3 = 2.33 taken back
+		{big, 10, 5, big - big/2}, // no overflow
+		{200, 0, 10, 0},           // a free grant refunded: nothing left
+		{0, 1000, 500, 0},
+	} {
+		got := creditsLeft(Grant{Credits: tc.credits, AmountTotal: tc.paid}, tc.refunded)
+		assert.Equal(t, tc.want, got, "%d credits, %d paid, %d refunded", tc.credits, tc.paid, tc.refunded)
+	}
+	p := policy{}
+	f := Facts{UserID: "u", Grants: []Grant{
+		{CheckoutSessionID: "cs_1", Credits: 100, AmountTotal: 500, PaymentIntentID: "pi_1"},
+		{CheckoutSessionID: "cs_2", Credits: 100, AmountTotal: 500, PaymentIntentID: "pi_2"},
+		{CheckoutSessionID: "cs_old", Credits: 100, AmountTotal: 500},
+	}, Refunds: []Refund{{PaymentIntentID: "pi_1", Amount: 250}, {PaymentIntentID: "pi_other", Amount: 500}}}
+	assert.Equal(t, int64(250), p.compute(f, time.Time{}).Credits)
+	p.keepCredits = true
+	assert.Equal(t, int64(300), p.compute(f, time.Time{}).Credits)
+}
+
+// Keys stay short enough for every store, and distinct.
+func TestBoundedKey(t *testing.T) {
+	long := strings.Repeat("x", 255)
+	short := "payment_failed/sub_1/in_1/2"
+	assert.Equal(t, short, boundedKey(ChangePaymentFailed, short))
+	a := boundedKey(ChangePaymentFailed, "payment_failed/sub_"+long+"/in_"+long+"/2")
+	b := boundedKey(ChangePaymentFailed, "payment_failed/sub_"+long+"/in_"+long+"/3")
+	assert.LessOrEqual(t, len(a), maxKeyLen)
+	assert.NotEqual(t, a, b)
+	assert.True(t, strings.HasPrefix(a, "payment_failed/"))
+	assert.Equal(t, a, boundedKey(ChangePaymentFailed, "payment_failed/sub_"+long+"/in_"+long+"/2"), "stable")
 }

@@ -61,16 +61,38 @@ func TestSamePriceMinutesApart(t *testing.T) {
 // and the subscription carries the allowance for the webhook path.
 func TestAllowedSecondSubscription(t *testing.T) {
 	t.Parallel()
-	e := newCoEnv(t)
-	basic := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_basic"})
-	pro := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro", AllowAnotherSubscription: true})
-	assert.Equal(t, stripe.CheckoutSessionStatusOpen, e.fake.CheckoutSession(basic.ID).Status)
-	e.deliver(t, e.complete(t, basic.ID, billingtest.CardOK)...)
-	e.deliver(t, e.complete(t, pro.ID, billingtest.CardOK)...)
-	customer := e.fake.CheckoutSession(pro.ID).Customer.ID
-	assert.Len(t, e.fake.SubscriptionsOf(customer), 2)
-	assert.Equal(t, "true", e.fake.Subscription(e.subscriptionOf(t, pro.ID)).Metadata["billing_allow_another"])
-	assert.Empty(t, e.fake.Subscription(e.subscriptionOf(t, basic.ID)).Metadata["billing_allow_another"])
+	for name, mod := range map[string]func(*billing.Config){
+		"report": func(*billing.Config) {},
+		"cancel second, with hooks": func(c *billing.Config) {
+			c.SecondSubscription = billing.CancelSecond
+			c.Hooks = billing.Hooks{Handler: &hookLog{}}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newCoEnv(t, mod)
+			basic := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_basic"})
+			pro := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_pro", AllowAnotherSubscription: true})
+			assert.Equal(t, stripe.CheckoutSessionStatusOpen, e.fake.CheckoutSession(basic.ID).Status)
+			e.deliver(t, e.complete(t, basic.ID, billingtest.CardOK)...)
+			if _, err := e.b.DispatchHooks(context.Background()); !errors.Is(err, billing.ErrNoHooks) {
+				require.NoError(t, err)
+			}
+			assert.Equal(t, stripe.CheckoutSessionStatusOpen, e.fake.CheckoutSession(pro.ID).Status, "allowed: not expired")
+			e.deliver(t, e.complete(t, pro.ID, billingtest.CardOK)...)
+			if _, err := e.b.DispatchHooks(context.Background()); !errors.Is(err, billing.ErrNoHooks) {
+				require.NoError(t, err)
+			}
+			customer := e.fake.CheckoutSession(pro.ID).Customer.ID
+			assert.Len(t, e.fake.SubscriptionsOf(customer), 2)
+			for _, s := range e.fake.SubscriptionsOf(customer) {
+				assert.Equal(t, stripe.SubscriptionStatusActive, e.fake.Subscription(s).Status, "nothing canceled")
+			}
+			assert.Zero(t, e.calls("POST /v1/refunds"))
+			assert.Empty(t, warnLines(e.logs.String(), "second live subscription"))
+			assert.Equal(t, "true", e.fake.Subscription(e.subscriptionOf(t, pro.ID)).Metadata["billing_allow_another"])
+			assert.Empty(t, e.fake.Subscription(e.subscriptionOf(t, basic.ID)).Metadata["billing_allow_another"])
+		})
+	}
 }
 
 // Expiring is a Stripe write: its failure fails the Checkout (and makes

@@ -77,7 +77,8 @@ type Outbox interface {
 // keeps Key, UserID, Kind, Payload and RecordedAt as given and never
 // interprets them; it sets the other fields.
 type OutboxEntry struct {
-	// Key is unique in the outbox: the change's idempotency key.
+	// Key is unique in the outbox: the change's idempotency key, at most
+	// 255 bytes.
 	Key string
 	// UserID orders the entries: one user's are delivered one at a time,
 	// in Seq order. (billing's own Stripe writes for a user have a queue

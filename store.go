@@ -93,6 +93,12 @@ type Tx interface {
 	// AddGrant adds g unless its CheckoutSessionID has a grant; it
 	// reports whether it added it.
 	AddGrant(ctx context.Context, g Grant) (bool, error)
+	// Refund reads the refund record of a PaymentIntent for update; found
+	// is false when there is none.
+	Refund(ctx context.Context, paymentIntentID string) (r Refund, found bool, err error)
+	// SaveRefund creates or replaces r.PaymentIntentID's record with r as
+	// given. billing calls it only with r.UserID locked.
+	SaveRefund(ctx context.Context, r Refund) error
 }
 
 // ConditionalStore is what a Store may offer for billing's most common
@@ -119,6 +125,8 @@ type Facts struct {
 	CustomerID    string // empty when the user never had a Stripe customer
 	Subscriptions []Subscription
 	Grants        []Grant
+	// Refunds are the user's refunded payments.
+	Refunds []Refund
 }
 
 // Subscription is billing's record of one Stripe subscription: the facts
@@ -195,6 +203,25 @@ type Grant struct {
 	// GrantedAt is Stripe's time of the payment (the event's created time,
 	// or the session's for a return-page sync).
 	GrantedAt time.Time
+	// PaymentIntentID is the session's payment, by which a refund finds
+	// the grant (empty for a grant made before billing kept it).
+	PaymentIntentID string
+}
+
+// Refund is what billing keeps of the refunds of one payment: how much
+// of it was refunded so far. It is stored apart from the grant the
+// payment bought, so that a refund arriving before its purchase is kept.
+type Refund struct {
+	PaymentIntentID string
+	ChargeID        string
+	UserID          string
+	CustomerID      string
+	// Amount is the amount refunded so far (the charge's
+	// amount_refunded), in the currency's smallest unit.
+	Amount   int64
+	Currency string
+	// Version is Stripe's time of the latest refund fact kept.
+	Version time.Time
 }
 
 // ParkedEvent is an event that could not be applied and is kept, verified,

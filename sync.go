@@ -16,6 +16,7 @@ import (
 var appliedTypes = []string{
 	evSubCreated, evSubUpdated, evSubDeleted, evSubPaused, evSubResumed, evSubTrialWillEnd,
 	evInvoicePaid, evInvoiceFailed, evCheckoutDone, evCheckoutAsyncOK,
+	evChargeRefunded, evDisputeCreated, evDisputeClosed,
 }
 
 // CatchUpReport counts what [Billing.CatchUp] did with the events it read.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 
 	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
@@ -150,7 +151,8 @@ const (
 func (b *Billing) process(ctx context.Context, ev *wireEvent, raw []byte) (Outcome, error) {
 	switch ev.Type {
 	case evSubCreated, evSubUpdated, evSubDeleted, evSubPaused, evSubResumed, evSubTrialWillEnd,
-		evInvoicePaid, evInvoiceFailed, evCheckoutDone, evCheckoutAsyncOK:
+		evInvoicePaid, evInvoiceFailed, evCheckoutDone, evCheckoutAsyncOK,
+		evChargeRefunded, evDisputeCreated, evDisputeClosed:
 	default:
 		return OutcomeIgnored, nil
 	}
@@ -166,7 +168,7 @@ func (b *Billing) process(ctx context.Context, ev *wireEvent, raw []byte) (Outco
 	// invoice payloads call Stripe only after their transaction has
 	// recorded the event (a tie), so Apply finds their duplicates; the
 	// others may call Stripe first and are looked up.
-	if ev.Type == evCheckoutDone || ev.Type == evCheckoutAsyncOK || train(ev.APIVersion) != train(stripe.APIVersion) {
+	if slices.Contains(callsFirst, ev.Type) || train(ev.APIVersion) != train(stripe.APIVersion) {
 		done, err := b.store.Processed(ctx, ev.ID)
 		if err != nil {
 			return 0, fmt.Errorf("look up event %s: %w", ev.ID, err)
@@ -203,6 +205,10 @@ func (b *Billing) process(ctx context.Context, ev *wireEvent, raw []byte) (Outco
 	}
 	return 0, err
 }
+
+// callsFirst are the event types whose application may call Stripe
+// before its transaction finds a duplicate.
+var callsFirst = []string{evCheckoutDone, evCheckoutAsyncOK, evDisputeCreated, evDisputeClosed}
 
 // unusable says why a verified event of a type billing applies cannot be
 // applied at all, or "": no data.object (nothing to apply), an ID no
@@ -252,6 +258,16 @@ func (b *Billing) applyEvent(ctx context.Context, ev *wireEvent) error {
 			return &errUndecodable{what: "checkout session", err: ev.objectErr}
 		}
 		return b.applyCheckout(ctx, ev, obj)
+	case evChargeRefunded:
+		if ev.objectErr != nil || obj.ID == "" {
+			return &errUndecodable{what: "charge", err: ev.objectErr}
+		}
+		return b.applyRefund(ctx, ev, obj)
+	case evDisputeCreated, evDisputeClosed:
+		if ev.objectErr != nil || obj.ID == "" {
+			return &errUndecodable{what: "dispute", err: ev.objectErr}
+		}
+		return b.applyDispute(ctx, ev, obj)
 	default:
 		if ev.objectErr != nil || obj.ID == "" {
 			return &errUndecodable{what: "subscription", err: ev.objectErr}

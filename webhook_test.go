@@ -234,7 +234,7 @@ func TestWebhookIgnoresUnknownTypes(t *testing.T) {
 	t.Parallel()
 	store := memstore.New()
 	e := newHandlerEnv(t, store)
-	w := e.deliver(t, event("evt_x", "charge.refunded", time.Now().Unix(), `{"id":"ch_1","object":"charge"}`))
+	w := e.deliver(t, event("evt_x", "charge.captured", time.Now().Unix(), `{"id":"ch_1","object":"charge"}`))
 	assert.Equal(t, 200, w.Code)
 	assert.JSONEq(t, `{"outcome":"ignored"}`, w.Body.String())
 	done, err := store.Processed(context.Background(), "evt_x")

@@ -151,6 +151,13 @@ type wireObject struct {
 		} `json:"data"`
 	} `json:"lines"`
 
+	// A charge's and a dispute's (a Checkout Session's payment_intent too).
+	PaymentIntent  ref    `json:"payment_intent"`
+	Amount         int64  `json:"amount"`
+	AmountRefunded int64  `json:"amount_refunded"`
+	Charge         ref    `json:"charge"`
+	Reason         string `json:"reason"`
+
 	// A Checkout Session's.
 	ClientReferenceID string `json:"client_reference_id"`
 	Mode              string `json:"mode"`

@@ -40,7 +40,8 @@ type Store struct {
 	customerByUser map[string]string // userID -> customerID
 	userByCustomer map[string]string // customerID -> userID
 	subs           map[string]billing.Subscription
-	grants         map[string]billing.Grant // by CheckoutSessionID
+	grants         map[string]billing.Grant  // by CheckoutSessionID
+	refunds        map[string]billing.Refund // by PaymentIntentID
 	events         map[string]struct{}
 	parked         map[string]billing.ParkedEvent
 	outbox         outbox
@@ -53,6 +54,7 @@ func New() *Store {
 		userByCustomer: make(map[string]string),
 		subs:           make(map[string]billing.Subscription),
 		grants:         make(map[string]billing.Grant),
+		refunds:        make(map[string]billing.Refund),
 		events:         make(map[string]struct{}),
 		parked:         make(map[string]billing.ParkedEvent),
 		outbox:         outbox{byKey: make(map[string]*billing.OutboxEntry)},
@@ -88,6 +90,7 @@ func (s *Store) Apply(ctx context.Context, eventID string, fn func(ctx context.C
 		userByCustomer: make(map[string]string),
 		subs:           make(map[string]billing.Subscription),
 		grants:         make(map[string]billing.Grant),
+		refunds:        make(map[string]billing.Refund),
 	}
 	defer func() { tx.done = true }()
 	if err := fn(ctx, tx); err != nil {
@@ -100,6 +103,7 @@ func (s *Store) Apply(ctx context.Context, eventID string, fn func(ctx context.C
 	maps.Copy(s.userByCustomer, tx.userByCustomer)
 	maps.Copy(s.subs, tx.subs)
 	maps.Copy(s.grants, tx.grants)
+	maps.Copy(s.refunds, tx.refunds)
 	s.outbox.commit(tx.recorded)
 	if eventID != "" {
 		s.events[eventID] = struct{}{}
@@ -147,6 +151,12 @@ func (s *Store) Facts(ctx context.Context, userID string) (billing.Facts, error)
 	slices.SortFunc(f.Subscriptions, func(a, b billing.Subscription) int {
 		return cmp.Compare(a.ID, b.ID)
 	})
+	for _, r := range s.refunds {
+		if r.UserID == userID {
+			f.Refunds = append(f.Refunds, r)
+		}
+	}
+	slices.SortFunc(f.Refunds, func(a, b billing.Refund) int { return cmp.Compare(a.PaymentIntentID, b.PaymentIntentID) })
 	slices.SortFunc(f.Grants, func(a, b billing.Grant) int {
 		if c := a.GrantedAt.Compare(b.GrantedAt); c != 0 {
 			return c
@@ -241,6 +251,7 @@ type tx struct {
 	userByCustomer map[string]string
 	subs           map[string]billing.Subscription
 	grants         map[string]billing.Grant
+	refunds        map[string]billing.Refund
 	recorded       []billing.OutboxEntry
 }
 
@@ -373,6 +384,29 @@ func (t *tx) AddGrant(ctx context.Context, g billing.Grant) (bool, error) {
 	}
 	t.grants[g.CheckoutSessionID] = g
 	return true, nil
+}
+
+// Refund returns the transaction's view of a payment's refund record.
+func (t *tx) Refund(ctx context.Context, paymentIntentID string) (billing.Refund, bool, error) {
+	if t.done {
+		return billing.Refund{}, false, errTxDone
+	}
+	if r, ok := t.refunds[paymentIntentID]; ok {
+		return r, true, nil
+	}
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	r, ok := t.s.refunds[paymentIntentID]
+	return r, ok, nil
+}
+
+// SaveRefund stores r in the transaction.
+func (t *tx) SaveRefund(ctx context.Context, r billing.Refund) error {
+	if t.done {
+		return errTxDone
+	}
+	t.refunds[r.PaymentIntentID] = r
+	return nil
 }
 
 func copySub(s billing.Subscription) billing.Subscription {

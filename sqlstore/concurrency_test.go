@@ -118,7 +118,7 @@ func TestConcurrentMigrate(t *testing.T) {
 			}
 			db := tdb.open(t, 1)
 			assert.ElementsMatch(t, tables, tableNames(t, tdb, db, prefix), "round %d", round)
-			assert.Equal(t, 4, count(t, db, "SELECT COUNT(*) FROM "+prefix+"schema_migrations"), "round %d: each migration recorded once", round)
+			assert.Equal(t, 5, count(t, db, "SELECT COUNT(*) FROM "+prefix+"schema_migrations"), "round %d: each migration recorded once", round)
 		}
 		// The schema works.
 		require.NoError(t, stores[pools-1].Apply(t.Context(), "evt_after_migrate", func(ctx context.Context, tx billing.Tx) error {
@@ -253,5 +253,85 @@ func TestPanicInFn(t *testing.T) {
 		require.NoError(t, st.Apply(ctx, "evt_panic", func(ctx context.Context, tx billing.Tx) error {
 			return tx.LinkCustomer(ctx, "user", "cus")
 		}))
+	})
+}
+
+// TestConcurrentRefundCreates has 4 pools × 4 goroutines create the
+// refund record of one PaymentIntent at once, each after reading it
+// absent, with no user lock to order them (a user without a customer has
+// none): every transaction commits, as the last write of an upsert, and
+// one record remains. On PostgreSQL and MySQL all of them read the record
+// absent before any writes it (their first attempt waits for the others
+// between the two); SQLite's transactions run one at a time anyway.
+func TestConcurrentRefundCreates(t *testing.T) {
+	const pools, goroutines = 4, 4
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		tdb := database(t, d)
+		prefix := newPrefix(t)
+		var stores []*sqlstore.Store
+		for range pools {
+			stores = append(stores, newStore(t, tdb, tdb.open(t, goroutines), sqlstore.Options{TablePrefix: prefix}))
+		}
+		const pi, user = "pi_raced", "user_raced"
+		version := time.Unix(1_770_000_000, 0).UTC()
+		refund := func(w int) billing.Refund {
+			return billing.Refund{PaymentIntentID: pi, ChargeID: fmt.Sprintf("ch_%d", w), UserID: user, CustomerID: "cus_raced",
+				Amount: int64(100 + w), Currency: "eur", Version: version.Add(time.Duration(w) * time.Second)}
+		}
+
+		// read: every worker's first attempt has read the record.
+		read := make(chan struct{})
+		var waiting sync.WaitGroup
+		waiting.Add(pools * goroutines)
+		go func() { waiting.Wait(); close(read) }()
+		barrier := d != sqlstore.SQLite
+
+		errs := make([]error, pools*goroutines)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for p, st := range stores {
+			for g := range goroutines {
+				w := p*goroutines + g
+				wg.Go(func() {
+					<-start
+					first := true
+					errs[w] = st.Apply(t.Context(), "", func(ctx context.Context, tx billing.Tx) error {
+						_, found, err := tx.Refund(ctx, pi)
+						if first {
+							first = false
+							waiting.Done()
+							if barrier && err == nil && !found {
+								select {
+								case <-read:
+								case <-ctx.Done():
+									return ctx.Err()
+								}
+							}
+						}
+						if err != nil {
+							return err
+						}
+						return tx.SaveRefund(ctx, refund(w))
+					})
+					if first { // Apply failed before fn ran
+						waiting.Done()
+					}
+				})
+			}
+		}
+		close(start)
+		wg.Wait()
+		for w, err := range errs {
+			assert.NoError(t, err, "worker %d", w)
+		}
+
+		f, err := stores[0].Facts(t.Context(), user)
+		require.NoError(t, err)
+		require.Len(t, f.Refunds, 1, "one record per PaymentIntent")
+		var ws []billing.Refund
+		for w := range pools * goroutines {
+			ws = append(ws, refund(w))
+		}
+		assert.Contains(t, ws, f.Refunds[0], "one worker's record, whole")
 	})
 }

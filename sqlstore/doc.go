@@ -17,10 +17,13 @@
 // subscriptions (the facts Membership is computed from, with their
 // versions; indexed by user and by customer), events (the IDs of the
 // events applied, primary key), grants (one-time purchases, keyed by
-// Checkout Session ID), and parked_events. Times are Unix seconds in
-// BIGINT columns. The outbox table keeps the changes billing records for
-// its dispatcher (the Store implements [billing.Outbox]). Another table,
-// schema_migrations, records the migrations applied by [Store.Migrate].
+// Checkout Session ID, with the PaymentIntent that paid them), and
+// parked_events. Times are Unix seconds in BIGINT columns. The outbox
+// table keeps the changes billing records for its dispatcher (the Store
+// implements [billing.Outbox]), and the refunds table what billing keeps
+// of each refunded payment (keyed by PaymentIntent ID, indexed by user).
+// Another table, schema_migrations, records the migrations applied by
+// [Store.Migrate].
 //
 // # Migrations
 //

@@ -26,6 +26,9 @@ func TestREADME(t *testing.T) {
 	schema4, err := os.ReadFile("migrations/postgres/0004_outbox.sql")
 	require.NoError(t, err)
 	assert.Contains(t, readme, "```sql\n"+string(schema4)+"```\n", "README.md shows migrations/postgres/0004_outbox.sql")
+	schema5, err := os.ReadFile("migrations/postgres/0005_refunds.sql")
+	require.NoError(t, err)
+	assert.Contains(t, readme, "```sql\n"+string(schema5)+"```\n", "README.md shows migrations/postgres/0005_refunds.sql")
 
 	ex, err := os.ReadFile("example_test.go")
 	require.NoError(t, err)

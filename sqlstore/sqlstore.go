@@ -39,10 +39,10 @@ const (
 type Options struct {
 	// TablePrefix starts the name of every table and index of the store
 	// (default DefaultTablePrefix, "billing_"): customers, subscriptions,
-	// events, grants, parked_events, outbox and schema_migrations. Several
-	// stores with different prefixes can share a database. It must be at
-	// most 32 lowercase ASCII letters, digits and underscores, starting
-	// with a letter or an underscore.
+	// events, grants, parked_events, outbox, refunds and
+	// schema_migrations. Several stores with different prefixes can share
+	// a database. It must be at most 32 lowercase ASCII letters, digits
+	// and underscores, starting with a letter or an underscore.
 	TablePrefix string
 
 	// EventRetention is the age past which [Store.PruneEvents] deletes the
@@ -429,9 +429,10 @@ func customerOf(ctx context.Context, q querier, qs queries, userID string) (stri
 }
 
 // Facts returns everything stored for userID, subscriptions sorted by
-// ID and grants by GrantedAt then CheckoutSessionID (IDs compared
-// byte-wise). A user with nothing stored gets zero Facts with UserID set,
-// and a nil error. Each table is read with one statement.
+// ID, grants by GrantedAt then CheckoutSessionID, and refunds by
+// PaymentIntentID (IDs compared byte-wise). A user with nothing stored
+// gets zero Facts with UserID set, and a nil error. Each table is read
+// with one statement.
 func (s *Store) Facts(ctx context.Context, userID string) (billing.Facts, error) {
 	f := billing.Facts{UserID: userID}
 	var err error
@@ -448,20 +449,19 @@ func (s *Store) Facts(ctx context.Context, userID string) (billing.Facts, error)
 		return billing.Facts{}, fmt.Errorf("sqlstore: read grants of user %s: %w", userID, err)
 	}
 	for rows.Next() {
-		var (
-			g         billing.Grant
-			grantedAt int64
-		)
-		if err := rows.Scan(&g.CheckoutSessionID, &g.UserID, &g.CustomerID, &g.PriceID, &g.Quantity,
-			&g.Credits, &g.AmountTotal, &g.Currency, &grantedAt); err != nil {
+		g, err := scanGrant(rows)
+		if err != nil {
 			rows.Close()
 			return billing.Facts{}, fmt.Errorf("sqlstore: read grants of user %s: %w", userID, err)
 		}
-		g.GrantedAt = fromUnix(grantedAt)
 		f.Grants = append(f.Grants, g)
 	}
 	if err := closeRows(rows); err != nil {
 		return billing.Facts{}, fmt.Errorf("sqlstore: read grants of user %s: %w", userID, err)
+	}
+
+	if f.Refunds, err = readRefunds(s.query(ctx, s.q.refundsByUser, userID)); err != nil {
+		return billing.Facts{}, fmt.Errorf("sqlstore: read refunds of user %s: %w", userID, err)
 	}
 
 	slices.SortFunc(f.Subscriptions, func(a, b billing.Subscription) int { return strings.Compare(a.ID, b.ID) })
@@ -471,6 +471,7 @@ func (s *Store) Facts(ctx context.Context, userID string) (billing.Facts, error)
 		}
 		return strings.Compare(a.CheckoutSessionID, b.CheckoutSessionID)
 	})
+	slices.SortFunc(f.Refunds, func(a, b billing.Refund) int { return strings.Compare(a.PaymentIntentID, b.PaymentIntentID) })
 	return f, nil
 }
 

@@ -263,7 +263,7 @@ func TestMigrationsFS(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			fsys := sqlstore.Migrations(d)
 			require.NotNil(t, fsys)
-			files := []string{"0001_init.sql", "0002_invoice_order.sql", "0003_order_key.sql", "0004_outbox.sql"}
+			files := []string{"0001_init.sql", "0002_invoice_order.sql", "0003_order_key.sql", "0004_outbox.sql", "0005_refunds.sql"}
 			require.NoError(t, fstest.TestFS(fsys, files...))
 			names, err := fs.Glob(fsys, "*.sql")
 			require.NoError(t, err)
@@ -282,9 +282,13 @@ func TestMigrationsFS(t *testing.T) {
 				if f == "0004_outbox.sql" {
 					assert.Contains(t, sqlText, "CREATE TABLE IF NOT EXISTS billing_outbox (")
 				}
+				if f == "0005_refunds.sql" {
+					assert.Contains(t, sqlText, "CREATE TABLE IF NOT EXISTS billing_refunds (")
+					assert.Regexp(t, `ALTER TABLE billing_grants ADD COLUMN (IF NOT EXISTS )?payment_intent_id `, sqlText)
+				}
 				for _, name := range prefixedName.FindAllString(sqlText, -1) {
 					ok := false
-					for _, tb := range tables[:6] {
+					for _, tb := range tables[:7] {
 						ok = ok || name == "billing_"+tb || strings.HasPrefix(name, "billing_"+tb+"_")
 					}
 					assert.True(t, ok, "%s: every prefixed name starts with a table's", name)
@@ -292,7 +296,9 @@ func TestMigrationsFS(t *testing.T) {
 				if d == sqlstore.MySQL {
 					assert.NotContains(t, sqlText, "CREATE INDEX", "MySQL 8 has no CREATE INDEX IF NOT EXISTS: indexes are declared in CREATE TABLE")
 					assert.NotContains(t, sqlText, "RETURNING")
-					assert.NotContains(t, sqlText, "IF NOT EXISTS "+"invoice", "MySQL 8 has no ADD COLUMN IF NOT EXISTS")
+					for _, stmt := range sqlstore.SplitStatements(sqlText) {
+						assert.NotContains(t, stmt, "ADD COLUMN IF NOT EXISTS", "MySQL 8 has no ADD COLUMN IF NOT EXISTS")
+					}
 				}
 			}
 		})
@@ -350,18 +356,74 @@ func TestMigrationsIdempotent(t *testing.T) {
 			stmts = append(stmts, statements("0003_order_key.sql")...)
 		}
 		stmts = append(stmts, statements("0004_outbox.sql")...) // CREATE ... IF NOT EXISTS in every dialect
+		made := tables[:6]
+		if d != sqlstore.SQLite {
+			// CREATE ... IF NOT EXISTS, and the column added only if
+			// missing (PostgreSQL's ADD COLUMN IF NOT EXISTS, MySQL's
+			// check of information_schema). SQLite has no such check:
+			// Migrate adds it in the transaction that records it.
+			stmts = append(stmts, statements("0005_refunds.sql")...)
+			made = tables[:7]
+		}
 		for round := range 2 {
 			for _, s := range stmts {
 				_, err := db.ExecContext(t.Context(), s)
 				require.NoError(t, err, "round %d: %s", round, s)
 			}
 		}
-		assert.ElementsMatch(t, tables[:6], tableNames(t, tdb, db, prefix))
+		assert.ElementsMatch(t, made, tableNames(t, tdb, db, prefix))
 		require.NoError(t, st.Migrate(t.Context()))
 		assert.ElementsMatch(t, tables, tableNames(t, tdb, db, prefix))
+		// The schema works, the refunds and the grants' new column too.
+		at := time.Unix(1_770_000_000, 0).UTC()
+		grant := billing.Grant{CheckoutSessionID: "cs_1", UserID: "user", CustomerID: "cus", PriceID: "price", Quantity: 1,
+			Credits: 10, AmountTotal: 500, Currency: "eur", GrantedAt: at, PaymentIntentID: "pi_1"}
+		refund := billing.Refund{PaymentIntentID: "pi_1", ChargeID: "ch_1", UserID: "user", CustomerID: "cus",
+			Amount: 200, Currency: "eur", Version: at}
 		require.NoError(t, st.Apply(t.Context(), "evt_1", func(ctx context.Context, tx billing.Tx) error {
-			return tx.LinkCustomer(ctx, "user", "cus")
+			if err := tx.LinkCustomer(ctx, "user", "cus"); err != nil {
+				return err
+			}
+			if _, err := tx.AddGrant(ctx, grant); err != nil {
+				return err
+			}
+			return tx.SaveRefund(ctx, refund)
 		}))
+		f, err := st.Facts(t.Context(), "user")
+		require.NoError(t, err)
+		assert.Equal(t, []billing.Grant{grant}, f.Grants)
+		assert.Equal(t, []billing.Refund{refund}, f.Refunds)
+	})
+}
+
+// TestRefundLongIDs: a refund record whose IDs are as long as the other
+// tables take (255 characters), and a grant with such a PaymentIntent
+// ID, are stored and read back whole.
+func TestRefundLongIDs(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		st := newTestStore(t, d)
+		ctx := t.Context()
+		long := func(prefix string) string { return prefix + strings.Repeat("x", 255-len(prefix)) }
+		r := billing.Refund{PaymentIntentID: long("pi_"), ChargeID: long("ch_"), UserID: long("user_"), CustomerID: long("cus_"),
+			Amount: 1, Currency: "eur", Version: time.Unix(1_770_000_000, 0).UTC()}
+		g := billing.Grant{CheckoutSessionID: long("cs_"), UserID: r.UserID, CustomerID: r.CustomerID, PriceID: long("price_"),
+			Quantity: 1, Credits: 1, AmountTotal: 1, Currency: "eur", GrantedAt: r.Version, PaymentIntentID: r.PaymentIntentID}
+		require.NoError(t, st.Apply(ctx, "", func(ctx context.Context, tx billing.Tx) error {
+			if _, err := tx.AddGrant(ctx, g); err != nil {
+				return err
+			}
+			return tx.SaveRefund(ctx, r)
+		}))
+		require.NoError(t, st.Apply(ctx, "", func(ctx context.Context, tx billing.Tx) error {
+			got, found, err := tx.Refund(ctx, r.PaymentIntentID)
+			require.True(t, found)
+			assert.Equal(t, r, got)
+			return err
+		}))
+		f, err := st.Facts(ctx, r.UserID)
+		require.NoError(t, err)
+		assert.Equal(t, []billing.Grant{g}, f.Grants)
+		assert.Equal(t, []billing.Refund{r}, f.Refunds)
 	})
 }
 

@@ -29,6 +29,10 @@ type queries struct {
 
 	insertGrant, grantsByUser string
 
+	// The refunds': a payment's record read for update, created or
+	// replaced (an upsert on the key), and a user's records.
+	selectRefundForUpdate, upsertRefund, refundsByUser string
+
 	upsertParked, selectParked, pageParked, countParked, deleteParked, pruneParked string
 
 	// The outbox's (see outbox.go). claimOutbox is Claim in one
@@ -57,7 +61,12 @@ var stateCols = []string{"status", "items", "cancel_at_period_end", "cancel_at",
 
 var grantCols = []string{
 	"checkout_session_id", "user_id", "customer_id", "price_id", "quantity", "credits", "amount_total", "currency", "granted_at",
+	"payment_intent_id",
 }
+
+// refundCols are the columns of the refunds table, in the order scanRefund
+// reads them and refundArgs gives them; the key first.
+var refundCols = []string{"payment_intent_id", "charge_id", "user_id", "customer_id", "amount", "currency", "version"}
 
 var parkedCols = []string{"id", "type", "customer_id", "reason", "payload", "parked_at"}
 
@@ -74,6 +83,7 @@ const (
 	tableGrants        = "grants"
 	tableParked        = "parked_events"
 	tableOutbox        = "outbox"
+	tableRefunds       = "refunds"
 	tableMigrations    = "schema_migrations"
 )
 
@@ -81,7 +91,9 @@ const (
 func (q queries) inTx() []string {
 	return []string{q.insertEvent, q.userByCustomerForUpdate, q.lockUser, q.insertCustomer, q.linksOf,
 		q.selectSubForUpdate, q.updateSub, q.insertSub, q.insertGrant, q.upsertNewer, q.applyNewer,
-		q.insertOutbox} // last: a schema without the outbox (not migrated yet) still prepares the others
+		// Last, by schema version: a schema not migrated yet still
+		// prepares the statements of the versions it has.
+		q.insertOutbox, q.selectRefundForUpdate, q.upsertRefund}
 }
 
 func newQueries(d dialect, prefix string) queries {
@@ -92,6 +104,7 @@ func newQueries(d dialect, prefix string) queries {
 		grants    = prefix + tableGrants
 		parked    = prefix + tableParked
 		outbox    = prefix + tableOutbox
+		refunds   = prefix + tableRefunds
 	)
 	insert := func(table string, cols []string) string {
 		return d.insertIfAbsent("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + marks(len(cols)) + ")")
@@ -122,6 +135,11 @@ func newQueries(d dialect, prefix string) queries {
 
 		insertGrant:  insert(grants, grantCols),
 		grantsByUser: "SELECT " + strings.Join(grantCols, ", ") + " FROM " + grants + " WHERE user_id = ?",
+
+		selectRefundForUpdate: "SELECT " + strings.Join(refundCols, ", ") + " FROM " + refunds + " WHERE payment_intent_id = ?" + d.forUpdate(),
+		// Every column but the key replaced.
+		upsertRefund:  d.upsert(refunds, refundCols, len(refundCols)-1),
+		refundsByUser: "SELECT " + strings.Join(refundCols, ", ") + " FROM " + refunds + " WHERE user_id = ?",
 
 		// A parked event parked again keeps its parked_at (the last column).
 		upsertParked: d.upsert(parked, parkedCols, len(parkedCols)-2),
@@ -159,6 +177,7 @@ func newQueries(d dialect, prefix string) queries {
 		&q.lockUser, &q.userByCustomerForUpdate,
 		&q.selectSubForUpdate, &q.subsByUser, &q.insertSub, &q.updateSub, &q.upsertNewer, &q.applyNewer,
 		&q.insertGrant, &q.grantsByUser,
+		&q.selectRefundForUpdate, &q.upsertRefund, &q.refundsByUser,
 		&q.upsertParked, &q.selectParked, &q.pageParked, &q.countParked, &q.deleteParked, &q.pruneParked,
 		&q.insertOutbox, &q.claimOutbox, &q.outboxHeads, &q.outboxDelivered, &q.outboxFailed, &q.outboxDead,
 		&q.deadOutbox, &q.requeueOutbox, &q.discardOutbox, &q.pruneOutbox, &q.outboxStats,
@@ -419,8 +438,6 @@ func (t *tx) SaveSubscription(ctx context.Context, s billing.Subscription) error
 	return nil
 }
 
-// AddGrant inserts the grant unless its Checkout Session ID (the primary
-// key) is taken. An insert racing another transaction's waits for it.
 // Subscriptions reads userID's records in the transaction (one
 // statement; billing has locked the user).
 func (t *tx) Subscriptions(ctx context.Context, userID string) ([]billing.Subscription, error) {
@@ -451,11 +468,91 @@ func readSubs(rows *sql.Rows, err error) ([]billing.Subscription, error) {
 	return out, nil
 }
 
+// AddGrant inserts the grant unless its Checkout Session ID (the primary
+// key) is taken. An insert racing another transaction's waits for it.
 func (t *tx) AddGrant(ctx context.Context, g billing.Grant) (bool, error) {
 	ok, err := t.s.d.inserted(t.exec(ctx, t.s.q.insertGrant, g.CheckoutSessionID, g.UserID, g.CustomerID,
-		g.PriceID, g.Quantity, g.Credits, g.AmountTotal, g.Currency, toUnix(g.GrantedAt)))
+		g.PriceID, g.Quantity, g.Credits, g.AmountTotal, g.Currency, toUnix(g.GrantedAt), g.PaymentIntentID))
 	if err != nil {
 		return false, fmt.Errorf("sqlstore: add grant %s: %w", g.CheckoutSessionID, err)
 	}
 	return ok, nil
+}
+
+// scanGrant reads a row of grantCols.
+func scanGrant(r scanner) (billing.Grant, error) {
+	var (
+		g         billing.Grant
+		grantedAt int64
+	)
+	if err := r.Scan(&g.CheckoutSessionID, &g.UserID, &g.CustomerID, &g.PriceID, &g.Quantity,
+		&g.Credits, &g.AmountTotal, &g.Currency, &grantedAt, &g.PaymentIntentID); err != nil {
+		return billing.Grant{}, err
+	}
+	g.GrantedAt = fromUnix(grantedAt)
+	return g, nil
+}
+
+// scanRefund reads a row of refundCols.
+func scanRefund(r scanner) (billing.Refund, error) {
+	var (
+		rf      billing.Refund
+		version int64
+	)
+	if err := r.Scan(&rf.PaymentIntentID, &rf.ChargeID, &rf.UserID, &rf.CustomerID, &rf.Amount, &rf.Currency, &version); err != nil {
+		return billing.Refund{}, err
+	}
+	rf.Version = fromUnix(version)
+	return rf, nil
+}
+
+// refundArgs are the values of refundCols for r.
+func refundArgs(r billing.Refund) []any {
+	return []any{r.PaymentIntentID, r.ChargeID, r.UserID, r.CustomerID, r.Amount, r.Currency, toUnix(r.Version)}
+}
+
+// Refund reads the payment's refund record with SELECT ... FOR UPDATE
+// (SQLite's transaction holds the write lock already), so that no other
+// transaction changes it before this one ends.
+func (t *tx) Refund(ctx context.Context, paymentIntentID string) (billing.Refund, bool, error) {
+	r, err := scanRefund(t.queryRow(ctx, t.s.q.selectRefundForUpdate, paymentIntentID))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return billing.Refund{}, false, nil
+	case err != nil:
+		return billing.Refund{}, false, fmt.Errorf("sqlstore: read refund of payment %s: %w", paymentIntentID, err)
+	}
+	return r, true, nil
+}
+
+// SaveRefund creates or replaces the payment's refund record in one
+// statement, an upsert on its primary key (INSERT ... ON CONFLICT DO
+// UPDATE, or ON DUPLICATE KEY UPDATE on MySQL): a record another
+// transaction created since this one found none is replaced, not a
+// conflict (billing calls it holding the user's lock).
+func (t *tx) SaveRefund(ctx context.Context, r billing.Refund) error {
+	if _, err := t.exec(ctx, t.s.q.upsertRefund, t.s.d.upsertArgs(refundArgs(r), len(refundCols)-1)...); err != nil {
+		return fmt.Errorf("sqlstore: save refund of payment %s: %w", r.PaymentIntentID, err)
+	}
+	return nil
+}
+
+// readRefunds reads the refunds a query returned.
+func readRefunds(rows *sql.Rows, err error) ([]billing.Refund, error) {
+	if err != nil {
+		return nil, err
+	}
+	var out []billing.Refund
+	for rows.Next() {
+		r, err := scanRefund(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

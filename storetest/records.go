@@ -616,6 +616,7 @@ func testFactsIsolation(t *testing.T, st billing.Store) {
 		user, cus string
 		subs      []billing.Subscription
 		grants    []billing.Grant
+		refunds   []billing.Refund
 	}
 	mk := func(who string) data {
 		user, cus := n("user_"+who), n("cus_"+who)
@@ -627,7 +628,8 @@ func testFactsIsolation(t *testing.T, st billing.Store) {
 				otherSub(n("sub2_"+who), user, cus, at(1)),
 				invoiceOnly(n("sub3_"+who), user, cus),
 			},
-			grants: []billing.Grant{grant(n("cs1_"+who), user, cus, 0), grant(n("cs2_"+who), user, cus, 1)},
+			grants:  []billing.Grant{grant(n("cs1_"+who), user, cus, 0), grant(n("cs2_"+who), user, cus, 1)},
+			refunds: []billing.Refund{refund(n("pi1_"+who), user, cus, 100, 2), refund(n("pi2_"+who), user, cus, 2997, 3)},
 		}
 	}
 	users := []data{mk("a"), mk("b")}
@@ -646,6 +648,11 @@ func testFactsIsolation(t *testing.T, st billing.Store) {
 					return err
 				}
 			}
+			for _, r := range d.refunds {
+				if err := tx.SaveRefund(ctx, r); err != nil {
+					return err
+				}
+			}
 			return nil
 		})
 	}
@@ -654,6 +661,7 @@ func testFactsIsolation(t *testing.T, st billing.Store) {
 		assert.Equal(t, d.cus, f.CustomerID)
 		assert.ElementsMatch(t, d.subs, normSubs(f.Subscriptions), "subscriptions of %s", d.user)
 		assert.ElementsMatch(t, d.grants, normGrants(f.Grants), "grants of %s", d.user)
+		assert.ElementsMatch(t, d.refunds, normRefunds(f.Refunds), "refunds of %s", d.user)
 	}
 }
 
@@ -735,4 +743,84 @@ func testSubscriptionsOfUser(t *testing.T, st billing.Store) {
 	})
 	assert.ElementsMatch(t, normSubs([]billing.Subscription{kept, newer, added}), normSubs(mine), "the transaction's view")
 	assert.Empty(t, other, "a user with nothing")
+}
+
+// ---- Refund ----
+
+// readRefund reads a payment's refund record in a transaction of its own.
+func readRefund(t *testing.T, st billing.Store, paymentIntentID string) (billing.Refund, bool) {
+	t.Helper()
+	var r billing.Refund
+	var found bool
+	inTx(t, st, func(ctx context.Context, tx billing.Tx) error {
+		var err error
+		r, found, err = tx.Refund(ctx, paymentIntentID)
+		return err
+	})
+	r.Version = utc(r.Version)
+	return r, found
+}
+
+func testRefundRoundTrip(t *testing.T, st billing.Store) {
+	n := namer(t)
+	_, found := readRefund(t, st, n("pi"))
+	require.False(t, found, "no record yet")
+	r := refund(n("pi"), n("user"), n("cus"), 1500, 10)
+	inTx(t, st, func(ctx context.Context, tx billing.Tx) error {
+		if err := tx.LockUser(ctx, r.UserID); err != nil {
+			return err
+		}
+		if _, _, err := tx.Refund(ctx, r.PaymentIntentID); err != nil {
+			return err
+		}
+		if err := tx.SaveRefund(ctx, r); err != nil {
+			return err
+		}
+		got, found, err := tx.Refund(ctx, r.PaymentIntentID)
+		if err != nil {
+			return err
+		}
+		got.Version = utc(got.Version)
+		assert.True(t, found, "a transaction sees its own refund")
+		assert.Equal(t, r, got)
+		return nil
+	})
+	got, found := readRefund(t, st, n("pi"))
+	require.True(t, found)
+	assert.Equal(t, r, got)
+	assert.Equal(t, []billing.Refund{r}, normRefunds(facts(t, st, n("user")).Refunds))
+	assert.Empty(t, facts(t, st, n("other")).Refunds)
+}
+
+func testRefundReplaces(t *testing.T, st billing.Store) {
+	n := namer(t)
+	first := refund(n("pi"), n("user"), n("cus"), 500, 10)
+	second := refund(n("pi"), n("user"), n("cus"), 2997, 20)
+	second.ChargeID, second.Currency = "ch_other", "usd"
+	for _, r := range []billing.Refund{first, second} {
+		inTx(t, st, func(ctx context.Context, tx billing.Tx) error {
+			if _, _, err := tx.Refund(ctx, r.PaymentIntentID); err != nil {
+				return err
+			}
+			return tx.SaveRefund(ctx, r)
+		})
+	}
+	got, _ := readRefund(t, st, n("pi"))
+	assert.Equal(t, second, got, "the whole record replaced")
+	assert.Len(t, facts(t, st, n("user")).Refunds, 1)
+}
+
+func testRefundFailedTx(t *testing.T, st billing.Store) {
+	n := namer(t)
+	boom := errors.New("boom")
+	err := st.Apply(t.Context(), n("evt"), func(ctx context.Context, tx billing.Tx) error {
+		if err := tx.SaveRefund(ctx, refund(n("pi"), n("user"), n("cus"), 100, 0)); err != nil {
+			return err
+		}
+		return boom
+	})
+	require.ErrorIs(t, err, boom)
+	_, found := readRefund(t, st, n("pi"))
+	assert.False(t, found)
+	assert.Empty(t, facts(t, st, n("user")).Refunds)
 }

@@ -115,6 +115,11 @@ func groups() []group {
 			{"UserIDThenWrites", testUserIDThenWrites},
 			{"LockAgainInOneTx", testLockAgain},
 		}},
+		{"Refund", []test{
+			{"RoundTrip", testRefundRoundTrip},
+			{"SaveReplaces", testRefundReplaces},
+			{"FailedTxLeavesNothing", testRefundFailedTx},
+		}},
 		{"AddGrant", []test{
 			{"AddedOnce", testAddGrantOnce},
 			{"OnceWhenEventComesFirst", testGrantEventFirst},
@@ -280,7 +285,23 @@ func grant(checkoutSessionID, userID, customerID string, grantedAt int) billing.
 		AmountTotal:       2997,
 		Currency:          "eur",
 		GrantedAt:         at(grantedAt),
+		PaymentIntentID:   "pi_" + checkoutSessionID,
 	}
+}
+
+// refund returns a refund record with every field set.
+func refund(paymentIntentID, userID, customerID string, amount int64, version int) billing.Refund {
+	return billing.Refund{PaymentIntentID: paymentIntentID, ChargeID: "ch_" + paymentIntentID, UserID: userID,
+		CustomerID: customerID, Amount: amount, Currency: "eur", Version: at(version)}
+}
+
+func normRefunds(rs []billing.Refund) []billing.Refund {
+	out := make([]billing.Refund, 0, len(rs))
+	for _, r := range rs {
+		r.Version = utc(r.Version)
+		out = append(out, r)
+	}
+	return out
 }
 
 func parked(id, customerID string, parkedAt int) billing.ParkedEvent {

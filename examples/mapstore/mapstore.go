@@ -38,12 +38,13 @@ type data struct {
 	grants     map[string]billing.Grant // by Checkout Session ID
 	events     map[string]bool
 	parked     map[string]billing.ParkedEvent
+	refunds    map[string]billing.Refund // by PaymentIntent ID
 }
 
 // clone copies d, deep enough that writes to the copy never reach d.
 func (d data) clone() data {
 	c := data{maps.Clone(d.customerOf), maps.Clone(d.userOf), maps.Clone(d.subs), maps.Clone(d.grants),
-		maps.Clone(d.events), maps.Clone(d.parked)}
+		maps.Clone(d.events), maps.Clone(d.parked), maps.Clone(d.refunds)}
 	return c
 }
 
@@ -52,7 +53,7 @@ var _ billing.Store = (*Store)(nil)
 // New returns an empty Store.
 func New() *Store {
 	return &Store{d: data{map[string]string{}, map[string]string{}, map[string]billing.Subscription{},
-		map[string]billing.Grant{}, map[string]bool{}, map[string]billing.ParkedEvent{}}}
+		map[string]billing.Grant{}, map[string]bool{}, map[string]billing.ParkedEvent{}, map[string]billing.Refund{}}}
 }
 
 // Apply runs fn alone, on a copy of the data, and keeps the copy (with
@@ -110,6 +111,11 @@ func (s *Store) Facts(ctx context.Context, userID string) (billing.Facts, error)
 		}
 	}
 	slices.SortFunc(f.Subscriptions, func(a, b billing.Subscription) int { return strings.Compare(a.ID, b.ID) })
+	for _, r := range d.refunds {
+		if r.UserID == userID {
+			f.Refunds = append(f.Refunds, r)
+		}
+	}
 	slices.SortFunc(f.Grants, func(a, b billing.Grant) int { return strings.Compare(a.CheckoutSessionID, b.CheckoutSessionID) })
 	return f, nil
 }
@@ -249,4 +255,16 @@ func (t *tx) AddGrant(ctx context.Context, g billing.Grant) (bool, error) {
 	}
 	t.d.grants[g.CheckoutSessionID] = g
 	return true, nil
+}
+
+// Refund reads a payment's refund record.
+func (t *tx) Refund(ctx context.Context, paymentIntentID string) (billing.Refund, bool, error) {
+	r, ok := t.d.refunds[paymentIntentID]
+	return r, ok, nil
+}
+
+// SaveRefund keeps r.
+func (t *tx) SaveRefund(ctx context.Context, r billing.Refund) error {
+	t.d.refunds[r.PaymentIntentID] = r
+	return nil
 }
