@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -72,7 +73,14 @@ type app struct {
 	dialect sqlstore.Dialect
 	b       *billing.Billing
 	users   *users
+	mail    *mailbox
 	plans   []plan
+	siteURL string
+	// webhook is billing's webhook handler; offline, it also delivers the
+	// changes the event recorded (dispatchAfter).
+	webhook http.Handler
+	// stopHooks stops RunHooks (with Stripe) and waits for it; nil offline.
+	stopHooks func()
 	// offline is the in-process offline Stripe, nil with a real one.
 	offline *billingtest.Stripe
 	// now is billing's clock: the offline Stripe's simulated time, or
@@ -91,6 +99,7 @@ func newApp(ctx context.Context, cfg appConfig) (*app, error) {
 		log:           cfg.Logger,
 		db:            cfg.DB,
 		dialect:       cfg.Dialect,
+		siteURL:       cfg.SiteURL,
 		now:           time.Now,
 		secureCookies: strings.HasPrefix(cfg.SiteURL, "https://"),
 	}
@@ -110,6 +119,10 @@ func newApp(ctx context.Context, cfg appConfig) (*app, error) {
 	if err := a.users.migrate(ctx); err != nil {
 		return nil, err
 	}
+	a.mail = &mailbox{db: cfg.DB, dialect: cfg.Dialect}
+	if err := a.mail.migrate(ctx); err != nil {
+		return nil, err
+	}
 
 	// Which Stripe: the real one (or another Stripe-compatible API), or
 	// the offline Stripe with the site's prices.
@@ -121,6 +134,10 @@ func newApp(ctx context.Context, cfg appConfig) (*app, error) {
 		GraceAttempts:  graceAttempts,
 		Logger:         cfg.Logger,
 		HTTPClient:     &http.Client{Timeout: stripeTimeout},
+		// Every change of a user's billing is recorded in billing's outbox
+		// and delivered to the site's handler, which sends the emails
+		// (mailbox.go).
+		Hooks: billing.Hooks{Handler: billing.ChangeHandlerFunc(a.emailChange)},
 	}
 	priceIDs := cfg.Stripe.Prices
 	if cfg.Stripe.SecretKey == "" {
@@ -148,20 +165,91 @@ func newApp(ctx context.Context, cfg appConfig) (*app, error) {
 		a.Close()
 		return nil, err
 	}
+	a.webhook = a.b.WebhookHandler()
 	if a.offline != nil {
+		a.webhook = a.dispatchAfter(a.webhook)
 		// The offline Stripe delivers its webhooks straight to the
 		// site's handler, signed with the secret billing checks.
-		a.offline.AddEndpoint(a.b.WebhookHandler(), billingtest.EndpointOptions{
+		a.offline.AddEndpoint(a.webhook, billingtest.EndpointOptions{
 			Secret: offlineWebhookSecret,
 			URL:    cfg.SiteURL + "/stripe/webhook",
 		})
+	} else {
+		a.startHooks(ctx)
 	}
 	a.Handler = a.routes()
 	return a, nil
 }
 
-// Close stops the offline Stripe, if any.
+// Delivering billing's changes to the site's handler (emailChange).
+//
+// With Stripe, RunHooks runs beside the server for the app's lifetime: it
+// is woken by each webhook this process applies and polls every
+// Hooks.Poll for the rest (retries, the changes of other replicas).
+//
+// Offline, billing's Clock is the offline Stripe, whose Sleep does not
+// wait but moves the simulated clock at once: RunHooks, which polls with
+// Clock.Sleep, would spin, pushing the simulated time forward by
+// Hooks.Poll at every turn. A Clock that reads the simulated time but
+// really sleeps would keep the simulated time still, but it would be
+// billing's Clock for everything (its retries of Stripe calls would take
+// real time), and the emails would arrive some time after the request that
+// caused them (a page could show the mailbox without them, and tests would
+// have to wait for them). So offline the site calls DispatchHooks itself,
+// which only reads the clock: after each webhook the offline Stripe
+// delivers (its Checkout, portal and clock act through webhooks; Flush
+// waits for those, and so for their emails), and around each request of
+// the site (the return page's SyncCheckout and the dev panel's replay
+// record changes too). A change whose delivery failed is retried by a
+// later dispatch once its backoff has passed on the simulated clock.
+
+// startHooks runs RunHooks until Close (Stripe mode). It runs on a context
+// of its own, so that a delivery in flight is not cut off at the first
+// signal but ends as the server shuts down.
+func (a *app) startHooks(ctx context.Context) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := a.b.RunHooks(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Error("delivering billing's changes stopped", "error", err.Error())
+		}
+	}()
+	a.stopHooks = func() {
+		cancel()
+		<-done
+	}
+}
+
+// dispatchTimeout bounds one offline dispatch.
+const dispatchTimeout = 20 * time.Second
+
+// dispatchHooks delivers the changes due now (offline mode). It runs to
+// its end even if the request that called it is gone: a delivery cut off
+// midway would hold its change until its claim expires.
+func (a *app) dispatchHooks(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dispatchTimeout)
+	defer cancel()
+	if _, err := a.b.DispatchHooks(ctx); err != nil {
+		a.log.Warn("deliver billing's changes", "error", err.Error())
+	}
+}
+
+// dispatchAfter runs a handler, then delivers the changes it recorded
+// (offline mode).
+func (a *app) dispatchAfter(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r)
+		a.dispatchHooks(r.Context())
+	})
+}
+
+// Close stops delivering billing's changes, and the offline Stripe, if
+// any.
 func (a *app) Close() {
+	if a.stopHooks != nil {
+		a.stopHooks()
+	}
 	if a.offline != nil {
 		a.offline.Close()
 	}
@@ -191,6 +279,7 @@ func (a *app) routes() http.Handler {
 		site.HandleFunc("GET /dev", a.devPanel)
 		site.HandleFunc("POST /dev/advance", a.devAdvance)
 		site.HandleFunc("POST /dev/replay", a.devReplay)
+		site.HandleFunc("GET /dev/mailbox", a.devMailbox)
 	}
 
 	// Every POST is checked against cross-site requests (the browser's
@@ -206,15 +295,17 @@ func (a *app) routes() http.Handler {
 	root := http.NewServeMux()
 	// The webhook is outside the session and CSRF middleware: Stripe signs
 	// its requests instead.
-	root.Handle("POST /stripe/webhook", a.b.WebhookHandler())
+	root.Handle("POST /stripe/webhook", a.webhook)
 	root.Handle("/", securityHeaders(a.withSession(csrf.Handler(a.settleOffline(site)))))
 	return root
 }
 
 // settleOffline, in offline mode, lets the offline Stripe's webhooks in
 // flight reach the site before a page is shown, so that the account page
-// shows at once what was just done in its portal. (With Stripe itself, a
-// webhook may arrive a moment after the user is back.)
+// shows at once what was just done in its portal, and the mailbox its
+// emails. (With Stripe itself, a webhook may arrive a moment after the
+// user is back.) After each request it delivers the changes the request
+// recorded (see startHooks).
 func (a *app) settleOffline(next http.Handler) http.Handler {
 	if a.offline == nil {
 		return next
@@ -226,8 +317,10 @@ func (a *app) settleOffline(next http.Handler) http.Handler {
 				a.log.Warn("offline Stripe webhooks still in flight", "error", err.Error())
 			}
 			cancel()
+			a.dispatchHooks(r.Context())
 		}
 		next.ServeHTTP(w, r)
+		a.dispatchHooks(r.Context())
 	})
 }
 

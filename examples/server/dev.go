@@ -17,7 +17,7 @@ import (
 // renewals, failed payments retried 1, 3, 5 and 7 days after the first
 // attempt, scheduled cancellations. Its webhooks reach the site's own
 // handler; each move waits for them (Flush) so that the next page shows
-// the outcome.
+// the outcome. The mailbox lists the emails the site sent meanwhile.
 
 // devBar is the strip at the top of every page in offline mode.
 type devBar struct {
@@ -155,4 +155,28 @@ func (a *app) devReplay(w http.ResponseWriter, r *http.Request) {
 		msg = "still-parked"
 	}
 	http.Redirect(w, r, "/dev?msg="+msg, http.StatusSeeOther)
+}
+
+// mailboxLimit is how many emails the mailbox page lists.
+const mailboxLimit = 200
+
+type mailboxView struct {
+	Emails []email
+	// More: older emails are not listed.
+	More bool
+}
+
+// devMailbox lists the emails the site sent (mailbox.go), newest first:
+// the site sends none in offline mode, it keeps them for this page.
+func (a *app) devMailbox(w http.ResponseWriter, r *http.Request) {
+	emails, err := a.mail.list(r.Context(), mailboxLimit+1)
+	if err != nil {
+		a.billingUnavailable(w, r, "list emails", err)
+		return
+	}
+	v := mailboxView{Emails: emails}
+	if len(emails) > mailboxLimit {
+		v.Emails, v.More = emails[:mailboxLimit], true
+	}
+	a.render(w, r, http.StatusOK, "mailbox", "Mailbox", v)
 }

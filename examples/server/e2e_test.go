@@ -23,7 +23,8 @@ const chromiumPath = "/usr/bin/chromium"
 // buy Pro in Checkout, see it on the account page, live through a renewal,
 // a failing card (the failing-payment banner, then past_due from the third
 // attempt), a fixed card, and a cancellation at the period end, after which
-// the members area closes exactly at the date the account page announced.
+// the members area closes exactly at the date the account page announced;
+// then the dev mailbox lists the emails the site sent meanwhile, once each.
 // The clock moves through the site's own dev bar. A screenshot of each step
 // lands in the test's temporary directory.
 func TestBrowser(t *testing.T) {
@@ -221,6 +222,29 @@ func TestBrowser(t *testing.T) {
 
 	final := membershipOf(t, a, email)
 	require.Equal(t, billing.StatusCanceled, final.Status)
+
+	// The dev mailbox, from the dev bar: the emails of the story, newest
+	// first, each once.
+	b.submit("dev-mailbox")
+	b.wait("mailbox")
+	require.Equal(t, []string{
+		"Your membership has ended",
+		"Your membership ends on July 10, 2031",
+		"Your payment went through",
+		"Your membership is on hold",
+		"Your payment failed (attempt 3)",
+		"Your payment failed (attempt 2)",
+		"Your payment failed (attempt 1)",
+	}, b.texts("#mailbox .mail-subject"))
+	for _, to := range b.texts("#mailbox .mail-to") {
+		require.Equal(t, email, to)
+	}
+	bodies := b.texts("#mailbox .mail-body")
+	require.Contains(t, bodies[6], "we will try again on June 11, 2031")
+	require.Contains(t, bodies[5], "we will try again on June 13, 2031")
+	require.Contains(t, bodies[3], "After 3 failed payment attempts, the members area is locked.")
+	require.Contains(t, bodies[1], "the members area stays open until July 10, 2031")
+	b.shot("mailbox")
 	t.Logf("browser flow: %d steps in %v", b.step, time.Since(began).Round(100*time.Millisecond))
 }
 
@@ -303,6 +327,18 @@ func (b *browser) exists(id string) bool {
 	ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf("document.getElementById(%q) !== null", id)))
 	require.NoError(b.t, err)
 	return ok
+}
+
+// texts returns the text of each element the CSS selector matches, in
+// document order, spaces collapsed.
+func (b *browser) texts(selector string) []string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, browserWait)
+	defer cancel()
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](fmt.Sprintf(
+		"Array.from(document.querySelectorAll(%q), e => e.textContent.trim().split(/\\s+/).join(' '))", selector)))
+	require.NoError(b.t, err, "texts of %s", selector)
+	return got
 }
 
 func (b *browser) location() string {

@@ -10,7 +10,8 @@
 // and prints the URL to open. Without STRIPE_SECRET_KEY it runs offline:
 // the offline Stripe of package billingtest runs in the same process (its
 // Checkout and portal pages, webhooks delivered to the site's own handler,
-// a clock moved from the site's dev panel), and the database is a fresh
+// a clock moved from the site's dev panel, and a dev mailbox at /dev/mailbox
+// listing the emails the site would have sent), and the database is a fresh
 // SQLite file, ./data/offline.db, since the offline Stripe keeps nothing
 // across restarts. Pay with the test card 4242 4242 4242 4242.
 //
@@ -26,8 +27,16 @@
 // Files: main.go (configuration, database, server), app.go (wiring billing,
 // routes, rendering), auth.go (sign-up, sign-in, sessions), users.go (the
 // users tables), handlers.go (pricing, Checkout and its return page,
-// account, portal, members pages, health), dev.go (the offline dev panel),
+// account, portal, members pages, health), mailbox.go (billing's hooks:
+// the emails a change of a member's billing calls for, kept once per change
+// in the app_emails table), dev.go (the offline dev panel and mailbox),
 // templates/ and static/.
+//
+// billing records every change of a member's billing (a failed payment, a
+// trial ending, a refund, ...) and delivers it to the site's handler: with
+// Stripe, through billing's RunHooks, running beside the server; offline,
+// the site dispatches after each webhook and request instead (see
+// app.startHooks for why).
 //
 // Environment (all optional):
 //

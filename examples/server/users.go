@@ -110,8 +110,11 @@ func (u *users) migrate(ctx context.Context) error {
 
 // q adapts a query written with ? placeholders to the dialect: PostgreSQL
 // numbers them ($1, $2, ...).
-func (u *users) q(query string) string {
-	if u.dialect != sqlstore.Postgres {
+func (u *users) q(query string) string { return placeholders(u.dialect, query) }
+
+// placeholders adapts a query written with ? placeholders to a dialect.
+func placeholders(dialect sqlstore.Dialect, query string) string {
+	if dialect != sqlstore.Postgres {
 		return query
 	}
 	var b strings.Builder

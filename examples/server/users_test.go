@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/assert"
@@ -68,12 +69,12 @@ func testDatabase(t *testing.T, d sqlstore.Dialect) *sql.DB {
 	return db
 }
 
-// dropSiteTables drops the users tables and billing's tables of the test
+// dropSiteTables drops the site's tables and billing's tables of the test
 // prefix.
 func dropSiteTables(t *testing.T, db *sql.DB) {
 	t.Helper()
-	tables := []string{"app_sessions", "app_users"}
-	for _, name := range []string{"customers", "subscriptions", "events", "grants", "parked_events", "schema_migrations"} {
+	tables := []string{"app_emails", "app_sessions", "app_users"}
+	for _, name := range []string{"customers", "subscriptions", "events", "grants", "parked_events", "outbox", "refunds", "schema_migrations"} {
 		tables = append(tables, testTablePrefix+name)
 	}
 	for _, name := range tables {
@@ -160,7 +161,8 @@ func testUsers(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 }
 
 // testSite runs the site's main path on the database: sign up, buy Pro,
-// see it on the account page.
+// see it on the account page; buy credits, and get one email for it,
+// however often it is sent.
 func testSite(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 	a, srv := newTestSiteOn(t, db, d, testTablePrefix)
 	c := newClient(t, srv.URL)
@@ -172,6 +174,27 @@ func testSite(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 	assert.Equal(t, "Pro, monthly", text(page.Body, "plan"))
 	health := c.get("/healthz")
 	assert.Contains(t, health.Body, `"database":"`+string(d)+`"`)
+
+	c.buy(a, "credits")
+	got := c.mailboxPage()
+	require.Equal(t, []string{"100 credits added to your account"}, subjects(got))
+	assert.Equal(t, "grace@example.com", got[0].To)
+	ctx := context.Background()
+	stored, err := a.mail.list(ctx, 10)
+	require.NoError(t, err)
+	require.Len(t, stored, 1)
+	e := stored[0]
+	sent, err := a.mail.send(ctx, email{Key: e.Key, UserID: e.UserID, To: e.To, Kind: e.Kind, Subject: "again", Body: "again", SentAt: time.Now()})
+	require.NoError(t, err)
+	assert.False(t, sent, "a key is sent once")
+	// Keys differ in case only: Stripe IDs are case-sensitive.
+	sent, err = a.mail.send(ctx, email{Key: strings.ToUpper(e.Key), UserID: e.UserID, To: e.To, Kind: e.Kind, Subject: "other", Body: "other", SentAt: time.Now()})
+	require.NoError(t, err)
+	assert.True(t, sent, "another key")
+	stored, err = a.mail.list(ctx, 10)
+	require.NoError(t, err)
+	require.Len(t, stored, 2)
+	assert.Equal(t, []string{"other", "100 credits added to your account"}, []string{stored[0].Subject, stored[1].Subject})
 }
 
 func TestPlaceholders(t *testing.T) {
