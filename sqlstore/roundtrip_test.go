@@ -40,10 +40,17 @@ type sqlWorld struct {
 	created []atomic.Int64 // per user: the last event's created
 	floor   *floorConsumer
 	events  atomic.Int64
+	// hooks: changes are recorded, and each payload flips
+	// cancel_at_period_end, so that every applied event records one.
+	hooks bool
 }
 
-func newSQLWorld(t testing.TB, d sqlstore.Dialect, db *sql.DB, users int) *sqlWorld {
+func newSQLWorld(t testing.TB, d sqlstore.Dialect, db *sql.DB, users int, hooks ...billing.Hooks) *sqlWorld {
 	t.Helper()
+	var h billing.Hooks
+	if len(hooks) > 0 {
+		h = hooks[0]
+	}
 	ctx := context.Background()
 	prefix := newPrefix(t)
 	st, err := sqlstore.New(ctx, db, d, sqlstore.Options{TablePrefix: prefix})
@@ -58,9 +65,10 @@ func newSQLWorld(t testing.TB, d sqlstore.Dialect, db *sql.DB, users int) *sqlWo
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		StripeURL:      "http://127.0.0.1:1", // no Stripe: an applied newer state needs none
 		MaxRetries:     -1,
+		Hooks:          h,
 	}, st, billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) { return billing.User{ID: id}, nil }))
 	require.NoError(t, err)
-	w := &sqlWorld{d: d, db: db, st: st, h: b.WebhookHandler(), created: make([]atomic.Int64, users)}
+	w := &sqlWorld{d: d, db: db, st: st, h: b.WebhookHandler(), created: make([]atomic.Int64, users), hooks: h.Handler != nil}
 	w.floor = newFloorConsumer(t, d, db, prefix)
 	start := time.Now().Add(-time.Hour).Unix()
 	for u := range users {
@@ -80,8 +88,9 @@ func newSQLWorld(t testing.TB, d sqlstore.Dialect, db *sql.DB, users int) *sqlWo
 func (w *sqlWorld) payload(u int) []byte {
 	created := w.created[u].Add(1)
 	id := fmt.Sprintf("evt_rt%020d", w.events.Add(1))
-	return fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":"2025-08-27.basil","created":%d,"livemode":false,"pending_webhooks":1,"request":{"id":null,"idempotency_key":null},"type":"customer.subscription.updated","data":{"object":{"id":"sub_%d","object":"subscription","customer":"cus_%d","status":"active","cancel_at_period_end":false,"cancel_at":null,"canceled_at":null,"ended_at":null,"trial_start":null,"trial_end":null,"latest_invoice":"in_%d","livemode":false,"metadata":{},"items":{"object":"list","has_more":false,"data":[{"id":"si_%d","object":"subscription_item","quantity":1,"current_period_start":%d,"current_period_end":%d,"price":{"id":%q,"object":"price","active":true,"currency":"usd","unit_amount":2900,"recurring":{"interval":"month","interval_count":1}}}]}}}}`,
-		id, created, u, u, u, u, created, created+30*86400, rtPrice)
+	cancel := w.hooks && created%2 == 0
+	return fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":"2025-08-27.basil","created":%d,"livemode":false,"pending_webhooks":1,"request":{"id":null,"idempotency_key":null},"type":"customer.subscription.updated","data":{"object":{"id":"sub_%d","object":"subscription","customer":"cus_%d","status":"active","cancel_at_period_end":%t,"cancel_at":null,"canceled_at":null,"ended_at":null,"trial_start":null,"trial_end":null,"latest_invoice":"in_%d","livemode":false,"metadata":{},"items":{"object":"list","has_more":false,"data":[{"id":"si_%d","object":"subscription_item","quantity":1,"current_period_start":%d,"current_period_end":%d,"price":{"id":%q,"object":"price","active":true,"currency":"usd","unit_amount":2900,"recurring":{"interval":"month","interval_count":1}}}]}}}}`,
+		id, created, u, u, cancel, u, u, created, created+30*86400, rtPrice)
 }
 
 // deliver signs and posts one payload.
@@ -207,8 +216,35 @@ func TestRoundTripsPerAppliedEvent(t *testing.T) {
 		t.Logf("%s: %.1f round trips per applied event through the handler, %.1f for the minimal consumer", d, float64(handler)/n, float64(floor)/n)
 		assert.LessOrEqual(t, handler, maxRoundTrips[d]*n, "round trips of %d applied events", n)
 		assert.Equal(t, floorRoundTrips[d]*n, floor, "the minimal consumer: BEGIN, INSERT, UPSERT, COMMIT")
+
+		// With hooks on, each event (flipping cancel_at_period_end)
+		// records one change: the general path, and the outbox's INSERT.
+		hw := newSQLWorld(t, d, db, 1, billing.Hooks{Handler: billing.ChangeHandlerFunc(func(context.Context, billing.Change) error { return nil })})
+		for range 2 {
+			code, body := hw.deliver(hw.payload(0))
+			require.Equal(t, http.StatusOK, code, body)
+		}
+		before, err := hw.st.OutboxStats(ctx)
+		require.NoError(t, err)
+		plan.calls.Store(0)
+		for range n {
+			code, body := hw.deliver(hw.payload(0))
+			require.Equal(t, http.StatusOK, code, body)
+		}
+		hooks := plan.calls.Load()
+		after, err := hw.st.OutboxStats(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, before.Pending+n, after.Pending, "one change per event")
+		t.Logf("%s: %.1f round trips per applied event that records a change", d, float64(hooks)/n)
+		assert.LessOrEqual(t, hooks, maxHookRoundTrips[d]*n, "round trips of %d applied events with hooks", n)
 	})
 }
+
+// maxHookRoundTrips bounds the round trips of an applied event that
+// records a change: BEGIN, INSERT the event, SELECT the customer's link
+// FOR UPDATE (the user's lock), SELECT the subscription FOR UPDATE,
+// UPDATE it, INSERT the change, COMMIT (and MySQL's SET TRANSACTION).
+var maxHookRoundTrips = map[sqlstore.Dialect]int64{sqlstore.Postgres: 7, sqlstore.MySQL: 8, sqlstore.SQLite: 7}
 
 // BenchmarkWebhookSQL measures applied events per second through the
 // handler on a sqlstore, beside the minimal one-transaction consumer on
@@ -223,27 +259,12 @@ func BenchmarkWebhookSQL(b *testing.B) {
 			db := tdb.open(b, 16)
 			const users = 16
 			w := newSQLWorld(b, d, db, users)
+			hw := newSQLWorld(b, d, db, users, billing.Hooks{Handler: billing.ChangeHandlerFunc(func(context.Context, billing.Change) error { return nil })})
 			for _, conc := range []int{1, 16} {
-				b.Run(fmt.Sprintf("handler/%d", conc), func(b *testing.B) {
-					// Worker u takes the requests i with i%conc == u, in order.
-					reqs := make([]*http.Request, b.N)
-					for i := range reqs {
-						reqs[i] = signedRequest(w.payload(i % conc))
-					}
-					next := make([]atomic.Int64, conc)
-					runWorkers(b, conc, func(u int) error {
-						i := int(next[u].Add(1)-1)*conc + u
-						if i >= len(reqs) {
-							return nil // another worker took one more
-						}
-						code, body := w.serve(reqs[i])
-						if code != http.StatusOK || body != `{"outcome":"applied"}` {
-							return fmt.Errorf("%d %s", code, body)
-						}
-						return nil
-					})
-					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-				})
+				b.Run(fmt.Sprintf("handler/%d", conc), func(b *testing.B) { benchHandler(b, w, conc) })
+				// The same events with hooks on: each records one change
+				// (cancellation scheduled or undone) in the outbox.
+				b.Run(fmt.Sprintf("hooks/%d", conc), func(b *testing.B) { benchHandler(b, hw, conc) })
 				b.Run(fmt.Sprintf("floor/%d", conc), func(b *testing.B) {
 					runWorkers(b, conc, func(u int) error { return w.floor.apply(context.Background(), u) })
 					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
@@ -251,4 +272,27 @@ func BenchmarkWebhookSQL(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchHandler delivers b.N applied events through w's handler from conc
+// workers.
+func benchHandler(b *testing.B, w *sqlWorld, conc int) {
+	// Worker u takes the requests i with i%conc == u, in order.
+	reqs := make([]*http.Request, b.N)
+	for i := range reqs {
+		reqs[i] = signedRequest(w.payload(i % conc))
+	}
+	next := make([]atomic.Int64, conc)
+	runWorkers(b, conc, func(u int) error {
+		i := int(next[u].Add(1)-1)*conc + u
+		if i >= len(reqs) {
+			return nil // another worker took one more
+		}
+		code, body := w.serve(reqs[i])
+		if code != http.StatusOK || body != `{"outcome":"applied"}` {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
