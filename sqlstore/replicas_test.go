@@ -1,11 +1,14 @@
 package sqlstore_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,7 +26,9 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testcatalog"
 	"github.com/gobilling/billing/sqlstore"
+	"github.com/gobilling/billing/storetest"
 )
 
 // This file runs the hook dispatcher as app replicas do: four processes
@@ -42,10 +48,13 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(replicaEnv) != "" {
-		os.Exit(runReplica())
+	switch os.Getenv(replicaEnv) {
+	case "":
+		os.Exit(m.Run())
+	case "serve":
+		os.Exit(serveReplica())
 	}
-	os.Exit(m.Run())
+	os.Exit(runReplica())
 }
 
 // replicaHooks are the dispatcher's settings in these tests: claims short
@@ -288,4 +297,211 @@ func customerOf(t *testing.T, st *sqlstore.Store, user string) string {
 	c, err := st.CustomerID(t.Context(), user)
 	require.NoError(t, err)
 	return c
+}
+
+// ---- the lifecycle suite on four handler replicas ----
+
+// Headers by which a replica server learns which app a delivery is for:
+// each lifecycle world has a store (a table prefix) and an offline
+// Stripe of its own.
+const (
+	hdrPrefix  = "X-Test-Prefix"
+	hdrStripe  = "X-Test-Stripe"
+	hdrKey     = "X-Test-Key"
+	hdrSecret  = "X-Test-Webhook-Secret"
+	hdrRecords = "X-Test-Records"
+	hdrNow     = "X-Test-Now" // the world's time (its offline Stripe's), in nanoseconds
+)
+
+// followClock is a replica process's clock: the time of the world whose
+// delivery it serves (as the offline Stripe's, real time plus an offset
+// each delivery sets), waiting in real time.
+type followClock struct {
+	billing.SystemClock
+	offset atomic.Int64
+}
+
+func (c *followClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+func (c *followClock) set(worldNow int64) { c.offset.Store(worldNow - time.Now().UnixNano()) }
+
+// worldBilling is a replica's Billing for one world's configuration, on
+// the replica's own pool and the system clock.
+func worldBilling(db *sql.DB, d sqlstore.Dialect, clock billing.Clock, prefix, stripeURL, key, secret string, records bool) (*billing.Billing, error) {
+	st, err := sqlstore.New(context.Background(), db, d, sqlstore.Options{TablePrefix: prefix})
+	if err != nil {
+		return nil, err
+	}
+	var hooks billing.Hooks
+	if records {
+		hooks.Handler = billing.ChangeHandlerFunc(func(context.Context, billing.Change) error { return nil }) // delivered by the world
+	}
+	return billing.New(billing.Config{
+		SecretKey: key, WebhookSecrets: []string{secret}, SiteURL: "https://app.example", Plans: testcatalog.Plans(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StripeURL: stripeURL, MaxRetries: -1, Hooks: hooks, Clock: clock,
+	}, st, billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) {
+		return billing.User{ID: id, Email: id + "@example.com", Name: "User " + id}, nil
+	}))
+}
+
+// serveReplica is a replica process serving webhook deliveries for any
+// number of worlds; it prints its address, then serves until signaled.
+func serveReplica() int {
+	d := sqlstore.Dialect(os.Getenv(replicaDialect))
+	db, err := sql.Open(os.Getenv(replicaDriver), os.Getenv(replicaDSN))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "replica:", err)
+		return 2
+	}
+	db.SetMaxOpenConns(8)
+	defer db.Close()
+	type app struct {
+		h     http.Handler
+		clock *followClock
+	}
+	var mu sync.Mutex
+	apps := map[string]app{}
+	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k := r.Header.Get(hdrPrefix) + " " + r.Header.Get(hdrStripe)
+		mu.Lock()
+		a, ok := apps[k]
+		if !ok {
+			a.clock = &followClock{}
+			b, err := worldBilling(db, d, a.clock, r.Header.Get(hdrPrefix), r.Header.Get(hdrStripe), r.Header.Get(hdrKey),
+				r.Header.Get(hdrSecret), r.Header.Get(hdrRecords) == "1")
+			if err != nil {
+				mu.Unlock()
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			a.h = b.WebhookHandler()
+			apps[k] = a
+		}
+		mu.Unlock()
+		now, err := strconv.ParseInt(r.Header.Get(hdrNow), 10, 64)
+		if err != nil {
+			http.Error(w, "no world time", http.StatusBadRequest)
+			return
+		}
+		a.clock.set(now)
+		a.h.ServeHTTP(w, r)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "replica:", err)
+		return 2
+	}
+	fmt.Println(ln.Addr().String())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	_ = srv.Serve(ln)
+	return 0
+}
+
+// startReplicaServers starts n replica server processes and returns
+// their base URLs.
+func startReplicaServers(t *testing.T, tdb testDB, n int) []string {
+	t.Helper()
+	var urls []string
+	for range n {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), replicaEnv+"=serve", replicaDialect+"="+string(tdb.dialect), replicaDriver+"="+tdb.driver, replicaDSN+"="+tdb.dsn)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+		})
+		addr, err := bufio.NewReader(out).ReadString('\n')
+		require.NoError(t, err, "the replica's address")
+		urls = append(urls, "http://"+strings.TrimSpace(addr))
+	}
+	return urls
+}
+
+// forward is a webhook handler that passes each delivery to a replica
+// server, with the world's configuration in headers.
+func forward(base, prefix string, cfg billing.Config) http.Handler {
+	client := &http.Client{Timeout: 60 * time.Second}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, base+"/stripe/webhook", bytes.NewReader(body))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		req.Header = r.Header.Clone()
+		req.Header.Set(hdrPrefix, prefix)
+		req.Header.Set(hdrStripe, cfg.StripeURL)
+		req.Header.Set(hdrKey, cfg.SecretKey)
+		req.Header.Set(hdrSecret, cfg.WebhookSecrets[0])
+		req.Header.Set(hdrNow, strconv.FormatInt(cfg.Clock.Now().UnixNano(), 10))
+		if cfg.Hooks.Handler != nil {
+			req.Header.Set(hdrRecords, "1")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})
+}
+
+// TestLifecyclesOnReplicas runs the hostile lifecycle suite, every mode,
+// with its deliveries spread over four app replicas recording changes:
+// four processes on PostgreSQL and MariaDB, four instances on one SQLite
+// file. Each story's changes are then delivered and checked: every kind
+// once per transition.
+func TestLifecyclesOnReplicas(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		tdb := database(t, d)
+		var urls []string
+		if d != sqlstore.SQLite {
+			urls = startReplicaServers(t, tdb, 4)
+		}
+		var prefixes sync.Map // *sqlstore.Store → its world's testDB and prefix
+		type world struct {
+			tdb    testDB
+			prefix string
+		}
+		newWorldStore := func(t *testing.T) billing.Store {
+			w := world{tdb: database(t, d), prefix: newPrefix(t)}
+			st := newStore(t, w.tdb, w.tdb.open(t, 4), sqlstore.Options{TablePrefix: w.prefix})
+			prefixes.Store(st, w)
+			return st
+		}
+		replicas := func(t *testing.T, store billing.Store, cfg billing.Config) []http.Handler {
+			v, ok := prefixes.Load(store)
+			require.True(t, ok)
+			w := v.(world)
+			var hs []http.Handler
+			if d == sqlstore.SQLite {
+				for range 4 {
+					b, err := worldBilling(w.tdb.open(t, 4), d, cfg.Clock, w.prefix, cfg.StripeURL, cfg.SecretKey, cfg.WebhookSecrets[0], cfg.Hooks.Handler != nil)
+					require.NoError(t, err)
+					hs = append(hs, b.WebhookHandler())
+				}
+				return hs
+			}
+			for _, u := range urls {
+				hs = append(hs, forward(u, w.prefix, cfg))
+			}
+			return hs
+		}
+		storetest.RunLifecycles(t, newWorldStore, storetest.LifecycleOptions{Replicas: replicas})
+	})
 }

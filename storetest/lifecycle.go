@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,6 +85,14 @@ type LifecycleOptions struct {
 	// Extra lifecycles, written with the World's step API, run beside
 	// billing's own in every mode.
 	Extra []Lifecycle
+	// Replicas, when set, returns the webhook handlers of several app
+	// replicas (other processes, say), each with a Billing of its own
+	// made with cfg on a store sharing the given one's database (cfg.Clock
+	// is the offline Stripe, whose time a replica process must follow): the
+	// World then spreads its deliveries across them instead of using
+	// its own Billing's handler, which keeps Checkout, the return page,
+	// membership and the delivery of changes.
+	Replicas func(t *testing.T, store billing.Store, cfg billing.Config) []http.Handler
 }
 
 // World is one run of a lifecycle: an offline Stripe selling basic
@@ -111,6 +120,8 @@ type World struct {
 	synced   bool
 	lastSync billing.Membership
 	changes  *changeLog // nil when the store keeps no outbox
+	replicas []http.Handler
+	next     atomic.Int64 // the replica of the next delivery
 }
 
 // changeLog is a ChangeHandler that keeps what it is given.
@@ -153,7 +164,7 @@ func RunLifecycles(t *testing.T, newStore func(t *testing.T) billing.Store, opts
 			for i, mode := range modes {
 				t.Run(string(mode), func(t *testing.T) {
 					t.Parallel()
-					w := newWorld(t, newStore(t), mode, uint64(i+1))
+					w := newWorld(t, newStore(t), mode, uint64(i+1), opts.Replicas)
 					lc.Run(w)
 					w.finish(lc)
 				})
@@ -162,7 +173,7 @@ func RunLifecycles(t *testing.T, newStore func(t *testing.T) billing.Store, opts
 	}
 }
 
-func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *World {
+func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64, replicas func(*testing.T, billing.Store, billing.Config) []http.Handler) *World {
 	fake := testcatalog.NewStripe(t, time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
 	logs := &testenv.LogBuffer{}
 	var changes *changeLog
@@ -171,7 +182,7 @@ func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *World 
 		changes = &changeLog{}
 		hooks.Handler = changes
 	}
-	b, err := billing.New(billing.Config{
+	cfg := billing.Config{
 		SecretKey:      lifecycleKey,
 		WebhookSecrets: []string{lifecycleSecret},
 		SiteURL:        "https://app.example",
@@ -181,7 +192,8 @@ func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *World 
 		StripeURL:      fake.URL(),
 		MaxRetries:     -1,
 		Hooks:          hooks,
-	}, store, billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) {
+	}
+	b, err := billing.New(cfg, store, billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) {
 		return billing.User{ID: id, Email: id + "@example.com", Name: "User " + id}, nil
 	}))
 	require.NoError(t, err)
@@ -190,8 +202,14 @@ func newWorld(t *testing.T, store billing.Store, mode Mode, seed uint64) *World 
 			t.Logf("billing logs:\n%s", logs.String())
 		}
 	})
-	return &World{T: t, Stripe: fake, Billing: b, Store: store, User: "user_1", Mode: mode,
+	w := &World{T: t, Stripe: fake, Billing: b, Store: store, User: "user_1", Mode: mode,
 		h: b.WebhookHandler(), rng: rand.New(rand.NewPCG(seed, 42)), logs: logs, changes: changes}
+	if replicas != nil {
+		cfg.Logger = nil // each replica its own; cfg.Clock is the offline Stripe's
+		w.replicas = replicas(t, store, cfg)
+		require.NotEmpty(t, w.replicas, "LifecycleOptions.Replicas returned no handler")
+	}
+	return w
 }
 
 // Checkout starts a Checkout through the library and pays it at the fake
@@ -313,7 +331,11 @@ func (w *World) post(e billingtest.Event) (int, string) {
 	r := httptest.NewRequest(http.MethodPost, "/stripe/webhook", bytes.NewReader(e.JSON))
 	r.Header.Set("Stripe-Signature", sp.Header)
 	rec := httptest.NewRecorder()
-	w.h.ServeHTTP(rec, r)
+	h := w.h
+	if len(w.replicas) > 0 {
+		h = w.replicas[int(w.next.Add(1)-1)%len(w.replicas)]
+	}
+	h.ServeHTTP(rec, r)
 	return rec.Code, rec.Body.String()
 }
 
