@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stripe/stripe-go/v82"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults for the zero values of Config's fields.
@@ -130,6 +132,12 @@ type Config struct {
 	// the README.
 	SecondSubscription SecondSubscriptionPolicy
 
+	// MeterProvider receives billing's metrics and TracerProvider its
+	// spans, through OpenTelemetry's API (README, "Operating it"). Nil:
+	// none, at no cost.
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
+
 	// MaxRetries is how many times billing retries a Stripe call that
 	// failed on the network, with 409 (a concurrent request with the same
 	// idempotency key) or 429, or (for reads) with a 5xx, pausing on the
@@ -153,7 +161,9 @@ type Billing struct {
 	plans    map[string]Plan
 	rank     map[string]int // tier → rank, higher is better
 	site     *url.URL
-	hooks    *hooks // nil without Config.Hooks.Handler
+	hooks    *hooks       // nil without Config.Hooks.Handler
+	tel      *telemetry   // nil without Config.MeterProvider
+	tracer   trace.Tracer // nil without Config.TracerProvider
 }
 
 // New checks cfg and returns a Billing. Every error wraps ErrConfig and
@@ -236,9 +246,18 @@ func New(cfg Config, store Store, users UserResolver) (*Billing, error) {
 	if cfg.MaxRetries != 0 {
 		retries = max(cfg.MaxRetries, 0)
 	}
+	// billing's own transport logs, measures and traces each Stripe
+	// request (observe.go); stripe-go's logger is silenced.
+	hc := *cfg.HTTPClient
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	tr := &transport{base: base}
+	hc.Transport = tr
 	bc := &stripe.BackendConfig{
-		HTTPClient:    cfg.HTTPClient,
-		LeveledLogger: slogLeveled{cfg.Logger.With("component", "stripe-go")},
+		HTTPClient:    &hc,
+		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
 		// billing retries on its Clock (stripecall.go): stripe-go's own
 		// retries sleep for real and ignore the context's deadline.
 		MaxNetworkRetries: stripe.Int64(0),
@@ -260,6 +279,17 @@ func New(cfg Config, store Store, users UserResolver) (*Billing, error) {
 		rank:     rank,
 		site:     site,
 		hooks:    hooks,
+	}
+	tr.b = b
+	var box Outbox
+	if hooks != nil {
+		box = hooks.box
+	}
+	if b.tel, err = newTelemetry(cfg.MeterProvider, store, box); err != nil {
+		return nil, err
+	}
+	if cfg.TracerProvider != nil {
+		b.tracer = cfg.TracerProvider.Tracer(instrumentation)
 	}
 	return b, nil
 }
@@ -346,21 +376,3 @@ func (b *Billing) Membership(ctx context.Context, userID string) (Membership, er
 	}
 	return b.policy().compute(f, b.now()), nil
 }
-
-// LevelTrace is the slog level of stripe-go's debug lines (whole response
-// bodies, which carry customers' emails): below slog.LevelDebug, so that a
-// debug log shows billing's own lines without them.
-const LevelTrace = slog.LevelDebug - 4
-
-// slogLeveled routes stripe-go's leveled logger to slog. stripe-go logs
-// every request at info level; those go to debug here.
-type slogLeveled struct{ l *slog.Logger }
-
-func (s slogLeveled) Debugf(format string, v ...any) {
-	if s.l.Enabled(context.Background(), LevelTrace) {
-		s.l.Log(context.Background(), LevelTrace, fmt.Sprintf(format, v...))
-	}
-}
-func (s slogLeveled) Infof(format string, v ...any)  { s.l.Debug(fmt.Sprintf(format, v...)) }
-func (s slogLeveled) Warnf(format string, v ...any)  { s.l.Warn(fmt.Sprintf(format, v...)) }
-func (s slogLeveled) Errorf(format string, v ...any) { s.l.Error(fmt.Sprintf(format, v...)) }

@@ -131,7 +131,7 @@ func TestListResumesAfterTheLastItem(t *testing.T) {
 	b := &Billing{clock: noWait{}, retries: 2, log: slog.New(slog.DiscardHandler)}
 	var afters []string
 	fails := 1
-	page := func(after string) iter.Seq2[int, error] {
+	page := func(_ context.Context, after string) iter.Seq2[int, error] {
 		afters = append(afters, after)
 		return func(yield func(int, error) bool) {
 			start := 0

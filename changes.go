@@ -274,18 +274,40 @@ type recorder struct {
 	// trialEnding is set while applying customer.subscription.trial_will_end.
 	trialEnding bool
 	// app: the app has a handler for its changes; cancelSecond: billing
-	// cancels second subscriptions (tasks.go).
-	app, cancelSecond bool
+	// cancels second subscriptions (tasks.go); write: the changes go to
+	// the outbox (hooks on), else they are only counted (metrics on).
+	app, cancelSecond, write bool
+	// The changes and the invoices newly paid of the transaction's
+	// current run, counted once it commits.
+	run  []Change
+	paid int
+}
+
+// applyWith is apply for a write whose changes rec records: each run of
+// fn starts afresh, and the changes of the run that commits are counted.
+func (b *Billing) applyWith(ctx context.Context, eventID string, rec *recorder, fn func(ctx context.Context, tx Tx) error) error {
+	if rec == nil {
+		return b.apply(ctx, eventID, fn)
+	}
+	err := b.apply(ctx, eventID, func(ctx context.Context, tx Tx) error {
+		rec.run, rec.paid = rec.run[:0], 0
+		return fn(ctx, tx)
+	})
+	if err == nil {
+		b.countChanges(ctx, rec.run, rec.paid)
+		rec.run, rec.paid = nil, 0
+	}
+	return err
 }
 
 // recorder returns the recorder of a write caused by eventID (empty for
-// billing's own fetches), or nil when no hooks are configured.
+// billing's own fetches), or nil when neither hooks nor metrics are on.
 func (b *Billing) recorder(eventID string) *recorder {
-	if b.hooks == nil {
+	if b.hooks == nil && b.tel == nil {
 		return nil
 	}
-	return &recorder{p: b.policy(), event: eventID, now: b.now, app: b.hooks.cfg.Handler != nil,
-		cancelSecond: b.cfg.SecondSubscription == CancelSecond}
+	return &recorder{p: b.policy(), event: eventID, now: b.now, write: b.hooks != nil,
+		app: b.hooks != nil && b.hooks.cfg.Handler != nil, cancelSecond: b.cfg.SecondSubscription == CancelSecond}
 }
 
 // subscription records the changes of a subscription's record going from
@@ -295,6 +317,9 @@ func (r *recorder) subscription(ctx context.Context, tx Tx, before Subscription,
 		return nil
 	}
 	cs := r.p.subscriptionChanges(before, found, after, news)
+	if after.Invoice.Paid && after.Invoice.ID != "" && (!found || before.Invoice.ID != after.Invoice.ID || !before.Invoice.Paid) {
+		r.paid++
+	}
 	// A trial_will_end that arrives once the trial is over (a late
 	// delivery, CatchUp) announces nothing.
 	if r.trialEnding && after.UserID != "" && !after.TrialEnd.IsZero() && after.Status == SubscriptionTrialing {
@@ -313,6 +338,10 @@ func (r *recorder) subscription(ctx context.Context, tx Tx, before Subscription,
 func (r *recorder) record(ctx context.Context, tx Tx, cs ...Change) error {
 	if r == nil || len(cs) == 0 {
 		return nil
+	}
+	r.run = append(r.run, cs...)
+	if !r.write {
+		return nil // counted only
 	}
 	cs = append(cs, r.tasks(cs)...)
 	if !r.app {

@@ -165,7 +165,7 @@ func (b *Billing) Checkout(ctx context.Context, userID string, opts CheckoutOpti
 func (b *Billing) openSubscriptionSessions(ctx context.Context, customer string) ([]*stripe.CheckoutSession, error) {
 	p := &stripe.CheckoutSessionListParams{Customer: stripe.String(customer), Status: stripe.String("open")}
 	p.Limit = stripe.Int64(100)
-	page := func(after string) iter.Seq2[*stripe.CheckoutSession, error] {
+	page := func(ctx context.Context, after string) iter.Seq2[*stripe.CheckoutSession, error] {
 		startAfter(&p.ListParams, after)
 		return iter.Seq2[*stripe.CheckoutSession, error](b.sc.V1CheckoutSessions.List(ctx, p))
 	}
@@ -184,7 +184,7 @@ func (b *Billing) openSubscriptionSessions(ctx context.Context, customer string)
 // expireSession expires an open Checkout Session. One that completed or
 // expired meanwhile is left as it is (Stripe refuses to expire it).
 func (b *Billing) expireSession(ctx context.Context, id string) error {
-	err := b.call(ctx, write, func() error {
+	err := b.call(ctx, write, func(ctx context.Context) error {
 		_, err := b.sc.V1CheckoutSessions.Expire(ctx, id, nil)
 		return err
 	})
@@ -212,7 +212,7 @@ func (b *Billing) createSession(ctx context.Context, p *stripe.CheckoutSessionCr
 	for i := 0; ; i++ {
 		p.SetIdempotencyKey(key)
 		var s *stripe.CheckoutSession
-		err := b.call(ctx, write, func() error {
+		err := b.call(ctx, write, func(ctx context.Context) error {
 			var err error
 			s, err = b.sc.V1CheckoutSessions.Create(ctx, p)
 			return err
@@ -227,7 +227,7 @@ func (b *Billing) createSession(ctx context.Context, p *stripe.CheckoutSessionCr
 			return nil, fmt.Errorf("billing: create checkout session: %d finished sessions replayed within one idempotency window", maxReplays)
 		}
 		var cur *stripe.CheckoutSession
-		err = b.call(ctx, read, func() (err error) {
+		err = b.call(ctx, read, func(ctx context.Context) (err error) {
 			cur, err = b.sc.V1CheckoutSessions.Retrieve(ctx, s.ID, nil)
 			return err
 		})
@@ -291,7 +291,7 @@ func (b *Billing) customerFor(ctx context.Context, userID, known string) (string
 	// not a day. A race across windows ends in ErrCustomerConflict below.
 	p.SetIdempotencyKey(b.idempotencyKey("customer", userID, u.Email, u.Name))
 	var c *stripe.Customer
-	err = b.call(ctx, write, func() error {
+	err = b.call(ctx, write, func(ctx context.Context) error {
 		var err error
 		c, err = b.sc.V1Customers.Create(ctx, p)
 		return err
@@ -370,7 +370,7 @@ func (b *Billing) ownedSession(ctx context.Context, userID, sessionID string, ex
 		p.AddExpand(e)
 	}
 	var s *stripe.CheckoutSession
-	err = b.call(ctx, read, func() (err error) {
+	err = b.call(ctx, read, func(ctx context.Context) (err error) {
 		s, err = b.sc.V1CheckoutSessions.Retrieve(ctx, sessionID, p)
 		return err
 	})
@@ -438,7 +438,7 @@ func (b *Billing) syncSubscription(ctx context.Context, s *wireSession, resp *st
 	f := fetchedFact(s.Subscription.Expanded, version)
 	f.Sub = facts
 	rec := b.recorder("")
-	err = b.apply(ctx, "", func(ctx context.Context, tx Tx) error {
+	err = b.applyWith(ctx, "", rec, func(ctx context.Context, tx Tx) error {
 		return putSubscription(ctx, tx, f, rec)
 	})
 	if errors.Is(err, errFetch) {

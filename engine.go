@@ -72,7 +72,7 @@ func (b *Billing) applyRefetched(ctx context.Context, ev *wireEvent) error {
 	switch ev.Type {
 	case evInvoicePaid, evInvoiceFailed:
 		var inv *stripe.Invoice
-		err := b.call(ctx, read, func() (err error) {
+		err := b.call(ctx, read, func(ctx context.Context) (err error) {
 			inv, err = b.sc.V1Invoices.Retrieve(ctx, obj.ID, nil)
 			return err
 		})
@@ -88,7 +88,7 @@ func (b *Billing) applyRefetched(ctx context.Context, ev *wireEvent) error {
 		p := &stripe.CheckoutSessionRetrieveParams{}
 		p.AddExpand("line_items")
 		var s *stripe.CheckoutSession
-		err := b.call(ctx, read, func() (err error) {
+		err := b.call(ctx, read, func(ctx context.Context) (err error) {
 			s, err = b.sc.V1CheckoutSessions.Retrieve(ctx, obj.ID, p)
 			return err
 		})
@@ -102,7 +102,7 @@ func (b *Billing) applyRefetched(ctx context.Context, ev *wireEvent) error {
 		return b.applyCheckout(ctx, ev, &w)
 	case evChargeRefunded, evDisputeCreated, evDisputeClosed:
 		var w wireObject
-		err := b.call(ctx, read, func() error {
+		err := b.call(ctx, read, func(ctx context.Context) error {
 			var resp *stripe.APIResponse
 			if ev.Type == evChargeRefunded {
 				ch, err := b.sc.V1Charges.Retrieve(ctx, obj.ID, nil)
@@ -148,7 +148,7 @@ func (b *Billing) applySubscriptionEvent(ctx context.Context, ev *wireEvent, sub
 		}
 	}
 	var second siblings
-	err := b.apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
+	err := b.applyWith(ctx, ev.ID, rec, func(ctx context.Context, tx Tx) error {
 		second = siblings{}
 		if !live {
 			return putSubscription(ctx, tx, f, rec)
@@ -159,6 +159,9 @@ func (b *Billing) applySubscriptionEvent(ctx context.Context, ev *wireEvent, sub
 		second.report(b, ev)
 	}
 	if errors.Is(err, errFetch) {
+		if b.tel != nil {
+			b.tel.fetches.Add(ctx, 1)
+		}
 		return b.applyFetched(ctx, ev.ID, f.Sub.ID, f.Sub.Version, rec)
 	}
 	return err
@@ -274,7 +277,7 @@ func (b *Billing) applyFetched(ctx context.Context, eventID, subID string, since
 			return err
 		}
 		f.Sub.Version = fetchedVersion(f.Sub.Version, since)
-		err = b.apply(ctx, eventID, func(ctx context.Context, tx Tx) error {
+		err = b.applyWith(ctx, eventID, rec, func(ctx context.Context, tx Tx) error {
 			return putSubscription(ctx, tx, f, rec)
 		})
 		if !errors.Is(err, errFetch) {
@@ -295,7 +298,7 @@ func (b *Billing) fetchSubscription(ctx context.Context, id string) (subFact, er
 	p := &stripe.SubscriptionRetrieveParams{}
 	p.AddExpand("latest_invoice")
 	var sub *stripe.Subscription
-	err := b.call(ctx, read, func() (err error) {
+	err := b.call(ctx, read, func(ctx context.Context) (err error) {
 		sub, err = b.sc.V1Subscriptions.Retrieve(ctx, id, p)
 		return err
 	})
@@ -348,7 +351,7 @@ func (b *Billing) applyInvoice(ctx context.Context, ev *wireEvent, inv *wireInvo
 		return &errUnstorable{"cannot store the " + bad}
 	}
 	rec := b.eventRecorder(ev)
-	return b.apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
+	return b.applyWith(ctx, ev.ID, rec, func(ctx context.Context, tx Tx) error {
 		if subID == "" {
 			return nil // an invoice outside subscriptions: nothing to keep
 		}
@@ -389,7 +392,7 @@ func (b *Billing) applyCheckout(ctx context.Context, ev *wireEvent, s *wireSessi
 	}
 	var user string
 	rec := b.eventRecorder(ev)
-	err := b.apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
+	err := b.applyWith(ctx, ev.ID, rec, func(ctx context.Context, tx Tx) error {
 		var err error
 		user, err = userOf(ctx, tx, customer)
 		if customer == "" && grant != nil && s.ClientReferenceID != "" {
@@ -427,7 +430,7 @@ func (b *Billing) grantOf(ctx context.Context, s *wireSession, at time.Time) (Gr
 		p := &stripe.CheckoutSessionRetrieveParams{}
 		p.AddExpand("line_items")
 		var full *stripe.CheckoutSession
-		err := b.call(ctx, read, func() (err error) {
+		err := b.call(ctx, read, func(ctx context.Context) (err error) {
 			full, err = b.sc.V1CheckoutSessions.Retrieve(ctx, s.ID, p)
 			return err
 		})
@@ -456,7 +459,7 @@ func (b *Billing) grantOf(ctx context.Context, s *wireSession, at time.Time) (Gr
 // return page's SyncCheckout).
 func (b *Billing) addGrant(ctx context.Context, g Grant) error {
 	rec := b.recorder("")
-	return b.apply(ctx, "", func(ctx context.Context, tx Tx) error {
+	return b.applyWith(ctx, "", rec, func(ctx context.Context, tx Tx) error {
 		if err := tx.LockUser(ctx, g.UserID); err != nil {
 			return err
 		}

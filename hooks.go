@@ -184,6 +184,7 @@ func (b *Billing) deliver(ctx context.Context, e OutboxEntry) (bool, error) {
 		if err := h.box.Delivered(ctx, e.Key, b.now().UTC().Truncate(time.Second)); err != nil {
 			return false, fmt.Errorf("billing: mark change %s delivered: %w", e.Key, err)
 		}
+		b.hookDone(ctx, e, "delivered")
 		return true, nil
 	}
 	if ctx.Err() != nil {
@@ -196,6 +197,11 @@ func (b *Billing) deliver(ctx context.Context, e OutboxEntry) (bool, error) {
 	}
 	if err := h.box.Failed(ctx, e.Key, e.Claim, f); err != nil {
 		return false, fmt.Errorf("billing: record failed delivery of change %s: %w", e.Key, err)
+	}
+	if f.Dead {
+		b.hookDone(ctx, e, "dead")
+	} else {
+		b.hookDone(ctx, e, "failed")
 	}
 	if f.Dead {
 		b.log.Warn("billing: change dead-lettered", "key", e.Key, "kind", e.Kind, "user", e.UserID,

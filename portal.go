@@ -41,7 +41,7 @@ func (b *Billing) Portal(ctx context.Context, userID string, opts PortalOptions)
 	}
 	p.SetIdempotencyKey(b.idempotencyKey("portal", customer, ret, opts.Configuration))
 	var s *stripe.BillingPortalSession
-	err = b.call(ctx, write, func() error {
+	err = b.call(ctx, write, func(ctx context.Context) error {
 		var err error
 		s, err = b.sc.V1BillingPortalSessions.Create(ctx, p)
 		return err

@@ -47,7 +47,7 @@ func (b *Billing) applyRefund(ctx context.Context, ev *wireEvent, ch *wireObject
 	}
 	rec := b.eventRecorder(ev)
 	at := time.Unix(ev.Created, 0).UTC()
-	return b.apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
+	return b.applyWith(ctx, ev.ID, rec, func(ctx context.Context, tx Tx) error {
 		user, err := userOf(ctx, tx, customer)
 		if err != nil {
 			return err
@@ -85,7 +85,7 @@ func (b *Billing) applyDispute(ctx context.Context, ev *wireEvent, d *wireObject
 		return b.apply(ctx, ev.ID, func(context.Context, Tx) error { return nil }) // nothing to keep
 	}
 	var ch *stripe.Charge
-	err := b.call(ctx, read, func() (err error) {
+	err := b.call(ctx, read, func(ctx context.Context) (err error) {
 		ch, err = b.sc.V1Charges.Retrieve(ctx, charge, nil)
 		return err
 	})
@@ -103,7 +103,7 @@ func (b *Billing) applyDispute(ctx context.Context, ev *wireEvent, d *wireObject
 	if ev.Type == evDisputeClosed {
 		kind = ChangeDisputeClosed
 	}
-	return b.apply(ctx, ev.ID, func(ctx context.Context, tx Tx) error {
+	return b.applyWith(ctx, ev.ID, rec, func(ctx context.Context, tx Tx) error {
 		user, err := userOf(ctx, tx, customer)
 		if err != nil {
 			return err

@@ -61,10 +61,10 @@ func retryable(kind callKind, err error) bool {
 // between tries (0.5 s, then doubling, at most 8 s). A write must carry
 // an idempotency key, so that every try is the same request to Stripe.
 // It returns the last error, unwrapped: callers wrap it in a StripeError.
-func (b *Billing) call(ctx context.Context, kind callKind, fn func() error) error {
+func (b *Billing) call(ctx context.Context, kind callKind, fn func(ctx context.Context) error) error {
 	delay := retryBaseDelay
 	for attempt := 0; ; attempt++ {
-		err := fn()
+		err := fn(withAttempt(ctx, attempt))
 		if err == nil || attempt >= b.retries || !retryable(kind, err) {
 			return err
 		}
@@ -78,13 +78,14 @@ func (b *Billing) call(ctx context.Context, kind callKind, fn func() error) erro
 
 // list iterates over a Stripe list, page by page, retrying a page that
 // fails as [Billing.call] does: from the item after the last one seen.
-// page starts a listing after the given ID ("" for the first page).
-func list[T any](ctx context.Context, b *Billing, page func(after string) iter.Seq2[T, error], id func(T) string) iter.Seq2[T, error] {
+// page starts a listing after the given ID ("" for the first page), with
+// the context of its try.
+func list[T any](ctx context.Context, b *Billing, page func(ctx context.Context, after string) iter.Seq2[T, error], id func(T) string) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		after, delay, attempt := "", retryBaseDelay, 0
 		for {
 			var failed error
-			for v, err := range page(after) {
+			for v, err := range page(withAttempt(ctx, attempt), after) {
 				if err != nil {
 					failed = err
 					break

@@ -47,7 +47,7 @@ func (b *Billing) CatchUp(ctx context.Context, since time.Time) (CatchUpReport, 
 	}
 	p.Limit = stripe.Int64(100)
 	var errs []error
-	events := func(after string) iter.Seq2[*stripe.Event, error] {
+	events := func(ctx context.Context, after string) iter.Seq2[*stripe.Event, error] {
 		startAfter(&p.ListParams, after)
 		return iter.Seq2[*stripe.Event, error](b.sc.V1Events.List(ctx, p))
 	}
@@ -124,7 +124,7 @@ func (b *Billing) Sync(ctx context.Context, userID string) (Membership, error) {
 	p := &stripe.SubscriptionListParams{Customer: stripe.String(customer), Status: stripe.String("all")}
 	p.Limit = stripe.Int64(100)
 	var ids []string
-	subs := func(after string) iter.Seq2[*stripe.Subscription, error] {
+	subs := func(ctx context.Context, after string) iter.Seq2[*stripe.Subscription, error] {
 		startAfter(&p.ListParams, after)
 		return iter.Seq2[*stripe.Subscription, error](b.sc.V1Subscriptions.List(ctx, p))
 	}

@@ -98,7 +98,7 @@ func (b *Billing) expireOtherSessions(ctx context.Context, customer string) erro
 func (b *Billing) cancelAndRefund(ctx context.Context, subID string) error {
 	p := &stripe.SubscriptionRetrieveParams{}
 	var sub *stripe.Subscription
-	err := b.call(ctx, read, func() (err error) {
+	err := b.call(ctx, read, func(ctx context.Context) (err error) {
 		sub, err = b.sc.V1Subscriptions.Retrieve(ctx, subID, p)
 		return err
 	})
@@ -108,7 +108,7 @@ func (b *Billing) cancelAndRefund(ctx context.Context, subID string) error {
 	if sub.Status != stripe.SubscriptionStatusCanceled && sub.Status != stripe.SubscriptionStatusIncompleteExpired {
 		cp := &stripe.SubscriptionCancelParams{}
 		cp.SetIdempotencyKey("billing-cancel-second-" + subID)
-		err := b.call(ctx, write, func() (err error) {
+		err := b.call(ctx, write, func(ctx context.Context) (err error) {
 			_, err = b.sc.V1Subscriptions.Cancel(ctx, subID, cp)
 			return err
 		})
@@ -122,7 +122,7 @@ func (b *Billing) cancelAndRefund(ctx context.Context, subID string) error {
 	inv := sub.LatestInvoice.ID
 	lp := &stripe.InvoicePaymentListParams{Invoice: stripe.String(inv)}
 	lp.Limit = stripe.Int64(100)
-	page := func(after string) iter.Seq2[*stripe.InvoicePayment, error] {
+	page := func(ctx context.Context, after string) iter.Seq2[*stripe.InvoicePayment, error] {
 		startAfter(&lp.ListParams, after)
 		return iter.Seq2[*stripe.InvoicePayment, error](b.sc.V1InvoicePayments.List(ctx, lp))
 	}
@@ -139,7 +139,7 @@ func (b *Billing) cancelAndRefund(ctx context.Context, subID string) error {
 		rp.AddMetadata("billing_reason", "second_subscription")
 		rp.AddMetadata("billing_subscription", subID)
 		rp.SetIdempotencyKey("billing-refund-second-" + subID + "-" + pi)
-		err := b.call(ctx, write, func() error {
+		err := b.call(ctx, write, func(ctx context.Context) error {
 			_, err := b.sc.V1Refunds.Create(ctx, rp)
 			return err
 		})

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Outcome says what the webhook handler did with a verified event.
@@ -52,9 +54,12 @@ type webhookHandler struct{ b *Billing }
 
 func (h webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b := h.b
+	start := time.Now()
+	ctx, span := b.startSpan(r.Context(), "billing.webhook", trace.SpanKindServer)
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		b.webhookDone(ctx, span, start, nil, outcomeRefused, nil)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, b.cfg.MaxWebhookBytes))
@@ -63,32 +68,44 @@ func (h webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &tooBig) {
 			b.log.Warn("webhook body too large", "limit", b.cfg.MaxWebhookBytes)
 			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
-			return
+		} else {
+			http.Error(w, "cannot read body", http.StatusBadRequest)
 		}
-		http.Error(w, "cannot read body", http.StatusBadRequest)
+		b.webhookDone(ctx, span, start, nil, outcomeRefused, nil)
 		return
 	}
 	ev, err := b.verify(body, r.Header.Get("Stripe-Signature"))
 	if err != nil {
 		b.log.Warn("webhook rejected", "reason", err.Error())
 		http.Error(w, "bad request", http.StatusBadRequest)
+		b.webhookDone(ctx, span, start, nil, outcomeRefused, nil)
 		return
 	}
 	if err := b.checkEventMode(&ev); err != nil {
 		b.log.Error("webhook event rejected: misconfigured endpoint", "event", ev.ID, "type", ev.Type, "error", err.Error())
 		http.Error(w, err.Error(), http.StatusBadRequest)
+		b.webhookDone(ctx, span, start, &ev, outcomeRefused, err)
 		return
 	}
-	out, err := b.process(r.Context(), &ev, body)
+	out, err := b.process(ctx, &ev, body)
 	if err != nil {
 		b.log.Error("webhook event failed; Stripe will retry it", "event", ev.ID, "type", ev.Type, "error", err.Error())
 		http.Error(w, "event not applied, retry later", http.StatusInternalServerError)
+		b.webhookDone(ctx, span, start, &ev, outcomeFailed, err)
 		return
 	}
 	b.log.Debug("webhook event", "event", ev.ID, "type", ev.Type, "outcome", out.String())
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, "{\"outcome\":%q}\n", out.String())
+	b.webhookDone(ctx, span, start, &ev, out.String(), nil)
 }
+
+// Outcomes of deliveries that are not an applied event's, for metrics
+// and spans.
+const (
+	outcomeRefused = "refused" // not POST, too large, a bad signature, the wrong mode or release train
+	outcomeFailed  = "failed"  // answered 500: Stripe retries it
+)
 
 // verify checks the signature against every configured secret
 // (webhook.ValidatePayload: the signature and its timestamp, decoding
