@@ -74,6 +74,11 @@ type Config struct {
 	// success, cancel and portal return URLs derive from it.
 	SiteURL string
 
+	// WebhookURL is the public URL Stripe delivers events to
+	// (https://example.com/stripe/webhook): the self-check (SelfCheck)
+	// looks for its endpoint at Stripe. Optional.
+	WebhookURL string
+
 	// SuccessPath, CancelPath and ReturnPath are joined to SiteURL; they
 	// default to DefaultSuccessPath, DefaultCancelPath and
 	// DefaultReturnPath. SuccessPath must contain {CHECKOUT_SESSION_ID}.
