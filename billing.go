@@ -169,6 +169,9 @@ type Billing struct {
 	hooks    *hooks       // nil without Config.Hooks.Handler
 	tel      *telemetry   // nil without Config.MeterProvider
 	tracer   trace.Tracer // nil without Config.TracerProvider
+	// logChanges: the Logger takes INFO lines, so each membership change
+	// is logged (which needs the record before each write).
+	logChanges bool
 }
 
 // New checks cfg and returns a Billing. Every error wraps ErrConfig and
@@ -286,6 +289,7 @@ func New(cfg Config, store Store, users UserResolver) (*Billing, error) {
 		hooks:    hooks,
 	}
 	tr.b = b
+	b.logChanges = b.log.Enabled(context.Background(), slog.LevelInfo)
 	var box Outbox
 	if hooks != nil {
 		box = hooks.box

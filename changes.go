@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,6 +87,12 @@ type Change struct {
 	// RecordedAt is billing's clock when the change was recorded.
 	RecordedAt time.Time `json:"recorded_at,omitzero"`
 
+	// Membership is the subscription's membership status after the
+	// change, PreviousMembership before it (as Membership computes them:
+	// a past_due subscription within its grace attempts is active).
+	Membership         Status `json:"membership"`
+	PreviousMembership Status `json:"previous_membership"`
+
 	// The subscription after the change, and before it where it tells
 	// what changed (plan changed, paused, resumed, recovered, ended).
 	Status           SubscriptionStatus `json:"status,omitempty"`
@@ -153,7 +160,7 @@ func (p policy) subscriptionChanges(before Subscription, found bool, after Subsc
 	base := Change{
 		UserID: after.UserID, CustomerID: after.CustomerID, SubscriptionID: after.ID,
 		Status: after.Status, Tier: ma.Tier, PriceID: ma.PriceID, CurrentPeriodEnd: ma.CurrentPeriodEnd,
-		At: after.Version,
+		At: after.Version, Membership: ma.Status, PreviousMembership: mb.Status,
 	}
 	add := func(kind ChangeKind, key string, edit func(c *Change)) {
 		c := base
@@ -295,15 +302,45 @@ func (b *Billing) applyWith(ctx context.Context, eventID string, rec *recorder, 
 	})
 	if err == nil {
 		b.countChanges(ctx, rec.run, rec.paid)
+		b.logChangesOf(ctx, rec)
 		rec.run, rec.paid = nil, 0
 	}
 	return err
 }
 
+// logChangesOf logs, at INFO, one line per change a committed write made:
+// the story of each user's membership.
+func (b *Billing) logChangesOf(ctx context.Context, rec *recorder) {
+	if !b.logChanges {
+		return
+	}
+	for _, c := range rec.run {
+		attrs := []slog.Attr{slog.String("kind", string(c.Kind)), slog.String("user", c.UserID), slog.String("customer", c.CustomerID)}
+		if c.SubscriptionID != "" {
+			attrs = append(attrs, slog.String("subscription", c.SubscriptionID),
+				slog.String("from", c.PreviousMembership.String()), slog.String("to", c.Membership.String()))
+		}
+		for _, kv := range []struct{ k, v string }{{"tier", c.Tier}, {"invoice", c.InvoiceID}, {"session", c.CheckoutSessionID}, {"payment_intent", c.PaymentIntentID}, {"dispute", c.DisputeID}} {
+			if kv.v != "" {
+				attrs = append(attrs, slog.String(kv.k, kv.v))
+			}
+		}
+		if c.Attempt > 0 {
+			attrs = append(attrs, slog.Int64("attempt", c.Attempt))
+		}
+		event := rec.event
+		if event == "" {
+			event = "(fetched)"
+		}
+		attrs = append(attrs, slog.String("event", event))
+		b.log.LogAttrs(ctx, slog.LevelInfo, "billing: membership changed", attrs...)
+	}
+}
+
 // recorder returns the recorder of a write caused by eventID (empty for
 // billing's own fetches), or nil when neither hooks nor metrics are on.
 func (b *Billing) recorder(eventID string) *recorder {
-	if b.hooks == nil && b.tel == nil {
+	if b.hooks == nil && b.tel == nil && !b.logChanges {
 		return nil
 	}
 	return &recorder{p: b.policy(), event: eventID, now: b.now, write: b.hooks != nil,

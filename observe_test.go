@@ -217,3 +217,32 @@ func TestStripeCallLogLines(t *testing.T) {
 }
 
 var _ = billingtest.CardOK
+
+// At INFO, one line per membership change tells the story: who, which
+// subscription, from and to, and the event that caused it.
+func TestMembershipChangesLogged(t *testing.T) {
+	t.Parallel()
+	e := newCoEnv(t)
+	sub := buy(t, e, "u1")
+	cus := e.customerOf(t, "u1")
+	require.NoError(t, testcatalog.SetCardFailing(e.fake, cus, true))
+	e.deliver(t, must(testcatalog.Renew(e.fake, sub))...)
+	e.deliver(t, must(e.fake.CancelNow(sub))...)
+	var lines []string
+	for _, l := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(l, `msg="billing: membership changed"`) {
+			require.Contains(t, l, "level=INFO")
+			lines = append(lines, l)
+		}
+	}
+	require.Len(t, lines, 3, e.logs.String())
+	for _, want := range []string{"kind=activated", "user=u1", "customer=" + cus, "subscription=" + sub, "from=pending", "to=active", "tier=pro", "event=evt_"} {
+		assert.Contains(t, lines[0], want)
+	}
+	for _, want := range []string{"kind=payment_failed", "attempt=1", "from=active", "to=active", "invoice=in_"} {
+		assert.Contains(t, lines[1], want)
+	}
+	for _, want := range []string{"kind=ended", "from=active", "to=canceled"} {
+		assert.Contains(t, lines[2], want)
+	}
+}

@@ -82,7 +82,7 @@ func (h webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := b.checkEventMode(&ev); err != nil {
-		b.log.Error("webhook event rejected: misconfigured endpoint", "event", ev.ID, "type", ev.Type, "error", err.Error())
+		b.log.Warn("webhook event rejected: misconfigured endpoint", "event", ev.ID, "type", ev.Type, "error", err.Error())
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		b.webhookDone(ctx, span, start, &ev, outcomeRefused, err)
 		return
