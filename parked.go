@@ -42,7 +42,7 @@ func (b *Billing) Replay(ctx context.Context, eventID string) (Outcome, error) {
 	if err := decodeEvent(p.Payload, &ev); err != nil {
 		return 0, fmt.Errorf("billing: decode parked event %s: %w", eventID, err)
 	}
-	out, err := b.process(ctx, &ev, p.Payload)
+	out, err := b.process(withVia(ctx, ViaReplay), &ev, p.Payload)
 	if err != nil {
 		return 0, fmt.Errorf("billing: replay %s: %w", eventID, err)
 	}

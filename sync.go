@@ -76,7 +76,7 @@ func (b *Billing) CatchUp(ctx context.Context, since time.Time) (CatchUpReport, 
 			b.log.Error("catch-up skipped an event: misconfigured account", "event", ev.ID, "type", ev.Type, "error", err.Error())
 			continue
 		}
-		out, err := b.process(ctx, &w, raw)
+		out, err := b.process(withVia(ctx, ViaCatchUp), &w, raw)
 		if err != nil {
 			rep.Failed++
 			errs = append(errs, fmt.Errorf("billing: catch-up: event %s: %w", ev.ID, err))

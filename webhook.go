@@ -166,6 +166,14 @@ const (
 // process applies one verified event. It is also how parked events are
 // replayed.
 func (b *Billing) process(ctx context.Context, ev *wireEvent, raw []byte) (Outcome, error) {
+	info := EventInfo{Type: ev.Type, Via: ViaWebhook}
+	if v, ok := ctx.Value(viaKey{}).(string); ok {
+		info.Via = v
+	}
+	if ev.Data.Object != nil {
+		info.ObjectID = storableText(ev.Data.Object.ID)
+	}
+	ctx = withEventInfo(ctx, info)
 	switch ev.Type {
 	case evSubCreated, evSubUpdated, evSubDeleted, evSubPaused, evSubResumed, evSubTrialWillEnd,
 		evInvoicePaid, evInvoiceFailed, evCheckoutDone, evCheckoutAsyncOK,
