@@ -123,11 +123,13 @@ func TestHooksRetriedWithBackoff(t *testing.T) {
 
 	assert.Equal(t, 1, dispatch(t, e.b), "billing's own write goes; the app's change fails")
 	assert.Equal(t, []billing.ChangeKind{billing.ChangeActivated}, l.kinds(), "the later change waits")
-	for _, wait := range []time.Duration{time.Minute, 2 * time.Minute} {
+	for i, wait := range []time.Duration{time.Minute, 2 * time.Minute} {
 		e.fake.Sleep(context.Background(), wait-time.Second)
-		assert.Zero(t, dispatch(t, e.b), "not before its backoff")
+		assert.Zero(t, dispatch(t, e.b))
+		assert.Len(t, l.all(), i+1, "not delivered before its backoff")
 		e.fake.Sleep(context.Background(), time.Second)
 		assert.Zero(t, dispatch(t, e.b), "due, fails again")
+		assert.Len(t, l.all(), i+2, "delivered once its backoff passed")
 	}
 	e.fake.Sleep(context.Background(), 3*time.Minute) // capped at MaxBackoff
 	assert.Equal(t, 2, dispatch(t, e.b), "the fourth delivery succeeds, and releases the next change")
