@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -40,7 +41,25 @@ type appConfig struct {
 	OfflineStart time.Time
 	// BcryptCost is the cost of password hashes (zero: bcrypt.DefaultCost).
 	BcryptCost int
+
+	// StripeDeadline bounds each request, and so its Stripe calls,
+	// billing's retries included; it is also the HTTP client's timeout of
+	// every Stripe call, and bounds the reading of the prices at start-up
+	// (zero: defaultStripeDeadline). It must be below WriteTimeout: a page
+	// waiting for a Stripe that does not answer then still says "Billing
+	// is unavailable" before the server drops the connection.
+	StripeDeadline time.Duration
+	// WriteTimeout is the server's http.Server.WriteTimeout (zero:
+	// defaultWriteTimeout); see newServer.
+	WriteTimeout time.Duration
 }
+
+// Defaults of appConfig's StripeDeadline and WriteTimeout. The deadline
+// leaves the page ten seconds to render and reach the browser.
+const (
+	defaultStripeDeadline = 20 * time.Second
+	defaultWriteTimeout   = 30 * time.Second
+)
 
 // The offline Stripe's key, webhook secret and prices. They are test-mode
 // values of the right shapes, known only to this process.
@@ -61,10 +80,6 @@ var offlinePrices = prices{
 // through while Stripe retries (billing's default, made explicit).
 const graceAttempts = billing.DefaultGraceAttempts
 
-// stripeTimeout bounds each Stripe call, so that a page answers within
-// the server's WriteTimeout.
-const stripeTimeout = 30 * time.Second
-
 // app is the site: an http.Handler, and Close.
 type app struct {
 	http.Handler
@@ -76,6 +91,9 @@ type app struct {
 	mail    *mailbox
 	plans   []plan
 	siteURL string
+	// stripeDeadline bounds each request (withDeadline); writeTimeout is
+	// the server's WriteTimeout (newServer).
+	stripeDeadline, writeTimeout time.Duration
 	// webhook is billing's webhook handler; offline, it also delivers the
 	// changes the event recorded (dispatchAfter).
 	webhook http.Handler
@@ -83,6 +101,9 @@ type app struct {
 	stopHooks func()
 	// offline is the in-process offline Stripe, nil with a real one.
 	offline *billingtest.Stripe
+	// offlineSetup is how many events the offline Stripe made while the
+	// site stocked it (product.created): the dev panel leaves them out.
+	offlineSetup int
 	// now is billing's clock: the offline Stripe's simulated time, or
 	// the wall clock.
 	now           func() time.Time
@@ -95,13 +116,24 @@ func newApp(ctx context.Context, cfg appConfig) (*app, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.StripeDeadline == 0 {
+		cfg.StripeDeadline = defaultStripeDeadline
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = defaultWriteTimeout
+	}
+	if cfg.StripeDeadline < 0 || cfg.StripeDeadline >= cfg.WriteTimeout {
+		return nil, fmt.Errorf("the Stripe deadline (%v) must be positive and below the server's WriteTimeout (%v)", cfg.StripeDeadline, cfg.WriteTimeout)
+	}
 	a := &app{
-		log:           cfg.Logger,
-		db:            cfg.DB,
-		dialect:       cfg.Dialect,
-		siteURL:       cfg.SiteURL,
-		now:           time.Now,
-		secureCookies: strings.HasPrefix(cfg.SiteURL, "https://"),
+		log:            cfg.Logger,
+		db:             cfg.DB,
+		dialect:        cfg.Dialect,
+		siteURL:        cfg.SiteURL,
+		stripeDeadline: cfg.StripeDeadline,
+		writeTimeout:   cfg.WriteTimeout,
+		now:            time.Now,
+		secureCookies:  strings.HasPrefix(cfg.SiteURL, "https://"),
 	}
 
 	// billing's tables, created or updated by the store's own migrations,
@@ -125,7 +157,11 @@ func newApp(ctx context.Context, cfg appConfig) (*app, error) {
 	}
 
 	// Which Stripe: the real one (or another Stripe-compatible API), or
-	// the offline Stripe with the site's prices.
+	// the offline Stripe with the site's prices. No Stripe call outlasts
+	// the deadline: the HTTP client's timeout bounds each try, the
+	// request's context (withDeadline) all of them, billing's retries
+	// included.
+	httpClient := &http.Client{Timeout: cfg.StripeDeadline}
 	bcfg := billing.Config{
 		SecretKey:      cfg.Stripe.SecretKey,
 		WebhookSecrets: []string{cfg.Stripe.WebhookSecret},
@@ -133,7 +169,7 @@ func newApp(ctx context.Context, cfg appConfig) (*app, error) {
 		SiteURL:        cfg.SiteURL,
 		GraceAttempts:  graceAttempts,
 		Logger:         cfg.Logger,
-		HTTPClient:     &http.Client{Timeout: stripeTimeout},
+		HTTPClient:     httpClient,
 		// Every change of a user's billing is recorded in billing's outbox
 		// and delivered to the site's handler, which sends the emails
 		// (mailbox.go).
@@ -143,16 +179,13 @@ func newApp(ctx context.Context, cfg appConfig) (*app, error) {
 	if cfg.Stripe.SecretKey == "" {
 		a.offline = billingtest.New(billingtest.Options{Start: cfg.OfflineStart})
 		priceIDs = offlinePrices
-		for _, p := range catalog(priceIDs, true) {
-			a.offline.AddPrice(p.PriceID, p.Interval, p.Amount)
-		}
 		bcfg.SecretKey = offlineSecretKey
 		bcfg.WebhookSecrets = []string{offlineWebhookSecret}
 		bcfg.StripeURL = a.offline.URL()
 		bcfg.Clock = a.offline
 		a.now = a.offline.Now
 	}
-	a.plans = catalog(priceIDs, a.offline != nil)
+	a.plans = catalog(priceIDs)
 	for _, p := range a.plans {
 		bp := billing.Plan{PriceID: p.PriceID, Tier: p.Tier}
 		if p.Credits > 0 {
@@ -162,6 +195,23 @@ func newApp(ctx context.Context, cfg appConfig) (*app, error) {
 	}
 	a.b, err = billing.New(bcfg, store, billing.UserResolverFunc(a.users.billingUser))
 	if err != nil {
+		a.Close()
+		return nil, err
+	}
+
+	// What the plans cost, and the names of their products, as Stripe
+	// says (the offline Stripe first gets the site's products and prices).
+	sc := newStripeClient(bcfg.SecretKey, bcfg.StripeURL, httpClient)
+	stripeCtx, cancel := context.WithTimeout(ctx, cfg.StripeDeadline)
+	defer cancel()
+	if a.offline != nil {
+		if err := stockOffline(stripeCtx, a.offline, sc, a.plans); err != nil {
+			a.Close()
+			return nil, err
+		}
+		a.offlineSetup = len(a.offline.Events())
+	}
+	if err := describePlans(stripeCtx, sc, a.plans, cfg.Logger); err != nil {
 		a.Close()
 		return nil, err
 	}
@@ -272,14 +322,18 @@ func (a *app) routes() http.Handler {
 	site.Handle("GET /members", a.membersOnly(a.members))
 	site.Handle("GET /members/pro", a.membersOnly(a.proMembers, "pro"))
 	site.HandleFunc("GET /healthz", a.healthz)
-	site.HandleFunc("GET /static/site.css", func(w http.ResponseWriter, r *http.Request) {
-		http.ServeFileFS(w, r, staticFiles, "static/site.css")
-	})
+	for _, name := range []string{"site.css", "site.js"} {
+		site.HandleFunc("GET /static/"+name, func(w http.ResponseWriter, r *http.Request) {
+			http.ServeFileFS(w, r, staticFiles, "static/"+name)
+		})
+	}
 	if a.offline != nil {
-		site.HandleFunc("GET /dev", a.devPanel)
-		site.HandleFunc("POST /dev/advance", a.devAdvance)
-		site.HandleFunc("POST /dev/replay", a.devReplay)
-		site.HandleFunc("GET /dev/mailbox", a.devMailbox)
+		// The dev panel, for signed-in users only: its forms, like every
+		// signed-in form, carry the session's CSRF token.
+		site.Handle("GET /dev", a.signedIn(a.devPanel))
+		site.Handle("POST /dev/advance", a.signedInForm(a.devAdvance))
+		site.Handle("POST /dev/replay", a.signedInForm(a.devReplay))
+		site.Handle("GET /dev/mailbox", a.signedIn(a.devMailbox))
 	}
 
 	// Every POST is checked against cross-site requests (the browser's
@@ -294,10 +348,75 @@ func (a *app) routes() http.Handler {
 
 	root := http.NewServeMux()
 	// The webhook is outside the session and CSRF middleware: Stripe signs
-	// its requests instead.
-	root.Handle("POST /stripe/webhook", a.webhook)
-	root.Handle("/", securityHeaders(a.withSession(csrf.Handler(a.settleOffline(site)))))
-	return root
+	// its requests instead. It is mounted for every method, so that
+	// billing's handler answers 405 to anything but a POST (a pattern of
+	// POST only would leave a GET to the site's 404).
+	root.Handle("/stripe/webhook", a.webhook)
+	root.Handle("/", securityHeaders(a.withSession(csrf.Handler(a.settleOffline(a.styledErrors(site))))))
+	return a.withDeadline(root)
+}
+
+// withDeadline bounds each request by the Stripe deadline: the Stripe
+// calls it makes (billing's retries included) give up then, and the page
+// says that billing is unavailable, before the server's WriteTimeout cuts
+// the connection. (Without an answer the browser shows ERR_EMPTY_RESPONSE,
+// and may send the form again.) The webhook too: past the deadline it
+// answers 500, and Stripe delivers the event again later.
+func (a *app) withDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), a.stripeDeadline)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// styledErrors answers what no route of the site matches with the site's
+// own page, in its layout: 404 for an unknown URL, 405 (with ServeMux's
+// Allow header) for a known one asked with another method, rather than
+// ServeMux's plain text.
+func (a *app) styledErrors(site *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := site.Handler(r)
+		if pattern != "" {
+			site.ServeHTTP(w, r)
+			return
+		}
+		// ServeMux's own answer: a 404, a 405, or a redirect to a
+		// cleaned path, which goes through.
+		ew := &errorWriter{ResponseWriter: w}
+		h.ServeHTTP(ew, r)
+		switch ew.code {
+		case http.StatusNotFound:
+			a.renderError(w, r, http.StatusNotFound, "Page not found",
+				"There is no page at this address. It may have moved, or the link may be mistyped.")
+		case http.StatusMethodNotAllowed:
+			a.renderError(w, r, http.StatusMethodNotAllowed, "Method not allowed",
+				"This page cannot be used that way. Go back to the site and use its links and buttons.")
+		}
+	})
+}
+
+// errorWriter passes a response through, except a 404 or a 405, which it
+// swallows (and records) for the caller to answer; headers set before
+// (Allow) stay.
+type errorWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (ew *errorWriter) WriteHeader(code int) {
+	if code == http.StatusNotFound || code == http.StatusMethodNotAllowed {
+		ew.code = code
+		return
+	}
+	ew.ResponseWriter.WriteHeader(code)
+}
+
+func (ew *errorWriter) Write(b []byte) (int, error) {
+	if ew.code != 0 {
+		return len(b), nil
+	}
+	return ew.ResponseWriter.Write(b)
 }
 
 // settleOffline, in offline mode, lets the offline Stripe's webhooks in
@@ -339,7 +458,7 @@ func securityHeaders(next http.Handler) http.Handler {
 var (
 	//go:embed templates/*.html
 	templateFiles embed.FS
-	//go:embed static/site.css
+	//go:embed static/site.css static/site.js
 	staticFiles embed.FS
 )
 
@@ -443,10 +562,29 @@ func (a *app) billingUnavailable(w http.ResponseWriter, r *http.Request, what st
 		"We could not reach our payment provider. Nothing was charged. Please try again in a minute.")
 }
 
-// localPath returns p if it is a path on this site (for ?next= and
-// return= values), else "".
-func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+// maxPathLen bounds a path safePath accepts.
+const maxPathLen = 2048
+
+// safePath returns p if it is safe to redirect to, as a path on this site
+// (the ?next= of the sign-in and sign-up pages, the return= of the dev
+// bar), else "". Only printable ASCII is accepted, and no backslash:
+// browsers drop tabs and newlines from a URL and read a backslash as a
+// slash, so that "/\t/evil.example" or "/\evil.example", which look like
+// paths, lead to //evil.example, another site. Then p must be an absolute
+// path (one leading slash, not two: "//host" is another site), with no
+// scheme ("javascript:", "https:") and no host. A site's own paths and
+// queries are percent-encoded ASCII: nothing legitimate is refused.
+func safePath(p string) string {
+	if p == "" || len(p) > maxPathLen || p[0] != '/' || strings.HasPrefix(p, "//") {
+		return ""
+	}
+	for i := range len(p) {
+		if c := p[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return ""
+		}
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") {
 		return ""
 	}
 	return p

@@ -122,11 +122,11 @@ type authView struct {
 }
 
 func (a *app) signupPage(w http.ResponseWriter, r *http.Request) {
-	a.render(w, r, http.StatusOK, "signup", "Sign up", authView{Next: localPath(r.URL.Query().Get("next"))})
+	a.render(w, r, http.StatusOK, "signup", "Sign up", authView{Next: safePath(r.URL.Query().Get("next"))})
 }
 
 func (a *app) signinPage(w http.ResponseWriter, r *http.Request) {
-	a.render(w, r, http.StatusOK, "signin", "Sign in", authView{Next: localPath(r.URL.Query().Get("next"))})
+	a.render(w, r, http.StatusOK, "signin", "Sign in", authView{Next: safePath(r.URL.Query().Get("next"))})
 }
 
 // validateSignup checks the sign-up form and returns the normalized email
@@ -152,7 +152,7 @@ func (a *app) signup(w http.ResponseWriter, r *http.Request) {
 	if !a.parseForm(w, r) {
 		return
 	}
-	v := authView{Email: r.PostFormValue("email"), Next: localPath(r.PostFormValue("next"))}
+	v := authView{Email: r.PostFormValue("email"), Next: safePath(r.PostFormValue("next"))}
 	email, problems := validateSignup(v.Email, r.PostFormValue("password"), r.PostFormValue("confirm"))
 	if len(problems) > 0 {
 		v.Errors = problems
@@ -182,7 +182,7 @@ func (a *app) signin(w http.ResponseWriter, r *http.Request) {
 	if !a.parseForm(w, r) {
 		return
 	}
-	v := authView{Email: r.PostFormValue("email"), Next: localPath(r.PostFormValue("next"))}
+	v := authView{Email: r.PostFormValue("email"), Next: safePath(r.PostFormValue("next"))}
 	email, password := strings.ToLower(strings.TrimSpace(v.Email)), r.PostFormValue("password")
 	if email == "" || password == "" {
 		v.Errors = []string{"Enter your email and your password."}

@@ -11,13 +11,14 @@ import (
 	"github.com/gobilling/billing"
 )
 
-// The dev panel exists in offline mode only. The offline Stripe's clock
-// starts at the real time and ticks in real time; the panel moves it
-// forward, and the offline Stripe does meanwhile what Stripe would do:
-// renewals, failed payments retried 1, 3, 5 and 7 days after the first
-// attempt, scheduled cancellations. Its webhooks reach the site's own
-// handler; each move waits for them (Flush) so that the next page shows
-// the outcome. The mailbox lists the emails the site sent meanwhile.
+// The dev panel exists in offline mode only, for signed-in users. The
+// offline Stripe's clock starts at the real time and ticks in real time;
+// the panel moves it forward, and the offline Stripe does meanwhile what
+// Stripe would do: renewals, failed payments retried 1, 3, 5 and 7 days
+// after the first attempt, scheduled cancellations. Its webhooks reach the
+// site's own handler; each move waits for them (Flush) so that the next
+// page shows the outcome. The mailbox lists the emails the site sent
+// meanwhile.
 
 // devBar is the strip at the top of every page in offline mode.
 type devBar struct {
@@ -50,10 +51,7 @@ const (
 // devAdvance moves the offline Stripe's clock: a day, 31 days, or to the
 // next scheduled action.
 func (a *app) devAdvance(w http.ResponseWriter, r *http.Request) {
-	if !a.parseForm(w, r) {
-		return
-	}
-	back := localPath(r.PostFormValue("return"))
+	back := safePath(r.PostFormValue("return"))
 	if back == "" {
 		back = "/dev"
 	}
@@ -122,7 +120,7 @@ func (a *app) devPanel(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var v devView
-	events := a.offline.Events()
+	events := a.offline.Events()[a.offlineSetup:] // not the site's own products
 	for _, e := range slices.Backward(events[max(len(events)-30, 0):]) {
 		v.Events = append(v.Events, devEvent{ID: e.ID, Type: e.Type, Created: time.Unix(e.Created, 0), Delivered: delivered[e.ID]})
 	}
@@ -138,9 +136,6 @@ func (a *app) devPanel(w http.ResponseWriter, r *http.Request) {
 // devReplay replays a parked event (billing.Replay): once its customer is
 // linked to a user, it applies.
 func (a *app) devReplay(w http.ResponseWriter, r *http.Request) {
-	if !a.parseForm(w, r) {
-		return
-	}
 	out, err := a.b.Replay(r.Context(), r.PostFormValue("event"))
 	if errors.Is(err, billing.ErrNotParked) {
 		a.renderError(w, r, http.StatusNotFound, "Not parked", "There is no such parked event.")

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/sqlstore"
 )
 
 // chromiumPath is Debian's Chromium (apt-get install -y chromium).
@@ -37,7 +41,23 @@ func TestBrowser(t *testing.T) {
 		t.Skipf("%s not found, so the browser test is skipped: %s", chromiumPath, how)
 	}
 	began := time.Now()
-	a, srv := newTestSite(t)
+	// The test can hold a POST /checkout in flight, to see the page while
+	// the browser waits for the redirect to Stripe.
+	var holding atomic.Bool
+	release := make(chan struct{})
+	db, err := sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "site.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	a, srv := newTestSiteWrapped(t, db, sqlstore.SQLite, "", func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/checkout" && holding.Load() {
+				<-release
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	releaseCheckout := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseCheckout) // before the server closes
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -80,8 +100,22 @@ func TestBrowser(t *testing.T) {
 	require.Contains(t, b.text("nav-email"), email)
 	b.shot("pricing")
 
-	// Checkout, on the offline Stripe's own page (another origin).
-	b.submit("buy-pro-monthly")
+	// Checkout, on the offline Stripe's own page (another origin). While
+	// the site answers, the Stripe buttons are disabled, and the one
+	// clicked says why.
+	holding.Store(true)
+	b.run("click Pro, monthly", chromedp.Click(chromedp.ID("buy-pro-monthly")))
+	// (Evaluated, not queried: chromedp's queries wait for the navigation
+	// in flight.)
+	b.poll("the Stripe buttons disabled, the clicked one saying why", `(() => {
+		const button = id => document.getElementById(id);
+		return ["buy-pro-monthly", "buy-basic-yearly", "buy-credits"].every(id => button(id).disabled) &&
+			button("buy-pro-monthly").textContent === "Redirecting to Stripe…" &&
+			button("buy-basic-yearly").textContent === "$90 / year";
+	})()`)
+	b.shot("pricing-redirecting")
+	holding.Store(false)
+	releaseCheckout()
 	b.wait("card")
 	require.True(t, strings.HasPrefix(b.location(), a.offline.URL()+"/pay/cs_"), b.location())
 	b.shot("checkout")
@@ -144,7 +178,8 @@ func TestBrowser(t *testing.T) {
 	require.Contains(t, b.text("payment-failing"), "Your last payment failed. Stripe has tried 1 time and will try again.")
 	require.Equal(t, "Active", b.text("status"))
 	require.Equal(t, "open", b.text("access"))
-	require.Equal(t, "July 10, 2031", b.text("renews-on"))
+	require.False(t, b.exists("renews-on"), "the renewal's payment failed")
+	require.Equal(t, "Failed 1 time: Stripe will try again", b.text("payment"))
 	b.shot("account-payment-failing-1")
 
 	b.submit("advance-next") // the retry a day after the first attempt
@@ -161,6 +196,8 @@ func TestBrowser(t *testing.T) {
 	require.Equal(t, "Past due", b.text("status"))
 	require.Equal(t, "locked", b.text("access"))
 	require.False(t, b.exists("payment-failing"))
+	require.False(t, b.exists("renews-on"))
+	require.Equal(t, "Failed 3 times: access paused until a payment goes through", b.text("payment"))
 	b.shot("account-past-due")
 	b.open(srv.URL + "/members")
 	b.wait("refused")
@@ -265,6 +302,16 @@ func (b *browser) run(what string, actions ...chromedp.Action[chromedp.Void]) {
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.t.Fatalf("browser: %s: %v (at %s)", what, err, b.location())
+	}
+}
+
+// poll waits until the JavaScript expression is true.
+func (b *browser) poll(what, expression string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, browserWait)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expression)); err != nil {
+		b.t.Fatalf("browser: wait for %s: %v (at %s)", what, err, b.location())
 	}
 }
 

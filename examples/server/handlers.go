@@ -11,82 +11,6 @@ import (
 	"github.com/gobilling/billing"
 )
 
-// plan is something the pricing page sells.
-type plan struct {
-	// Key names it in forms and element IDs: "pro-monthly".
-	Key  string
-	Name string // "Pro", "100 credits"
-	// Tier is the membership tier it gives; empty for the credits pack.
-	Tier string
-	// Interval is "month" or "year", empty for a one-time purchase.
-	Interval string
-	PriceID  string
-	// Amount is the price in cents, when the site knows it (offline); the
-	// Checkout page shows the real one.
-	Amount  int64
-	Credits int64
-}
-
-// catalog is what the site sells: Basic and Pro, monthly and yearly, and
-// a pack of 100 credits; a plan without a price ID is left out. The
-// amounts are the offline Stripe's; with a real Stripe, Checkout shows the
-// prices' own.
-func catalog(p prices, offline bool) []plan {
-	all := []plan{
-		{Key: "basic-monthly", Name: "Basic", Tier: "basic", Interval: "month", PriceID: p.BasicMonthly, Amount: 900},
-		{Key: "basic-yearly", Name: "Basic", Tier: "basic", Interval: "year", PriceID: p.BasicYearly, Amount: 9000},
-		{Key: "pro-monthly", Name: "Pro", Tier: "pro", Interval: "month", PriceID: p.ProMonthly, Amount: 2900},
-		{Key: "pro-yearly", Name: "Pro", Tier: "pro", Interval: "year", PriceID: p.ProYearly, Amount: 29000},
-		{Key: "credits", Name: "100 credits", PriceID: p.Credits, Amount: 1000, Credits: 100},
-	}
-	var plans []plan
-	for _, pl := range all {
-		if pl.PriceID == "" {
-			continue
-		}
-		if !offline {
-			pl.Amount = 0
-		}
-		plans = append(plans, pl)
-	}
-	return plans
-}
-
-// Label is what a plan's button says: "$29 / month", or "Monthly" when
-// the amount is unknown.
-func (p plan) Label() string {
-	switch {
-	case p.Amount > 0 && p.Interval != "":
-		return money(p.Amount) + " / " + p.Interval
-	case p.Amount > 0:
-		return "Buy for " + money(p.Amount)
-	case p.Interval == "month":
-		return "Monthly"
-	case p.Interval == "year":
-		return "Yearly"
-	}
-	return "Buy"
-}
-
-// Period is "monthly", "yearly" or "one-time".
-func (p plan) Period() string {
-	switch p.Interval {
-	case "month":
-		return "monthly"
-	case "year":
-		return "yearly"
-	}
-	return "one-time"
-}
-
-// money formats cents as dollars: "$29", "$29.50".
-func money(cents int64) string {
-	if cents%100 == 0 {
-		return fmt.Sprintf("$%d", cents/100)
-	}
-	return fmt.Sprintf("$%d.%02d", cents/100, cents%100)
-}
-
 func (a *app) planByKey(key string) (plan, bool) {
 	for _, p := range a.plans {
 		if p.Key == key {
@@ -138,7 +62,10 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 // tierView is a column of the pricing page.
 type tierView struct {
 	Name, Tier string
-	Plans      []plan
+	// Product is the name of the tier's product at Stripe, when it is not
+	// the site's name of the tier.
+	Product string
+	Plans   []plan
 	// Current is set on the tier of the user's subscription.
 	Current bool
 }
@@ -163,7 +90,11 @@ func (a *app) pricing(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if n := len(v.Tiers); n == 0 || v.Tiers[n-1].Tier != p.Tier {
-			v.Tiers = append(v.Tiers, tierView{Name: p.Name, Tier: p.Tier, Current: v.Subscribed && m.Tier == p.Tier})
+			t := tierView{Name: p.Name, Tier: p.Tier, Current: v.Subscribed && m.Tier == p.Tier}
+			if p.Product != p.Name {
+				t.Product = p.Product
+			}
+			v.Tiers = append(v.Tiers, t)
 		}
 		v.Tiers[len(v.Tiers)-1].Plans = append(v.Tiers[len(v.Tiers)-1].Plans, p)
 	}
@@ -245,8 +176,12 @@ type accountView struct {
 	// Banner is "failing" while payments fail within the grace attempts,
 	// "past_due" once access is cut for non-payment.
 	Banner string
-	Grace  int
-	Status string
+	// Payment says how the payments go when they fail: "Failed 1 time:
+	// Stripe will try again", or "... access paused". The page then shows
+	// no renewal date: the period paid for is over.
+	Payment string
+	Grace   int
+	Status  string
 	// Subscribed: plans change in the portal, not on the pricing page.
 	Subscribed bool
 	// The dates to show; zero when they do not apply.
@@ -278,19 +213,33 @@ func (a *app) account(w http.ResponseWriter, r *http.Request) {
 		CancelsOn:  m.CancelAt,
 	}
 	v.Plan, v.HasPlan = a.planByPrice(m.PriceID)
-	switch m.Status {
-	case billing.StatusActive:
-		v.RenewsOn = m.CurrentPeriodEnd
-	case billing.StatusTrialing:
-		v.TrialEnds = m.TrialEnd
-	}
 	switch {
 	case m.Status == billing.StatusPastDue:
 		v.Banner = "past_due"
+		v.Payment = "Past due: access paused until a payment goes through"
+		if m.FailedAttempts > 0 {
+			v.Payment = fmt.Sprintf("Failed %s: access paused until a payment goes through", times(m.FailedAttempts))
+		}
 	case m.FailedAttempts > 0:
+		// Stripe's past_due within the grace attempts: the renewal's
+		// payment failed, so the subscription does not "renew on" its
+		// period's end, which is past or about to be.
 		v.Banner = "failing"
+		v.Payment = fmt.Sprintf("Failed %s: Stripe will try again", times(m.FailedAttempts))
+	case m.Status == billing.StatusActive:
+		v.RenewsOn = m.CurrentPeriodEnd
+	case m.Status == billing.StatusTrialing:
+		v.TrialEnds = m.TrialEnd
 	}
 	a.render(w, r, http.StatusOK, "account", "Your account", v)
+}
+
+// times is "1 time", "3 times".
+func times(n int) string {
+	if n == 1 {
+		return "1 time"
+	}
+	return fmt.Sprintf("%d times", n)
 }
 
 // portal sends the user to the Stripe Customer Portal.

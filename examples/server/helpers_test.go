@@ -42,6 +42,13 @@ func newTestSite(t *testing.T) (*app, *httptest.Server) {
 // tables named by prefix.
 func newTestSiteOn(t *testing.T, db *sql.DB, dialect sqlstore.Dialect, prefix string) (*app, *httptest.Server) {
 	t.Helper()
+	return newTestSiteWrapped(t, db, dialect, prefix, nil)
+}
+
+// newTestSiteWrapped is newTestSiteOn with the test's own handler around
+// the site's, if wrap is not nil.
+func newTestSiteWrapped(t *testing.T, db *sql.DB, dialect sqlstore.Dialect, prefix string, wrap func(http.Handler) http.Handler) (*app, *httptest.Server) {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	a, err := newApp(context.Background(), appConfig{
 		SiteURL:      "http://" + srv.Listener.Addr().String(),
@@ -54,6 +61,9 @@ func newTestSiteOn(t *testing.T, db *sql.DB, dialect sqlstore.Dialect, prefix st
 	})
 	require.NoError(t, err)
 	srv.Config.Handler = a
+	if wrap != nil {
+		srv.Config.Handler = wrap(a)
+	}
 	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
@@ -113,6 +123,24 @@ func (c *client) do(method, path string, form url.Values) response {
 	for k, v := range c.header {
 		req.Header[k] = v
 	}
+	return c.send(req)
+}
+
+// postRaw posts a form body as it is: values percent-encoded (or not) as
+// the test wants, where url.Values would encode them its own way.
+func (c *client) postRaw(path, body string) response {
+	c.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, c.base+path, strings.NewReader(body))
+	require.NoError(c.t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
+	return c.send(req)
+}
+
+func (c *client) send(req *http.Request) response {
+	c.t.Helper()
 	res, err := c.http.Do(req)
 	require.NoError(c.t, err)
 	defer res.Body.Close()

@@ -63,7 +63,7 @@ func subjects(rows []mailRow) []string {
 // (day, month or next) and returns the simulated time after it.
 func (c *client) advance(a *app, step string) time.Time {
 	c.t.Helper()
-	res := c.post("/dev/advance", url.Values{"step": {step}, "return": {"/dev"}})
+	res := c.postForm("/dev/advance", url.Values{"step": {step}, "return": {"/dev"}})
 	require.Equal(c.t, http.StatusSeeOther, res.Status, res.Body)
 	require.Equal(c.t, "/dev", res.Location)
 	return a.offline.Now().UTC()
@@ -272,7 +272,7 @@ func TestMailbox(t *testing.T) {
 // TestEmailFor checks the emails of the cases the flow above does not
 // reach.
 func TestEmailFor(t *testing.T) {
-	a := &app{siteURL: "https://club.example", plans: catalog(offlinePrices, true)}
+	a := &app{siteURL: "https://club.example", plans: catalog(offlinePrices)}
 	last := billing.Change{Kind: billing.ChangePaymentFailed, Attempt: 5, PriceID: offlinePrices.ProYearly}
 	subject, body, ok := a.emailFor(last)
 	require.True(t, ok)
@@ -304,14 +304,17 @@ func TestStripeModeSendsEmails(t *testing.T) {
 	t.Parallel()
 	fake := billingtest.New(billingtest.Options{})
 	t.Cleanup(fake.Close)
-	for _, p := range catalog(offlinePrices, true) {
-		fake.AddPrice(p.PriceID, p.Interval, p.Amount)
-	}
+	ctx := context.Background()
+	sc := newStripeClient("sk_test_stripe_mode", fake.URL(), http.DefaultClient)
+	require.NoError(t, stockOffline(ctx, fake, sc, catalog(offlinePrices)))
+	// A product named otherwise at Stripe than the site names its plan.
+	_, err := sc.V1Products.Update(ctx, "prod_"+offlinePrices.ProMonthly, &stripe.ProductUpdateParams{Name: stripe.String("Gopher Club Pro")})
+	require.NoError(t, err)
 	db, err := sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "site.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	srv := httptest.NewUnstartedServer(nil)
-	a, err := newApp(context.Background(), appConfig{
+	a, err := newApp(ctx, appConfig{
 		SiteURL:    "http://" + srv.Listener.Addr().String(),
 		DB:         db,
 		Dialect:    sqlstore.SQLite,
@@ -335,13 +338,22 @@ func TestStripeModeSendsEmails(t *testing.T) {
 	c := newClient(t, srv.URL)
 	c.signUp("ada@example.com")
 	assert.Equal(t, http.StatusNotFound, c.get("/dev/mailbox").Status)
+
+	// The pricing page says what Stripe says of the prices: the amounts,
+	// and a product's name when it is not the plan's.
+	page := c.get("/pricing")
+	assert.Equal(t, "$29 / month", text(page.Body, "buy-pro-monthly"))
+	assert.Equal(t, "$90 / year", text(page.Body, "buy-basic-yearly"))
+	assert.Equal(t, "Buy for $10", text(page.Body, "buy-credits"))
+	assert.Equal(t, "Gopher Club Pro", text(page.Body, "product-pro"), "the monthly price's product")
+	assert.NotContains(t, page.Body, `id="product-basic"`)
+
 	res := c.postForm("/checkout", url.Values{"plan": {"credits"}})
 	require.Equal(t, http.StatusSeeOther, res.Status, res.Body)
 	_, err = fake.Pay(strings.TrimPrefix(res.Location, fake.URL()+"/pay/"), billingtest.CardOK)
 	require.NoError(t, err)
 
 	// RunHooks is woken by the webhook: the email comes a moment later.
-	ctx := context.Background()
 	require.Eventually(t, func() bool {
 		emails, err := a.mail.list(ctx, 10)
 		return err == nil && len(emails) == 1

@@ -13,7 +13,18 @@
 // a clock moved from the site's dev panel, and a dev mailbox at /dev/mailbox
 // listing the emails the site would have sent), and the database is a fresh
 // SQLite file, ./data/offline.db, since the offline Stripe keeps nothing
-// across restarts. Pay with the test card 4242 4242 4242 4242.
+// across restarts. Pay with the test card 4242 4242 4242 4242. The dev
+// panel is for signed-in users, and offline the site listens on a loopback
+// address only (ADDR): it is a development tool, whose payments need no
+// real card.
+//
+// With Stripe, the site reads its prices at start-up (amount, currency,
+// interval, product name) for the pricing page, and refuses to start when
+// a price is missing from the account or of the wrong kind. Every request
+// is bounded by a deadline (20 seconds) below the server's WriteTimeout
+// (30 seconds), Stripe calls and billing's retries of them included, so
+// that a Stripe that does not answer gets the site's "Billing is
+// unavailable" page rather than a dropped connection.
 //
 // The site's own users sign up with an email and a password (a bcrypt
 // hash in the app_users table, next to billing's tables) and stay signed in
@@ -25,12 +36,15 @@
 // at POST /stripe/webhook, is outside both: Stripe signs it instead.
 //
 // Files: main.go (configuration, database, server), app.go (wiring billing,
-// routes, rendering), auth.go (sign-up, sign-in, sessions), users.go (the
-// users tables), handlers.go (pricing, Checkout and its return page,
-// account, portal, members pages, health), mailbox.go (billing's hooks:
-// the emails a change of a member's billing calls for, kept once per change
-// in the app_emails table), dev.go (the offline dev panel and mailbox),
-// templates/ and static/.
+// routes, rendering, the safe redirect paths), auth.go (sign-up, sign-in,
+// sessions), users.go (the users tables), catalog.go (the plans, and what
+// Stripe says of their prices), handlers.go (pricing, Checkout and its
+// return page, account, portal, members pages, health), mailbox.go
+// (billing's hooks: the emails a change of a member's billing calls for,
+// kept once per change in the app_emails table), dev.go (the offline dev
+// panel and mailbox), templates/ and static/ (a stylesheet, and a few
+// lines of script that disable the buttons leading to Stripe once
+// clicked).
 //
 // billing records every change of a member's billing (a failed payment, a
 // trial ending, a refund, ...) and delivers it to the site's handler: with
@@ -40,7 +54,8 @@
 //
 // Environment (all optional):
 //
-//	ADDR                   where to listen (default 127.0.0.1:8080)
+//	ADDR                   where to listen (default 127.0.0.1:8080); offline,
+//	                       a loopback address (127.0.0.1, [::1], localhost)
 //	SITE_URL               the public base URL (default http://ADDR)
 //	DATABASE_URL           postgres://..., mysql://user:pass@host:port/db, or a
 //	                       SQLite file path (default ./data/billing.db, or
@@ -54,6 +69,12 @@
 //	                       and of the credits pack (a one-time price; each
 //	                       purchase grants 100 credits); with
 //	                       STRIPE_SECRET_KEY, at least one
+//	LOG_LEVEL              debug, info (default), warn or error: the least
+//	                       severe log lines written, the site's and billing's
+//	                       (debug shows each webhook event and Stripe retry)
+//
+// The Stripe variables are refused without STRIPE_SECRET_KEY: the site
+// would silently run offline instead.
 package main
 
 import (
@@ -80,13 +101,34 @@ import (
 )
 
 func main() {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	level, levelErr := parseLogLevel(os.Getenv("LOG_LEVEL"))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if levelErr != nil {
+		log.Error(levelErr.Error())
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Getenv, log); err != nil {
 		log.Error(err.Error())
 		os.Exit(1)
 	}
+}
+
+// parseLogLevel reads LOG_LEVEL: debug, info (also when empty), warn (or
+// warning) or error, in any case.
+func parseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return slog.LevelInfo, fmt.Errorf("LOG_LEVEL %q is not debug, info, warn or error", s)
 }
 
 // run starts the site and serves it until ctx ends (an interrupt or
@@ -135,20 +177,26 @@ func run(ctx context.Context, getenv func(string) string, log *slog.Logger) erro
 	}
 	log.Info("database", string(dialect), where)
 	log.Info("open " + siteURL)
-	return serve(ctx, ln, a, log)
+	return serve(ctx, ln, newServer(a, a.writeTimeout, log), log)
 }
 
-// serve serves h on ln until ctx ends, then stops accepting connections and
-// waits (up to 15 seconds) for the requests in flight.
-func serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{
+// newServer is the site's http.Server. Its WriteTimeout must be above the
+// app's Stripe deadline (appConfig), so that a page that waited for Stripe
+// still reaches the browser.
+func newServer(h http.Handler, writeTimeout time.Duration, log *slog.Logger) *http.Server {
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      60 * time.Second, // above stripeTimeout: a page may wait for Stripe
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// serve serves srv on ln until ctx ends, then stops accepting connections
+// and waits (up to 15 seconds) for the requests in flight.
+func serve(ctx context.Context, ln net.Listener, srv *http.Server, log *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -222,6 +270,25 @@ func loadEnv(getenv func(string) string) (env, error) {
 		}
 	}
 	if e.Offline() {
+		// Stripe's variables without a key are a mistake (a key left
+		// unset, or misspelt): running offline instead would hide it.
+		var set []string
+		for _, name := range stripeVars {
+			if getenv(name) != "" {
+				set = append(set, name)
+			}
+		}
+		if len(set) > 0 {
+			verb, them := "are", "them"
+			if len(set) == 1 {
+				verb, them = "is", "it"
+			}
+			return env{}, fmt.Errorf("%s %s set, but STRIPE_SECRET_KEY is not: set STRIPE_SECRET_KEY (sk_test_...) to use Stripe, or unset %s to run offline",
+				strings.Join(set, ", "), verb, them)
+		}
+		if err := checkLoopback(e.Addr); err != nil {
+			return env{}, err
+		}
 		return e, nil
 	}
 	var missing []string
@@ -236,6 +303,27 @@ func loadEnv(getenv func(string) string) (env, error) {
 			strings.Join(missing, ", and "))
 	}
 	return e, nil
+}
+
+// stripeVars are the variables that configure Stripe, besides its key.
+var stripeVars = []string{
+	"STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE",
+	"PRICE_BASIC_MONTHLY", "PRICE_BASIC_YEARLY", "PRICE_PRO_MONTHLY", "PRICE_PRO_YEARLY", "PRICE_CREDITS",
+}
+
+// checkLoopback refuses an offline ADDR that other machines could reach:
+// the offline site's dev panel moves the offline Stripe's clock, and its
+// payments need no real card.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("ADDR %q is not host:port: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("ADDR %s is not a loopback address: offline (STRIPE_SECRET_KEY unset), the site is a development tool "+
+		"(a dev panel moves the offline Stripe's clock, payments need no real card), so it listens on 127.0.0.1, [::1] or localhost only; or set STRIPE_SECRET_KEY", addr)
 }
 
 // Default SQLite files, relative to the working directory.

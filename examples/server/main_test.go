@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,9 +34,9 @@ func TestLoadEnv(t *testing.T) {
 	assert.Equal(t, "127.0.0.1:8080", e.Addr)
 	assert.True(t, e.Offline())
 
-	e, err = loadEnv(envOf(map[string]string{"ADDR": ":9000", "SITE_URL": "https://club.example/", "DATABASE_URL": "x.db"}))
+	e, err = loadEnv(envOf(map[string]string{"ADDR": "localhost:9000", "SITE_URL": "https://club.example/", "DATABASE_URL": "x.db"}))
 	require.NoError(t, err)
-	assert.Equal(t, ":9000", e.Addr)
+	assert.Equal(t, "localhost:9000", e.Addr)
 	assert.Equal(t, "https://club.example", e.SiteURL)
 	assert.Equal(t, "x.db", e.DatabaseURL)
 
@@ -56,16 +57,85 @@ func TestLoadEnv(t *testing.T) {
 	assert.NotContains(t, err.Error(), "STRIPE_WEBHOOK_SECRET (")
 
 	e, err = loadEnv(envOf(map[string]string{"STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRET": "whsec_x",
-		"PRICE_PRO_MONTHLY": "price_pm", "PRICE_CREDITS": "price_c", "STRIPE_API_BASE": "http://127.0.0.1:12111"}))
+		"PRICE_PRO_MONTHLY": "price_pm", "PRICE_CREDITS": "price_c", "STRIPE_API_BASE": "http://127.0.0.1:12111",
+		"ADDR": ":9000"})) // with Stripe, any address
 	require.NoError(t, err)
 	assert.False(t, e.Offline())
+	assert.Equal(t, ":9000", e.Addr)
 	assert.Equal(t, prices{ProMonthly: "price_pm", Credits: "price_c"}, e.Stripe.Prices)
 	assert.Equal(t, "http://127.0.0.1:12111", e.Stripe.APIBase)
-	// Online, only the configured plans are sold, without amounts.
-	plans := catalog(e.Stripe.Prices, false)
+	// Only the configured plans are sold; until Stripe says what they
+	// cost, without amounts.
+	plans := catalog(e.Stripe.Prices)
 	require.Len(t, plans, 2)
 	assert.Equal(t, "Monthly", plans[0].Label())
 	assert.Equal(t, "Buy", plans[1].Label())
+}
+
+// TestLoadEnvRefusesStripeVarsWithoutKey: Stripe's variables without
+// STRIPE_SECRET_KEY would run the site offline, silently; the start is
+// refused, naming them (never their values).
+func TestLoadEnvRefusesStripeVarsWithoutKey(t *testing.T) {
+	_, err := loadEnv(envOf(map[string]string{"STRIPE_WEBHOOK_SECRET": "whsec_secret123"}))
+	require.Error(t, err)
+	assert.Equal(t, "STRIPE_WEBHOOK_SECRET is set, but STRIPE_SECRET_KEY is not: set STRIPE_SECRET_KEY (sk_test_...) to use Stripe, or unset it to run offline", err.Error())
+
+	_, err = loadEnv(envOf(map[string]string{"PRICE_PRO_MONTHLY": "price_secret123", "PRICE_CREDITS": "price_c", "STRIPE_API_BASE": "http://127.0.0.1:12111"}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "STRIPE_API_BASE, PRICE_PRO_MONTHLY, PRICE_CREDITS are set, but STRIPE_SECRET_KEY is not")
+	assert.Contains(t, err.Error(), "unset them to run offline")
+	assert.NotContains(t, err.Error(), "secret123")
+
+	for _, name := range stripeVars {
+		_, err := loadEnv(envOf(map[string]string{name: "x"}))
+		assert.ErrorContains(t, err, name+" is set, but STRIPE_SECRET_KEY is not", name)
+	}
+	e, err := loadEnv(envOf(map[string]string{"STRIPE_SECRET_KEY": "", "LOG_LEVEL": "debug"}))
+	require.NoError(t, err, "nothing of Stripe's: offline")
+	assert.True(t, e.Offline())
+}
+
+// TestLoadEnvOfflineLoopbackOnly: offline, the site (its dev panel, its
+// payments without a card) listens on this machine only.
+func TestLoadEnvOfflineLoopbackOnly(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:0", "127.1.2.3:80", "[::1]:8080", "localhost:8080"} {
+		e, err := loadEnv(envOf(map[string]string{"ADDR": addr}))
+		require.NoError(t, err, addr)
+		assert.Equal(t, addr, e.Addr)
+	}
+	for _, addr := range []string{":8080", "0.0.0.0:8080", "[::]:8080", "192.168.1.10:8080", "club.example:80", "localhost.evil.example:80", "127.0.0.1"} {
+		_, err := loadEnv(envOf(map[string]string{"ADDR": addr}))
+		require.Error(t, err, addr)
+		assert.Contains(t, err.Error(), "ADDR", addr)
+		if !strings.Contains(err.Error(), "host:port") {
+			assert.Contains(t, err.Error(), "is not a loopback address", addr)
+			assert.Contains(t, err.Error(), "or set STRIPE_SECRET_KEY", addr)
+		}
+	}
+	// With Stripe, the site listens where it is told.
+	_, err := loadEnv(envOf(map[string]string{"ADDR": "0.0.0.0:8080", "STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRET": "whsec_x", "PRICE_PRO_MONTHLY": "price_pm"}))
+	require.NoError(t, err)
+}
+
+func TestParseLogLevel(t *testing.T) {
+	for in, want := range map[string]slog.Level{
+		"":        slog.LevelInfo,
+		"info":    slog.LevelInfo,
+		"debug":   slog.LevelDebug,
+		"DEBUG":   slog.LevelDebug,
+		" warn ":  slog.LevelWarn,
+		"warning": slog.LevelWarn,
+		"Error":   slog.LevelError,
+	} {
+		got, err := parseLogLevel(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"verbose", "trace", "4", "info+2", "debug,warn"} {
+		_, err := parseLogLevel(in)
+		require.Error(t, err, in)
+		assert.Equal(t, fmt.Sprintf("LOG_LEVEL %q is not debug, info, warn or error", in), err.Error())
+	}
 }
 
 func TestMySQLDSN(t *testing.T) {
@@ -175,7 +245,7 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, h, testLogger(t)) }()
+	go func() { done <- serve(ctx, ln, newServer(h, defaultWriteTimeout, testLogger(t)), testLogger(t)) }()
 
 	type result struct {
 		body string
@@ -267,6 +337,8 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	t.Chdir(t.TempDir())
 	for name, env := range map[string]map[string]string{
 		"incomplete Stripe":  {"STRIPE_SECRET_KEY": "sk_test_secret123"},
+		"Stripe without key": {"ADDR": "127.0.0.1:0", "STRIPE_WEBHOOK_SECRET": "whsec_secret123", "PRICE_PRO_MONTHLY": "price_x"},
+		"offline, public":    {"ADDR": "0.0.0.0:0"},
 		"publishable key":    {"STRIPE_SECRET_KEY": "pk_test_secret123", "STRIPE_WEBHOOK_SECRET": "whsec_x", "PRICE_PRO_MONTHLY": "price_x", "ADDR": "127.0.0.1:0"},
 		"bad address":        {"ADDR": "256.0.0.1:1"},
 		"no database server": {"ADDR": "127.0.0.1:0", "DATABASE_URL": "mysql://root:secret123@127.0.0.1:1/db?timeout=1s"},
@@ -298,7 +370,10 @@ func TestOnlineModeWithStripeMock(t *testing.T) {
 	c := newClient(t, url)
 	c.signUp("ada@example.com")
 	page := c.get("/pricing")
-	assert.Equal(t, "Monthly", text(page.Body, "buy-pro-monthly"))
+	// stripe-mock's price: $20 a month, of a product named T-shirt.
+	assert.Contains(t, logs.String(), `msg=plan plan=pro-monthly price=price_1 product=T-shirt amount="$20 / month"`)
+	assert.Equal(t, "$20 / month", text(page.Body, "buy-pro-monthly"))
+	assert.Equal(t, "T-shirt", text(page.Body, "product-pro"))
 	assert.NotContains(t, page.Body, `id="devbar"`)
 	assert.Equal(t, http.StatusNotFound, c.get("/dev").Status)
 	res := c.postForm("/checkout", map[string][]string{"plan": {"pro-monthly"}})
