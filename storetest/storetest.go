@@ -158,6 +158,7 @@ func groups() []group {
 			{"PruneParked", testPruneParked},
 			{"EmptyStore", testParkedEmpty},
 		}},
+		leaseGroup(),
 		{"Outbox", []test{
 			{"RecordOnce", testOutboxRecordOnce},
 			{"RolledBack", testOutboxRolledBack},
