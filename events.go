@@ -32,6 +32,14 @@ func withEventInfo(ctx context.Context, info EventInfo) context.Context {
 	return context.WithValue(ctx, eventInfoKey{}, info)
 }
 
+// ContextWithEventInfo returns ctx carrying info, as the context billing
+// gives Store.Apply and ConditionalStore.ApplyNewer for each event it
+// applies. It is for the tests of a Store (storetest's EventLister
+// group), which record events as billing would; billing sets it itself.
+func ContextWithEventInfo(ctx context.Context, info EventInfo) context.Context {
+	return withEventInfo(ctx, info)
+}
+
 // EventInfoFrom returns what billing tells of the event recorded by the
 // Store.Apply (or ConditionalStore.ApplyNewer) whose context ctx is. A
 // store may keep it with the event's ID; ok is false outside an event.

@@ -5,8 +5,8 @@
 // a time; each transaction's writes go to a private overlay that is merged
 // into the store only when fn returns nil, so a failed transaction leaves
 // no trace. The Store's own read methods (Facts, CustomerID, Processed,
-// the parked events') may be called from inside fn and see only committed state; a
-// nested Apply from inside fn deadlocks.
+// RecentEvents, the parked events') may be called from inside fn and see
+// only committed state; a nested Apply from inside fn deadlocks.
 package memstore
 
 import (
@@ -21,7 +21,10 @@ import (
 	"github.com/gobilling/billing"
 )
 
-var _ billing.Store = (*Store)(nil)
+var (
+	_ billing.Store       = (*Store)(nil)
+	_ billing.EventLister = (*Store)(nil)
+)
 
 // errTxDone is returned by a Tx used after its Apply returned.
 var errTxDone = errors.New("memstore: transaction used after Apply returned")
@@ -40,9 +43,9 @@ type Store struct {
 	customerByUser map[string]string // userID -> customerID
 	userByCustomer map[string]string // customerID -> userID
 	subs           map[string]billing.Subscription
-	grants         map[string]billing.Grant  // by CheckoutSessionID
-	refunds        map[string]billing.Refund // by PaymentIntentID
-	events         map[string]struct{}
+	grants         map[string]billing.Grant          // by CheckoutSessionID
+	refunds        map[string]billing.Refund         // by PaymentIntentID
+	events         map[string]billing.ProcessedEvent // by ID
 	parked         map[string]billing.ParkedEvent
 	outbox         outbox
 }
@@ -55,14 +58,16 @@ func New() *Store {
 		subs:           make(map[string]billing.Subscription),
 		grants:         make(map[string]billing.Grant),
 		refunds:        make(map[string]billing.Refund),
-		events:         make(map[string]struct{}),
+		events:         make(map[string]billing.ProcessedEvent),
 		parked:         make(map[string]billing.ParkedEvent),
 		outbox:         outbox{byKey: make(map[string]*billing.OutboxEntry)},
 	}
 }
 
 // Apply runs fn in a transaction and commits its writes together with the
-// record of eventID, or not at all. See [billing.Store.Apply].
+// record of eventID, or not at all. See [billing.Store.Apply]. The record
+// keeps what [billing.EventInfoFrom] tells of the event, and the time of
+// the commit, for [Store.RecentEvents].
 //
 // Apply calls run one at a time. A recorded eventID returns
 // [billing.ErrDuplicateEvent] without calling fn; an error from fn is
@@ -106,9 +111,30 @@ func (s *Store) Apply(ctx context.Context, eventID string, fn func(ctx context.C
 	maps.Copy(s.refunds, tx.refunds)
 	s.outbox.commit(tx.recorded)
 	if eventID != "" {
-		s.events[eventID] = struct{}{}
+		info, _ := billing.EventInfoFrom(ctx)
+		s.events[eventID] = billing.ProcessedEvent{ID: eventID, Type: info.Type, ObjectID: info.ObjectID, Via: info.Via,
+			ProcessedAt: time.Now().UTC()}
 	}
 	return nil
+}
+
+// RecentEvents returns up to limit events recorded by committed Applies,
+// newest first (by ProcessedAt, the time of the commit, then ID). See
+// [billing.EventLister].
+func (s *Store) RecentEvents(ctx context.Context, limit int) ([]billing.ProcessedEvent, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	s.mu.Lock()
+	evs := slices.Collect(maps.Values(s.events))
+	s.mu.Unlock()
+	slices.SortFunc(evs, func(a, b billing.ProcessedEvent) int {
+		if c := b.ProcessedAt.Compare(a.ProcessedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.ID, a.ID)
+	})
+	return evs[:min(len(evs), limit)], nil
 }
 
 // Processed reports whether eventID was recorded by a committed Apply.

@@ -87,7 +87,8 @@ type dialect interface {
 	// records the event only if it wrote; it returns the subscription
 	// rows written, the event rows inserted, and whether the event was
 	// recorded before. Its arguments are newerUpsert's, then the event's
-	// ID, the event's ID and time, and the event's ID. "" when it cannot.
+	// ID, the values of eventCols (the event's ID, time, type, object ID
+	// and via), and the event's ID. "" when it cannot.
 	newerApply(events, subs, customers string, cols, state []string) string
 
 	// byteWise follows a text column in ORDER BY and comparisons so that

@@ -16,7 +16,8 @@
 // "billing_"): customers (user ID ↔ Stripe customer ID, both unique),
 // subscriptions (the facts Membership is computed from, with their
 // versions; indexed by user and by customer), events (the IDs of the
-// events applied, primary key), grants (one-time purchases, keyed by
+// events applied, primary key, with each event's type, object ID and
+// how it came, which [Store.RecentEvents] lists), grants (one-time purchases, keyed by
 // Checkout Session ID, with the PaymentIntent that paid them), and
 // parked_events. Times are Unix seconds in BIGINT columns. The outbox
 // table keeps the changes billing records for its dispatcher (the Store

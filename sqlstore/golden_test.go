@@ -222,7 +222,7 @@ func TestGoldenFixturesMigrate(t *testing.T) {
 // by Migrate, and must give the golden answers every time.
 func TestGoldenMySQLMigrationResumes(t *testing.T) {
 	want := readGoldenFile(t)
-	files := []string{"0002_invoice_order.sql", "0003_order_key.sql", "0004_outbox.sql", "0005_refunds.sql"}
+	files := []string{"0002_invoice_order.sql", "0003_order_key.sql", "0004_outbox.sql", "0005_refunds.sql", "0006_event_info.sql"}
 	names, err := fs.Glob(sqlstore.Migrations(sqlstore.MySQL), "*.sql")
 	require.NoError(t, err)
 	require.Equal(t, append([]string{"0001_init.sql"}, files...), names, "every migration after 0001 is resumed")
@@ -305,6 +305,16 @@ func checkGoldenMigration(t *testing.T, d sqlstore.Dialect, want goldenFile, cra
 			require.NoError(t, err)
 			assert.False(t, ok, "event %s was never recorded", id)
 		}
+		// The events recorded before schema version 6 are listed, with
+		// nothing of what it keeps of an event.
+		recent, err := st.RecentEvents(ctx, len(want.Processed)+1)
+		require.NoError(t, err)
+		var listed []string
+		for _, ev := range recent {
+			listed = append(listed, ev.ID)
+			assert.Equal(t, billing.ProcessedEvent{ID: ev.ID, ProcessedAt: ev.ProcessedAt}, ev, "event %s, recorded before version 6", ev.ID)
+		}
+		assert.ElementsMatch(t, want.Processed, listed, "the fixture's events, listed")
 
 		followUps := goldenFollowUpEvents(t, st, goldenUserIDs(want))
 		assert.Equal(t, want.FollowUps.Outcomes, followUps.Outcomes, "the follow-up events' outcomes")

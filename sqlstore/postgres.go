@@ -54,7 +54,8 @@ func (*postgres) newerApply(events, subs, customers string, cols, state []string
 	upsert = strings.Replace(upsert, " WHERE c.customer_id = ?",
 		" WHERE c.customer_id = ? AND NOT EXISTS (SELECT 1 FROM "+events+" WHERE id = ?)", 1)
 	return "WITH up AS (" + upsert + " RETURNING 1), " +
-		"ev AS (INSERT INTO " + events + " (id, processed_at) SELECT ?, ? FROM up ON CONFLICT DO NOTHING RETURNING 1) " +
+		"ev AS (INSERT INTO " + events + " (" + strings.Join(eventCols, ", ") + ") SELECT " + marks(len(eventCols)) +
+		" FROM up ON CONFLICT DO NOTHING RETURNING 1) " +
 		"SELECT (SELECT COUNT(*) FROM up), (SELECT COUNT(*) FROM ev), (SELECT COUNT(*) FROM " + events + " WHERE id = ?)"
 }
 

@@ -29,6 +29,9 @@ func TestREADME(t *testing.T) {
 	schema5, err := os.ReadFile("migrations/postgres/0005_refunds.sql")
 	require.NoError(t, err)
 	assert.Contains(t, readme, "```sql\n"+string(schema5)+"```\n", "README.md shows migrations/postgres/0005_refunds.sql")
+	schema6, err := os.ReadFile("migrations/postgres/0006_event_info.sql")
+	require.NoError(t, err)
+	assert.Contains(t, readme, "```sql\n"+string(schema6)+"```\n", "README.md shows migrations/postgres/0006_event_info.sql")
 
 	ex, err := os.ReadFile("example_test.go")
 	require.NoError(t, err)

@@ -13,11 +13,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobilling/billing"
 )
 
-var _ billing.Store = (*Store)(nil)
+var (
+	_ billing.Store       = (*Store)(nil)
+	_ billing.EventLister = (*Store)(nil)
+)
 
 // Defaults for the zero values of Options' fields.
 const (
@@ -245,7 +249,10 @@ func (s *Store) TablePrefix() string { return s.prefix }
 // is recording it at the same moment (another goroutine, or another
 // process on the same database), the INSERT waits for that transaction,
 // and returns the duplicate once it commits (or goes on, if it rolls
-// back). An empty eventID records nothing.
+// back). An empty eventID records nothing. The same INSERT keeps what
+// billing tells of the event in ctx ([billing.EventInfoFrom]: its type,
+// object ID and how it came; empty when ctx tells nothing), for
+// [Store.RecentEvents].
 //
 // When the transaction fails with a deadlock or a serialization failure,
 // Apply rolls it back and runs it again, fn included, up to
@@ -274,7 +281,7 @@ func (s *Store) applyOnce(ctx context.Context, eventID string, fn func(ctx conte
 		}
 	}()
 	if eventID != "" {
-		ok, err := s.d.inserted(t.exec(ctx, s.q.insertEvent, eventID, s.now().Unix()))
+		ok, err := s.d.inserted(t.exec(ctx, s.q.insertEvent, s.eventArgs(ctx, eventID)...))
 		if err != nil {
 			return fmt.Errorf("sqlstore: record event %s: %w", eventID, err)
 		}
@@ -299,7 +306,8 @@ func (s *Store) applyOnce(ctx context.Context, eventID string, fn func(ctx conte
 // writes the subscription unless the event is recorded and records the
 // event only if it wrote. Nothing it does not save is kept. On MySQL it declines (see billing.ConditionalStore) when
 // its connections count found rows (clientFoundRows=true in the DSN):
-// then it cannot tell a write from none.
+// then it cannot tell a write from none. The event's INSERT keeps what
+// ctx tells of the event, as Apply's does.
 func (s *Store) ApplyNewer(ctx context.Context, eventID string, sub billing.Subscription) (saved, duplicate bool, err error) {
 	if s.q.upsertNewer == "" || eventID == "" {
 		return false, false, nil
@@ -314,7 +322,8 @@ func (s *Store) ApplyNewer(ctx context.Context, eventID string, sub billing.Subs
 		err = s.retry(ctx, func() error {
 			saved, duplicate = false, false
 			var written, recorded, before int64
-			err := s.queryRow(ctx, s.q.applyNewer, append(args, eventID, eventID, s.now().Unix(), eventID), &written, &recorded, &before)
+			err := s.queryRow(ctx, s.q.applyNewer, slices.Concat(args, []any{eventID}, s.eventArgs(ctx, eventID), []any{eventID}),
+				&written, &recorded, &before)
 			if err != nil {
 				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
 			}
@@ -333,7 +342,7 @@ func (s *Store) ApplyNewer(ctx context.Context, eventID string, sub billing.Subs
 		}
 		defer sqlTx.Rollback() //nolint:errcheck // after Commit, a no-op
 		t := &tx{s: s, q: sqlTx}
-		ok, err := s.d.inserted(t.exec(ctx, s.q.insertEvent, eventID, s.now().Unix()))
+		ok, err := s.d.inserted(t.exec(ctx, s.q.insertEvent, s.eventArgs(ctx, eventID)...))
 		if err != nil {
 			return fmt.Errorf("sqlstore: record event %s: %w", eventID, err)
 		}
@@ -359,6 +368,67 @@ func (s *Store) ApplyNewer(ctx context.Context, eventID string, sub billing.Subs
 }
 
 var _ billing.ConditionalStore = (*Store)(nil)
+
+// eventArgs are the values of eventCols for recording eventID now, with
+// what billing tells of the event in ctx ("" for what it does not tell),
+// made storable.
+func (s *Store) eventArgs(ctx context.Context, eventID string) []any {
+	info, _ := billing.EventInfoFrom(ctx)
+	return []any{eventID, s.now().Unix(), storableText(info.Type), storableText(info.ObjectID), storableText(info.Via)}
+}
+
+// maxTextLen is the longest event type, object ID or "via" kept, in
+// bytes: the IDs' length (VARCHAR(255) on MySQL, which counts
+// characters).
+const maxTextLen = 255
+
+// storableText is s as every database keeps it: valid UTF-8 without NUL
+// bytes (PostgreSQL's text refuses both; each becomes U+FFFD), cut to
+// maxTextLen bytes on a rune boundary. billing's are storable already:
+// recording an event never fails on what it tells of it.
+func storableText(s string) string {
+	if len(s) <= maxTextLen && utf8.ValidString(s) && !strings.ContainsRune(s, 0) {
+		return s
+	}
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+	for len(s) > maxTextLen {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}
+
+// RecentEvents returns up to limit recorded events, newest first (by
+// processed_at, in whole seconds by Options.Now, then ID byte-wise
+// descending): one statement on the processed_at index. See
+// [billing.EventLister]. Events recorded before schema version 6 have an
+// empty type, object ID and via; those PruneEvents deleted are gone.
+func (s *Store) RecentEvents(ctx context.Context, limit int) ([]billing.ProcessedEvent, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.query(ctx, s.q.recentEvents, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: read recent events: %w", err)
+	}
+	var evs []billing.ProcessedEvent
+	for rows.Next() {
+		var (
+			ev billing.ProcessedEvent
+			at int64
+		)
+		if err := rows.Scan(&ev.ID, &at, &ev.Type, &ev.ObjectID, &ev.Via); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlstore: read recent events: %w", err)
+		}
+		ev.ProcessedAt = fromUnix(at)
+		evs = append(evs, ev)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("sqlstore: read recent events: %w", err)
+	}
+	return evs, nil
+}
 
 // retry runs op until it succeeds, fails with an error that is not worth
 // retrying, or has been retried s.maxRetries times.

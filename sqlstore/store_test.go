@@ -263,7 +263,7 @@ func TestMigrationsFS(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			fsys := sqlstore.Migrations(d)
 			require.NotNil(t, fsys)
-			files := []string{"0001_init.sql", "0002_invoice_order.sql", "0003_order_key.sql", "0004_outbox.sql", "0005_refunds.sql"}
+			files := []string{"0001_init.sql", "0002_invoice_order.sql", "0003_order_key.sql", "0004_outbox.sql", "0005_refunds.sql", "0006_event_info.sql"}
 			require.NoError(t, fstest.TestFS(fsys, files...))
 			names, err := fs.Glob(fsys, "*.sql")
 			require.NoError(t, err)
@@ -285,6 +285,11 @@ func TestMigrationsFS(t *testing.T) {
 				if f == "0005_refunds.sql" {
 					assert.Contains(t, sqlText, "CREATE TABLE IF NOT EXISTS billing_refunds (")
 					assert.Regexp(t, `ALTER TABLE billing_grants ADD COLUMN (IF NOT EXISTS )?payment_intent_id `, sqlText)
+				}
+				if f == "0006_event_info.sql" {
+					for _, col := range []string{"type", "object_id", "via"} {
+						assert.Regexp(t, `ADD COLUMN (IF NOT EXISTS )?`+col+` +(TEXT|VARCHAR\(255\)) NOT NULL DEFAULT '`, sqlText)
+					}
 				}
 				for _, name := range prefixedName.FindAllString(sqlText, -1) {
 					ok := false
@@ -363,6 +368,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 			// check of information_schema). SQLite has no such check:
 			// Migrate adds it in the transaction that records it.
 			stmts = append(stmts, statements("0005_refunds.sql")...)
+			stmts = append(stmts, statements("0006_event_info.sql")...)
 			made = tables[:7]
 		}
 		for round := range 2 {
@@ -393,6 +399,12 @@ func TestMigrationsIdempotent(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, []billing.Grant{grant}, f.Grants)
 		assert.Equal(t, []billing.Refund{refund}, f.Refunds)
+		// And the events' new columns.
+		evs, err := st.RecentEvents(t.Context(), 10)
+		require.NoError(t, err)
+		require.Len(t, evs, 1)
+		assert.Equal(t, "evt_1", evs[0].ID)
+		assert.Empty(t, evs[0].Type+evs[0].ObjectID+evs[0].Via, "no info in the context")
 	})
 }
 

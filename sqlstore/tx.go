@@ -14,7 +14,7 @@ import (
 // queries are the statements of one store: its dialect's SQL with its
 // table names.
 type queries struct {
-	insertEvent, selectEvent, pruneEvents string
+	insertEvent, selectEvent, pruneEvents, recentEvents string
 
 	customerByUser, userByCustomer, linksOf, insertCustomer string
 
@@ -68,6 +68,11 @@ var grantCols = []string{
 // reads them and refundArgs gives them; the key first.
 var refundCols = []string{"payment_intent_id", "charge_id", "user_id", "customer_id", "amount", "currency", "version"}
 
+// eventCols are the columns of the events table, in the order
+// insertEvent takes them and RecentEvents reads them (the last three
+// from schema version 6).
+var eventCols = []string{"id", "processed_at", "type", "object_id", "via"}
+
 var parkedCols = []string{"id", "type", "customer_id", "reason", "payload", "parked_at"}
 
 // outboxCols are the columns of the outbox table that scanEntry reads, in
@@ -89,11 +94,11 @@ const (
 
 // inTx are the statements transactions run.
 func (q queries) inTx() []string {
-	return []string{q.insertEvent, q.userByCustomerForUpdate, q.lockUser, q.insertCustomer, q.linksOf,
-		q.selectSubForUpdate, q.updateSub, q.insertSub, q.insertGrant, q.upsertNewer, q.applyNewer,
+	return []string{q.userByCustomerForUpdate, q.lockUser, q.insertCustomer, q.linksOf,
+		q.selectSubForUpdate, q.updateSub, q.insertSub, q.insertGrant, q.upsertNewer,
 		// Last, by schema version: a schema not migrated yet still
 		// prepares the statements of the versions it has.
-		q.insertOutbox, q.selectRefundForUpdate, q.upsertRefund}
+		q.insertOutbox, q.selectRefundForUpdate, q.upsertRefund, q.insertEvent, q.applyNewer}
 }
 
 func newQueries(d dialect, prefix string) queries {
@@ -114,9 +119,12 @@ func newQueries(d dialect, prefix string) queries {
 	}
 	allSub := strings.Join(subCols, ", ")
 	q := queries{
-		insertEvent: insert(events, []string{"id", "processed_at"}),
+		insertEvent: insert(events, eventCols),
 		selectEvent: "SELECT 1 FROM " + events + " WHERE id = ?",
 		pruneEvents: d.deleteBatch(events, "id", "processed_at < ?", "processed_at"),
+		// Newest first, on the processed_at index.
+		recentEvents: "SELECT " + strings.Join(eventCols, ", ") + " FROM " + events +
+			" ORDER BY processed_at DESC, id" + d.byteWise() + " DESC LIMIT ?",
 
 		customerByUser: "SELECT customer_id FROM " + customers + " WHERE user_id = ?",
 		userByCustomer: "SELECT user_id FROM " + customers + " WHERE customer_id = ?",
@@ -172,7 +180,7 @@ func newQueries(d dialect, prefix string) queries {
 		outboxStats:   "SELECT state, COUNT(*), MIN(recorded_at) FROM " + outbox + " WHERE state IN (0, 2) GROUP BY state",
 	}
 	for _, p := range []*string{
-		&q.insertEvent, &q.selectEvent, &q.pruneEvents,
+		&q.insertEvent, &q.selectEvent, &q.pruneEvents, &q.recentEvents,
 		&q.customerByUser, &q.userByCustomer, &q.linksOf, &q.insertCustomer,
 		&q.lockUser, &q.userByCustomerForUpdate,
 		&q.selectSubForUpdate, &q.subsByUser, &q.insertSub, &q.updateSub, &q.upsertNewer, &q.applyNewer,

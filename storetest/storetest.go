@@ -40,9 +40,9 @@ import (
 // newStore must return an empty store, not shared with any other call
 // (for instance a fresh database or schema per call), and may use
 // t.Cleanup to release it. Every subtest uses IDs of its own, so stores
-// that share tables but not rows also work, except for the Park and
-// Outbox subtests, which expect to see only the events they parked and
-// the entries they recorded. The Outbox group runs when the store
+// that share tables but not rows also work, except for the Park, Outbox
+// and EventLister subtests, which expect to see only the events they
+// parked, the entries they recorded and the events they applied. The Outbox group runs when the store
 // implements [billing.Outbox], and the ConditionalStore group when it
 // implements [billing.ConditionalStore].
 //
@@ -168,6 +168,15 @@ func groups() []group {
 			{"DeadLetters", testOutboxDeadLetters},
 			{"Prune", testOutboxPrune},
 			{"ConcurrentClaims", testOutboxConcurrentClaims},
+		}},
+		{"EventLister", []test{
+			{"KeepsInfo", testEventsKeepInfo},
+			{"Limit", testEventsLimit},
+			{"WithoutInfo", testEventsWithoutInfo},
+			{"RolledBack", testEventsRolledBack},
+			{"DuplicateKeepsFirst", testEventsDuplicateKeepsFirst},
+			{"ApplyNewer", testEventsApplyNewer},
+			{"LongInfo", testEventsLongInfo},
 		}},
 		{"Facts", []test{
 			{"IsolatedPerUser", testFactsIsolation},

@@ -35,8 +35,8 @@ type data struct {
 	customerOf map[string]string // user → customer
 	userOf     map[string]string // customer → user
 	subs       map[string]billing.Subscription
-	grants     map[string]billing.Grant // by Checkout Session ID
-	events     map[string]bool
+	grants     map[string]billing.Grant          // by Checkout Session ID
+	events     map[string]billing.ProcessedEvent // by ID
 	parked     map[string]billing.ParkedEvent
 	refunds    map[string]billing.Refund // by PaymentIntent ID
 }
@@ -48,20 +48,24 @@ func (d data) clone() data {
 	return c
 }
 
-var _ billing.Store = (*Store)(nil)
+var (
+	_ billing.Store       = (*Store)(nil)
+	_ billing.EventLister = (*Store)(nil) // optional: an operator's list of recent events
+)
 
 // New returns an empty Store.
 func New() *Store {
 	return &Store{d: data{map[string]string{}, map[string]string{}, map[string]billing.Subscription{},
-		map[string]billing.Grant{}, map[string]bool{}, map[string]billing.ParkedEvent{}, map[string]billing.Refund{}}}
+		map[string]billing.Grant{}, map[string]billing.ProcessedEvent{}, map[string]billing.ParkedEvent{}, map[string]billing.Refund{}}}
 }
 
 // Apply runs fn alone, on a copy of the data, and keeps the copy (with
-// eventID recorded) only if fn succeeds.
+// eventID recorded, and what billing tells of the event in ctx) only if
+// fn succeeds.
 func (s *Store) Apply(ctx context.Context, eventID string, fn func(context.Context, billing.Tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if eventID != "" && s.d.events[eventID] {
+	if _, dup := s.d.events[eventID]; eventID != "" && dup {
 		return billing.ErrDuplicateEvent
 	}
 	tx := &tx{d: s.d.clone()}
@@ -69,7 +73,9 @@ func (s *Store) Apply(ctx context.Context, eventID string, fn func(context.Conte
 		return err
 	}
 	if eventID != "" {
-		tx.d.events[eventID] = true
+		info, _ := billing.EventInfoFrom(ctx)
+		tx.d.events[eventID] = billing.ProcessedEvent{ID: eventID, Type: info.Type, ObjectID: info.ObjectID,
+			Via: info.Via, ProcessedAt: time.Now().UTC()}
 	}
 	s.d = tx.d
 	return nil
@@ -83,7 +89,20 @@ func (s *Store) read() data {
 
 // Processed reports whether eventID was recorded.
 func (s *Store) Processed(ctx context.Context, eventID string) (bool, error) {
-	return s.read().events[eventID], nil
+	_, ok := s.read().events[eventID]
+	return ok, nil
+}
+
+// RecentEvents returns up to limit recorded events, newest first.
+func (s *Store) RecentEvents(ctx context.Context, limit int) ([]billing.ProcessedEvent, error) {
+	evs := slices.Collect(maps.Values(s.read().events))
+	slices.SortFunc(evs, func(a, b billing.ProcessedEvent) int {
+		if c := b.ProcessedAt.Compare(a.ProcessedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	return evs[:min(len(evs), max(limit, 0))], nil
 }
 
 // CustomerID returns the user's customer, or billing.ErrNotFound.
