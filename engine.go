@@ -142,8 +142,8 @@ func (b *Billing) applySubscriptionEvent(ctx context.Context, ev *wireEvent, sub
 	// An event that may make a second live subscription, or whose changes
 	// are recorded, takes the general way: the one-statement write does
 	// not read the record it replaces.
-	if !live && rec == nil {
-		if done, err := b.applyNewer(ctx, ev.ID, f.Sub); done || err != nil {
+	if !live && (rec == nil || !rec.write) {
+		if done, err := b.applyNewer(ctx, ev.ID, f.Sub, rec); done || err != nil {
 			return err
 		}
 	}
@@ -172,12 +172,42 @@ func (b *Billing) applySubscriptionEvent(ctx context.Context, ev *wireEvent, sub
 // event is a duplicate). Whatever it does not save (an older state, a
 // tie, an unknown customer, a past_due state that may need its invoice's
 // facts) goes the general way, through reconcile.
-func (b *Billing) applyNewer(ctx context.Context, eventID string, s Subscription) (done bool, err error) {
+func (b *Billing) applyNewer(ctx context.Context, eventID string, s Subscription, rec *recorder) (done bool, err error) {
 	cs, ok := b.store.(ConditionalStore)
 	if !ok || s.Status == SubscriptionPastDue || unstorableSub(s) != "" {
 		return false, nil
 	}
 	s.OrderKey = orderKey(s)
+	if rec != nil {
+		// The change is to be told (logged, counted), not recorded: a
+		// store that says what it replaced keeps the one statement.
+		pr, ok := b.store.(PreviousReporter)
+		if !ok {
+			return false, nil
+		}
+		r, err := pr.ApplyNewerReporting(ctx, eventID, s)
+		switch {
+		case err != nil:
+			return false, fmt.Errorf("save subscription %s: %w", s.ID, err)
+		case r.Duplicate:
+			return true, ErrDuplicateEvent
+		case !r.Saved:
+			return false, nil
+		}
+		after := s
+		after.UserID = r.UserID
+		if r.Found {
+			after.Invoice = r.Previous.Invoice
+		}
+		rec.run, rec.paid = rec.run[:0], 0
+		if err := rec.subscription(ctx, nil, r.Previous, r.Found, after, invoiceNews{}); err != nil {
+			return true, err // never: nothing is written without a transaction
+		}
+		b.countChanges(ctx, rec.run, rec.paid)
+		b.logChangesOf(ctx, rec)
+		rec.run, rec.paid = nil, 0
+		return true, nil
+	}
 	saved, dup, err := cs.ApplyNewer(ctx, eventID, s)
 	switch {
 	case err != nil:

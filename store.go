@@ -119,6 +119,31 @@ type ConditionalStore interface {
 	ApplyNewer(ctx context.Context, eventID string, s Subscription) (saved, duplicate bool, err error)
 }
 
+// PreviousReporter is a ConditionalStore that can also say what its
+// compare-and-swap replaced, so that billing can tell (and log, and
+// count) the change of a state it saved in one statement. billing uses
+// it when it needs the record before the write only to tell the change
+// (a logger at INFO, a MeterProvider), not to record it (hooks: the
+// change goes to the outbox in the write's transaction).
+type PreviousReporter interface {
+	ConditionalStore
+	// ApplyNewerReporting is ApplyNewer that also returns, when it saved,
+	// the record it replaced (read with the row locked, so that it is the
+	// one the swap compared) and the UserID of the record saved.
+	ApplyNewerReporting(ctx context.Context, eventID string, s Subscription) (NewerResult, error)
+}
+
+// NewerResult is what [PreviousReporter.ApplyNewerReporting] did.
+type NewerResult struct {
+	Saved, Duplicate bool
+	// Previous is the record Saved replaced; Found is false when there was
+	// none. Both are zero unless Saved.
+	Previous Subscription
+	Found    bool
+	// UserID is the saved record's user (the customer's link).
+	UserID string
+}
+
 // Facts is everything a Store holds for one user.
 type Facts struct {
 	UserID        string

@@ -26,3 +26,14 @@ func TestLifecycles(t *testing.T) {
 		storetest.RunLifecycles(t, func(t *testing.T) billing.Store { return newTestStore(t, d) }, storetest.LifecycleOptions{})
 	})
 }
+
+// TestLifecyclesWithoutHooks runs the lifecycle suite with hooks off, so
+// that subscription states take the one-statement write that also
+// reports what it replaced (billing.PreviousReporter), and checks every
+// story's changes from billing's INFO lines.
+func TestLifecyclesWithoutHooks(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		database(t, d)
+		storetest.RunLifecycles(t, func(t *testing.T) billing.Store { return newTestStore(t, d) }, storetest.LifecycleOptions{NoHooks: true})
+	})
+}

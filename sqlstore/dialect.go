@@ -91,6 +91,11 @@ type dialect interface {
 	// and via), and the event's ID. "" when it cannot.
 	newerApply(events, subs, customers string, cols, state []string) string
 
+	// newerApplyPrev is newerApply that also returns the row it replaced
+	// and the saved row's user (see postgres's), or "" where the database
+	// cannot in one statement. zero maps each col to its zero value.
+	newerApplyPrev(events, subs, customers string, cols, state []string, zero map[string]string) string
+
 	// byteWise follows a text column in ORDER BY and comparisons so that
 	// they compare bytes, whatever the database's collation.
 	byteWise() string

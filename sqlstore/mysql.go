@@ -101,6 +101,10 @@ func (m *mysql) newerUpsert(subs, customers string, cols, state []string) string
 		" ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
 }
 
+func (*mysql) newerApplyPrev(events, subs, customers string, cols, state []string, zero map[string]string) string {
+	return ""
+}
+
 func (*mysql) newerApply(events, subs, customers string, cols, state []string) string {
 	return noNewerApply(events, subs, customers, cols, state)
 }

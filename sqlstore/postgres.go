@@ -59,6 +59,29 @@ func (*postgres) newerApply(events, subs, customers string, cols, state []string
 		"SELECT (SELECT COUNT(*) FROM up), (SELECT COUNT(*) FROM ev), (SELECT COUNT(*) FROM " + events + " WHERE id = ?)"
 }
 
+// newerApplyPrev is newerApply that also returns the row it replaced,
+// read FOR UPDATE in the same statement (so that it is the row the
+// swap compares, whatever commits meanwhile), and the saved row's user:
+// after the three counts, the user (” when nothing was saved), the
+// number of previous rows (0 or 1), then the previous row's cols, zero
+// values when there was none.
+func (p *postgres) newerApplyPrev(events, subs, customers string, cols, state []string, zero map[string]string) string {
+	upsert := newerUpsertOnConflict(subs, customers, cols, state)
+	upsert = strings.Replace(upsert, " WHERE c.customer_id = ?",
+		" WHERE c.customer_id = ? AND NOT EXISTS (SELECT 1 FROM "+events+" WHERE id = ?)", 1)
+	prev := make([]string, len(cols))
+	for i, c := range cols {
+		prev[i] = "COALESCE(p." + c + ", " + zero[c] + ")"
+	}
+	return "WITH prev AS (SELECT " + strings.Join(cols, ", ") + " FROM " + subs + " WHERE id = ? FOR UPDATE), " +
+		"up AS (" + upsert + " RETURNING user_id), " +
+		"ev AS (INSERT INTO " + events + " (" + strings.Join(eventCols, ", ") + ") SELECT " + marks(len(eventCols)) +
+		" FROM up ON CONFLICT DO NOTHING RETURNING 1) " +
+		"SELECT (SELECT COUNT(*) FROM up), (SELECT COUNT(*) FROM ev), (SELECT COUNT(*) FROM " + events + " WHERE id = ?), " +
+		"COALESCE((SELECT user_id FROM up), ''), (SELECT COUNT(*) FROM prev), " + strings.Join(prev, ", ") +
+		" FROM (SELECT 1) AS one LEFT JOIN prev p ON TRUE"
+}
+
 func (*postgres) byteWise() string { return ` COLLATE "C"` }
 
 func (*postgres) deleteBatch(table, key, cond, order string) string {

@@ -45,6 +45,11 @@ type sqlWorld struct {
 }
 
 func newSQLWorld(t testing.TB, d sqlstore.Dialect, db *sql.DB, users int, hooks ...billing.Hooks) *sqlWorld {
+	return newSQLWorldLogging(t, d, db, users, slog.New(slog.DiscardHandler), hooks...)
+}
+
+// newSQLWorldLogging is newSQLWorld with a logger of the test's choice.
+func newSQLWorldLogging(t testing.TB, d sqlstore.Dialect, db *sql.DB, users int, logger *slog.Logger, hooks ...billing.Hooks) *sqlWorld {
 	t.Helper()
 	var h billing.Hooks
 	if len(hooks) > 0 {
@@ -61,11 +66,12 @@ func newSQLWorld(t testing.TB, d sqlstore.Dialect, db *sql.DB, users int, hooks 
 		WebhookSecrets: []string{rtSecret},
 		SiteURL:        "https://app.example",
 		Plans:          []billing.Plan{{PriceID: rtPrice, Tier: "pro"}},
-		// A logger above INFO: nothing needs the record before the write,
-		// so the one-statement write is taken (with INFO lines, hooks or
-		// metrics, billing reads the record first: see
-		// maxHookRoundTrips).
-		Logger:     slog.New(slog.DiscardHandler),
+		// A logger above INFO (newSQLWorld): billing need not tell the
+		// change of a write, so it takes the one-statement write; at INFO
+		// it asks the store for the record it replaced as well (see
+		// maxInfoRoundTrips); with hooks it records the change in the
+		// write's transaction (see maxHookRoundTrips).
+		Logger:     logger,
 		StripeURL:  "http://127.0.0.1:1", // no Stripe: an applied newer state needs none
 		MaxRetries: -1,
 		Hooks:      h,
@@ -220,6 +226,26 @@ func TestRoundTripsPerAppliedEvent(t *testing.T) {
 		assert.LessOrEqual(t, handler, maxRoundTrips[d]*n, "round trips of %d applied events", n)
 		assert.Equal(t, floorRoundTrips[d]*n, floor, "the minimal consumer: BEGIN, INSERT, UPSERT, COMMIT")
 
+		// At INFO, each change is logged: the store also says what it
+		// replaced (PostgreSQL in the same statement).
+		var logs bytes.Buffer
+		iw := newSQLWorldLogging(t, d, db, 1, slog.New(slog.NewTextHandler(&logs, nil)))
+		iw.hooks = true // flip cancel_at_period_end: a change per event
+		for range 2 {
+			code, body := iw.deliver(iw.payload(0))
+			require.Equal(t, http.StatusOK, code, body)
+		}
+		plan.calls.Store(0)
+		for range n {
+			code, body := iw.deliver(iw.payload(0))
+			require.Equal(t, http.StatusOK, code, body)
+		}
+		info := plan.calls.Load()
+		t.Logf("%s: %.1f round trips per applied event logged at INFO", d, float64(info)/n)
+		assert.LessOrEqual(t, info, maxInfoRoundTrips[d]*n, "round trips of %d applied events at INFO", n)
+		assert.GreaterOrEqual(t, strings.Count(logs.String(), `msg="billing: membership changed"`), n, "each change logged")
+		assert.Contains(t, logs.String(), "kind=cancellation_scheduled user=u0 customer=cus_0 subscription=sub_0 from=active to=active")
+
 		// With hooks on, each event (flipping cancel_at_period_end)
 		// records one change: the general path, and the outbox's INSERT.
 		hw := newSQLWorld(t, d, db, 1, billing.Hooks{Handler: billing.ChangeHandlerFunc(func(context.Context, billing.Change) error { return nil })})
@@ -242,6 +268,11 @@ func TestRoundTripsPerAppliedEvent(t *testing.T) {
 		assert.LessOrEqual(t, hooks, maxHookRoundTrips[d]*n, "round trips of %d applied events with hooks", n)
 	})
 }
+
+// maxInfoRoundTrips bounds the round trips of an applied event whose
+// change is logged: PostgreSQL's one statement also returns the row it
+// replaced; SQLite and MySQL read it FOR UPDATE in the transaction.
+var maxInfoRoundTrips = map[sqlstore.Dialect]int64{sqlstore.Postgres: 1, sqlstore.MySQL: 6, sqlstore.SQLite: 5}
 
 // maxHookRoundTrips bounds the round trips of an applied event that
 // records a change: BEGIN, INSERT the event, SELECT the customer's link

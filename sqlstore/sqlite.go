@@ -51,6 +51,10 @@ func (*sqlite) newerUpsert(subs, customers string, cols, state []string) string 
 	return newerUpsertOnConflict(subs, customers, cols, state)
 }
 
+func (*sqlite) newerApplyPrev(events, subs, customers string, cols, state []string, zero map[string]string) string {
+	return ""
+}
+
 func (*sqlite) newerApply(events, subs, customers string, cols, state []string) string {
 	return noNewerApply(events, subs, customers, cols, state)
 }

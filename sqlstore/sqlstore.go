@@ -367,7 +367,111 @@ func (s *Store) ApplyNewer(ctx context.Context, eventID string, sub billing.Subs
 	return saved, duplicate, err
 }
 
-var _ billing.ConditionalStore = (*Store)(nil)
+var (
+	_ billing.ConditionalStore = (*Store)(nil)
+	_ billing.PreviousReporter = (*Store)(nil)
+)
+
+// ApplyNewerReporting is ApplyNewer that also returns the record it
+// replaced and the saved record's user: on PostgreSQL in the same one
+// statement (the previous row read FOR UPDATE in a CTE); elsewhere with
+// one more statement in its transaction (the row read FOR UPDATE before
+// the swap). See [billing.PreviousReporter].
+func (s *Store) ApplyNewerReporting(ctx context.Context, eventID string, sub billing.Subscription) (billing.NewerResult, error) {
+	var r billing.NewerResult
+	if s.q.upsertNewer == "" || eventID == "" {
+		return r, nil
+	}
+	args, err := subArgs(sub)
+	if err != nil {
+		return r, fmt.Errorf("sqlstore: %w", err)
+	}
+	args = append(append(args[:2:2], args[3:]...), sub.CustomerID) // user_id comes from the link
+	if s.q.applyNewerPrev != "" {
+		err = s.retry(ctx, func() error {
+			r = billing.NewerResult{}
+			rows, err := s.query(ctx, s.q.applyNewerPrev, slices.Concat([]any{sub.ID}, args, []any{eventID}, s.eventArgs(ctx, eventID), []any{eventID})...)
+			if err != nil {
+				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
+			}
+			defer rows.Close()
+			if !rows.Next() {
+				if err := rows.Err(); err != nil {
+					return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
+				}
+				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, sql.ErrNoRows)
+			}
+			var written, recorded, before, found int64
+			prev, err := scanSub(prefixed{rows, []any{&written, &recorded, &before, &r.UserID, &found}})
+			if err != nil {
+				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
+			}
+			if err := rows.Close(); err != nil {
+				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
+			}
+			r.Saved = written > 0 && recorded > 0
+			r.Duplicate = !r.Saved && (before > 0 || written > 0)
+			if r.Saved && found > 0 {
+				r.Previous, r.Found = prev, true
+			}
+			if !r.Saved {
+				r.UserID = ""
+			}
+			return nil
+		})
+		return r, err
+	}
+	err = s.retry(ctx, func() error {
+		r = billing.NewerResult{}
+		s.warmUp(ctx)
+		sqlTx, err := s.db.BeginTx(ctx, s.d.txOptions())
+		if err != nil {
+			return fmt.Errorf("sqlstore: begin: %w", err)
+		}
+		defer sqlTx.Rollback() //nolint:errcheck // after Commit, a no-op
+		t := &tx{s: s, q: sqlTx}
+		ok, err := s.d.inserted(t.exec(ctx, s.q.insertEvent, s.eventArgs(ctx, eventID)...))
+		if err != nil {
+			return fmt.Errorf("sqlstore: record event %s: %w", eventID, err)
+		}
+		if !ok {
+			r.Duplicate = true
+			return nil
+		}
+		prev, found, err := t.Subscription(ctx, sub.ID)
+		if err != nil {
+			return err
+		}
+		res, err := t.exec(ctx, s.q.upsertNewer, args...)
+		if err != nil {
+			return fmt.Errorf("sqlstore: save subscription %s: %w", sub.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n == 0 {
+			return err // not newer, or no such customer: rolled back
+		}
+		user := prev.UserID
+		if !found || prev.CustomerID != sub.CustomerID || user == "" {
+			if user, err = t.UserID(ctx, sub.CustomerID); err != nil {
+				return fmt.Errorf("sqlstore: the user of %s: %w", sub.CustomerID, err)
+			}
+		}
+		if err := sqlTx.Commit(); err != nil {
+			return fmt.Errorf("sqlstore: commit: %w", err)
+		}
+		r = billing.NewerResult{Saved: true, Previous: prev, Found: found, UserID: user}
+		return nil
+	})
+	return r, err
+}
+
+// prefixed scans a row whose first columns are pre's, then the rest.
+type prefixed struct {
+	rows *sql.Rows
+	pre  []any
+}
+
+func (p prefixed) Scan(dest ...any) error { return p.rows.Scan(append(p.pre, dest...)...) }
 
 // eventArgs are the values of eventCols for recording eventID now, with
 // what billing tells of the event in ctx ("" for what it does not tell),

@@ -23,7 +23,7 @@ type queries struct {
 	// upsertNewer is ApplyNewer's compare-and-swap (see newerUpsert), and
 	// applyNewer the event's INSERT and it in one statement, where the
 	// database can (see newerApply).
-	upsertNewer, applyNewer string
+	upsertNewer, applyNewer, applyNewerPrev string
 
 	selectSubForUpdate, subsByUser, insertSub, updateSub string
 
@@ -44,6 +44,21 @@ type queries struct {
 	deadOutbox, requeueOutbox, discardOutbox, pruneOutbox, outboxStats                string
 	lockOutbox, setClaim                                                              string
 }
+
+// subZero are the zero values of subCols, for a row that is not there.
+var subZero = func() map[string]string {
+	z := map[string]string{}
+	for _, c := range subCols {
+		z[c] = "0"
+	}
+	for _, c := range []string{"id", "customer_id", "user_id", "status", "items", "latest_invoice_id", "invoice_id"} {
+		z[c] = "''"
+	}
+	for _, c := range []string{"cancel_at_period_end", "invoice_paid", "invoice_closed"} {
+		z[c] = "FALSE"
+	}
+	return z
+}()
 
 // subCols are the columns of the subscriptions table, in the order scanSub
 // reads them and subArgs gives them.
@@ -98,7 +113,7 @@ func (q queries) inTx() []string {
 		q.selectSubForUpdate, q.updateSub, q.insertSub, q.insertGrant, q.upsertNewer,
 		// Last, by schema version: a schema not migrated yet still
 		// prepares the statements of the versions it has.
-		q.insertOutbox, q.selectRefundForUpdate, q.upsertRefund, q.insertEvent, q.applyNewer}
+		q.insertOutbox, q.selectRefundForUpdate, q.upsertRefund, q.insertEvent, q.applyNewer, q.applyNewerPrev}
 }
 
 func newQueries(d dialect, prefix string) queries {
@@ -139,6 +154,7 @@ func newQueries(d dialect, prefix string) queries {
 		insertSub:          insert(subs, subCols),
 		upsertNewer:        d.newerUpsert(subs, customers, subCols, stateCols),
 		applyNewer:         d.newerApply(events, subs, customers, subCols, stateCols),
+		applyNewerPrev:     d.newerApplyPrev(events, subs, customers, subCols, stateCols, subZero),
 		updateSub:          "UPDATE " + subs + " SET " + set(subCols[1:]) + " WHERE id = ?",
 
 		insertGrant:  insert(grants, grantCols),
@@ -183,7 +199,7 @@ func newQueries(d dialect, prefix string) queries {
 		&q.insertEvent, &q.selectEvent, &q.pruneEvents, &q.recentEvents,
 		&q.customerByUser, &q.userByCustomer, &q.linksOf, &q.insertCustomer,
 		&q.lockUser, &q.userByCustomerForUpdate,
-		&q.selectSubForUpdate, &q.subsByUser, &q.insertSub, &q.updateSub, &q.upsertNewer, &q.applyNewer,
+		&q.selectSubForUpdate, &q.subsByUser, &q.insertSub, &q.updateSub, &q.upsertNewer, &q.applyNewer, &q.applyNewerPrev,
 		&q.insertGrant, &q.grantsByUser,
 		&q.selectRefundForUpdate, &q.upsertRefund, &q.refundsByUser,
 		&q.upsertParked, &q.selectParked, &q.pageParked, &q.countParked, &q.deleteParked, &q.pruneParked,

@@ -222,3 +222,53 @@ func testConditionalConcurrentNewerStates(t *testing.T, st billing.Store) {
 		assert.Equal(t, int64(100+workers-1), got.OrderKey)
 	}
 }
+
+// testConditionalReportsPrevious: a PreviousReporter says what each
+// saved swap replaced (nothing for a creation) and the saved record's
+// user; a swap that does not save, or a duplicate, reports nothing.
+func testConditionalReportsPrevious(t *testing.T, st billing.Store) {
+	pr, ok := st.(billing.PreviousReporter)
+	if !ok {
+		t.Skip("the store does not implement billing.PreviousReporter")
+	}
+	n := namer(t)
+	require.NoError(t, link(t, st, n("user"), n("cus")))
+	first := fullSub(n("sub"), "", n("cus"), at(10))
+	first.Invoice = billing.Invoice{}
+	first.OrderKey = 100
+	r, err := pr.ApplyNewerReporting(t.Context(), n("evt1"), first)
+	require.NoError(t, err)
+	if !r.Saved {
+		assert.Equal(t, billing.NewerResult{}, r, "a store that declines reports nothing")
+		return
+	}
+	assert.False(t, r.Found, "a creation replaced nothing")
+	assert.Equal(t, n("user"), r.UserID, "the user of the customer's link")
+
+	// Invoice facts stored meanwhile stay the record's, and are reported.
+	withInvoice := mustSub(t, st, first.ID)
+	withInvoice.Invoice = invoice("in_"+n("sub"), 20)
+	saveSub(t, st, withInvoice)
+	want := mustSub(t, st, first.ID)
+
+	second := otherSub(n("sub"), "", n("cus"), at(20))
+	second.OrderKey = 200
+	r, err = pr.ApplyNewerReporting(t.Context(), n("evt2"), second)
+	require.NoError(t, err)
+	require.True(t, r.Saved)
+	assert.True(t, r.Found)
+	requireSub(t, want, r.Previous, "the record as it was")
+	assert.Equal(t, n("user"), r.UserID)
+
+	older := first
+	older.OrderKey = 150
+	r, err = pr.ApplyNewerReporting(t.Context(), n("evt3"), older)
+	require.NoError(t, err)
+	assert.Equal(t, billing.NewerResult{}, r, "not newer: nothing saved, nothing reported")
+	assert.False(t, processed(t, st, n("evt3")))
+
+	r, err = pr.ApplyNewerReporting(t.Context(), n("evt2"), second)
+	require.NoError(t, err)
+	assert.True(t, r.Duplicate)
+	assert.False(t, r.Saved || r.Found)
+}

@@ -148,6 +148,7 @@ func groups() []group {
 			{"UnknownCustomer", testConditionalUnknownCustomer},
 			{"ConcurrentSameEvent", testConditionalConcurrentSameEvent},
 			{"ConcurrentNewerStates", testConditionalConcurrentNewerStates},
+			{"ReportsPrevious", testConditionalReportsPrevious},
 		}},
 		{"Park", []test{
 			{"RoundTrip", testParkRoundTrip},
