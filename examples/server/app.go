@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -25,6 +24,11 @@ type appConfig struct {
 	// SiteURL is the site's public base URL: Checkout and the portal
 	// return there.
 	SiteURL string
+	// WebhookURL is the public URL of the site's webhook handler, which
+	// the start-up self-check (Stripe mode) looks for among the account's
+	// webhook endpoints; empty: the endpoint is not checked (a local
+	// site, whose events come through the Stripe CLI).
+	WebhookURL string
 	// DB is the database of both billing's tables and the site's users;
 	// the caller closes it.
 	DB      *sql.DB
@@ -36,6 +40,12 @@ type appConfig struct {
 	// TablePrefix starts the names of billing's tables (default
 	// sqlstore.DefaultTablePrefix, "billing_").
 	TablePrefix string
+	// AdminEmails are the emails of the users who may open /admin and
+	// /metrics, in lower case.
+	AdminEmails []string
+	// HookAttempts is how many failed deliveries of a change dead-letter
+	// it (zero: billing's default, DefaultHookAttempts).
+	HookAttempts int
 
 	// OfflineStart is where the offline Stripe's clock starts (zero: now).
 	OfflineStart time.Time
@@ -97,8 +107,13 @@ type app struct {
 	// webhook is billing's webhook handler; offline, it also delivers the
 	// changes the event recorded (dispatchAfter).
 	webhook http.Handler
-	// stopHooks stops RunHooks (with Stripe) and waits for it; nil offline.
-	stopHooks func()
+	// stops stop what runs beside the server (RunHooks and Maintain, with
+	// Stripe) and wait for it; none offline.
+	stops []func()
+	// metrics are the site's metrics, billing's among them.
+	metrics *metrics
+	// admins are the emails of the admins.
+	admins map[string]bool
 	// offline is the in-process offline Stripe, nil with a real one.
 	offline *billingtest.Stripe
 	// offlineSetup is how many events the offline Stripe made while the
@@ -134,11 +149,21 @@ func newApp(ctx context.Context, cfg appConfig) (*app, error) {
 		writeTimeout:   cfg.WriteTimeout,
 		now:            time.Now,
 		secureCookies:  strings.HasPrefix(cfg.SiteURL, "https://"),
+		admins:         make(map[string]bool),
+	}
+	for _, e := range cfg.AdminEmails {
+		a.admins[strings.ToLower(e)] = true
 	}
 
 	// billing's tables, created or updated by the store's own migrations,
 	// then the site's own tables.
-	store, err := sqlstore.New(ctx, cfg.DB, cfg.Dialect, sqlstore.Options{TablePrefix: cfg.TablePrefix})
+	store, err := sqlstore.New(ctx, cfg.DB, cfg.Dialect, sqlstore.Options{
+		TablePrefix: cfg.TablePrefix,
+		// The time processed events are stamped with (the admin page's
+		// recent events, the health's last event) and pruned by: billing's
+		// clock, which offline is the offline Stripe's simulated time.
+		Now: func() time.Time { return a.now() },
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -162,18 +187,24 @@ func newApp(ctx context.Context, cfg appConfig) (*app, error) {
 	// request's context (withDeadline) all of them, billing's retries
 	// included.
 	httpClient := &http.Client{Timeout: cfg.StripeDeadline}
+	if a.metrics, err = newMetrics(cfg.DB, cfg.Logger); err != nil {
+		return nil, err
+	}
 	bcfg := billing.Config{
 		SecretKey:      cfg.Stripe.SecretKey,
 		WebhookSecrets: []string{cfg.Stripe.WebhookSecret},
 		StripeURL:      cfg.Stripe.APIBase,
 		SiteURL:        cfg.SiteURL,
+		WebhookURL:     cfg.WebhookURL,
 		GraceAttempts:  graceAttempts,
 		Logger:         cfg.Logger,
 		HTTPClient:     httpClient,
+		// billing's metrics (ops.go).
+		MeterProvider: a.metrics.provider,
 		// Every change of a user's billing is recorded in billing's outbox
 		// and delivered to the site's handler, which sends the emails
 		// (mailbox.go).
-		Hooks: billing.Hooks{Handler: billing.ChangeHandlerFunc(a.emailChange)},
+		Hooks: billing.Hooks{Handler: billing.ChangeHandlerFunc(a.emailChange), MaxAttempts: cfg.HookAttempts},
 	}
 	priceIDs := cfg.Stripe.Prices
 	if cfg.Stripe.SecretKey == "" {
@@ -197,6 +228,13 @@ func newApp(ctx context.Context, cfg appConfig) (*app, error) {
 	if err != nil {
 		a.Close()
 		return nil, err
+	}
+	if a.offline == nil {
+		// Is the Stripe account set up as billing needs? (ops.go)
+		if err := a.selfCheck(ctx, cfg); err != nil {
+			a.Close()
+			return nil, err
+		}
 	}
 
 	// What the plans cost, and the names of their products, as Stripe
@@ -225,58 +263,20 @@ func newApp(ctx context.Context, cfg appConfig) (*app, error) {
 			URL:    cfg.SiteURL + "/stripe/webhook",
 		})
 	} else {
+		// Beside the server, until Close (ops.go; offline, see there).
 		a.startHooks(ctx)
+		a.startMaintenance(ctx)
 	}
 	a.Handler = a.routes()
 	return a, nil
 }
 
-// Delivering billing's changes to the site's handler (emailChange).
-//
-// With Stripe, RunHooks runs beside the server for the app's lifetime: it
-// is woken by each webhook this process applies and polls every
-// Hooks.Poll for the rest (retries, the changes of other replicas).
-//
-// Offline, billing's Clock is the offline Stripe, whose Sleep does not
-// wait but moves the simulated clock at once: RunHooks, which polls with
-// Clock.Sleep, would spin, pushing the simulated time forward by
-// Hooks.Poll at every turn. A Clock that reads the simulated time but
-// really sleeps would keep the simulated time still, but it would be
-// billing's Clock for everything (its retries of Stripe calls would take
-// real time), and the emails would arrive some time after the request that
-// caused them (a page could show the mailbox without them, and tests would
-// have to wait for them). So offline the site calls DispatchHooks itself,
-// which only reads the clock: after each webhook the offline Stripe
-// delivers (its Checkout, portal and clock act through webhooks; Flush
-// waits for those, and so for their emails), and around each request of
-// the site (the return page's SyncCheckout and the dev panel's replay
-// record changes too). A change whose delivery failed is retried by a
-// later dispatch once its backoff has passed on the simulated clock.
-
-// startHooks runs RunHooks until Close (Stripe mode). It runs on a context
-// of its own, so that a delivery in flight is not cut off at the first
-// signal but ends as the server shuts down.
-func (a *app) startHooks(ctx context.Context) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := a.b.RunHooks(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			a.log.Error("delivering billing's changes stopped", "error", err.Error())
-		}
-	}()
-	a.stopHooks = func() {
-		cancel()
-		<-done
-	}
-}
-
 // dispatchTimeout bounds one offline dispatch.
 const dispatchTimeout = 20 * time.Second
 
-// dispatchHooks delivers the changes due now (offline mode). It runs to
-// its end even if the request that called it is gone: a delivery cut off
-// midway would hold its change until its claim expires.
+// dispatchHooks delivers the changes due now (offline mode: see ops.go).
+// It runs to its end even if the request that called it is gone: a
+// delivery cut off midway would hold its change until its claim expires.
 func (a *app) dispatchHooks(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dispatchTimeout)
 	defer cancel()
@@ -294,11 +294,15 @@ func (a *app) dispatchAfter(next http.Handler) http.Handler {
 	})
 }
 
-// Close stops delivering billing's changes, and the offline Stripe, if
-// any.
+// Close stops what runs beside the server (delivering billing's changes,
+// maintenance), the metrics, and the offline Stripe, if any.
 func (a *app) Close() {
-	if a.stopHooks != nil {
-		a.stopHooks()
+	for _, stop := range a.stops {
+		stop()
+	}
+	a.stops = nil
+	if a.metrics != nil {
+		a.metrics.close()
 	}
 	if a.offline != nil {
 		a.offline.Close()
@@ -333,8 +337,18 @@ func (a *app) routes() http.Handler {
 		site.Handle("GET /dev", a.signedIn(a.devPanel))
 		site.Handle("POST /dev/advance", a.signedInForm(a.devAdvance))
 		site.Handle("POST /dev/replay", a.signedInForm(a.devReplay))
+		site.Handle("POST /dev/maintain", a.signedInForm(a.devMaintain))
 		site.Handle("GET /dev/mailbox", a.signedIn(a.devMailbox))
 	}
+	// The admin page and the metrics, for the admins only (admin.go): a
+	// 404 for everyone else, whatever the method. The patterns take every
+	// method, so that ServeMux's 405 does not tell they exist.
+	site.Handle("/admin", a.adminOnly(http.MethodGet, a.adminPage))
+	site.Handle("/metrics", a.adminOnly(http.MethodGet, a.metrics.handler.ServeHTTP))
+	site.Handle("/admin/parked/replay", a.adminOnly(http.MethodPost, a.adminReplay))
+	site.Handle("/admin/parked/discard", a.adminOnly(http.MethodPost, a.adminDiscard))
+	site.Handle("/admin/hooks/replay", a.adminOnly(http.MethodPost, a.adminReplayHook))
+	site.Handle("/admin/hooks/discard", a.adminOnly(http.MethodPost, a.adminDiscardHook))
 
 	// Every POST is checked against cross-site requests (the browser's
 	// Sec-Fetch-Site header, or Origin against Host); the forms of
@@ -424,7 +438,7 @@ func (ew *errorWriter) Write(b []byte) (int, error) {
 // shows at once what was just done in its portal, and the mailbox its
 // emails. (With Stripe itself, a webhook may arrive a moment after the
 // user is back.) After each request it delivers the changes the request
-// recorded (see startHooks).
+// recorded (see "Running beside the server" in ops.go).
 func (a *app) settleOffline(next http.Handler) http.Handler {
 	if a.offline == nil {
 		return next
@@ -475,6 +489,8 @@ var templateFuncs = template.FuncMap{
 	"date": func(t time.Time) string { return t.UTC().Format("January 2, 2006") },
 	// datetime adds the time: "June 10, 2031 12:00 UTC".
 	"datetime": func(t time.Time) string { return t.UTC().Format("January 2, 2006 15:04 MST") },
+	// round is a duration to the second: "1h2m3s".
+	"round": func(d time.Duration) string { return d.Round(time.Second).String() },
 	// iso is the machine-readable form for <time datetime>.
 	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 }
@@ -501,6 +517,8 @@ type view struct {
 	Flash   string
 	// Refresh, when set, reloads the page after that many seconds.
 	Refresh int
+	// Admin is set for an admin: the nav links to /admin.
+	Admin bool
 	// Dev is the offline Stripe's bar, nil with a real Stripe.
 	Dev  *devBar
 	Page any
@@ -516,6 +534,10 @@ var flashes = map[string]string{
 	"nothing-scheduled":  "The offline Stripe has nothing scheduled, so the clock did not move.",
 	"replayed":           "The parked event was replayed.",
 	"still-parked":       "The event is still parked: its customer is linked to no user.",
+	"discarded":          "The parked event was discarded.",
+	"hook-replayed":      "The change is due again: it is delivered in a moment.",
+	"hook-discarded":     "The dead-lettered change was discarded.",
+	"maintained":         "Maintenance ran once: CatchUp over the last 72 hours, then pruning (the log has the counts).",
 }
 
 // render writes a page. It is rendered into a buffer first, so that a
@@ -527,6 +549,7 @@ func (a *app) render(w http.ResponseWriter, r *http.Request, status int, name, t
 func (a *app) renderView(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
 	if s, ok := sessionFrom(r.Context()); ok {
 		v.Session = &s
+		v.Admin = a.admins[s.User.Email]
 	}
 	if v.Flash == "" {
 		v.Flash = flashes[r.URL.Query().Get("msg")]

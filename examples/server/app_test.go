@@ -578,7 +578,7 @@ func TestDevPanel(t *testing.T) {
 		require.Equal(t, http.StatusSeeOther, res.Status, path)
 		assert.Equal(t, "/signin?next="+url.QueryEscape(path), res.Location, path)
 	}
-	for _, path := range []string{"/dev/advance", "/dev/replay"} {
+	for _, path := range []string{"/dev/advance", "/dev/replay", "/dev/maintain"} {
 		res := visitor.post(path, url.Values{"step": {"month"}, "event": {"evt_x"}})
 		require.Equal(t, http.StatusSeeOther, res.Status, path)
 		assert.True(t, strings.HasPrefix(res.Location, "/signin?"), path)
@@ -649,6 +649,17 @@ func TestDevPanel(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, res.Status)
 	assert.Equal(t, "/dev?msg=still-parked", res.Location)
 	assert.Equal(t, http.StatusNotFound, c.postForm("/dev/replay", url.Values{"event": {"evt_nope"}}).Status)
+
+	// Maintenance, one round: offline, Maintain does not run beside the
+	// server (its waits would move the clock); the button runs
+	// MaintainOnce, which does not move it either.
+	before = a.offline.Now()
+	assert.Contains(t, c.get("/dev").Body, `id="maintain"`)
+	res = c.postForm("/dev/maintain", nil)
+	require.Equal(t, http.StatusSeeOther, res.Status, res.Body)
+	assert.Equal(t, "/dev?msg=maintained", res.Location)
+	assert.Less(t, a.offline.Now().Sub(before), time.Minute, "the clock did not move")
+	assert.Contains(t, text(c.get("/dev?msg=maintained").Body, "flash"), "Maintenance ran once")
 }
 
 // refusedNext are next= and return= values that lead off the site, or

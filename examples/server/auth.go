@@ -88,17 +88,25 @@ func (a *app) signedIn(h http.HandlerFunc) http.Handler {
 // "csrf" field.
 func (a *app) signedInForm(h http.HandlerFunc) http.Handler {
 	return a.signedIn(func(w http.ResponseWriter, r *http.Request) {
-		if !a.parseForm(w, r) {
-			return
+		if a.checkForm(w, r) {
+			h(w, r)
 		}
-		s, _ := sessionFrom(r.Context())
-		if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.CSRF)) != 1 {
-			a.renderError(w, r, http.StatusForbidden, "Form expired",
-				"This form is out of date (you may have signed out and in since). Reload the page and try again.")
-			return
-		}
-		h(w, r)
 	})
+}
+
+// checkForm parses the POST form of a signed-in user and checks its CSRF
+// token, answering 400 or 403 if it fails.
+func (a *app) checkForm(w http.ResponseWriter, r *http.Request) bool {
+	if !a.parseForm(w, r) {
+		return false
+	}
+	s, _ := sessionFrom(r.Context())
+	if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.CSRF)) != 1 {
+		a.renderError(w, r, http.StatusForbidden, "Form expired",
+			"This form is out of date (you may have signed out and in since). Reload the page and try again.")
+		return false
+	}
+	return true
 }
 
 // maxFormBytes bounds a form's body.

@@ -28,8 +28,9 @@ const chromiumPath = "/usr/bin/chromium"
 // a failing card (the failing-payment banner, then past_due from the third
 // attempt), a fixed card, and a cancellation at the period end, after which
 // the members area closes exactly at the date the account page announced;
-// then the dev mailbox lists the emails the site sent meanwhile, once each.
-// The clock moves through the site's own dev bar. A screenshot of each step
+// then the dev mailbox lists the emails the site sent meanwhile, once each,
+// and the admin page (the user is an admin) and /metrics tell the story
+// in numbers. The clock moves through the site's own dev bar. A screenshot of each step
 // lands in the test's temporary directory.
 func TestBrowser(t *testing.T) {
 	t.Parallel()
@@ -48,6 +49,7 @@ func TestBrowser(t *testing.T) {
 	db, err := sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "site.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
+	const email = "ada@example.com"
 	a, srv := newTestSiteWrapped(t, db, sqlstore.SQLite, "", func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/checkout" && holding.Load() {
@@ -55,7 +57,7 @@ func TestBrowser(t *testing.T) {
 			}
 			h.ServeHTTP(w, r)
 		})
-	})
+	}, withAdmins(email))
 	releaseCheckout := sync.OnceFunc(func() { close(release) })
 	t.Cleanup(releaseCheckout) // before the server closes
 
@@ -87,7 +89,6 @@ func TestBrowser(t *testing.T) {
 		b.dir = dir
 	}
 	t.Logf("screenshots in %s", b.dir)
-	const email = "ada@example.com"
 
 	// Sign up: the site sends new users to the pricing page.
 	b.open(srv.URL + "/signup")
@@ -282,6 +283,27 @@ func TestBrowser(t *testing.T) {
 	require.Contains(t, bodies[3], "After 3 failed payment attempts, the members area is locked.")
 	require.Contains(t, bodies[1], "the members area stays open until July 10, 2031")
 	b.shot("mailbox")
+
+	// The admin page, from the nav (ADMIN_EMAILS lists the user): the
+	// story in numbers, as this process counted them.
+	b.submit("nav-admin")
+	b.wait("health")
+	require.Equal(t, "ok", b.text("health-status"))
+	require.Equal(t, "Canceled (1)", b.text("members-canceled"))
+	require.Contains(t, b.text("members"), email)
+	require.Contains(t, b.text("rate-new-subscriptions"), "New subscriptions 1")
+	require.Contains(t, b.text("rate-cancellations"), "Cancellations 1")
+	require.Contains(t, b.text("rate-failed-payments"), "3 of 6 payment attempts")
+	require.Contains(t, b.text("rate-webhook-failures"), "0.0%")
+	require.Contains(t, b.text("recent-events"), "customer.subscription.deleted")
+	require.True(t, b.exists("no-parked"))
+	require.True(t, b.exists("no-dead"))
+	b.shot("admin")
+
+	// Its metrics, in Prometheus's text format.
+	b.submit("to-metrics")
+	b.poll("the metrics", `document.body.innerText.includes('billing_webhook_deliveries_total{billing_outcome="applied"')`)
+	require.Equal(t, srv.URL+"/metrics", b.location())
 	t.Logf("browser flow: %d steps in %v", b.step, time.Since(began).Round(100*time.Millisecond))
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gobilling/billing"
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testenv"
 	"github.com/gobilling/billing/sqlstore"
 )
 
@@ -29,28 +30,28 @@ import (
 var testStart = time.Date(2031, time.April, 10, 12, 0, 0, 0, time.UTC)
 
 // newTestSite runs the site in offline mode on a fresh SQLite file, served
-// by an httptest server whose URL is the site's SiteURL.
-func newTestSite(t *testing.T) (*app, *httptest.Server) {
+// by an httptest server whose URL is the site's SiteURL. The options
+// change its configuration.
+func newTestSite(t *testing.T, opts ...func(*appConfig)) (*app, *httptest.Server) {
 	t.Helper()
 	db, err := sqlstore.OpenSQLite(filepath.Join(t.TempDir(), "site.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
-	return newTestSiteOn(t, db, sqlstore.SQLite, "")
+	return newTestSiteWrapped(t, db, sqlstore.SQLite, "", nil, opts...)
 }
 
-// newTestSiteOn runs the site in offline mode on a database, with billing's
-// tables named by prefix.
-func newTestSiteOn(t *testing.T, db *sql.DB, dialect sqlstore.Dialect, prefix string) (*app, *httptest.Server) {
-	t.Helper()
-	return newTestSiteWrapped(t, db, dialect, prefix, nil)
+// withAdmins makes these emails admins.
+func withAdmins(emails ...string) func(*appConfig) {
+	return func(c *appConfig) { c.AdminEmails = emails }
 }
 
-// newTestSiteWrapped is newTestSiteOn with the test's own handler around
-// the site's, if wrap is not nil.
-func newTestSiteWrapped(t *testing.T, db *sql.DB, dialect sqlstore.Dialect, prefix string, wrap func(http.Handler) http.Handler) (*app, *httptest.Server) {
+// newTestSiteWrapped runs the site in offline mode on a database, with
+// billing's tables named by prefix, the test's own handler around the
+// site's if wrap is not nil, and options.
+func newTestSiteWrapped(t *testing.T, db *sql.DB, dialect sqlstore.Dialect, prefix string, wrap func(http.Handler) http.Handler, opts ...func(*appConfig)) (*app, *httptest.Server) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
-	a, err := newApp(context.Background(), appConfig{
+	cfg := appConfig{
 		SiteURL:      "http://" + srv.Listener.Addr().String(),
 		DB:           db,
 		Dialect:      dialect,
@@ -58,7 +59,11 @@ func newTestSiteWrapped(t *testing.T, db *sql.DB, dialect sqlstore.Dialect, pref
 		Logger:       testLogger(t),
 		OfflineStart: testStart,
 		BcryptCost:   bcrypt.MinCost,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a, err := newApp(context.Background(), cfg)
 	require.NoError(t, err)
 	srv.Config.Handler = a
 	if wrap != nil {
@@ -75,6 +80,13 @@ func newTestSiteWrapped(t *testing.T, db *sql.DB, dialect sqlstore.Dialect, pref
 // testLogger logs warnings and errors to the test's output.
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// bufferLogger logs from Info up into a buffer for the test to read, and
+// to the test's output.
+func bufferLogger(t *testing.T) (*slog.Logger, *testenv.LogBuffer) {
+	var logs testenv.LogBuffer
+	return slog.New(slog.NewTextHandler(io.MultiWriter(&logs, t.Output()), &slog.HandlerOptions{Level: slog.LevelInfo})), &logs
 }
 
 // client is a browser stand-in: it keeps cookies and does not follow

@@ -302,11 +302,8 @@ func TestEmailFor(t *testing.T) {
 // The mailbox page is a dev page: it does not exist with Stripe.
 func TestStripeModeSendsEmails(t *testing.T) {
 	t.Parallel()
-	fake := billingtest.New(billingtest.Options{})
-	t.Cleanup(fake.Close)
+	fake, sc := newStripeAccount(t, "sk_test_stripe_mode")
 	ctx := context.Background()
-	sc := newStripeClient("sk_test_stripe_mode", fake.URL(), http.DefaultClient)
-	require.NoError(t, stockOffline(ctx, fake, sc, catalog(offlinePrices)))
 	// A product named otherwise at Stripe than the site names its plan.
 	_, err := sc.V1Products.Update(ctx, "prod_"+offlinePrices.ProMonthly, &stripe.ProductUpdateParams{Name: stripe.String("Gopher Club Pro")})
 	require.NoError(t, err)
@@ -314,16 +311,25 @@ func TestStripeModeSendsEmails(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	srv := httptest.NewUnstartedServer(nil)
+	// The webhook endpoint, created as in the Dashboard: the fake POSTs
+	// its events to the site, over HTTP. The self-check at start-up finds
+	// it.
+	siteURL := "http://" + srv.Listener.Addr().String()
+	secret := createWebhookEndpoint(t, sc, siteURL+"/stripe/webhook", stripe.APIVersion)
+	log, logs := bufferLogger(t)
 	a, err := newApp(ctx, appConfig{
-		SiteURL:    "http://" + srv.Listener.Addr().String(),
-		DB:         db,
-		Dialect:    sqlstore.SQLite,
-		Stripe:     stripeEnv{SecretKey: "sk_test_stripe_mode", WebhookSecret: "whsec_stripe_mode", APIBase: fake.URL(), Prices: offlinePrices},
-		Logger:     testLogger(t),
-		BcryptCost: bcrypt.MinCost,
+		SiteURL:     siteURL,
+		WebhookURL:  siteURL + "/stripe/webhook",
+		DB:          db,
+		Dialect:     sqlstore.SQLite,
+		Stripe:      stripeEnv{SecretKey: "sk_test_stripe_mode", WebhookSecret: secret, APIBase: fake.URL(), Prices: offlinePrices},
+		Logger:      log,
+		BcryptCost:  bcrypt.MinCost,
+		AdminEmails: []string{"ada@example.com"},
 	})
 	require.NoError(t, err)
 	require.Nil(t, a.offline)
+	assert.Contains(t, logs.String(), `msg="billing self-check passed" plans=5 webhook_endpoints=1 warnings=0`)
 	srv.Config.Handler = a
 	srv.Start()
 	closed := false
@@ -333,7 +339,6 @@ func TestStripeModeSendsEmails(t *testing.T) {
 			a.Close()
 		}
 	})
-	fake.AddEndpoint(a, billingtest.EndpointOptions{Secret: "whsec_stripe_mode", URL: srv.URL + "/stripe/webhook"})
 
 	c := newClient(t, srv.URL)
 	c.signUp("ada@example.com")
@@ -363,6 +368,21 @@ func TestStripeModeSendsEmails(t *testing.T) {
 	assert.Equal(t, "100 credits added to your account", emails[0].Subject)
 	assert.Equal(t, "ada@example.com", emails[0].To)
 
+	// The admin page and the metrics: the webhook came over HTTP.
+	admin := c.get("/admin")
+	require.Equal(t, http.StatusOK, admin.Status)
+	assert.Equal(t, "ok", text(admin.Body, "health-status"))
+	assert.Contains(t, text(admin.Body, "recent-events"), "checkout.session.completed")
+	assert.NotContains(t, admin.Body, `id="devbar"`)
+	metrics := c.get("/metrics")
+	require.Equal(t, http.StatusOK, metrics.Status)
+	assert.Regexp(t, `(?m)^billing_webhook_deliveries_total\{billing_outcome="applied",.*stripe_event_type="checkout\.session\.completed"\} 1$`, metrics.Body)
+	assert.Regexp(t, `(?m)^billing_stripe_calls_total\{billing_result="2xx",.*stripe_operation="POST /v1/checkout/sessions"\} 1$`, metrics.Body)
+
+	// Maintain runs beside the server: it caught up at once.
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), `msg="maintenance: caught up"`) },
+		10*time.Second, 5*time.Millisecond)
+
 	srv.Close()
 	done := make(chan struct{})
 	go func() {
@@ -373,6 +393,8 @@ func TestStripeModeSendsEmails(t *testing.T) {
 	case <-done:
 		closed = true
 	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not stop RunHooks")
+		t.Fatal("Close did not stop RunHooks and Maintain")
 	}
+	// Maintain let its lease go at Close.
+	assert.Contains(t, logs.String(), `msg="maintenance: lease released"`)
 }

@@ -42,15 +42,58 @@
 // return page, account, portal, members pages, health), mailbox.go
 // (billing's hooks: the emails a change of a member's billing calls for,
 // kept once per change in the app_emails table), dev.go (the offline dev
-// panel and mailbox), templates/ and static/ (a stylesheet, and a few
-// lines of script that disable the buttons leading to Stripe once
-// clicked).
+// panel and mailbox), ops.go (metrics, the start-up self-check,
+// maintenance), admin.go (the admin page), templates/ and static/ (a
+// stylesheet, and a few lines of script that disable the buttons leading
+// to Stripe once clicked).
 //
 // billing records every change of a member's billing (a failed payment, a
 // trial ending, a refund, ...) and delivers it to the site's handler: with
 // Stripe, through billing's RunHooks, running beside the server; offline,
 // the site dispatches after each webhook and request instead (see
-// app.startHooks for why).
+// ops.go for why).
+//
+// Operating it (ops.go, admin.go). billing's metrics go through an
+// OpenTelemetry MeterProvider whose reader is OpenTelemetry's Prometheus
+// exporter, on a prometheus.Registry of the site's own (with the Go
+// runtime's, the process's and the database pool's metrics). They are
+// served in Prometheus's text format at /metrics in two places, neither of
+// them public:
+//
+//   - on the site, to the admins only (a 404 for everyone else), to look
+//     at in a browser;
+//   - with METRICS_ADDR set, on a listener of its own, unauthenticated, for
+//     Prometheus to scrape, with billing's health report (JSON) at
+//     /healthz/billing for the monitoring and the load balancer.
+//
+// Why not unauthenticated on the site, as is common? The site is public,
+// and the metrics tell how the business goes (subscriptions,
+// cancellations, failed payments), while Prometheus cannot sign in. A
+// listener of its own, on an address the public cannot reach (loopback, or
+// a private network), keeps them off the site with nothing to configure
+// but an address: the simplest safe default is that nothing
+// unauthenticated is served on the public listener. METRICS_ADDR is unset
+// by default (one fixed port would collide between replicas on one
+// machine); offline it must be a loopback address, as ADDR.
+//
+// The admin page, /admin, is for the signed-in users whose email
+// ADMIN_EMAILS lists; everyone else, signed in or not, gets the site's 404
+// for it and its forms, whatever the method, so that it does not tell it
+// exists. It shows billing's health, the four alerting rules' numbers (as
+// counted by this process since it started), the members by status, the
+// events applied lately, the parked events and the dead-lettered changes,
+// with buttons to replay or discard them (CSRF-protected forms, as the
+// site's others). The nav links to it for admins.
+//
+// With Stripe, the site checks the Stripe account at start-up (billing's
+// SelfCheck: the key, each price, and the webhook endpoint at
+// SITE_URL/stripe/webhook when SITE_URL is public). A problem that would
+// break billing refuses the start, printing each finding with its fix
+// (unless SELF_CHECK=warn); warnings are logged; Stripe out of reach is
+// logged, and the site starts. And billing's Maintain runs beside the
+// server until it stops: CatchUp hourly over the last 72 hours, pruning
+// daily, one replica at a time. Offline it does not run (its waits would
+// move the offline Stripe's clock): the dev panel runs MaintainOnce.
 //
 // Environment (all optional):
 //
@@ -69,12 +112,22 @@
 //	                       and of the credits pack (a one-time price; each
 //	                       purchase grants 100 credits); with
 //	                       STRIPE_SECRET_KEY, at least one
+//	SELF_CHECK             refuse (default): with Stripe, a start-up self-check
+//	                       that finds an error (a missing price, no webhook
+//	                       endpoint at SITE_URL/stripe/webhook, ...) refuses to
+//	                       start; warn: log the errors and start anyway
+//	ADMIN_EMAILS           comma-separated emails of the users who may open
+//	                       /admin and /metrics on the site (default: nobody)
+//	METRICS_ADDR           where to serve /metrics and /healthz/billing,
+//	                       unauthenticated, for Prometheus and the monitoring
+//	                       (default: unset, not served but to admins on the
+//	                       site); offline, a loopback address
 //	LOG_LEVEL              debug, info (default), warn or error: the least
 //	                       severe log lines written, the site's and billing's
 //	                       (debug shows each webhook event and Stripe retry)
 //
-// The Stripe variables are refused without STRIPE_SECRET_KEY: the site
-// would silently run offline instead.
+// The Stripe variables (SELF_CHECK too) are refused without
+// STRIPE_SECRET_KEY: the site would silently run offline instead.
 package main
 
 import (
@@ -85,6 +138,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/mail"
 	"net/url"
 	"os"
 	"os/signal"
@@ -143,6 +197,13 @@ func run(ctx context.Context, getenv func(string) string, log *slog.Logger) erro
 		return fmt.Errorf("listen on ADDR %s: %w", env.Addr, err)
 	}
 	defer ln.Close()
+	var opsLn net.Listener
+	if env.MetricsAddr != "" {
+		if opsLn, err = net.Listen("tcp", env.MetricsAddr); err != nil {
+			return fmt.Errorf("listen on METRICS_ADDR %s: %w", env.MetricsAddr, err)
+		}
+		defer opsLn.Close()
+	}
 	siteURL := env.SiteURL
 	if siteURL == "" {
 		siteURL = localURL(ln.Addr())
@@ -155,11 +216,13 @@ func run(ctx context.Context, getenv func(string) string, log *slog.Logger) erro
 	defer db.Close()
 
 	a, err := newApp(ctx, appConfig{
-		SiteURL: siteURL,
-		DB:      db,
-		Dialect: dialect,
-		Stripe:  env.Stripe,
-		Logger:  log,
+		SiteURL:     siteURL,
+		WebhookURL:  webhookURL(env.SiteURL),
+		DB:          db,
+		Dialect:     dialect,
+		Stripe:      env.Stripe,
+		AdminEmails: env.AdminEmails,
+		Logger:      log,
 	})
 	if err != nil {
 		return err
@@ -176,8 +239,42 @@ func run(ctx context.Context, getenv func(string) string, log *slog.Logger) erro
 		log.Info("Stripe mode", "stripe_api", stripeAPI(env.Stripe.APIBase), "webhook", siteURL+"/stripe/webhook")
 	}
 	log.Info("database", string(dialect), where)
+	if len(env.AdminEmails) == 0 {
+		log.Info("no admin: set ADMIN_EMAILS to open /admin")
+	}
+	if opsLn != nil {
+		ops := newOpsServer(a.opsHandler(), log)
+		go func() {
+			if err := ops.Serve(opsLn); !errors.Is(err, http.ErrServerClosed) {
+				log.Error("the metrics listener stopped", "error", err.Error())
+			}
+		}()
+		defer func() {
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = ops.Shutdown(shutdownCtx)
+		}()
+		base := localURL(opsLn.Addr())
+		log.Info("metrics for Prometheus at "+base+"/metrics, billing's health at "+base+"/healthz/billing", "metrics_addr", opsLn.Addr().String())
+	}
 	log.Info("open " + siteURL)
 	return serve(ctx, ln, newServer(a, a.writeTimeout, log), log)
+}
+
+// webhookURL is the public URL of the site's webhook, which the start-up
+// self-check looks for among the account's webhook endpoints: empty (not
+// checked) when SITE_URL is unset or local, since Stripe cannot deliver
+// to this machine: the events then come through the Stripe CLI (stripe
+// listen --forward-to), which needs no endpoint.
+func webhookURL(siteURL string) string {
+	u, err := url.Parse(siteURL)
+	if siteURL == "" || err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(u.Hostname()); u.Hostname() == "localhost" || ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+		return ""
+	}
+	return siteURL + "/stripe/webhook"
 }
 
 // newServer is the site's http.Server. Its WriteTimeout must be above the
@@ -222,6 +319,11 @@ type env struct {
 	SiteURL     string
 	DatabaseURL string
 	Stripe      stripeEnv
+	// AdminEmails may open /admin (lower-cased).
+	AdminEmails []string
+	// MetricsAddr, if set, is where /metrics and /healthz/billing are
+	// served for Prometheus and the monitoring.
+	MetricsAddr string
 }
 
 // stripeEnv says which Stripe to use. An empty SecretKey means the offline
@@ -231,7 +333,16 @@ type stripeEnv struct {
 	WebhookSecret string
 	APIBase       string
 	Prices        prices
+	// SelfCheck is what an error of the start-up self-check does:
+	// selfCheckRefuse (the default, also when empty) or selfCheckWarn.
+	SelfCheck string
 }
+
+// The values of SELF_CHECK.
+const (
+	selfCheckRefuse = "refuse"
+	selfCheckWarn   = "warn"
+)
 
 // prices are the Stripe price IDs the site sells; empty ones are not
 // offered.
@@ -252,6 +363,7 @@ func loadEnv(getenv func(string) string) (env, error) {
 			SecretKey:     getenv("STRIPE_SECRET_KEY"),
 			WebhookSecret: getenv("STRIPE_WEBHOOK_SECRET"),
 			APIBase:       getenv("STRIPE_API_BASE"),
+			SelfCheck:     strings.ToLower(strings.TrimSpace(getenv("SELF_CHECK"))),
 			Prices: prices{
 				BasicMonthly: getenv("PRICE_BASIC_MONTHLY"),
 				BasicYearly:  getenv("PRICE_BASIC_YEARLY"),
@@ -260,10 +372,16 @@ func loadEnv(getenv func(string) string) (env, error) {
 				Credits:      getenv("PRICE_CREDITS"),
 			},
 		},
+		MetricsAddr: getenv("METRICS_ADDR"),
 	}
 	if e.Addr == "" {
 		e.Addr = "127.0.0.1:8080"
 	}
+	admins, err := parseAdminEmails(getenv("ADMIN_EMAILS"))
+	if err != nil {
+		return env{}, err
+	}
+	e.AdminEmails = admins
 	if e.SiteURL != "" {
 		if u, err := url.Parse(e.SiteURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return env{}, fmt.Errorf("SITE_URL %q is not an absolute http(s) URL", e.SiteURL)
@@ -286,10 +404,20 @@ func loadEnv(getenv func(string) string) (env, error) {
 			return env{}, fmt.Errorf("%s %s set, but STRIPE_SECRET_KEY is not: set STRIPE_SECRET_KEY (sk_test_...) to use Stripe, or unset %s to run offline",
 				strings.Join(set, ", "), verb, them)
 		}
-		if err := checkLoopback(e.Addr); err != nil {
+		if err := checkLoopback("ADDR", e.Addr); err != nil {
 			return env{}, err
 		}
+		if e.MetricsAddr != "" {
+			if err := checkLoopback("METRICS_ADDR", e.MetricsAddr); err != nil {
+				return env{}, err
+			}
+		}
 		return e, nil
+	}
+	switch e.Stripe.SelfCheck {
+	case "", selfCheckRefuse, selfCheckWarn:
+	default:
+		return env{}, fmt.Errorf("SELF_CHECK %q is not %s or %s", e.Stripe.SelfCheck, selfCheckRefuse, selfCheckWarn)
 	}
 	var missing []string
 	if e.Stripe.WebhookSecret == "" {
@@ -309,21 +437,40 @@ func loadEnv(getenv func(string) string) (env, error) {
 var stripeVars = []string{
 	"STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE",
 	"PRICE_BASIC_MONTHLY", "PRICE_BASIC_YEARLY", "PRICE_PRO_MONTHLY", "PRICE_PRO_YEARLY", "PRICE_CREDITS",
+	"SELF_CHECK",
 }
 
-// checkLoopback refuses an offline ADDR that other machines could reach:
-// the offline site's dev panel moves the offline Stripe's clock, and its
-// payments need no real card.
-func checkLoopback(addr string) error {
+// parseAdminEmails reads ADMIN_EMAILS: emails separated by commas,
+// compared in lower case as the site stores them. An entry that is not an
+// email is refused, rather than silently matching nobody.
+func parseAdminEmails(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		email := strings.ToLower(strings.TrimSpace(f))
+		if email == "" {
+			continue
+		}
+		if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email {
+			return nil, fmt.Errorf("ADMIN_EMAILS: %q is not an email address (list them separated by commas: ada@example.com,bob@example.com)", email)
+		}
+		out = append(out, email)
+	}
+	return out, nil
+}
+
+// checkLoopback refuses an offline address (ADDR, METRICS_ADDR) that
+// other machines could reach: the offline site's dev panel moves the
+// offline Stripe's clock, and its payments need no real card.
+func checkLoopback(name, addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("ADDR %q is not host:port: %w", addr, err)
+		return fmt.Errorf("%s %q is not host:port: %w", name, addr, err)
 	}
 	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("ADDR %s is not a loopback address: offline (STRIPE_SECRET_KEY unset), the site is a development tool "+
-		"(a dev panel moves the offline Stripe's clock, payments need no real card), so it listens on 127.0.0.1, [::1] or localhost only; or set STRIPE_SECRET_KEY", addr)
+	return fmt.Errorf("%s %s is not a loopback address: offline (STRIPE_SECRET_KEY unset), the site is a development tool "+
+		"(a dev panel moves the offline Stripe's clock, payments need no real card), so it listens on 127.0.0.1, [::1] or localhost only; or set STRIPE_SECRET_KEY", name, addr)
 }
 
 // Default SQLite files, relative to the working directory.

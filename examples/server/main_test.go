@@ -72,6 +72,32 @@ func TestLoadEnv(t *testing.T) {
 	assert.Equal(t, "Buy", plans[1].Label())
 }
 
+// TestLoadEnvOperations: ADMIN_EMAILS, METRICS_ADDR and SELF_CHECK.
+func TestLoadEnvOperations(t *testing.T) {
+	e, err := loadEnv(envOf(map[string]string{"ADMIN_EMAILS": " Root@Example.com, ,bob@example.com ", "METRICS_ADDR": "127.0.0.1:9464"}))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"root@example.com", "bob@example.com"}, e.AdminEmails)
+	assert.Equal(t, "127.0.0.1:9464", e.MetricsAddr)
+	e, err = loadEnv(envOf(nil))
+	require.NoError(t, err)
+	assert.Empty(t, e.AdminEmails, "no admin by default")
+	assert.Empty(t, e.MetricsAddr, "no metrics listener by default")
+
+	_, err = loadEnv(envOf(map[string]string{"ADMIN_EMAILS": "root@example.com;bob@example.com"}))
+	assert.ErrorContains(t, err, `ADMIN_EMAILS: "root@example.com;bob@example.com" is not an email address`)
+
+	stripeEnv := map[string]string{"STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRET": "whsec_x", "PRICE_PRO_MONTHLY": "price_pm",
+		"METRICS_ADDR": "0.0.0.0:9464"} // with Stripe, any address
+	for _, v := range []string{"", "refuse", "warn", " WARN "} {
+		stripeEnv["SELF_CHECK"] = v
+		_, err := loadEnv(envOf(stripeEnv))
+		require.NoError(t, err, v)
+	}
+	stripeEnv["SELF_CHECK"] = "off"
+	_, err = loadEnv(envOf(stripeEnv))
+	assert.ErrorContains(t, err, `SELF_CHECK "off" is not refuse or warn`)
+}
+
 // TestLoadEnvRefusesStripeVarsWithoutKey: Stripe's variables without
 // STRIPE_SECRET_KEY would run the site offline, silently; the start is
 // refused, naming them (never their values).
@@ -366,6 +392,11 @@ func TestOnlineModeWithStripeMock(t *testing.T) {
 	defer func() { require.NoError(t, stop()) }()
 	assert.Contains(t, logs.String(), "stripe_api="+mock)
 	assert.Contains(t, logs.String(), "sqlite=data/billing.db")
+	// The self-check at start: stripe-mock's price and key pass; SITE_URL
+	// is local, so no webhook endpoint is looked for (stripe-mock keeps
+	// none).
+	assert.Contains(t, logs.String(), `msg="billing self-check passed" plans=1 webhook_endpoints=0 warnings=0`)
+	assert.Contains(t, logs.String(), "the webhook endpoint is not checked: SITE_URL is unset or local")
 
 	c := newClient(t, url)
 	c.signUp("ada@example.com")

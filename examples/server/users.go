@@ -226,6 +226,28 @@ func (u *users) endSession(ctx context.Context, token string) error {
 	return err
 }
 
+// list returns up to limit users, the first to sign up first (for the
+// admin page).
+func (u *users) list(ctx context.Context, limit int) ([]user, error) {
+	rows, err := u.db.QueryContext(ctx, u.q(`SELECT id, email FROM app_users ORDER BY created_at, id LIMIT ?`), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	var out []user
+	for rows.Next() {
+		var found user
+		if err := rows.Scan(&found.ID, &found.Email); err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		out = append(out, found)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return out, nil
+}
+
 // count returns the number of users (for tests and the health check).
 func (u *users) count(ctx context.Context) (int, error) {
 	var n int

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -161,10 +162,10 @@ func testUsers(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 }
 
 // testSite runs the site's main path on the database: sign up, buy Pro,
-// see it on the account page; buy credits, and get one email for it,
-// however often it is sent.
+// see it on the account page (and on the admin page); buy credits, and
+// get one email for it, however often it is sent.
 func testSite(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
-	a, srv := newTestSiteOn(t, db, d, testTablePrefix)
+	a, srv := newTestSiteWrapped(t, db, d, testTablePrefix, nil, withAdmins("grace@example.com"))
 	c := newClient(t, srv.URL)
 	c.signUp("grace@example.com") // ada signed up in testUsers
 	res := c.buy(a, "pro-monthly")
@@ -174,6 +175,11 @@ func testSite(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 	assert.Equal(t, "Pro, monthly", text(page.Body, "plan"))
 	health := c.get("/healthz")
 	assert.Contains(t, health.Body, `"database":"`+string(d)+`"`)
+	admin := c.get("/admin")
+	require.Equal(t, http.StatusOK, admin.Status)
+	assert.Equal(t, "Active (1)", text(admin.Body, "members-active"))
+	assert.Equal(t, "No membership (1)", text(admin.Body, "members-none"), "ada, of testUsers")
+	assert.Contains(t, text(admin.Body, "recent-events"), "checkout.session.completed")
 
 	c.buy(a, "credits")
 	got := c.mailboxPage()
