@@ -1,0 +1,183 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"github.com/gobilling/billing/plansfile"
+)
+
+// console is the far end of a pseudo-terminal the CLI runs on.
+type console struct {
+	t    *testing.T
+	f    *os.File
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	seen int // output already matched
+	done chan struct{}
+}
+
+func (c *console) read() {
+	defer close(c.done)
+	b := make([]byte, 4096)
+	for {
+		n, err := c.f.Read(b)
+		c.mu.Lock()
+		c.buf.Write(b[:n])
+		c.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// expect waits for s in the output after what was matched before.
+func (c *console) expect(s string) {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		out := c.buf.String()
+		c.mu.Unlock()
+		if i := strings.Index(out[c.seen:], s); i >= 0 {
+			c.seen += i + len(s)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t.Fatalf("no %q in the terminal's output after:\n%s", s, c.buf.String()[c.seen:])
+}
+
+// answer waits for the prompt, then types the line.
+func (c *console) answer(prompt, line string) {
+	c.t.Helper()
+	c.expect(prompt)
+	if _, err := io.WriteString(c.f, line+"\r"); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// TestInitTerminal drives the interview on a pseudo-terminal, in the
+// form's accessible mode (one plain question per line), as a user would.
+func TestInitTerminal(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "billing.yaml")
+	cmd := exec.Command(os.Args[0], "init", "--accessible", "-o", path)
+	cmd.Env = append(os.Environ(), "BILLING_TEST_RUN_MAIN=1", "TERM=xterm-256color", "NO_COLOR=")
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 50, Cols: 200})
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no pseudo-terminal under CI: %v", err)
+		}
+		t.Skipf("cannot open a pseudo-terminal (%v): run where /dev/ptmx is usable (a container needs devpts mounted)", err)
+	}
+	defer f.Close()
+	c := &console{t: t, f: f, done: make(chan struct{})}
+	go c.read()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	c.expect("What do you sell?")
+	c.answer("Enter a number between 1 and 3", "3") // both
+	// Plan 1: a subscription, with a wrong answer on the way.
+	c.answer("Enter a number between 1 and 2", "1")
+	c.answer("Plan 1: name", "Pro")
+	c.answer("Amount", "29.00")
+	c.expect("want a whole number")
+	c.answer("Amount", "2900")
+	c.answer("Currency", "") // the default: usd
+	c.expect("Billed every")
+	c.answer("Enter a number between 1 and 4", "2") // year
+	c.answer("Tier", "")                            // the default: pro
+	c.answer("Trial days", "14")
+	c.answer("Lookup key", "") // the default: pro_yearly
+	c.answer("Add another plan?", "y")
+	c.expect("Plan 1: Pro, 29.00 USD a year, 14-day trial.")
+	// Plan 2: one-time credits.
+	c.answer("Enter a number between 1 and 2", "2")
+	c.answer("Plan 2: name", "Credits 100")
+	c.answer("Amount", "500")
+	c.answer("Currency", "EUR")
+	c.answer("Credits one purchase grants", "100")
+	c.answer("Tier", "")
+	c.answer("Lookup key", "pro_yearly")
+	c.expect("is another plan's")
+	c.answer("Lookup key", "")
+	c.answer("Add another plan?", "")
+	c.expect("Wrote " + path + " (2 plans).")
+	c.expect("Plans: []billing.Plan{")
+
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("exit: %v\n%s", waitErr, c.buf.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("did not exit")
+	}
+	<-c.done
+	if !strings.Contains(c.buf.String(), "\x1b[32mWrote") {
+		t.Error("no colour on a terminal")
+	}
+
+	_, file, err := plansfile.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []plansfile.Spec{
+		{Name: "Pro", LookupKey: "pro_yearly", Kind: "recurring", Amount: 2900, Currency: "usd", Interval: "year", Tier: "pro", TrialDays: 14},
+		{Name: "Credits 100", LookupKey: "credits_100", Kind: "one_time", Amount: 500, Currency: "eur", Credits: 100},
+	}
+	if !reflect.DeepEqual(file.Plans, want) {
+		t.Errorf("specs = %+v\nwant %+v", file.Plans, want)
+	}
+}
+
+// TestInitTerminalRefusesOverwrite: on a terminal too, an existing file
+// stops init before any question.
+func TestInitTerminalRefusesOverwrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "billing.yaml")
+	if err := os.WriteFile(path, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "init", "-o", path)
+	cmd.Env = append(os.Environ(), "BILLING_TEST_RUN_MAIN=1")
+	f, err := pty.Start(cmd)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no pseudo-terminal under CI: %v", err)
+		}
+		t.Skipf("cannot open a pseudo-terminal (%v)", err)
+	}
+	defer f.Close()
+	out, _ := io.ReadAll(f) // EIO once the CLI has exited
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitFailure || !strings.Contains(string(out), "exists: --force replaces it") {
+		t.Errorf("exit %v: %q", err, out)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "keep" {
+		t.Error("replaced")
+	}
+}
