@@ -539,6 +539,7 @@ func (s *Stripe) routes() {
 	s.api.Handle("GET /v1/events", s.listEvents)
 	s.api.Handle("GET /v1/events/{id}", s.getEvent)
 	s.deliveryRoutes()
+	s.portalRoutes()
 	s.api.Handle("/", func(r *http.Request) (int, any) {
 		return 0, &httpapi.Error{Status: 404, Type: "invalid_request_error",
 			Message: fmt.Sprintf("Unrecognized request URL (%s: %s). Please see https://stripe.com/docs or we can help at https://support.stripe.com/.", r.Method, r.URL.Path)}
