@@ -73,12 +73,18 @@ func (p *postgres) newerApplyPrev(events, subs, customers string, cols, state []
 	for i, c := range cols {
 		prev[i] = "COALESCE(p." + c + ", " + zero[c] + ")"
 	}
+	// A row created by a concurrent statement after this one's snapshot
+	// is not in prev, yet the upsert updates it (ON CONFLICT): prev
+	// would then be wrong, so the statement aborts itself (22012, which
+	// undoes all of it) and the caller takes the general path.
 	return "WITH prev AS (SELECT " + strings.Join(cols, ", ") + " FROM " + subs + " WHERE id = ? FOR UPDATE), " +
-		"up AS (" + upsert + " RETURNING user_id), " +
+		"up AS (" + upsert + " RETURNING user_id, (xmax = 0) AS inserted), " +
 		"ev AS (INSERT INTO " + events + " (" + strings.Join(eventCols, ", ") + ") SELECT " + marks(len(eventCols)) +
 		" FROM up ON CONFLICT DO NOTHING RETURNING 1) " +
 		"SELECT (SELECT COUNT(*) FROM up), (SELECT COUNT(*) FROM ev), (SELECT COUNT(*) FROM " + events + " WHERE id = ?), " +
-		"COALESCE((SELECT user_id FROM up), ''), (SELECT COUNT(*) FROM prev), " + strings.Join(prev, ", ") +
+		"COALESCE((SELECT user_id FROM up), ''), (SELECT COUNT(*) FROM prev), " + strings.Join(prev, ", ") + ", " +
+		// (not 1/0, which the planner folds whatever the CASE)
+		"CASE WHEN EXISTS (SELECT 1 FROM up WHERE NOT inserted) THEN 1/(SELECT COUNT(*) FROM prev) ELSE 0 END" +
 		" FROM (SELECT 1) AS one LEFT JOIN prev p ON TRUE"
 }
 
@@ -105,6 +111,10 @@ func (*postgres) claimOutbox(outbox, heads string, cols []string) string {
 	return "WITH c AS (" + heads + " FOR UPDATE OF o SKIP LOCKED) UPDATE " + outbox + " AS u" +
 		" SET claim = ?, claimed_until = ? FROM c WHERE u.seq = c.seq RETURNING " + strings.Join(ret, ", ")
 }
+
+// racedPrevious reports the self-abort of newerApplyPrev (22012): the
+// row it swapped was created concurrently, after its snapshot.
+func racedPrevious(err error) bool { return sqlState(err) == "22012" }
 
 // retryable: 40001 serialization_failure and 40P01 deadlock_detected.
 func (*postgres) retryable(err error) bool {

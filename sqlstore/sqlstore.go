@@ -391,22 +391,37 @@ func (s *Store) ApplyNewerReporting(ctx context.Context, eventID string, sub bil
 		err = s.retry(ctx, func() error {
 			r = billing.NewerResult{}
 			rows, err := s.query(ctx, s.q.applyNewerPrev, slices.Concat([]any{sub.ID}, args, []any{eventID}, s.eventArgs(ctx, eventID), []any{eventID})...)
+			if racedPrevious(err) {
+				return nil // undone: nothing saved, billing takes the general path
+			}
 			if err != nil {
 				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
 			}
 			defer rows.Close()
 			if !rows.Next() {
-				if err := rows.Err(); err != nil {
-					return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
+				err := rows.Err()
+				if racedPrevious(err) {
+					return nil
 				}
-				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, sql.ErrNoRows)
+				if err == nil {
+					err = sql.ErrNoRows
+				}
+				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
 			}
-			var written, recorded, before, found int64
-			prev, err := scanSub(prefixed{rows, []any{&written, &recorded, &before, &r.UserID, &found}})
+			var written, recorded, before, found, raced int64
+			prev, err := scanSub(prefixedSuffixed{rows, []any{&written, &recorded, &before, &r.UserID, &found}, []any{&raced}})
+			if racedPrevious(err) {
+				r = billing.NewerResult{}
+				return nil
+			}
 			if err != nil {
 				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
 			}
 			if err := rows.Close(); err != nil {
+				if racedPrevious(err) {
+					r = billing.NewerResult{}
+					return nil
+				}
 				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
 			}
 			r.Saved = written > 0 && recorded > 0
@@ -450,6 +465,13 @@ func (s *Store) ApplyNewerReporting(ctx context.Context, eventID string, sub bil
 		if err != nil || n == 0 {
 			return err // not newer, or no such customer: rolled back
 		}
+		if !found && s.d.name() == MySQL && n != 1 {
+			// Created by a concurrent transaction after this one found it
+			// absent (ON DUPLICATE KEY UPDATE counts 2): the previous row
+			// is not known, so nothing is kept and billing takes the
+			// general path.
+			return nil
+		}
 		user := prev.UserID
 		if !found || prev.CustomerID != sub.CustomerID || user == "" {
 			if user, err = t.UserID(ctx, sub.CustomerID); err != nil {
@@ -465,13 +487,16 @@ func (s *Store) ApplyNewerReporting(ctx context.Context, eventID string, sub bil
 	return r, err
 }
 
-// prefixed scans a row whose first columns are pre's, then the rest.
-type prefixed struct {
-	rows *sql.Rows
-	pre  []any
+// prefixedSuffixed scans a row whose first columns are pre's, whose last
+// are post's, and the rest in between.
+type prefixedSuffixed struct {
+	rows      *sql.Rows
+	pre, post []any
 }
 
-func (p prefixed) Scan(dest ...any) error { return p.rows.Scan(append(p.pre, dest...)...) }
+func (p prefixedSuffixed) Scan(dest ...any) error {
+	return p.rows.Scan(slices.Concat(p.pre, dest, p.post)...)
+}
 
 // eventArgs are the values of eventCols for recording eventID now, with
 // what billing tells of the event in ctx ("" for what it does not tell),
