@@ -56,6 +56,10 @@ type Plan struct {
 	Kind PlanKind
 	// Credits is what one unit of a OneTime price grants.
 	Credits int64
+	// LookupKey names the price by its lookup key instead of its ID
+	// (the keys `billing setup` gives them): ResolveLookupKeys fills in
+	// PriceID from Stripe, before New.
+	LookupKey string
 }
 
 // Config configures [New]. Only SecretKey, WebhookSecrets, SiteURL and
@@ -329,6 +333,8 @@ func checkPlans(ps []Plan) (map[string]Plan, map[string]int, error) {
 	rank := make(map[string]int)
 	for i, p := range ps {
 		switch {
+		case p.PriceID == "" && p.LookupKey != "":
+			return nil, nil, fmt.Errorf("%w: Plans[%d] names its price by the lookup key %q: call ResolveLookupKeys before New", ErrConfig, i, p.LookupKey)
 		case !strings.HasPrefix(p.PriceID, "price_"):
 			return nil, nil, fmt.Errorf("%w: Plans[%d].PriceID %q is not a Stripe price ID (price_...)", ErrConfig, i, p.PriceID)
 		case p.Kind != Recurring && p.Kind != OneTime:
