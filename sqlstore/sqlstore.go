@@ -309,14 +309,10 @@ func (s *Store) applyOnce(ctx context.Context, eventID string, fn func(ctx conte
 // then it cannot tell a write from none. The event's INSERT keeps what
 // ctx tells of the event, as Apply's does.
 func (s *Store) ApplyNewer(ctx context.Context, eventID string, sub billing.Subscription) (saved, duplicate bool, err error) {
-	if s.q.upsertNewer == "" || eventID == "" {
-		return false, false, nil
+	args, ok, err := s.newerArgs(eventID, sub)
+	if !ok || err != nil {
+		return false, false, err
 	}
-	args, err := subArgs(sub)
-	if err != nil {
-		return false, false, fmt.Errorf("sqlstore: %w", err)
-	}
-	args = append(append(args[:2:2], args[3:]...), sub.CustomerID) // user_id comes from the link
 	if s.q.applyNewer != "" {
 		// One statement, on its own: one round trip.
 		err = s.retry(ctx, func() error {
@@ -333,110 +329,29 @@ func (s *Store) ApplyNewer(ctx context.Context, eventID string, sub billing.Subs
 		})
 		return saved, duplicate, err
 	}
-	err = s.retry(ctx, func() error {
-		saved, duplicate = false, false
-		s.warmUp(ctx)
-		sqlTx, err := s.db.BeginTx(ctx, s.d.txOptions())
-		if err != nil {
-			return fmt.Errorf("sqlstore: begin: %w", err)
-		}
-		defer sqlTx.Rollback() //nolint:errcheck // after Commit, a no-op
-		t := &tx{s: s, q: sqlTx}
-		ok, err := s.d.inserted(t.exec(ctx, s.q.insertEvent, s.eventArgs(ctx, eventID)...))
-		if err != nil {
-			return fmt.Errorf("sqlstore: record event %s: %w", eventID, err)
-		}
-		if !ok {
-			duplicate = true
-			return nil
-		}
-		res, err := t.exec(ctx, s.q.upsertNewer, args...)
-		if err != nil {
-			return fmt.Errorf("sqlstore: save subscription %s: %w", sub.ID, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil || n == 0 {
-			return err // not newer, or no such customer: rolled back
-		}
-		if err := sqlTx.Commit(); err != nil {
-			return fmt.Errorf("sqlstore: commit: %w", err)
-		}
-		saved = true
-		return nil
-	})
-	return saved, duplicate, err
+	r, err := s.applyNewerTx(ctx, eventID, sub, args, false)
+	return r.Saved, r.Duplicate, err
 }
 
-var (
-	_ billing.ConditionalStore = (*Store)(nil)
-	_ billing.PreviousReporter = (*Store)(nil)
-)
-
-// ApplyNewerReporting is ApplyNewer that also returns the record it
-// replaced and the saved record's user: on PostgreSQL in the same one
-// statement (the previous row read FOR UPDATE in a CTE); elsewhere with
-// one more statement in its transaction (the row read FOR UPDATE before
-// the swap). See [billing.PreviousReporter].
-func (s *Store) ApplyNewerReporting(ctx context.Context, eventID string, sub billing.Subscription) (billing.NewerResult, error) {
-	var r billing.NewerResult
+// newerArgs are the arguments of upsertNewer for sub (its user comes
+// from the customer's link), or ok false when the store declines.
+func (s *Store) newerArgs(eventID string, sub billing.Subscription) (args []any, ok bool, err error) {
 	if s.q.upsertNewer == "" || eventID == "" {
-		return r, nil
+		return nil, false, nil
 	}
-	args, err := subArgs(sub)
-	if err != nil {
-		return r, fmt.Errorf("sqlstore: %w", err)
+	if args, err = subArgs(sub); err != nil {
+		return nil, false, fmt.Errorf("sqlstore: %w", err)
 	}
-	args = append(append(args[:2:2], args[3:]...), sub.CustomerID) // user_id comes from the link
-	if s.q.applyNewerPrev != "" {
-		err = s.retry(ctx, func() error {
-			r = billing.NewerResult{}
-			rows, err := s.query(ctx, s.q.applyNewerPrev, slices.Concat([]any{sub.ID}, args, []any{eventID}, s.eventArgs(ctx, eventID), []any{eventID})...)
-			if racedPrevious(err) {
-				return nil // undone: nothing saved, billing takes the general path
-			}
-			if err != nil {
-				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
-			}
-			defer rows.Close()
-			if !rows.Next() {
-				err := rows.Err()
-				if racedPrevious(err) {
-					return nil
-				}
-				if err == nil {
-					err = sql.ErrNoRows
-				}
-				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
-			}
-			var written, recorded, before, found, raced int64
-			prev, err := scanSub(prefixedSuffixed{rows, []any{&written, &recorded, &before, &r.UserID, &found}, []any{&raced}})
-			if racedPrevious(err) {
-				r = billing.NewerResult{}
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
-			}
-			if err := rows.Close(); err != nil {
-				if racedPrevious(err) {
-					r = billing.NewerResult{}
-					return nil
-				}
-				return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
-			}
-			r.Saved = written > 0 && recorded > 0
-			r.Duplicate = !r.Saved && (before > 0 || written > 0)
-			if r.Saved && found > 0 {
-				r.Previous, r.Found = prev, true
-			}
-			if !r.Saved {
-				r.UserID = ""
-			}
-			return nil
-		})
-		return r, err
-	}
-	err = s.retry(ctx, func() error {
+	return append(append(args[:2:2], args[3:]...), sub.CustomerID), true, nil
+}
+
+// applyNewerTx is ApplyNewer in a transaction of its own, for the
+// databases that cannot do it in one statement: INSERT the event, then
+// the compare-and-swap. With report, it also reads the row it swaps FOR
+// UPDATE first, and says what it replaced and the saved row's user.
+func (s *Store) applyNewerTx(ctx context.Context, eventID string, sub billing.Subscription, args []any, report bool) (billing.NewerResult, error) {
+	var r billing.NewerResult
+	err := s.retry(ctx, func() error {
 		r = billing.NewerResult{}
 		s.warmUp(ctx)
 		sqlTx, err := s.db.BeginTx(ctx, s.d.txOptions())
@@ -453,9 +368,12 @@ func (s *Store) ApplyNewerReporting(ctx context.Context, eventID string, sub bil
 			r.Duplicate = true
 			return nil
 		}
-		prev, found, err := t.Subscription(ctx, sub.ID)
-		if err != nil {
-			return err
+		var prev billing.Subscription
+		var found bool
+		if report {
+			if prev, found, err = t.Subscription(ctx, sub.ID); err != nil {
+				return err
+			}
 		}
 		res, err := t.exec(ctx, s.q.upsertNewer, args...)
 		if err != nil {
@@ -465,7 +383,7 @@ func (s *Store) ApplyNewerReporting(ctx context.Context, eventID string, sub bil
 		if err != nil || n == 0 {
 			return err // not newer, or no such customer: rolled back
 		}
-		if !found && s.d.name() == MySQL && n != 1 {
+		if report && !found && s.d.name() == MySQL && n != 1 {
 			// Created by a concurrent transaction after this one found it
 			// absent (ON DUPLICATE KEY UPDATE counts 2): the previous row
 			// is not known, so nothing is kept and billing takes the
@@ -473,7 +391,7 @@ func (s *Store) ApplyNewerReporting(ctx context.Context, eventID string, sub bil
 			return nil
 		}
 		user := prev.UserID
-		if !found || prev.CustomerID != sub.CustomerID || user == "" {
+		if report && (!found || prev.CustomerID != sub.CustomerID || user == "") {
 			if user, err = t.UserID(ctx, sub.CustomerID); err != nil {
 				return fmt.Errorf("sqlstore: the user of %s: %w", sub.CustomerID, err)
 			}
@@ -485,6 +403,74 @@ func (s *Store) ApplyNewerReporting(ctx context.Context, eventID string, sub bil
 		return nil
 	})
 	return r, err
+}
+
+var (
+	_ billing.ConditionalStore = (*Store)(nil)
+	_ billing.PreviousReporter = (*Store)(nil)
+)
+
+// ApplyNewerReporting is ApplyNewer that also returns the record it
+// replaced and the saved record's user: on PostgreSQL in the same one
+// statement (the previous row read FOR UPDATE in a CTE); elsewhere with
+// one more statement in its transaction (the row read FOR UPDATE before
+// the swap). See [billing.PreviousReporter].
+func (s *Store) ApplyNewerReporting(ctx context.Context, eventID string, sub billing.Subscription) (billing.NewerResult, error) {
+	args, ok, err := s.newerArgs(eventID, sub)
+	if !ok || err != nil {
+		return billing.NewerResult{}, err
+	}
+	if s.q.applyNewerPrev == "" {
+		return s.applyNewerTx(ctx, eventID, sub, args, true)
+	}
+	var r billing.NewerResult
+	err = s.retry(ctx, func() error {
+		var err error
+		r, err = s.applyNewerPrev(ctx, eventID, sub, args)
+		if racedPrevious(err) {
+			r = billing.NewerResult{} // undone: nothing saved, billing takes the general path
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("sqlstore: record event %s and save subscription %s: %w", eventID, sub.ID, err)
+		}
+		return nil
+	})
+	return r, err
+}
+
+// applyNewerPrev runs PostgreSQL's one statement of ApplyNewerReporting;
+// its self-abort (racedPrevious) is the caller's to read.
+func (s *Store) applyNewerPrev(ctx context.Context, eventID string, sub billing.Subscription, args []any) (billing.NewerResult, error) {
+	var r billing.NewerResult
+	rows, err := s.query(ctx, s.q.applyNewerPrev, slices.Concat([]any{sub.ID}, args, []any{eventID}, s.eventArgs(ctx, eventID), []any{eventID})...)
+	if err != nil {
+		return r, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return r, err
+		}
+		return r, sql.ErrNoRows
+	}
+	var written, recorded, before, found, raced int64
+	prev, err := scanSub(prefixedSuffixed{rows, []any{&written, &recorded, &before, &r.UserID, &found}, []any{&raced}})
+	if err != nil {
+		return billing.NewerResult{}, err
+	}
+	if err := rows.Close(); err != nil {
+		return billing.NewerResult{}, err
+	}
+	r.Saved = written > 0 && recorded > 0
+	r.Duplicate = !r.Saved && (before > 0 || written > 0)
+	if r.Saved && found > 0 {
+		r.Previous, r.Found = prev, true
+	}
+	if !r.Saved {
+		r.UserID = ""
+	}
+	return r, nil
 }
 
 // prefixedSuffixed scans a row whose first columns are pre's, whose last
