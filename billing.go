@@ -267,19 +267,9 @@ func New(cfg Config, store Store, users UserResolver) (*Billing, error) {
 	}
 	tr := &transport{base: base}
 	hc.Transport = tr
-	bc := &stripe.BackendConfig{
-		HTTPClient:    &hc,
-		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
-		// billing retries on its Clock (stripecall.go): stripe-go's own
-		// retries sleep for real and ignore the context's deadline.
-		MaxNetworkRetries: stripe.Int64(0),
-	}
-	if cfg.StripeURL != "" {
-		bc.URL = stripe.String(strings.TrimSuffix(cfg.StripeURL, "/"))
-	}
 	b := &Billing{
 		cfg:      cfg,
-		sc:       stripe.NewClient(cfg.SecretKey, stripe.WithBackends(stripe.NewBackendsWithConfig(bc))),
+		sc:       newStripeClient(cfg.SecretKey, cfg.StripeURL, &hc),
 		store:    store,
 		users:    users,
 		log:      cfg.Logger.With("component", "billing"),
@@ -305,6 +295,22 @@ func New(cfg Config, store Store, users UserResolver) (*Billing, error) {
 		b.tracer = cfg.TracerProvider.Tracer(instrumentation)
 	}
 	return b, nil
+}
+
+// newStripeClient is billing's stripe-go client: stripe-go's logger
+// silenced (billing's transport logs each request) and its retries off
+// (billing retries on its Clock, stripecall.go: stripe-go's own sleep for
+// real and ignore the context's deadline).
+func newStripeClient(key, stripeURL string, hc *http.Client) *stripe.Client {
+	bc := &stripe.BackendConfig{
+		HTTPClient:        hc,
+		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
+		MaxNetworkRetries: stripe.Int64(0),
+	}
+	if stripeURL != "" {
+		bc.URL = stripe.String(strings.TrimSuffix(stripeURL, "/"))
+	}
+	return stripe.NewClient(key, stripe.WithBackends(stripe.NewBackendsWithConfig(bc)))
 }
 
 // keyMode checks a secret key's shape and says whether it is live. The

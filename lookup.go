@@ -43,14 +43,9 @@ func ResolveLookupKeys(ctx context.Context, cfg Config) (Config, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
 	}
-	// No retry here (stripe-go's would sleep for real): the caller
-	// decides what an unreachable Stripe means at its start-up.
-	bc := &stripe.BackendConfig{HTTPClient: hc, LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
-		MaxNetworkRetries: stripe.Int64(0)}
-	if cfg.StripeURL != "" {
-		bc.URL = stripe.String(strings.TrimSuffix(cfg.StripeURL, "/"))
-	}
-	sc := stripe.NewClient(cfg.SecretKey, stripe.WithBackends(stripe.NewBackendsWithConfig(bc)))
+	// No retry here: the caller decides what an unreachable Stripe means
+	// at its start-up.
+	sc := newStripeClient(cfg.SecretKey, cfg.StripeURL, hc)
 	found := map[string]string{}
 	for chunk := range slices.Chunk(keys, 10) {
 		p := &stripe.PriceListParams{Active: stripe.Bool(true)}
