@@ -301,11 +301,17 @@ func (b *Billing) applyWith(ctx context.Context, eventID string, rec *recorder, 
 		return fn(ctx, tx)
 	})
 	if err == nil {
-		b.countChanges(ctx, rec.run, rec.paid)
-		b.logChangesOf(ctx, rec)
-		rec.run, rec.paid = nil, 0
+		b.tell(ctx, rec)
 	}
 	return err
+}
+
+// tell counts and logs the changes of a committed write, and empties
+// the recorder for the next.
+func (b *Billing) tell(ctx context.Context, rec *recorder) {
+	b.countChanges(ctx, rec.run, rec.paid)
+	b.logChangesOf(ctx, rec)
+	rec.run, rec.paid = nil, 0
 }
 
 // logChangesOf logs, at INFO, one line per change a committed write made:

@@ -203,9 +203,7 @@ func (b *Billing) applyNewer(ctx context.Context, eventID string, s Subscription
 		if err := rec.subscription(ctx, nil, r.Previous, r.Found, after, invoiceNews{}); err != nil {
 			return true, err // never: nothing is written without a transaction
 		}
-		b.countChanges(ctx, rec.run, rec.paid)
-		b.logChangesOf(ctx, rec)
-		rec.run, rec.paid = nil, 0
+		b.tell(ctx, rec)
 		return true, nil
 	}
 	saved, dup, err := cs.ApplyNewer(ctx, eventID, s)
