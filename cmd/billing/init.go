@@ -169,33 +169,44 @@ func explain(err error, sources []string) error {
 // writeFile writes data to path through a temporary file in the same
 // directory, refusing to replace an existing file unless force.
 func writeFile(path string, data []byte, force bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".billing-init-*")
+	tmp, err := tempFile(path, data, 0o644)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
+	defer os.Remove(tmp)
 	if force {
-		return os.Rename(tmp.Name(), path)
+		return os.Rename(tmp, path)
 	}
 	// A hard link fails if path exists, so a file made meanwhile is kept.
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if err := os.Link(tmp, path); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("%s exists: --force replaces it", path)
 		}
 		return err
 	}
 	return nil
+}
+
+// tempFile writes data to a new temporary file with the given mode, in
+// path's directory (so that a rename or link to path is atomic), and
+// returns its name; the caller removes it.
+func tempFile(path string, data []byte, mode os.FileMode) (string, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".billing-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(mode)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return tmp.Name(), nil
 }
 
 // interview asks for the plans on the terminal.
