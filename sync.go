@@ -6,18 +6,23 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"time"
 
 	"github.com/stripe/stripe-go/v82"
 )
 
-// appliedTypes are the event types the webhook handler applies, which
-// CatchUp asks Stripe for.
+// appliedTypes are the event types the webhook handler applies (every
+// other type is ignored), which CatchUp asks Stripe for.
 var appliedTypes = []string{
 	evSubCreated, evSubUpdated, evSubDeleted, evSubPaused, evSubResumed, evSubTrialWillEnd,
 	evInvoicePaid, evInvoiceFailed, evCheckoutDone, evCheckoutAsyncOK,
 	evChargeRefunded, evDisputeCreated, evDisputeClosed,
 }
+
+// AppliedEventTypes returns the event types the webhook handler applies,
+// sorted: a webhook endpoint for billing listens to exactly these.
+func AppliedEventTypes() []string { return slices.Sorted(slices.Values(appliedTypes)) }
 
 // CatchUpReport counts what [Billing.CatchUp] did with the events it read.
 type CatchUpReport struct {

@@ -174,11 +174,7 @@ func (b *Billing) process(ctx context.Context, ev *wireEvent, raw []byte) (Outco
 		info.ObjectID = storableText(ev.Data.Object.ID)
 	}
 	ctx = withEventInfo(ctx, info)
-	switch ev.Type {
-	case evSubCreated, evSubUpdated, evSubDeleted, evSubPaused, evSubResumed, evSubTrialWillEnd,
-		evInvoicePaid, evInvoiceFailed, evCheckoutDone, evCheckoutAsyncOK,
-		evChargeRefunded, evDisputeCreated, evDisputeClosed:
-	default:
+	if !slices.Contains(appliedTypes, ev.Type) {
 		return OutcomeIgnored, nil
 	}
 	if reason := unusable(ev); reason != "" {

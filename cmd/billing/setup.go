@@ -12,33 +12,19 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/gobilling/billing/plansfile"
 	"github.com/spf13/cobra"
 	"github.com/stripe/stripe-go/v82"
+
+	"github.com/gobilling/billing"
+	"github.com/gobilling/billing/plansfile"
 )
 
 // pinnedVersion is the API version billing speaks; a webhook endpoint is
 // created at it (Stripe fixes an endpoint's version at creation).
-const pinnedVersion = "2025-08-27.basil"
+const pinnedVersion = stripe.APIVersion
 
-// appliedEventTypes are the event types billing's webhook handler applies
-// (the root package's appliedTypes, which CatchUp asks Stripe for;
-// TestAppliedEventTypesAreBillings keeps the two equal).
-var appliedEventTypes = []string{
-	"charge.dispute.closed",
-	"charge.dispute.created",
-	"charge.refunded",
-	"checkout.session.async_payment_succeeded",
-	"checkout.session.completed",
-	"customer.subscription.created",
-	"customer.subscription.deleted",
-	"customer.subscription.paused",
-	"customer.subscription.resumed",
-	"customer.subscription.trial_will_end",
-	"customer.subscription.updated",
-	"invoice.paid",
-	"invoice.payment_failed",
-}
+// appliedEventTypes are the event types billing's webhook handler applies.
+var appliedEventTypes = billing.AppliedEventTypes()
 
 // managedBy marks the portal configuration setup keeps (metadata).
 const managedByKey, managedByValue = "managed_by", "billing setup"
