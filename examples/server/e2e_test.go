@@ -105,15 +105,21 @@ func TestBrowser(t *testing.T) {
 	// the site answers, the Stripe buttons are disabled, and the one
 	// clicked says why.
 	holding.Store(true)
-	b.run("click Pro, monthly", chromedp.Click(chromedp.ID("buy-pro-monthly")))
-	// (Evaluated, not queried: chromedp's queries wait for the navigation
-	// in flight.)
-	b.poll("the Stripe buttons disabled, the clicked one saying why", `(() => {
+	// The click and the check in one script: the submit handler runs
+	// during the click, before the navigation it starts, so the page is
+	// read as the user sees it while the site answers (a query after the
+	// click would race that navigation).
+	clickCtx, cancelClick := context.WithTimeout(b.ctx, browserWait)
+	redirecting, err := chromedp.Run(clickCtx, chromedp.Evaluate[bool](`(() => {
 		const button = id => document.getElementById(id);
+		button("buy-pro-monthly").click();
 		return ["buy-pro-monthly", "buy-basic-yearly", "buy-credits"].every(id => button(id).disabled) &&
 			button("buy-pro-monthly").textContent === "Redirecting to Stripe…" &&
 			button("buy-basic-yearly").textContent === "$90 / year";
-	})()`)
+	})()`))
+	cancelClick()
+	require.NoError(t, err, "click Pro, monthly")
+	require.True(t, redirecting, "the Stripe buttons disabled, the clicked one saying why")
 	b.shot("pricing-redirecting")
 	holding.Store(false)
 	releaseCheckout()
