@@ -160,6 +160,7 @@ type Config struct {
 type Billing struct {
 	cfg      Config
 	sc       *stripe.Client
+	api      stripe.Backend // sc's API backend, for the pages SyncAll reads whole
 	store    Store
 	users    UserResolver
 	log      *slog.Logger
@@ -269,7 +270,6 @@ func New(cfg Config, store Store, users UserResolver) (*Billing, error) {
 	hc.Transport = tr
 	b := &Billing{
 		cfg:      cfg,
-		sc:       newStripeClient(cfg.SecretKey, cfg.StripeURL, &hc),
 		store:    store,
 		users:    users,
 		log:      cfg.Logger.With("component", "billing"),
@@ -282,6 +282,7 @@ func New(cfg Config, store Store, users UserResolver) (*Billing, error) {
 		site:     site,
 		hooks:    hooks,
 	}
+	b.sc, b.api = newStripeClient(cfg.SecretKey, cfg.StripeURL, &hc)
 	tr.b = b
 	b.logChanges = b.log.Enabled(context.Background(), slog.LevelInfo)
 	var box Outbox
@@ -301,7 +302,7 @@ func New(cfg Config, store Store, users UserResolver) (*Billing, error) {
 // silenced (billing's transport logs each request) and its retries off
 // (billing retries on its Clock, stripecall.go: stripe-go's own sleep for
 // real and ignore the context's deadline).
-func newStripeClient(key, stripeURL string, hc *http.Client) *stripe.Client {
+func newStripeClient(key, stripeURL string, hc *http.Client) (*stripe.Client, stripe.Backend) {
 	bc := &stripe.BackendConfig{
 		HTTPClient:        hc,
 		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
@@ -310,7 +311,8 @@ func newStripeClient(key, stripeURL string, hc *http.Client) *stripe.Client {
 	if stripeURL != "" {
 		bc.URL = stripe.String(strings.TrimSuffix(stripeURL, "/"))
 	}
-	return stripe.NewClient(key, stripe.WithBackends(stripe.NewBackendsWithConfig(bc)))
+	backends := stripe.NewBackendsWithConfig(bc)
+	return stripe.NewClient(key, stripe.WithBackends(backends)), backends.API
 }
 
 // keyMode checks a secret key's shape and says whether it is live. The

@@ -45,7 +45,7 @@ func ResolveLookupKeys(ctx context.Context, cfg Config) (Config, error) {
 	}
 	// No retry here: the caller decides what an unreachable Stripe means
 	// at its start-up.
-	sc := newStripeClient(cfg.SecretKey, cfg.StripeURL, hc)
+	sc, _ := newStripeClient(cfg.SecretKey, cfg.StripeURL, hc)
 	found := map[string]string{}
 	for chunk := range slices.Chunk(keys, 10) {
 		p := &stripe.PriceListParams{Active: stripe.Bool(true)}

@@ -48,6 +48,7 @@ type Store struct {
 	events         map[string]billing.ProcessedEvent // by ID
 	parked         map[string]billing.ParkedEvent
 	outbox         outbox
+	checkpoints    map[string]string // by name (listing.go)
 }
 
 // New returns an empty Store.
@@ -61,6 +62,7 @@ func New() *Store {
 		events:         make(map[string]billing.ProcessedEvent),
 		parked:         make(map[string]billing.ParkedEvent),
 		outbox:         outbox{byKey: make(map[string]*billing.OutboxEntry)},
+		checkpoints:    make(map[string]string),
 	}
 }
 

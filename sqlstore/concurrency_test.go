@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -118,7 +119,9 @@ func TestConcurrentMigrate(t *testing.T) {
 			}
 			db := tdb.open(t, 1)
 			assert.ElementsMatch(t, tables, tableNames(t, tdb, db, prefix), "round %d", round)
-			assert.Equal(t, 6, count(t, db, "SELECT COUNT(*) FROM "+prefix+"schema_migrations"), "round %d: each migration recorded once", round)
+			migrations, err := fs.Glob(sqlstore.Migrations(d), "*.sql")
+			require.NoError(t, err)
+			assert.Equal(t, len(migrations), count(t, db, "SELECT COUNT(*) FROM "+prefix+"schema_migrations"), "round %d: each migration recorded once", round)
 		}
 		// The schema works.
 		require.NoError(t, stores[pools-1].Apply(t.Context(), "evt_after_migrate", func(ctx context.Context, tx billing.Tx) error {

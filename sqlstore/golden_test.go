@@ -222,7 +222,7 @@ func TestGoldenFixturesMigrate(t *testing.T) {
 // by Migrate, and must give the golden answers every time.
 func TestGoldenMySQLMigrationResumes(t *testing.T) {
 	want := readGoldenFile(t)
-	files := []string{"0002_invoice_order.sql", "0003_order_key.sql", "0004_outbox.sql", "0005_refunds.sql", "0006_event_info.sql"}
+	files := []string{"0002_invoice_order.sql", "0003_order_key.sql", "0004_outbox.sql", "0005_refunds.sql", "0006_event_info.sql", "0007_checkpoints.sql"}
 	names, err := fs.Glob(sqlstore.Migrations(sqlstore.MySQL), "*.sql")
 	require.NoError(t, err)
 	require.Equal(t, append([]string{"0001_init.sql"}, files...), names, "every migration after 0001 is resumed")

@@ -32,7 +32,7 @@ var dialects = []sqlstore.Dialect{sqlstore.Postgres, sqlstore.MySQL, sqlstore.SQ
 
 // tables are the store's tables, without their prefix: 0001_init.sql's
 // five, 0004_outbox.sql's, 0005_refunds.sql's, then Migrate's own.
-var tables = []string{"customers", "subscriptions", "events", "grants", "parked_events", "outbox", "refunds", "schema_migrations"}
+var tables = []string{"customers", "subscriptions", "events", "grants", "parked_events", "outbox", "refunds", "checkpoints", "schema_migrations"}
 
 // testDB is a database tests can open pools on: a server's database for
 // PostgreSQL and MySQL (every store in it gets tables of its own), a

@@ -263,7 +263,7 @@ func TestMigrationsFS(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			fsys := sqlstore.Migrations(d)
 			require.NotNil(t, fsys)
-			files := []string{"0001_init.sql", "0002_invoice_order.sql", "0003_order_key.sql", "0004_outbox.sql", "0005_refunds.sql", "0006_event_info.sql"}
+			files := []string{"0001_init.sql", "0002_invoice_order.sql", "0003_order_key.sql", "0004_outbox.sql", "0005_refunds.sql", "0006_event_info.sql", "0007_checkpoints.sql"}
 			require.NoError(t, fstest.TestFS(fsys, files...))
 			names, err := fs.Glob(fsys, "*.sql")
 			require.NoError(t, err)
@@ -286,6 +286,10 @@ func TestMigrationsFS(t *testing.T) {
 					assert.Contains(t, sqlText, "CREATE TABLE IF NOT EXISTS billing_refunds (")
 					assert.Regexp(t, `ALTER TABLE billing_grants ADD COLUMN (IF NOT EXISTS )?payment_intent_id `, sqlText)
 				}
+				if f == "0007_checkpoints.sql" {
+					assert.Contains(t, sqlText, "CREATE TABLE IF NOT EXISTS billing_checkpoints (")
+					assert.Contains(t, sqlText, "billing_subscriptions_status_idx")
+				}
 				if f == "0006_event_info.sql" {
 					for _, col := range []string{"type", "object_id", "via"} {
 						assert.Regexp(t, `ADD COLUMN (IF NOT EXISTS )?`+col+` +(TEXT|VARCHAR\(255\)) NOT NULL DEFAULT '`, sqlText)
@@ -293,7 +297,7 @@ func TestMigrationsFS(t *testing.T) {
 				}
 				for _, name := range prefixedName.FindAllString(sqlText, -1) {
 					ok := false
-					for _, tb := range tables[:7] {
+					for _, tb := range tables[:8] {
 						ok = ok || name == "billing_"+tb || strings.HasPrefix(name, "billing_"+tb+"_")
 					}
 					assert.True(t, ok, "%s: every prefixed name starts with a table's", name)
@@ -369,7 +373,8 @@ func TestMigrationsIdempotent(t *testing.T) {
 			// Migrate adds it in the transaction that records it.
 			stmts = append(stmts, statements("0005_refunds.sql")...)
 			stmts = append(stmts, statements("0006_event_info.sql")...)
-			made = tables[:7]
+			stmts = append(stmts, statements("0007_checkpoints.sql")...)
+			made = tables[:8]
 		}
 		for round := range 2 {
 			for _, s := range stmts {

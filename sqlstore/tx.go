@@ -43,6 +43,11 @@ type queries struct {
 	insertOutbox, claimOutbox, outboxHeads, outboxDelivered, outboxFailed, outboxDead string
 	deadOutbox, requeueOutbox, discardOutbox, pruneOutbox, outboxStats                string
 	lockOutbox, setClaim                                                              string
+
+	// listing.go's: a checkpoint read, saved (an upsert on the name) and
+	// removed; a page of subscriptions of any status, and the template of
+	// one of some statuses, whose "IN (%s)" takes their list.
+	selectCheckpoint, upsertCheckpoint, deleteCheckpoint, pageSubs, pageSubsOf string
 }
 
 // subZero are the zero values of subCols, for a row that is not there.
@@ -105,6 +110,7 @@ const (
 	tableOutbox        = "outbox"
 	tableRefunds       = "refunds"
 	tableMigrations    = "schema_migrations"
+	tableCheckpoints   = "checkpoints"
 )
 
 // inTx are the statements transactions run.
@@ -125,6 +131,7 @@ func newQueries(d dialect, prefix string) queries {
 		parked    = prefix + tableParked
 		outbox    = prefix + tableOutbox
 		refunds   = prefix + tableRefunds
+		points    = prefix + tableCheckpoints
 	)
 	insert := func(table string, cols []string) string {
 		return d.insertIfAbsent("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES (" + marks(len(cols)) + ")")
@@ -194,6 +201,14 @@ func newQueries(d dialect, prefix string) queries {
 		discardOutbox: "DELETE FROM " + outbox + " WHERE entry_key = ? AND state = 2",
 		pruneOutbox:   d.deleteBatch(outbox, "seq", "state = 1 AND delivered_at < ?", "delivered_at"),
 		outboxStats:   "SELECT state, COUNT(*), MIN(recorded_at) FROM " + outbox + " WHERE state IN (0, 2) GROUP BY state",
+
+		selectCheckpoint: "SELECT value FROM " + points + " WHERE name = ?",
+		upsertCheckpoint: d.upsert(points, []string{"name", "value", "updated_at"}, 2),
+		deleteCheckpoint: "DELETE FROM " + points + " WHERE name = ?",
+		pageSubs: "SELECT " + allSub + " FROM " + subs + " WHERE id" + d.byteWise() + " > ?" +
+			" ORDER BY id" + d.byteWise() + " LIMIT ?",
+		pageSubsOf: "SELECT " + allSub + " FROM " + subs + " WHERE status IN (%s) AND id" + d.byteWise() + " > ?" +
+			" ORDER BY id" + d.byteWise() + " LIMIT ?",
 	}
 	for _, p := range []*string{
 		&q.insertEvent, &q.selectEvent, &q.pruneEvents, &q.recentEvents,
@@ -205,7 +220,8 @@ func newQueries(d dialect, prefix string) queries {
 		&q.upsertParked, &q.selectParked, &q.pageParked, &q.countParked, &q.deleteParked, &q.pruneParked,
 		&q.insertOutbox, &q.claimOutbox, &q.outboxHeads, &q.outboxDelivered, &q.outboxFailed, &q.outboxDead,
 		&q.deadOutbox, &q.requeueOutbox, &q.discardOutbox, &q.pruneOutbox, &q.outboxStats,
-		// not lockOutbox and setClaim: bound once their lists are written
+		&q.selectCheckpoint, &q.upsertCheckpoint, &q.deleteCheckpoint, &q.pageSubs,
+		// not lockOutbox, setClaim and pageSubsOf: bound once their lists are written
 	} {
 		*p = d.bind(*p)
 	}

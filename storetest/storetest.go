@@ -40,11 +40,13 @@ import (
 // newStore must return an empty store, not shared with any other call
 // (for instance a fresh database or schema per call), and may use
 // t.Cleanup to release it. Every subtest uses IDs of its own, so stores
-// that share tables but not rows also work, except for the Park, Outbox
-// and EventLister subtests, which expect to see only the events they
-// parked, the entries they recorded and the events they applied. The Outbox group runs when the store
-// implements [billing.Outbox], and the ConditionalStore group when it
-// implements [billing.ConditionalStore].
+// that share tables but not rows also work, except for the Park, Outbox,
+// EventLister and SubscriptionLister subtests, which expect to see only
+// the events they parked, the entries they recorded, the events they
+// applied and the records they saved. The Outbox group runs when the
+// store implements [billing.Outbox], the ConditionalStore group when it
+// implements [billing.ConditionalStore], and the EventLister,
+// Checkpointer and SubscriptionLister groups when it implements them.
 //
 // The suite uses a transaction the way billing does: it reads a
 // subscription with [billing.Tx.Subscription] before it saves it with
@@ -178,6 +180,15 @@ func groups() []group {
 			{"DuplicateKeepsFirst", testEventsDuplicateKeepsFirst},
 			{"ApplyNewer", testEventsApplyNewer},
 			{"LongInfo", testEventsLongInfo},
+		}},
+		{"Checkpointer", []test{
+			{"RoundTrip", testCheckpointRoundTrip},
+			{"LongValue", testCheckpointLongValue},
+		}},
+		{"SubscriptionLister", []test{
+			{"ByStatus", testListByStatus},
+			{"Pages", testListPages},
+			{"SeesCommitted", testListSeesCommitted},
 		}},
 		{"Facts", []test{
 			{"IsolatedPerUser", testFactsIsolation},

@@ -1,0 +1,189 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/stripe/stripe-go/v82"
+	"github.com/stripe/stripe-go/v82/form"
+)
+
+// Checkpointer is a Store that keeps named checkpoints, so that a long
+// job resumes where it stopped ([Billing.SyncAll] keeps its place in
+// Stripe's list under [SyncCheckpoint]). memstore and sqlstore implement
+// it.
+type Checkpointer interface {
+	// Checkpoint returns the value saved under name, or "" when none is.
+	Checkpoint(ctx context.Context, name string) (string, error)
+	// SaveCheckpoint saves value under name, replacing the one saved
+	// before; an empty value removes it.
+	SaveCheckpoint(ctx context.Context, name, value string) error
+}
+
+// SyncCheckpoint is the name [Billing.SyncAll] keeps its checkpoint under:
+// the last subscription of the last page it finished.
+const SyncCheckpoint = "billing.sync_all"
+
+// syncPage is how many subscriptions SyncAll asks for per request:
+// Stripe's maximum.
+const syncPage = 100
+
+// SyncAllOptions configures [Billing.SyncAll].
+type SyncAllOptions struct {
+	// Restart ignores the checkpoint an interrupted run left and starts
+	// from Stripe's first page.
+	Restart bool
+	// Progress, when set, is called after each page with the report so
+	// far (from the goroutine of SyncAll).
+	Progress func(SyncReport)
+}
+
+// SyncReport counts what [Billing.SyncAll] did.
+type SyncReport struct {
+	// ResumedAfter is the subscription the run resumed after, from the
+	// checkpoint of an interrupted run ("" when it started from the
+	// first page).
+	ResumedAfter string
+	Pages        int // pages of subscriptions listed
+	Seen         int // subscriptions listed
+	Stored       int // subscriptions whose record is now Stripe's state (written, or already up to date)
+	Refetched    int // of them, fetched alone: the page's Date was not newer than the stored state
+	Unlinked     int // of a customer no user is linked to: not stored (Billing.LinkCustomer links one)
+	Unstorable   int // with IDs billing cannot store: not stored, logged
+	Calls        int // requests for pages, retries included (a fetch alone is counted in Refetched)
+	// Done is true when the last page was reached: the checkpoint is
+	// cleared, and the next run starts from the first page.
+	Done bool
+}
+
+// SyncAll brings every subscription of the account up to date from
+// Stripe, whatever webhooks were missed (the reference guide's daily
+// sync): it lists all subscriptions, of every status, 100 per request
+// with each one's latest invoice expanded, and writes each through the
+// same conditional write as webhook events, versioned by the Date of
+// the page it came on. N subscriptions cost ⌈N/100⌉ requests, plus one
+// for a subscription whose stored state is as new as the page (it is
+// fetched alone, as [Billing.Sync] does) and the retries of failed
+// requests.
+//
+// The Store keeps a checkpoint (when it is a [Checkpointer]) after each
+// page: a run interrupted (its context canceled, Stripe or the database
+// failing) returns its error, and the next run resumes after the last
+// page it finished. Subscriptions of a customer no user is linked to are
+// counted and left alone. Run it from a cron (`billing sync`), not on
+// the request path.
+func (b *Billing) SyncAll(ctx context.Context, opts SyncAllOptions) (SyncReport, error) {
+	var rep SyncReport
+	cp, _ := b.store.(Checkpointer)
+	after := ""
+	if cp != nil && !opts.Restart {
+		var err error
+		if after, err = cp.Checkpoint(ctx, SyncCheckpoint); err != nil {
+			return rep, fmt.Errorf("billing: sync: read the checkpoint: %w", err)
+		}
+		rep.ResumedAfter = after
+	}
+	rec := b.recorder("")
+	for {
+		subs, version, more, err := b.subscriptionPage(ctx, after, &rep)
+		if err != nil {
+			return rep, err
+		}
+		rep.Pages++
+		for i := range subs {
+			if err := b.syncListed(ctx, &subs[i], version, rec, &rep); err != nil {
+				return rep, err
+			}
+		}
+		if len(subs) > 0 {
+			after = subs[len(subs)-1].ID
+		}
+		if !more || len(subs) == 0 {
+			rep.Done = true
+			after = ""
+		}
+		if cp != nil {
+			if err := cp.SaveCheckpoint(ctx, SyncCheckpoint, after); err != nil {
+				return rep, fmt.Errorf("billing: sync: save the checkpoint: %w", err)
+			}
+		}
+		if opts.Progress != nil {
+			opts.Progress(rep)
+		}
+		if rep.Done {
+			b.log.Info("sync", "pages", rep.Pages, "seen", rep.Seen, "stored", rep.Stored, "refetched", rep.Refetched,
+				"unlinked", rep.Unlinked, "unstorable", rep.Unstorable, "calls", rep.Calls)
+			return rep, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+	}
+}
+
+// subscriptionPage lists one page of subscriptions of every status after
+// the given one, with their latest invoices, and returns them with the
+// page's Date.
+func (b *Billing) subscriptionPage(ctx context.Context, after string, rep *SyncReport) (subs []wireSubscription, version time.Time, more bool, err error) {
+	p := &stripe.SubscriptionListParams{Status: stripe.String("all")}
+	p.Limit = stripe.Int64(syncPage)
+	p.AddExpand("data.latest_invoice")
+	startAfter(&p.ListParams, after)
+	body := &form.Values{}
+	form.AppendTo(body, p)
+	var page stripe.SubscriptionList
+	err = b.call(ctx, read, func(ctx context.Context) error {
+		rep.Calls++
+		// CallRaw, as stripe-go's own listing calls it: Call rejects list
+		// parameters.
+		return b.api.CallRaw(http.MethodGet, "/v1/subscriptions", b.cfg.SecretKey, []byte(body.Encode()), &stripe.Params{Context: ctx}, &page)
+	})
+	if err != nil {
+		return nil, time.Time{}, false, newStripeError("list subscriptions", err)
+	}
+	if version, err = responseTime(page.LastResponse); err != nil {
+		return nil, time.Time{}, false, fmt.Errorf("billing: list subscriptions: %w", err)
+	}
+	var w struct {
+		Data    []wireSubscription `json:"data"`
+		HasMore bool               `json:"has_more"`
+	}
+	if err := decodeResponse(page.LastResponse, &w); err != nil {
+		return nil, time.Time{}, false, fmt.Errorf("billing: list subscriptions: %w", err)
+	}
+	return w.Data, version, w.HasMore, nil
+}
+
+// syncListed writes one listed subscription as a fetched one.
+func (b *Billing) syncListed(ctx context.Context, sub *wireSubscription, version time.Time, rec *recorder, rep *SyncReport) error {
+	rep.Seen++
+	f := fetchedFact(sub, version)
+	err := b.applyWith(ctx, "", rec, func(ctx context.Context, tx Tx) error {
+		return putSubscription(ctx, tx, f, rec)
+	})
+	if errors.Is(err, errFetch) {
+		// The stored state is as new as the page: only a fetch of its own
+		// (later, if need be) tells which is newer.
+		rep.Refetched++
+		err = b.applyFetched(ctx, "", sub.ID, version, rec)
+	}
+	var unknown *errUnknownCustomer
+	var unstorable *errUnstorable
+	switch {
+	case errors.As(err, &unknown):
+		rep.Unlinked++
+		b.log.Debug("sync: subscription of a customer no user is linked to", "subscription", sub.ID, "customer", unknown.customer)
+		return nil
+	case errors.As(err, &unstorable):
+		rep.Unstorable++
+		b.log.Warn("sync: subscription not stored", "subscription", sub.ID, "error", err.Error())
+		return nil
+	case err != nil:
+		return fmt.Errorf("billing: sync subscription %s: %w", sub.ID, err)
+	}
+	rep.Stored++
+	return nil
+}

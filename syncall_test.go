@@ -1,0 +1,239 @@
+package billing_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v82"
+
+	"github.com/gobilling/billing"
+	"github.com/gobilling/billing/memstore"
+)
+
+// makeSubscriptions makes n customers at the fake Stripe, each with a
+// trialing subscription made through the API (no webhook delivered), and
+// links each to a user sync_<prefix><i> when link is true. It returns
+// the users (or the customers, unlinked).
+func makeSubscriptions(t *testing.T, e *coEnv, prefix string, n int, link bool) []string {
+	t.Helper()
+	ctx := context.Background()
+	sc := e.otherDevice()
+	var out []string
+	for i := range n {
+		cus, err := sc.V1Customers.Create(ctx, &stripe.CustomerCreateParams{Email: stripe.String(fmt.Sprintf("%s%d@example.com", prefix, i))})
+		require.NoError(t, err)
+		_, err = sc.V1Subscriptions.Create(ctx, &stripe.SubscriptionCreateParams{
+			Customer:        stripe.String(cus.ID),
+			TrialPeriodDays: stripe.Int64(14),
+			Items:           []*stripe.SubscriptionCreateItemParams{{Price: stripe.String("price_pro")}}})
+		require.NoError(t, err)
+		if !link {
+			out = append(out, cus.ID)
+			continue
+		}
+		user := fmt.Sprintf("sync_%s%d", prefix, i)
+		require.NoError(t, e.b.LinkCustomer(ctx, user, cus.ID))
+		out = append(out, user)
+	}
+	return out
+}
+
+func requireStatus(t *testing.T, b *billing.Billing, want billing.Status, users ...string) {
+	t.Helper()
+	for _, u := range users {
+		m, err := b.Membership(context.Background(), u)
+		require.NoError(t, err)
+		require.Equal(t, want, m.Status, "user %s", u)
+	}
+}
+
+// The daily sync of the reference guide: 1,000 subscriptions, no webhook
+// delivered, cost ⌈1005/100⌉ = 11 list requests and nothing else; every
+// user is a member afterwards; the subscriptions of customers no user is
+// linked to are counted and left alone; a change Stripe made since (a
+// cancellation whose webhook was lost) is taken by the next run, again
+// in 11 requests.
+func TestSyncAllThousandSubscriptions(t *testing.T) {
+	t.Parallel()
+	e := newCoEnv(t)
+	ctx := context.Background()
+	users := makeSubscriptions(t, e, "", 1000, true)
+	makeSubscriptions(t, e, "nobody", 5, false)
+	requireStatus(t, e.b, billing.StatusNone, users[0], users[999]) // nothing delivered
+
+	e.fake.ResetCalls()
+	var progress []billing.SyncReport
+	rep, err := e.b.SyncAll(ctx, billing.SyncAllOptions{Progress: func(r billing.SyncReport) { progress = append(progress, r) }})
+	require.NoError(t, err)
+	assert.Equal(t, billing.SyncReport{Pages: 11, Seen: 1005, Stored: 1000, Unlinked: 5, Calls: 11, Done: true}, rep)
+	assert.Equal(t, 11, e.calls("GET /v1/subscriptions"))
+	assert.Equal(t, 11, e.fake.TotalCalls(), "the pages, and no other request")
+	require.Len(t, progress, 11, "one report per page")
+	assert.Equal(t, 100, progress[0].Seen)
+	assert.Equal(t, rep, progress[10])
+	requireStatus(t, e.b, billing.StatusTrialing, users...)
+	cp, err := e.store.(billing.Checkpointer).Checkpoint(ctx, billing.SyncCheckpoint)
+	require.NoError(t, err)
+	assert.Empty(t, cp, "a finished sync leaves no checkpoint")
+
+	// Stripe cancels one; its webhook is lost.
+	facts, err := e.store.Facts(ctx, users[500])
+	require.NoError(t, err)
+	require.Len(t, facts.Subscriptions, 1)
+	e.fake.Advance(time.Hour)
+	_, err = e.fake.CancelNow(facts.Subscriptions[0].ID)
+	require.NoError(t, err)
+	e.fake.ResetCalls()
+	rep, err = e.b.SyncAll(ctx, billing.SyncAllOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, billing.SyncReport{Pages: 11, Seen: 1005, Stored: 1000, Unlinked: 5, Calls: 11, Done: true}, rep)
+	assert.Equal(t, 11, e.fake.TotalCalls())
+	requireStatus(t, e.b, billing.StatusCanceled, users[500])
+	requireStatus(t, e.b, billing.StatusTrialing, users[499], users[501])
+}
+
+// An interrupted sync resumes after the last page it finished: the
+// pages before are not read again. Interrupted by Stripe failing past
+// billing's retries, then by the context; Restart starts over.
+func TestSyncAllResumesFromItsCheckpoint(t *testing.T) {
+	t.Parallel()
+	e := newCoEnv(t, func(c *billing.Config) { c.MaxRetries = 1 })
+	ctx := context.Background()
+	users := makeSubscriptions(t, e, "", 250, true)
+	cps := e.store.(billing.Checkpointer)
+
+	e.fake.ResetCalls()
+	rep, err := e.b.SyncAll(ctx, billing.SyncAllOptions{Progress: func(r billing.SyncReport) {
+		if r.Pages == 1 {
+			e.fake.SetFail("GET /v1/subscriptions", http.StatusInternalServerError, 2) // the try and its retry
+		}
+	}})
+	var se *billing.StripeError
+	require.ErrorAs(t, err, &se, "Stripe's failure, past the retries")
+	assert.Equal(t, billing.SyncReport{Pages: 1, Seen: 100, Stored: 100, Calls: 3}, rep)
+	after, err := cps.Checkpoint(ctx, billing.SyncCheckpoint)
+	require.NoError(t, err)
+	require.NotEmpty(t, after, "the first page's last subscription")
+
+	// Resumed: the second page, then canceled.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	e.fake.ResetCalls()
+	rep, err = e.b.SyncAll(runCtx, billing.SyncAllOptions{Progress: func(billing.SyncReport) { cancel() }})
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, billing.SyncReport{ResumedAfter: after, Pages: 1, Seen: 100, Stored: 100, Calls: 1}, rep)
+	second, err := cps.Checkpoint(ctx, billing.SyncCheckpoint)
+	require.NoError(t, err)
+	require.NotEqual(t, after, second)
+
+	// Resumed again: the last 50.
+	e.fake.ResetCalls()
+	rep, err = e.b.SyncAll(ctx, billing.SyncAllOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, billing.SyncReport{ResumedAfter: second, Pages: 1, Seen: 50, Stored: 50, Calls: 1, Done: true}, rep)
+	assert.Equal(t, 1, e.fake.TotalCalls())
+	requireStatus(t, e.b, billing.StatusTrialing, users...)
+
+	// Restart ignores a checkpoint.
+	require.NoError(t, cps.SaveCheckpoint(ctx, billing.SyncCheckpoint, second))
+	e.fake.ResetCalls()
+	rep, err = e.b.SyncAll(ctx, billing.SyncAllOptions{Restart: true})
+	require.NoError(t, err)
+	assert.Equal(t, billing.SyncReport{Pages: 3, Seen: 250, Stored: 250, Calls: 3, Done: true}, rep)
+}
+
+// A stored state dated after the page and different from it is not
+// overwritten by the page: the subscription is fetched alone until
+// Stripe's Date orders the two (reconcile's rule for fetched objects).
+func TestSyncAllRefetchesWhatThePageCannotOrder(t *testing.T) {
+	t.Parallel()
+	e := newCoEnv(t)
+	ctx := context.Background()
+	users := makeSubscriptions(t, e, "", 3, true)
+	_, err := e.b.SyncAll(ctx, billing.SyncAllOptions{})
+	require.NoError(t, err)
+	facts, err := e.store.Facts(ctx, users[1])
+	require.NoError(t, err)
+	stale := facts.Subscriptions[0]
+	stale.Items[0].Quantity = 7 // a state Stripe never had
+	stale.Version = e.fake.Now().Truncate(time.Second).Add(time.Second)
+	require.NoError(t, e.store.Apply(ctx, "", func(ctx context.Context, tx billing.Tx) error {
+		if _, _, err := tx.Subscription(ctx, stale.ID); err != nil {
+			return err
+		}
+		return tx.SaveSubscription(ctx, stale)
+	}))
+
+	e.fake.ResetCalls()
+	rep, err := e.b.SyncAll(ctx, billing.SyncAllOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 1, rep.Refetched)
+	assert.Equal(t, 3, rep.Stored)
+	assert.Positive(t, e.calls("GET /v1/subscriptions/{id}"), "fetched alone")
+	facts, err = e.store.Facts(ctx, users[1])
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), facts.Subscriptions[0].Items[0].Quantity, "Stripe's state, once ordered")
+}
+
+// Without a Checkpointer the sync still runs, from the first page.
+func TestSyncAllWithoutCheckpointer(t *testing.T) {
+	t.Parallel()
+	e := newCoEnvWith(t, plainStore{memstore.New()}, users)
+	makeSubscriptions(t, e, "", 3, true)
+	rep, err := e.b.SyncAll(context.Background(), billing.SyncAllOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, billing.SyncReport{Pages: 1, Seen: 3, Stored: 3, Calls: 1, Done: true}, rep)
+	_, _, err = e.b.ListSubscriptions(context.Background(), billing.SubscriptionQuery{})
+	require.ErrorIs(t, err, errors.ErrUnsupported)
+}
+
+// plainStore is a Store with none of the optional interfaces.
+type plainStore struct{ billing.Store }
+
+// ListSubscriptions pages the stored records of a status, and refuses a
+// status Stripe does not have and a limit out of range.
+func TestListSubscriptions(t *testing.T) {
+	t.Parallel()
+	e := newCoEnv(t)
+	ctx := context.Background()
+	users := makeSubscriptions(t, e, "", 5, true)
+	_, err := e.b.SyncAll(ctx, billing.SyncAllOptions{})
+	require.NoError(t, err)
+
+	var all []string
+	cursor := ""
+	for range 4 {
+		subs, next, err := e.b.ListSubscriptions(ctx, billing.SubscriptionQuery{
+			Statuses: []billing.SubscriptionStatus{billing.SubscriptionTrialing}, After: cursor, Limit: 2})
+		require.NoError(t, err)
+		for _, s := range subs {
+			all = append(all, s.UserID)
+			assert.Equal(t, billing.SubscriptionTrialing, s.Status)
+		}
+		if next == "" {
+			assert.Len(t, subs, 1, "the last page")
+			break
+		}
+		cursor = next
+	}
+	assert.ElementsMatch(t, users, all, "every trialing record once")
+
+	none, next, err := e.b.ListSubscriptions(ctx, billing.SubscriptionQuery{Statuses: []billing.SubscriptionStatus{billing.SubscriptionPastDue}})
+	require.NoError(t, err)
+	assert.Empty(t, none)
+	assert.Empty(t, next)
+
+	_, _, err = e.b.ListSubscriptions(ctx, billing.SubscriptionQuery{Statuses: []billing.SubscriptionStatus{"late"}})
+	require.ErrorIs(t, err, billing.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), "past_due", "names the statuses there are")
+	for _, limit := range []int{-1, 1001} {
+		_, _, err = e.b.ListSubscriptions(ctx, billing.SubscriptionQuery{Limit: limit})
+		require.ErrorIs(t, err, billing.ErrInvalidArgument, "limit %d", limit)
+	}
+}
