@@ -244,6 +244,45 @@
 // [Stripe.Flush] waits for them. [Chaos] shuffles, duplicates, drops and
 // delays deliveries.
 //
+// # Standalone server
+//
+// [Listen] (or [Options].Listener) serves the fake on a chosen address, so
+// that an app in any language, or any process besides the test's, uses it
+// as its Stripe; `billing stripe serve` runs one. Point an SDK's API base
+// at [Stripe.URL] (stripe-go: BackendConfig.URL; Stripe's Node SDK: host,
+// port and protocol "http"; others: their api_base) with any sk_test_ key.
+// Webhook endpoints created through /v1/webhook_endpoints are POSTed to
+// over HTTP, and the hosted pages' URLs use the listener's address. State
+// is kept in memory only, until [Stripe.Close].
+//
+// Its clock moves over HTTP through billingtest's own control routes (not
+// Stripe's: [Stripe.Calls] does not count them; failure injection and
+// idempotency keys do not apply). They take the API's test keys, refuse
+// the others as the API does, and answer errors in Stripe's error shape
+// (400 parameter_missing, parameter_invalid, parameter_unknown,
+// parameters_exclusive; 404; 405):
+//
+//	GET  /_billingtest/clock          {"object": "billingtest.clock", "now": <unix>,
+//	                                   "next_event": <unix> or null,
+//	                                   "api_version": "2025-08-27.basil"} ([ClockState])
+//	POST /_billingtest/clock/advance  exactly one of by=<duration> ([ParseDuration]:
+//	                                  Go's units and d for days, e.g. 31d, 1d12h),
+//	                                  to=<unix seconds>, to_next_event=true;
+//	                                  {"object": "billingtest.clock_advance",
+//	                                   "from": <unix>, "now": <unix>,
+//	                                   "next_event": <unix> or null,
+//	                                   "events": [each event object it emitted,
+//	                                   oldest first]} ([ClockAdvance])
+//
+// An advance is [Stripe.Advance] (it answers once the advance is done,
+// renewals' waits for webhook deliveries included); to_next_event moves the
+// clock to [Stripe.NextEvent] (with nothing scheduled it only catches up).
+// The clock never moves back: a negative by, or a to before the clock's
+// time, is refused. For example:
+//
+//	curl -u sk_test_billingtest: http://127.0.0.1:12111/_billingtest/clock
+//	curl -u sk_test_billingtest: -d by=31d http://127.0.0.1:12111/_billingtest/clock/advance
+//
 // # Prorations and schedules
 //
 // A price or quantity change (POST /v1/subscriptions/{id} items, or the
@@ -311,6 +350,7 @@ package billingtest
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -399,10 +439,16 @@ type Options struct {
 	// Start is what the simulated clock reads at New; it then ticks in
 	// real time. Zero means the real current time.
 	Start time.Time
+
+	// Listener, if set, is where the fake serves (see [Listen]), and its
+	// address is the one in [Stripe.URL] and in the hosted pages' URLs;
+	// [Stripe.Close] closes it. Nil means a new random port on the
+	// loopback interface.
+	Listener net.Listener
 }
 
-// New starts an offline Stripe on a local port. Call [Stripe.Close] when
-// done.
+// New starts an offline Stripe on opts.Listener, or on a random local
+// port. Call [Stripe.Close] when done.
 func New(opts Options) *Stripe {
 	start := opts.Start
 	s := &Stripe{
@@ -422,7 +468,8 @@ func New(opts Options) *Stripe {
 	}
 	s.api = httpapi.NewRouter(s.mux, &s.mu, s.now, s.expireDueSessions, validParams)
 	s.routes()
-	s.ts = httptest.NewServer(s.mux)
+	s.controlRoutes()
+	s.ts = serve(s.mux, opts.Listener)
 	return s
 }
 

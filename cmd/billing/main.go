@@ -101,7 +101,7 @@ Secrets are read from the environment or a file, never from a flag.`,
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print the result as JSON on stdout, for scripts")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.CompletionOptions.DisableDefaultCmd = true
-	root.AddCommand(a.initCmd(), a.setupCmd(), a.schemaCmd(), a.doctorCmd())
+	root.AddCommand(a.initCmd(), a.setupCmd(), a.schemaCmd(), a.doctorCmd(), a.stripeCmd())
 	return root
 }
 

@@ -590,7 +590,7 @@ func (r *setupRun) endpoint() error {
 	if r.o.dryRun {
 		return nil
 	}
-	sink, err := r.openSecretSink()
+	sink, err := r.a.openSecretSink(r.o.secretFile)
 	if err != nil {
 		return err
 	}
@@ -607,7 +607,8 @@ func (r *setupRun) endpoint() error {
 	}
 	act.Done, act.ID = true, ep.ID
 	r.res.WebhookEndpoint = ep.ID
-	return sink.deliver(r, ep.Secret)
+	r.res.SecretFile, r.res.SecretWithheld, err = sink.deliver(ep.Secret)
+	return err
 }
 
 // secretSink is where a new endpoint's signing secret goes: a file made
@@ -618,9 +619,11 @@ type secretSink struct {
 	terminal io.Writer
 }
 
-func (r *setupRun) openSecretSink() (*secretSink, error) {
-	if r.o.secretFile != "" {
-		f, err := os.OpenFile(r.o.secretFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+// openSecretSink opens the sink for a secret: the new file path (--secret-file)
+// if set, else stdout if it is a terminal (and not --json), else nowhere.
+func (a *app) openSecretSink(path string) (*secretSink, error) {
+	if path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("--secret-file: %w", err)
 		}
@@ -631,8 +634,8 @@ func (r *setupRun) openSecretSink() (*secretSink, error) {
 		}
 		return &secretSink{f: f}, nil
 	}
-	if !r.a.json && terminal(r.a.io.out) {
-		return &secretSink{terminal: r.a.io.out}, nil
+	if !a.json && terminal(a.io.out) {
+		return &secretSink{terminal: a.io.out}, nil
 	}
 	return &secretSink{}, nil
 }
@@ -644,8 +647,10 @@ func (s *secretSink) abandon() {
 	}
 }
 
-// deliver hands the secret over; it is never put in the result.
-func (s *secretSink) deliver(r *setupRun, secret string) error {
+// deliver hands the secret over and says where it went: the file it was
+// written to, or withheld when it went nowhere. The secret itself is never
+// returned, so it is never put in a result.
+func (s *secretSink) deliver(secret string) (file string, withheld bool, err error) {
 	switch {
 	case s.f != nil:
 		_, err := s.f.WriteString(secret + "\n")
@@ -653,15 +658,14 @@ func (s *secretSink) deliver(r *setupRun, secret string) error {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("--secret-file: %w (the endpoint exists: reveal its secret in the Dashboard)", err)
+			return "", false, fmt.Errorf("--secret-file: %w (the endpoint exists: reveal its secret in the Dashboard)", err)
 		}
-		r.res.SecretFile = s.f.Name()
+		return s.f.Name(), false, nil
 	case s.terminal != nil:
 		fmt.Fprintf(s.terminal, "The new endpoint's signing secret, for STRIPE_WEBHOOK_SECRET (shown once):\n\n\t%s\n\n", secret)
-	default:
-		r.res.SecretWithheld = true
+		return "", false, nil
 	}
-	return nil
+	return "", true, nil
 }
 
 // portalFeatures are the guide's 7.1 features for the recurring prices.
