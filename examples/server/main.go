@@ -142,15 +142,11 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
-	_ "modernc.org/sqlite"             // the "sqlite" driver, for sqlstore.OpenSQLite
-
+	"github.com/gobilling/billing/internal/dburl"
 	"github.com/gobilling/billing/sqlstore"
 )
 
@@ -479,99 +475,23 @@ const (
 	offlineDatabase = "data/offline.db"
 )
 
-// openDatabase opens DATABASE_URL and names its dialect and where it is
-// (without a password, for the log). Empty means an SQLite file under
-// ./data: offline.db, created afresh, when offline.
+// openDatabase opens DATABASE_URL (see package dburl) and names its
+// dialect and where it is (without a password, for the log). Empty means
+// an SQLite file under ./data: offline.db, created afresh, when offline.
 func openDatabase(ctx context.Context, dbURL string, offline bool) (*sql.DB, sqlstore.Dialect, string, error) {
-	var (
-		db      *sql.DB
-		dialect sqlstore.Dialect
-		where   string
-		err     error
-	)
-	switch {
-	case strings.HasPrefix(dbURL, "postgres://"), strings.HasPrefix(dbURL, "postgresql://"):
-		dialect, where = sqlstore.Postgres, redactURL(dbURL)
-		db, err = sql.Open("pgx", dbURL)
-	case strings.HasPrefix(dbURL, "mysql://"):
-		var dsn string
-		if dsn, err = mysqlDSN(dbURL); err != nil {
-			return nil, "", "", err
-		}
-		dialect, where = sqlstore.MySQL, redactURL(dbURL)
-		db, err = sql.Open("mysql", dsn)
-	default:
-		path := dbURL
-		if path == "" {
-			path = defaultDatabase
-			if offline {
-				// The offline Stripe starts empty: so does its database.
-				path = offlineDatabase
-				for _, f := range []string{path, path + "-wal", path + "-shm"} {
-					if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
-						return nil, "", "", fmt.Errorf("reset %s: %w", path, err)
-					}
+	if dbURL == "" {
+		dbURL = defaultDatabase
+		if offline {
+			// The offline Stripe starts empty: so does its database.
+			dbURL = offlineDatabase
+			for _, f := range []string{dbURL, dbURL + "-wal", dbURL + "-shm"} {
+				if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return nil, "", "", fmt.Errorf("reset %s: %w", dbURL, err)
 				}
 			}
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, "", "", fmt.Errorf("create the database's directory: %w", err)
-		}
-		dialect, where = sqlstore.SQLite, path
-		db, err = sqlstore.OpenSQLite(path)
 	}
-	if err != nil {
-		return nil, "", "", fmt.Errorf("open the %s database %s: %w", dialect, where, err)
-	}
-	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := db.PingContext(pingCtx); err != nil {
-		db.Close()
-		return nil, "", "", fmt.Errorf("connect to the %s database %s: %w", dialect, where, err)
-	}
-	return db, dialect, where, nil
-}
-
-// mysqlDSN turns mysql://user:pass@host:port/db?params into the DSN of
-// github.com/go-sql-driver/mysql: user:pass@tcp(host:port)/db?params&parseTime=true.
-func mysqlDSN(dbURL string) (string, error) {
-	u, err := url.Parse(dbURL)
-	if err != nil || u.Host == "" || strings.Trim(u.Path, "/") == "" {
-		return "", fmt.Errorf("DATABASE_URL %s is not mysql://user:password@host:port/database", redactURL(dbURL))
-	}
-	cfg := mysql.NewConfig()
-	cfg.User = u.User.Username()
-	cfg.Passwd, _ = u.User.Password()
-	cfg.Net = "tcp"
-	cfg.Addr = u.Host
-	if u.Port() == "" {
-		cfg.Addr = net.JoinHostPort(u.Hostname(), "3306")
-	}
-	cfg.DBName = strings.Trim(u.Path, "/")
-	cfg.ParseTime = true
-	dsn := cfg.FormatDSN()
-	// Parameters of the URL (tls=true, ...) pass through to the driver,
-	// whose parser checks them.
-	if u.RawQuery != "" {
-		sep := "?"
-		if strings.Contains(dsn, "?") {
-			sep = "&"
-		}
-		dsn += sep + u.RawQuery
-		if _, err := mysql.ParseDSN(dsn); err != nil {
-			return "", fmt.Errorf("DATABASE_URL %s: %w", redactURL(dbURL), err)
-		}
-	}
-	return dsn, nil
-}
-
-// redactURL hides a URL's password.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
+	return dburl.Open(ctx, dbURL)
 }
 
 // localURL is the URL of a listener's address: a wildcard host becomes
