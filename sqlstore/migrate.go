@@ -83,6 +83,26 @@ func (s *Store) Migrations() fs.FS {
 	return fsys
 }
 
+// PrefixedMigrations returns the SQL migrations of dialect d, as
+// [Migrations] does, with the table prefix of a store made with
+// Options.TablePrefix set to prefix ("" for the default), without a
+// database: for a tool that prints or applies them itself.
+func PrefixedMigrations(d Dialect, prefix string) (fs.FS, error) {
+	prefix = cmp.Or(prefix, DefaultTablePrefix)
+	if err := checkPrefix(prefix); err != nil {
+		return nil, err
+	}
+	return migrationsFS(d, prefix)
+}
+
+// checkPrefix refuses a table prefix Options.TablePrefix does not allow.
+func checkPrefix(prefix string) error {
+	if !prefixRE.MatchString(prefix) {
+		return fmt.Errorf("sqlstore: table prefix %q: use at most 32 lowercase letters, digits and underscores, starting with a letter or an underscore", prefix)
+	}
+	return nil
+}
+
 func migrationsFS(d Dialect, prefix string) (fs.FS, error) {
 	ms, err := migrations(d, prefix)
 	if err != nil {

@@ -203,8 +203,8 @@ func New(ctx context.Context, db *sql.DB, d Dialect, opts Options) (*Store, erro
 		return nil, err
 	}
 	prefix := cmp.Or(opts.TablePrefix, DefaultTablePrefix)
-	if !prefixRE.MatchString(prefix) {
-		return nil, fmt.Errorf("sqlstore: table prefix %q: use at most 32 lowercase letters, digits and underscores, starting with a letter or an underscore", prefix)
+	if err := checkPrefix(prefix); err != nil {
+		return nil, err
 	}
 	if opts.EventRetention < 0 {
 		return nil, fmt.Errorf("sqlstore: negative EventRetention %s", opts.EventRetention)

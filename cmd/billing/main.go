@@ -102,6 +102,7 @@ Secrets are read from the environment or a file, never from a flag.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(a.initCmd(), a.setupCmd(), a.schemaCmd(), a.doctorCmd(), a.stripeCmd())
+	root.AddCommand(a.migrateCmd(), a.syncCmd(), a.catchupCmd(), a.parkedCmd(), a.hooksCmd(), a.membersCmd(), a.pruneCmd())
 	return root
 }
 
