@@ -251,12 +251,18 @@ func TestStripeMockConformance(t *testing.T) {
 	if err != nil {
 		t.Logf("Sync on fixtures: %v", err)
 	}
+	_, err = b.SyncAll(ctx, billing.SyncAllOptions{})
+	if err != nil {
+		t.Logf("SyncAll on fixtures: %v", err)
+	}
 
 	wants := []smWant{
 		{name: "events list for CatchUp", method: "GET", path: "/v1/events",
 			params: map[string]string{"created[gte]": "", "types[0]": "customer.subscription.created", "limit": "100"}},
 		{name: "subscriptions list for Sync", method: "GET", path: "/v1/subscriptions",
 			params: map[string]string{"customer": customer, "status": "all", "limit": "100"}},
+		{name: "subscriptions list for SyncAll", method: "GET", path: "/v1/subscriptions",
+			params: map[string]string{"status": "all", "limit": "100"}, expand: []string{"data.latest_invoice"}},
 		{name: "customer create", method: "POST", path: "/v1/customers",
 			params: map[string]string{"email": "u2@example.com", "name": "User u2", "metadata[billing_user_id]": "u2"}},
 		{name: "checkout session create, subscription mode", method: "POST", path: "/v1/checkout/sessions",
