@@ -465,3 +465,28 @@ func TestHooksAndPruneCommands(t *testing.T) {
 	code, _, _ = e.run(t, "prune", "--keep-hooks", "soon")
 	assert.Equal(t, exitUsage, code)
 }
+
+// The example site's plans file (examples/server/billing.yaml), as its
+// README sets it up: billing setup writes a price ID for each of its
+// plans, and the site reads them with PLANS_FILE.
+func TestSetupTheExampleSitesPlans(t *testing.T) {
+	fake := billingtest.New(billingtest.Options{})
+	defer fake.Close()
+	data, err := os.ReadFile(filepath.Join("..", "..", "examples", "server", "billing.yaml"))
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "billing.yaml")
+	require.NoError(t, os.WriteFile(path, data, 0o644))
+	code, out, errs := setupCLI(t, testEnv, "--api-base", fake.URL(), "-f", path)
+	require.Equal(t, exitOK, code, "%s\n%s", errs, out)
+	_, f, err := plansfile.Load(path)
+	require.NoError(t, err)
+	assert.Empty(t, f.Missing(), "every plan has its price")
+	for _, p := range f.Plans {
+		price := fake.Price(p.PriceID)
+		require.NotNil(t, price, p.LookupKey)
+		assert.Equal(t, p.Amount, price.UnitAmount, p.LookupKey)
+	}
+	code, out, _ = setupCLI(t, testEnv, "--api-base", fake.URL(), "-f", path)
+	require.Equal(t, exitOK, code)
+	assert.Contains(t, strings.ToLower(out), "nothing to do")
+}

@@ -131,8 +131,8 @@ func (a *app) runInit(o initOpts) error {
 	fmt.Fprintf(w, "\nIn billing.Config:\n\n%s\n", snip)
 	fmt.Fprintf(w, "Or read the file at start-up:\n\n\tplans, _, err := plansfile.Load(%q) // github.com/gobilling/billing/plansfile\n\n", o.out)
 	if missing := f.Missing(); len(missing) > 0 {
-		fmt.Fprintf(w, "Next: create the prices in Stripe with these lookup keys (%s) and set price_id in %s.\n",
-			strings.Join(missing, ", "), o.out)
+		fmt.Fprintf(w, "Next: `billing setup -f %s` creates the prices in Stripe with these lookup keys (%s) and sets price_id in the file.\n",
+			o.out, strings.Join(missing, ", "))
 	}
 	return nil
 }

@@ -112,6 +112,10 @@
 //	                       and of the credits pack (a one-time price; each
 //	                       purchase grants 100 credits); with
 //	                       STRIPE_SECRET_KEY, at least one
+//	PLANS_FILE             a plans file (billing.yaml here) whose price IDs,
+//	                       written by billing setup, fill the PRICE_ variables
+//	                       not set, by lookup key (basic_monthly, basic_yearly,
+//	                       pro_monthly, pro_yearly, credits_100)
 //	SELF_CHECK             refuse (default): with Stripe, a start-up self-check
 //	                       that finds an error (a missing price, no webhook
 //	                       endpoint at SITE_URL/stripe/webhook, ...) refuses to
@@ -147,6 +151,7 @@ import (
 	"time"
 
 	"github.com/gobilling/billing/internal/dburl"
+	"github.com/gobilling/billing/plansfile"
 	"github.com/gobilling/billing/sqlstore"
 )
 
@@ -416,11 +421,14 @@ func loadEnv(getenv func(string) string) (env, error) {
 		return env{}, fmt.Errorf("SELF_CHECK %q is not %s or %s", e.Stripe.SelfCheck, selfCheckRefuse, selfCheckWarn)
 	}
 	var missing []string
+	if err := e.Stripe.Prices.fromFile(getenv("PLANS_FILE")); err != nil {
+		return env{}, err
+	}
 	if e.Stripe.WebhookSecret == "" {
 		missing = append(missing, "STRIPE_WEBHOOK_SECRET (the signing secret, whsec_..., of the webhook endpoint at <site>/stripe/webhook; with the Stripe CLI: stripe listen --forward-to <site>/stripe/webhook)")
 	}
 	if e.Stripe.Prices == (prices{}) {
-		missing = append(missing, "at least one price ID (price_...): PRICE_BASIC_MONTHLY, PRICE_BASIC_YEARLY, PRICE_PRO_MONTHLY, PRICE_PRO_YEARLY or PRICE_CREDITS")
+		missing = append(missing, "at least one price ID (price_...): PLANS_FILE=billing.yaml after `billing setup -f billing.yaml`, or PRICE_BASIC_MONTHLY, PRICE_BASIC_YEARLY, PRICE_PRO_MONTHLY, PRICE_PRO_YEARLY or PRICE_CREDITS")
 	}
 	if len(missing) > 0 {
 		return env{}, fmt.Errorf("STRIPE_SECRET_KEY is set, so the site uses Stripe, which also needs %s; or unset STRIPE_SECRET_KEY to run offline",
@@ -433,7 +441,36 @@ func loadEnv(getenv func(string) string) (env, error) {
 var stripeVars = []string{
 	"STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE",
 	"PRICE_BASIC_MONTHLY", "PRICE_BASIC_YEARLY", "PRICE_PRO_MONTHLY", "PRICE_PRO_YEARLY", "PRICE_CREDITS",
-	"SELF_CHECK",
+	"SELF_CHECK", "PLANS_FILE",
+}
+
+// planKeys are the lookup keys of the site's plans in a plans file
+// (examples/server/billing.yaml).
+var planKeys = []string{"basic_monthly", "basic_yearly", "pro_monthly", "pro_yearly", "credits_100"}
+
+// fromFile fills the price IDs not set by their variables from a plans
+// file (PLANS_FILE, "" for none), by lookup key: the file billing setup
+// wrote the IDs into.
+func (p *prices) fromFile(path string) error {
+	if path == "" {
+		return nil
+	}
+	_, f, err := plansfile.Load(path)
+	if err != nil {
+		return fmt.Errorf("PLANS_FILE: %w", err)
+	}
+	ids := map[string]*string{"basic_monthly": &p.BasicMonthly, "basic_yearly": &p.BasicYearly, "pro_monthly": &p.ProMonthly,
+		"pro_yearly": &p.ProYearly, "credits_100": &p.Credits}
+	for _, spec := range f.Plans {
+		id, ok := ids[spec.LookupKey]
+		if !ok {
+			return fmt.Errorf("PLANS_FILE %s: plan %q: the site sells the plans with lookup keys %s only", path, spec.LookupKey, strings.Join(planKeys, ", "))
+		}
+		if *id == "" {
+			*id = spec.PriceID
+		}
+	}
+	return nil
 }
 
 // parseAdminEmails reads ADMIN_EMAILS: emails separated by commas,

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gobilling/billing/internal/testenv"
+	"github.com/gobilling/billing/plansfile"
 	"github.com/gobilling/billing/sqlstore"
 )
 
@@ -368,4 +369,42 @@ func TestOnlineModeWithStripeMock(t *testing.T) {
 	res := c.postForm("/checkout", map[string][]string{"plan": {"pro-monthly"}})
 	require.Equal(t, http.StatusSeeOther, res.Status, res.Body)
 	assert.True(t, strings.HasPrefix(res.Location, "https://"), "stripe-mock's Checkout URL: %s", res.Location)
+}
+
+// PLANS_FILE: the price IDs billing setup wrote into the plans file fill
+// the PRICE_ variables not set, by lookup key.
+func TestPlansFile(t *testing.T) {
+	_, f, err := plansfile.Load("billing.yaml")
+	require.NoError(t, err, "the site's own plans file")
+	require.Len(t, f.Plans, len(planKeys))
+	for i := range f.Plans {
+		assert.Equal(t, planKeys[i], f.Plans[i].LookupKey)
+		f.Plans[i].PriceID = "price_file_" + f.Plans[i].LookupKey
+	}
+	data, err := f.Marshal()
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "billing.yaml")
+	require.NoError(t, os.WriteFile(path, data, 0o644))
+
+	vars := map[string]string{"STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRET": "whsec_x", "PLANS_FILE": path,
+		"PRICE_PRO_MONTHLY": "price_from_env"}
+	e, err := loadEnv(envOf(vars))
+	require.NoError(t, err)
+	assert.Equal(t, prices{BasicMonthly: "price_file_basic_monthly", BasicYearly: "price_file_basic_yearly",
+		ProMonthly: "price_from_env", ProYearly: "price_file_pro_yearly", Credits: "price_file_credits_100"}, e.Stripe.Prices,
+		"the file fills what the variables leave unset")
+
+	f.Plans[0].LookupKey = "enterprise_monthly"
+	data, err = f.Marshal()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, data, 0o644))
+	_, err = loadEnv(envOf(vars))
+	require.ErrorContains(t, err, `plan "enterprise_monthly"`)
+
+	vars["PLANS_FILE"] = filepath.Join(t.TempDir(), "missing.yaml")
+	_, err = loadEnv(envOf(vars))
+	require.ErrorContains(t, err, "PLANS_FILE")
+
+	_, err = loadEnv(envOf(map[string]string{"PLANS_FILE": path}))
+	require.ErrorContains(t, err, "PLANS_FILE is set, but STRIPE_SECRET_KEY is not")
 }
