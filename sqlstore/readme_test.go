@@ -33,6 +33,10 @@ func TestREADME(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, readme, "```sql\n"+string(schema6)+"```\n", "README.md shows migrations/postgres/0006_event_info.sql")
 
+	schema7, err := os.ReadFile("migrations/postgres/0007_checkpoints.sql")
+	require.NoError(t, err)
+	assert.Contains(t, readme, "```sql\n"+string(schema7)+"```\n", "README.md shows migrations/postgres/0007_checkpoints.sql")
+
 	ex, err := os.ReadFile("example_test.go")
 	require.NoError(t, err)
 	prog := strings.Replace(string(ex), "package sqlstore_test", "package main", 1)
