@@ -156,7 +156,7 @@ func (b *Billing) applySubscriptionEvent(ctx context.Context, ev *wireEvent, sub
 		return putLiveSubscription(ctx, tx, f, &second, rec)
 	})
 	if err == nil {
-		second.report(b, ev)
+		second.report(b, ev.Data.Object, ev.ID)
 	}
 	if errors.Is(err, errFetch) {
 		if b.tel != nil {

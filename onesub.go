@@ -39,16 +39,15 @@ type siblings struct {
 	others []string
 }
 
-// report logs at WARN that the subscription ev made live has live
-// siblings. It is called once ev is applied, so a redelivery (a
-// duplicate) does not report again.
-func (s siblings) report(b *Billing, ev *wireEvent) {
+// report logs at WARN that the subscription (of customer) an event or a
+// sync made live has live siblings. It is called once the write is
+// committed, so a redelivery (a duplicate) does not report again.
+func (s siblings) report(b *Billing, obj *wireObject, eventID string) {
 	if len(s.others) == 0 {
 		return
 	}
-	obj := ev.Data.Object
 	b.log.Warn("billing: a second live subscription", "user", s.user, "customer", string(obj.Customer),
-		"subscription", obj.ID, "others", s.others, "event", ev.ID,
+		"subscription", obj.ID, "others", s.others, "event", eventID,
 		"hint", "the user may be billed twice; cancel one at Stripe, or pass CheckoutOptions.AllowAnotherSubscription if meant")
 }
 

@@ -161,9 +161,16 @@ func (b *Billing) subscriptionPage(ctx context.Context, after string, rep *SyncR
 func (b *Billing) syncListed(ctx context.Context, sub *wireSubscription, version time.Time, rec *recorder, rep *SyncReport) error {
 	rep.Seen++
 	f := fetchedFact(sub, version)
+	// As a webhook event would, a subscription found live beside another
+	// live one of its user is a second subscription.
+	var second siblings
 	err := b.applyWith(ctx, "", rec, func(ctx context.Context, tx Tx) error {
-		return putSubscription(ctx, tx, f, rec)
+		second = siblings{}
+		return putLiveSubscription(ctx, tx, f, &second, rec)
 	})
+	if err == nil {
+		second.report(b, sub, "(sync)")
+	}
 	if errors.Is(err, errFetch) {
 		// The stored state is as new as the page: only a fetch of its own
 		// (later, if need be) tells which is newer.

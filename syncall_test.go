@@ -237,3 +237,31 @@ func TestListSubscriptions(t *testing.T) {
 		require.ErrorIs(t, err, billing.ErrInvalidArgument, "limit %d", limit)
 	}
 }
+
+// A user found with two live subscriptions by the sync is reported as the
+// webhook path reports it: once, at WARN, naming both.
+func TestSyncAllReportsASecondSubscription(t *testing.T) {
+	t.Parallel()
+	e := newCoEnv(t)
+	ctx := context.Background()
+	users := makeSubscriptions(t, e, "", 1, true)
+	cus, err := e.store.CustomerID(ctx, users[0])
+	require.NoError(t, err)
+	second, err := e.otherDevice().V1Subscriptions.Create(ctx, &stripe.SubscriptionCreateParams{Customer: stripe.String(cus),
+		TrialPeriodDays: stripe.Int64(7), Items: []*stripe.SubscriptionCreateItemParams{{Price: stripe.String("price_basic")}}})
+	require.NoError(t, err)
+	for range 2 {
+		_, err = e.b.SyncAll(ctx, billing.SyncAllOptions{})
+		require.NoError(t, err)
+	}
+	lines := warnLines(e.logs.String(), "second live subscription")
+	require.Len(t, lines, 1, "reported once, by the write that made the second one live:\n%s", e.logs.String())
+	assert.Contains(t, lines[0], "user="+users[0])
+	facts, err := e.store.Facts(ctx, users[0])
+	require.NoError(t, err)
+	require.Len(t, facts.Subscriptions, 2)
+	for _, s := range facts.Subscriptions {
+		assert.Contains(t, lines[0], s.ID)
+	}
+	assert.Contains(t, lines[0], second.ID)
+}

@@ -41,6 +41,9 @@ type appOpts struct {
 	dbOpts
 	file, keyFile, apiBase string
 	live, noHooks          bool
+	// As the app's Config: what the changes recorded depend on.
+	cancelSecond bool
+	grace        int
 }
 
 func (o *appOpts) flags(cmd *cobra.Command) {
@@ -51,6 +54,8 @@ func (o *appOpts) flags(cmd *cobra.Command) {
 	f.StringVar(&o.apiBase, "api-base", "", "Stripe's API base URL (tests: billingtest's URL)")
 	f.BoolVar(&o.live, "live", false, "allow a live key")
 	f.BoolVar(&o.noHooks, "no-hooks", false, "the app runs without Config.Hooks: record no changes for its hooks")
+	f.BoolVar(&o.cancelSecond, "cancel-second", false, "the app sets Config.SecondSubscription = billing.CancelSecond")
+	f.IntVar(&o.grace, "grace-attempts", billing.DefaultGraceAttempts, "the app's Config.GraceAttempts (when a failing payment locks access: access_locked)")
 }
 
 // databaseURL reads DATABASE_URL or --database-url-file.
@@ -138,6 +143,10 @@ func (a *app) openBilling(ctx context.Context, o appOpts, needStripe bool) (*bil
 	if !o.noHooks {
 		cfg.Hooks.Handler = cliChanges
 	}
+	if o.cancelSecond {
+		cfg.SecondSubscription = billing.CancelSecond
+	}
+	cfg.GraceAttempts = o.grace
 	b, err := billing.New(cfg, st, billing.UserResolverFunc(func(_ context.Context, id string) (billing.User, error) {
 		return billing.User{ID: id}, nil
 	}))

@@ -490,3 +490,69 @@ func TestSetupTheExampleSitesPlans(t *testing.T) {
 	require.Equal(t, exitOK, code)
 	assert.Contains(t, strings.ToLower(out), "nothing to do")
 }
+
+// The Billing the commands build records the changes the app's would:
+// its grace attempts decide when a failing payment locks access
+// (--grace-attempts), and its second-subscription policy whether a second
+// live subscription is cancelled (--cancel-second).
+func TestCommandsRecordAsTheAppIsConfigured(t *testing.T) {
+	// kinds runs a story, then the command, and returns the kinds of
+	// the entries the command recorded in the outbox.
+	kinds := func(t *testing.T, story func(e *dbEnv, st *sqlstore.Store), args ...string) []string {
+		e := newDBEnv(t)
+		e.mustRun(t, "migrate")
+		st := e.store(t)
+		story(e, st)
+		// What the story recorded is delivered: only the command's is read.
+		drain := func() []string {
+			var out []string
+			for {
+				// Claim takes the head of each user's queue.
+				entries, err := st.Claim(t.Context(), time.Now().Add(time.Hour), time.Now().Add(2*time.Hour), 100)
+				require.NoError(t, err)
+				if len(entries) == 0 {
+					return out
+				}
+				for _, en := range entries {
+					out = append(out, en.Kind)
+					require.NoError(t, st.Delivered(t.Context(), en.Key, time.Now()))
+				}
+			}
+		}
+		drain()
+		e.mustRun(t, args...)
+		return drain()
+	}
+	// A trial, known to the app, whose card is then replaced by one whose
+	// charges fail, ends: its invoice's payment fails, and its first retry.
+	failing := func(e *dbEnv, st *sqlstore.Store) {
+		hooked := e.app(t, st, func(c *billing.Config) { c.Hooks.Handler = cliChanges })
+		cs, err := hooked.Checkout(t.Context(), "u0", billing.CheckoutOptions{PriceID: e.file.Plans[1].PriceID, TrialDays: 14})
+		require.NoError(t, err)
+		_, err = e.fake.Pay(cs.ID, billingtest.CardOK)
+		require.NoError(t, err)
+		_, err = e.fake.UpdateCard(e.fake.CheckoutSession(cs.ID).Customer.ID, billingtest.CardChargeFails)
+		require.NoError(t, err)
+		_, err = hooked.SyncAll(t.Context(), billing.SyncAllOptions{})
+		require.NoError(t, err)
+		e.fake.Advance(15*24*time.Hour + 2*time.Hour) // attempts 1 and 2
+	}
+	dflt := kinds(t, failing, "catchup", "--since", "20d")
+	assert.Contains(t, dflt, string(billing.ChangePaymentFailed))
+	assert.NotContains(t, dflt, string(billing.ChangeAccessLocked), "within the default grace attempts")
+	strict := kinds(t, failing, "catchup", "--since", "20d", "--grace-attempts", "1")
+	assert.Contains(t, strict, string(billing.ChangeAccessLocked), "past one grace attempt")
+
+	// One user, two live subscriptions, made through the API.
+	second := func(e *dbEnv, st *sqlstore.Store) {
+		cus := e.subscribe(t, st, 1, 1)[0]
+		_, err := client(e.fake).V1Subscriptions.Create(t.Context(), &stripe.SubscriptionCreateParams{Customer: stripe.String(cus),
+			TrialPeriodDays: stripe.Int64(7), Items: []*stripe.SubscriptionCreateItemParams{{Price: stripe.String(e.file.Plans[0].PriceID)}}})
+		require.NoError(t, err)
+	}
+	reported := kinds(t, second, "sync")
+	assert.Contains(t, reported, string(billing.ChangeSecondSubscription))
+	assert.NotContains(t, reported, "billing.cancel_second", "the default policy reports")
+	cancelled := kinds(t, second, "sync", "--cancel-second")
+	assert.Contains(t, cancelled, "billing.cancel_second")
+}

@@ -1,6 +1,19 @@
 // Command billing sets up and checks what github.com/gobilling/billing needs
-// from Stripe. So far: `billing init`, the interview that writes the plans
-// file, and `billing schema`, the file's JSON Schema.
+// from Stripe, operates the app's billing data, and serves an offline
+// Stripe:
+//
+//	billing init       the interview that writes the plans file (billing.yaml)
+//	billing schema     the plans file's JSON Schema
+//	billing setup      the Stripe account made to match the plans file
+//	billing doctor     the configuration checked against the account
+//	billing migrate    billing's tables in the app's database (up, status, sql)
+//	billing sync       every subscription brought up to date from Stripe
+//	billing catchup    the webhook events missed since a time, applied
+//	billing parked     the parked events: list, show, replay, link, discard
+//	billing hooks      the dead-lettered changes: list, replay, discard
+//	billing members    the subscriptions by Stripe status
+//	billing prune      old records deleted
+//	billing stripe     billingtest as a server: serve, advance, clock, events
 //
 // Exit codes: 0 ok, 1 failure (or findings), 2 usage. With --json, stdout
 // holds exactly one JSON document, the result or {"error": ...}. Colour
@@ -83,8 +96,11 @@ func run(args []string, io stdio) int {
 func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "billing",
-		Short: "Set up and check Stripe billing for github.com/gobilling/billing",
-		Long: `billing sets up what github.com/gobilling/billing needs from Stripe.
+		Short: "Set up, check and operate Stripe billing for github.com/gobilling/billing",
+		Long: `billing sets up what github.com/gobilling/billing needs from Stripe (init,
+setup, doctor), operates the app's billing data on its DATABASE_URL (migrate,
+sync, catchup, parked, hooks, members, prune), and serves an offline Stripe
+for development and tests in any language (stripe).
 
 Exit codes: 0 ok, 1 failure, 2 usage. With --json, stdout holds exactly one
 JSON document: the result, or {"error": "...", "exit_code": N}.
