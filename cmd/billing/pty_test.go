@@ -181,3 +181,36 @@ func TestInitTerminalRefusesOverwrite(t *testing.T) {
 		t.Error("replaced")
 	}
 }
+
+// TestSyncProgressOnATerminal: on a terminal billing sync shows its
+// progress (a count: Stripe does not say how many there are) and clears
+// it; on a pipe it shows none (TestSyncCommand).
+func TestSyncProgressOnATerminal(t *testing.T) {
+	e := newDBEnv(t)
+	e.mustRun(t, "migrate")
+	st := e.store(t)
+	e.subscribe(t, st, 150, 150)
+	cmd := exec.Command(os.Args[0], "sync", "--api-base", e.fake.URL(), "-f", e.plans)
+	cmd.Env = append(os.Environ(), "BILLING_TEST_RUN_MAIN=1", "TERM=xterm-256color", "NO_COLOR=1",
+		"DATABASE_URL="+e.db, "STRIPE_SECRET_KEY=sk_test_ops")
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 50, Cols: 200})
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no pseudo-terminal under CI: %v", err)
+		}
+		t.Skipf("cannot open a pseudo-terminal (%v): run where /dev/ptmx is usable (a container needs devpts mounted)", err)
+	}
+	defer f.Close()
+	c := &console{t: t, f: f, done: make(chan struct{})}
+	go c.read()
+	c.expect("syncing subscriptions")
+	c.expect("150 subscription(s) in 2 page(s): 150 stored")
+	c.expect("Done.")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, c.buf.String())
+	}
+	<-c.done
+	if strings.Contains(c.buf.String(), "\x1b[3") {
+		t.Errorf("colour with NO_COLOR set:\n%q", c.buf.String())
+	}
+}
