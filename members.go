@@ -65,13 +65,16 @@ func (b *Billing) ListSubscriptions(ctx context.Context, q SubscriptionQuery) ([
 	case q.Limit < 0 || q.Limit > 1000:
 		return nil, "", fmt.Errorf("%w: list subscriptions: limit %d: want 1 to 1000", ErrInvalidArgument, q.Limit)
 	}
+	// One more than the page, to know whether another follows.
+	limit := q.Limit
+	q.Limit++
 	subs, err := lister.ListSubscriptions(ctx, q)
 	if err != nil {
 		return nil, "", fmt.Errorf("billing: list subscriptions: %w", err)
 	}
-	next := ""
-	if len(subs) == q.Limit {
-		next = subs[len(subs)-1].ID
+	if len(subs) <= limit {
+		return subs, "", nil
 	}
-	return subs, next, nil
+	subs = subs[:limit]
+	return subs, subs[limit-1].ID, nil
 }

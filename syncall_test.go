@@ -206,6 +206,11 @@ func TestListSubscriptions(t *testing.T) {
 	_, err := e.b.SyncAll(ctx, billing.SyncAllOptions{})
 	require.NoError(t, err)
 
+	whole, next, err := e.b.ListSubscriptions(ctx, billing.SubscriptionQuery{Limit: 5})
+	require.NoError(t, err)
+	assert.Len(t, whole, 5)
+	assert.Empty(t, next, "a page that holds them all has no next page")
+
 	var all []string
 	cursor := ""
 	for range 4 {
