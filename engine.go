@@ -156,7 +156,7 @@ func (b *Billing) applySubscriptionEvent(ctx context.Context, ev *wireEvent, sub
 		return putLiveSubscription(ctx, tx, f, &second, rec)
 	})
 	if err == nil {
-		second.report(b, ev.Data.Object, ev.ID)
+		second.report(b, ev.Data.Object.ID, string(ev.Data.Object.Customer), ev.ID)
 	}
 	if errors.Is(err, errFetch) {
 		if b.tel != nil {

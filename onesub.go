@@ -42,12 +42,12 @@ type siblings struct {
 // report logs at WARN that the subscription (of customer) an event or a
 // sync made live has live siblings. It is called once the write is
 // committed, so a redelivery (a duplicate) does not report again.
-func (s siblings) report(b *Billing, obj *wireObject, eventID string) {
+func (s siblings) report(b *Billing, subID, customer, eventID string) {
 	if len(s.others) == 0 {
 		return
 	}
-	b.log.Warn("billing: a second live subscription", "user", s.user, "customer", string(obj.Customer),
-		"subscription", obj.ID, "others", s.others, "event", eventID,
+	b.log.Warn("billing: a second live subscription", "user", s.user, "customer", customer,
+		"subscription", subID, "others", s.others, "event", eventID,
 		"hint", "the user may be billed twice; cancel one at Stripe, or pass CheckoutOptions.AllowAnotherSubscription if meant")
 }
 
@@ -72,13 +72,21 @@ func putLiveSubscription(ctx context.Context, tx Tx, f subFact, second *siblings
 	if !after.Status.Live() || found && before.Status.Live() || after.UserID == "" {
 		return nil // not entering a live status (a stale or repeated event)
 	}
+	return recordSecond(ctx, tx, after, nil, second, rec)
+}
+
+// recordSecond finds the user's other live records beside after, which
+// entered a live status (but those later reports true of), keeps them in
+// second for a report once committed, and records the change. The caller
+// holds the user's lock.
+func recordSecond(ctx context.Context, tx Tx, after Subscription, later func(id string) bool, second *siblings, rec *recorder) error {
 	subs, err := tx.Subscriptions(ctx, after.UserID)
 	if err != nil {
 		return fmt.Errorf("read the subscriptions of user %s: %w", after.UserID, err)
 	}
 	second.user = after.UserID
 	for _, s := range subs {
-		if s.ID != f.Sub.ID && s.Status.Live() {
+		if s.ID != after.ID && s.Status.Live() && (later == nil || !later(s.ID)) {
 			second.others = append(second.others, s.ID)
 		}
 	}

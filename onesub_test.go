@@ -378,3 +378,32 @@ func countKind(ks []billing.ChangeKind, k billing.ChangeKind) int {
 	}
 	return n
 }
+
+// A second subscription found beside a stale record (the first one's
+// cancellation not delivered yet) is the user's only live one at Stripe:
+// CancelSecond reads the others at Stripe before it cancels, and leaves
+// it alone.
+func TestCancelSecondChecksTheOthersAtStripe(t *testing.T) {
+	t.Parallel()
+	l := &hookLog{}
+	e := newCoEnv(t, withHooks(l, billing.Hooks{}), func(c *billing.Config) { c.SecondSubscription = billing.CancelSecond })
+	basic := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_basic"})
+	other := e.sessionAtStripe(t, e.customerOf(t, "u1"), "price_pro")
+	e.deliver(t, e.complete(t, basic.ID, billingtest.CardOK)...)
+	first := e.subscriptionOf(t, basic.ID)
+	_, err := e.fake.CancelNow(first) // its events are not delivered: the record stays live
+	require.NoError(t, err)
+	evs, err := e.fake.Pay(other, billingtest.CardOK)
+	require.NoError(t, err)
+	e.deliver(t, evs.Events...)
+	second := e.subscriptionOf(t, other)
+
+	dispatch(t, e.b)
+	assert.Equal(t, 1, countKind(l.kinds(), billing.ChangeSecondSubscription), "reported, from the stored records")
+	assert.Equal(t, stripe.SubscriptionStatusActive, e.fake.Subscription(second).Status, "the only live one is not canceled")
+	assert.Zero(t, e.calls("DELETE /v1/subscriptions/{id}"))
+	assert.Zero(t, e.calls("POST /v1/refunds"))
+	lines := warnLines(e.logs.String(), "was not canceled")
+	require.Len(t, lines, 1, e.logs.String())
+	assert.Contains(t, lines[0], second)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/stripe/stripe-go/v82"
@@ -64,7 +65,9 @@ type SyncReport struct {
 // sync): it lists all subscriptions, of every status, 100 per request
 // with each one's latest invoice expanded, and writes each through the
 // same conditional write as webhook events, versioned by the Date of
-// the page it came on. N subscriptions cost ⌈N/100⌉ requests, plus one
+// the page it came on (less the request's duration and a second: a
+// listed state is never dated after a change made while the page was
+// read). N subscriptions cost ⌈N/100⌉ requests, plus one
 // for a subscription whose stored state is as new as the page (it is
 // fetched alone, as [Billing.Sync] does) and the retries of failed
 // requests.
@@ -87,14 +90,30 @@ func (b *Billing) SyncAll(ctx context.Context, opts SyncAllOptions) (SyncReport,
 		rep.ResumedAfter = after
 	}
 	rec := b.recorder("")
+	var wentLive []string // the subscriptions this run made live
 	for {
 		subs, version, more, err := b.subscriptionPage(ctx, after, &rep)
+		var se *StripeError
+		if rep.Pages == 0 && after != "" && errors.As(err, &se) && se.Code == "resource_missing" {
+			// The checkpoint names a subscription this account does not
+			// have (another key, account or mode on this database): it
+			// cannot be resumed from, and is dropped.
+			b.log.Warn("sync: the checkpoint names a subscription Stripe does not know; starting from the first page",
+				"checkpoint", after)
+			if cp != nil {
+				if err := cp.SaveCheckpoint(ctx, SyncCheckpoint, ""); err != nil {
+					return rep, fmt.Errorf("billing: sync: drop the checkpoint: %w", err)
+				}
+			}
+			after, rep.ResumedAfter = "", ""
+			continue
+		}
 		if err != nil {
 			return rep, err
 		}
 		rep.Pages++
 		for i := range subs {
-			if err := b.syncListed(ctx, &subs[i], version, rec, &rep); err != nil {
+			if err := b.syncListed(ctx, &subs[i], version, rec, &rep, &wentLive); err != nil {
 				return rep, err
 			}
 		}
@@ -114,6 +133,9 @@ func (b *Billing) SyncAll(ctx context.Context, opts SyncAllOptions) (SyncReport,
 			opts.Progress(rep)
 		}
 		if rep.Done {
+			if err := b.secondSubscriptions(ctx, wentLive, rec); err != nil {
+				return rep, err
+			}
 			b.log.Info("sync", "pages", rep.Pages, "seen", rep.Seen, "stored", rep.Stored, "refetched", rep.Refetched,
 				"unlinked", rep.Unlinked, "unstorable", rep.Unstorable, "calls", rep.Calls)
 			return rep, nil
@@ -135,6 +157,7 @@ func (b *Billing) subscriptionPage(ctx context.Context, after string, rep *SyncR
 	body := &form.Values{}
 	form.AppendTo(body, p)
 	var page stripe.SubscriptionList
+	start := b.now()
 	err = b.call(ctx, read, func(ctx context.Context) error {
 		rep.Calls++
 		// CallRaw, as stripe-go's own listing calls it: Call rejects list
@@ -147,6 +170,18 @@ func (b *Billing) subscriptionPage(ctx context.Context, after string, rep *SyncR
 	if version, err = responseTime(page.LastResponse); err != nil {
 		return nil, time.Time{}, false, fmt.Errorf("billing: list subscriptions: %w", err)
 	}
+	// Date is stamped as the response is sent; the states on a page of a
+	// hundred, each with its invoice, were read up to the request's
+	// duration before. A version too late could let a listed state win
+	// over a change made meanwhile; one too early only costs a fetch. So
+	// the page is dated the request's duration (in whole seconds, rounded
+	// up) and a second more before its Date.
+	took := b.now().Sub(start)
+	back := took.Truncate(time.Second)
+	if back < took {
+		back += time.Second
+	}
+	version = version.Add(-back - time.Second)
 	var w struct {
 		Data    []wireSubscription `json:"data"`
 		HasMore bool               `json:"has_more"`
@@ -158,24 +193,31 @@ func (b *Billing) subscriptionPage(ctx context.Context, after string, rep *SyncR
 }
 
 // syncListed writes one listed subscription as a fetched one.
-func (b *Billing) syncListed(ctx context.Context, sub *wireSubscription, version time.Time, rec *recorder, rep *SyncReport) error {
+// A subscription that entered a live status is added to wentLive.
+func (b *Billing) syncListed(ctx context.Context, sub *wireSubscription, version time.Time, rec *recorder, rep *SyncReport, wentLive *[]string) error {
 	rep.Seen++
 	f := fetchedFact(sub, version)
-	// As a webhook event would, a subscription found live beside another
-	// live one of its user is a second subscription.
-	var second siblings
+	entered := false
 	err := b.applyWith(ctx, "", rec, func(ctx context.Context, tx Tx) error {
-		second = siblings{}
-		return putLiveSubscription(ctx, tx, f, &second, rec)
+		if err := lockUserFirst(ctx, tx, f.Sub); err != nil {
+			return err
+		}
+		before, found, after, err := reconcileAndSave(ctx, tx, f)
+		if err != nil {
+			return err
+		}
+		entered = after.Status.Live() && !(found && before.Status.Live()) && after.UserID != ""
+		return rec.subscription(ctx, tx, before, found, after, f.News)
 	})
-	if err == nil {
-		second.report(b, sub, "(sync)")
-	}
 	if errors.Is(err, errFetch) {
 		// The stored state is as new as the page: only a fetch of its own
 		// (later, if need be) tells which is newer.
 		rep.Refetched++
+		entered = true // perhaps: the end of the run looks
 		err = b.applyFetched(ctx, "", sub.ID, version, rec)
+	}
+	if err == nil && entered {
+		*wentLive = append(*wentLive, sub.ID)
 	}
 	var unknown *errUnknownCustomer
 	var unstorable *errUnstorable
@@ -192,5 +234,47 @@ func (b *Billing) syncListed(ctx context.Context, sub *wireSubscription, version
 		return fmt.Errorf("billing: sync subscription %s: %w", sub.ID, err)
 	}
 	rep.Stored++
+	return nil
+}
+
+// secondSubscriptions looks, once every record is Stripe's, at the users
+// of the subscriptions the run made live: one beside another live one is
+// a second subscription, reported (and recorded) as the webhook path
+// does. It looks at the end, not as each is written: Stripe lists the
+// newest first, so an older record beside it may still be stale then (a
+// cancellation whose webhook was missed).
+//
+// ids are newest first, as listed: they are looked at oldest first, each
+// beside the records live before it (not the newer ones of the run), so
+// that of two the run made live the second is the one reported, as the
+// webhook path would.
+func (b *Billing) secondSubscriptions(ctx context.Context, ids []string, rec *recorder) error {
+	later := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		later[id] = true
+	}
+	for _, id := range slices.Backward(ids) {
+		delete(later, id)
+		var (
+			second siblings
+			cur    Subscription
+		)
+		err := b.applyWith(ctx, "", rec, func(ctx context.Context, tx Tx) error {
+			second = siblings{}
+			s, found, err := tx.Subscription(ctx, id)
+			if err != nil || !found || s.UserID == "" || !s.Status.Live() {
+				return err
+			}
+			if err := tx.LockUser(ctx, s.UserID); err != nil {
+				return err
+			}
+			cur = s
+			return recordSecond(ctx, tx, s, func(id string) bool { return later[id] }, &second, rec)
+		})
+		if err != nil {
+			return fmt.Errorf("billing: sync: look for a second subscription beside %s: %w", id, err)
+		}
+		second.report(b, cur.ID, cur.CustomerID, "(sync)")
+	}
 	return nil
 }

@@ -270,3 +270,113 @@ func TestSyncAllReportsASecondSubscription(t *testing.T) {
 	}
 	assert.Contains(t, lines[0], second.ID)
 }
+
+// A subscription the sync makes live beside a stored record that is
+// stale (its cancellation's webhook was missed) is not a second one: the
+// sync looks once every record is Stripe's, and the stale one is
+// canceled by then.
+func TestSyncAllDoesNotReportBesideAStaleRecord(t *testing.T) {
+	t.Parallel()
+	l := &hookLog{}
+	e := newCoEnv(t, withHooks(l, billing.Hooks{}), func(c *billing.Config) { c.SecondSubscription = billing.CancelSecond })
+	ctx := context.Background()
+	users := makeSubscriptions(t, e, "", 1, true)
+	_, err := e.b.SyncAll(ctx, billing.SyncAllOptions{})
+	require.NoError(t, err)
+	facts, err := e.store.Facts(ctx, users[0])
+	require.NoError(t, err)
+	first := facts.Subscriptions[0].ID
+	_, err = e.fake.CancelNow(first) // not delivered
+	require.NoError(t, err)
+	second, err := e.otherDevice().V1Subscriptions.Create(ctx, &stripe.SubscriptionCreateParams{Customer: stripe.String(facts.CustomerID),
+		TrialPeriodDays: stripe.Int64(7), Items: []*stripe.SubscriptionCreateItemParams{{Price: stripe.String("price_basic")}}})
+	require.NoError(t, err)
+
+	_, err = e.b.SyncAll(ctx, billing.SyncAllOptions{})
+	require.NoError(t, err)
+	dispatch(t, e.b)
+	assert.Empty(t, warnLines(e.logs.String(), "second live subscription"))
+	assert.Zero(t, countKind(l.kinds(), billing.ChangeSecondSubscription))
+	assert.Equal(t, stripe.SubscriptionStatusTrialing, e.fake.Subscription(second.ID).Status, "not canceled")
+	m, err := e.b.Membership(ctx, users[0])
+	require.NoError(t, err)
+	assert.Equal(t, billing.StatusTrialing, m.Status)
+	assert.Equal(t, "basic", m.Tier)
+}
+
+// A checkpoint naming a subscription Stripe does not know (the database
+// synced with another account or mode before) is dropped, and the sync
+// starts from the first page instead of failing on every run.
+func TestSyncAllDropsACheckpointStripeDoesNotKnow(t *testing.T) {
+	t.Parallel()
+	e := newCoEnv(t)
+	ctx := context.Background()
+	users := makeSubscriptions(t, e, "", 3, true)
+	cp := e.store.(billing.Checkpointer)
+	require.NoError(t, cp.SaveCheckpoint(ctx, billing.SyncCheckpoint, "sub_of_another_account"))
+	e.fake.ResetCalls()
+	rep, err := e.b.SyncAll(ctx, billing.SyncAllOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, billing.SyncReport{Pages: 1, Seen: 3, Stored: 3, Calls: 2, Done: true}, rep, "the refused page, then the first")
+	requireStatus(t, e.b, billing.StatusTrialing, users...)
+	assert.Len(t, warnLines(e.logs.String(), "sub_of_another_account"), 1)
+}
+
+// slowPage answers the subscriptions list as a slow Stripe would: the
+// page's states are read, then, while it is being sent, meanwhile runs
+// and the clock moves on, and Date is stamped last.
+type slowPage struct {
+	base http.RoundTripper
+	fake interface {
+		Sleep(context.Context, time.Duration) error
+		Now() time.Time
+	}
+	meanwhile func()
+}
+
+func (s *slowPage) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := s.base.RoundTrip(r)
+	if err != nil || r.URL.Path != "/v1/subscriptions" || s.meanwhile == nil {
+		return resp, err
+	}
+	_ = s.fake.Sleep(r.Context(), 2*time.Second)
+	s.meanwhile()
+	_ = s.fake.Sleep(r.Context(), 3*time.Second)
+	resp.Header.Set("Date", s.fake.Now().UTC().Format(http.TimeFormat))
+	return resp, nil
+}
+
+// A change made while a page was being read (its webhook applied) is
+// not undone by the page's older state: the page is dated before the
+// request began, so the change, newer, stays (the subscription is
+// fetched alone to tell).
+func TestSyncAllPageIsDatedBeforeItsRequest(t *testing.T) {
+	t.Parallel()
+	slow := &slowPage{base: http.DefaultTransport}
+	e := newCoEnv(t, func(c *billing.Config) {
+		slow.fake = c.Clock.(interface {
+			Sleep(context.Context, time.Duration) error
+			Now() time.Time
+		})
+		c.HTTPClient = &http.Client{Transport: slow, Timeout: 30 * time.Second}
+	})
+	ctx := context.Background()
+	users := makeSubscriptions(t, e, "", 1, true)
+	_, err := e.b.SyncAll(ctx, billing.SyncAllOptions{})
+	require.NoError(t, err)
+	facts, err := e.store.Facts(ctx, users[0])
+	require.NoError(t, err)
+	sub := facts.Subscriptions[0].ID
+
+	slow.meanwhile = func() {
+		evs, err := e.fake.CancelAtPeriodEnd(sub)
+		require.NoError(t, err)
+		e.deliver(t, evs...)
+	}
+	rep, err := e.b.SyncAll(ctx, billing.SyncAllOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 1, rep.Refetched, "the page could not order its state and the change's")
+	m, err := e.b.Membership(ctx, users[0])
+	require.NoError(t, err)
+	assert.False(t, m.CancelAt.IsZero(), "the cancellation made meanwhile stays")
+}

@@ -56,7 +56,7 @@ func (r *recorder) tasks(cs []Change) []Change {
 // task is the internal entry of a change.
 func task(kind ChangeKind, c Change) Change {
 	return Change{Kind: kind, Key: string(kind) + "/" + c.SubscriptionID, UserID: c.UserID, CustomerID: c.CustomerID,
-		SubscriptionID: c.SubscriptionID, At: c.At}
+		SubscriptionID: c.SubscriptionID, At: c.At, OtherSubscriptions: c.OtherSubscriptions}
 }
 
 // runTask makes one of billing's own Stripe writes.
@@ -65,7 +65,7 @@ func (b *Billing) runTask(ctx context.Context, c Change) error {
 	case taskExpireSessions:
 		return b.expireOtherSessions(ctx, c.CustomerID)
 	case taskCancelSecond:
-		return b.cancelAndRefund(ctx, c.SubscriptionID)
+		return b.cancelAndRefund(ctx, c.SubscriptionID, c.OtherSubscriptions)
 	}
 	return fmt.Errorf("billing: unknown task %q", c.Kind)
 }
@@ -95,7 +95,13 @@ func (b *Billing) expireOtherSessions(ctx context.Context, customer string) erro
 // are its invoice payments). Every write has an idempotency key of its
 // own, and what is done already (canceled, refunded) is skipped, so a
 // retry after a failure halfway does the rest only.
-func (b *Billing) cancelAndRefund(ctx context.Context, subID string) error {
+//
+// The siblings it was found beside are read at Stripe first: a record
+// can be stale (its cancellation's webhook not in yet, or a sync that
+// has not reached it), and a subscription is canceled only while one of
+// them is still live at Stripe; otherwise it is the user's only one, and
+// is left alone. (Tasks recorded without their siblings skip the check.)
+func (b *Billing) cancelAndRefund(ctx context.Context, subID string, siblings []string) error {
 	p := &stripe.SubscriptionRetrieveParams{}
 	var sub *stripe.Subscription
 	err := b.call(ctx, read, func(ctx context.Context) (err error) {
@@ -106,6 +112,17 @@ func (b *Billing) cancelAndRefund(ctx context.Context, subID string) error {
 		return newStripeError("retrieve subscription "+subID, err)
 	}
 	if sub.Status != stripe.SubscriptionStatusCanceled && sub.Status != stripe.SubscriptionStatusIncompleteExpired {
+		if len(siblings) > 0 {
+			live, err := b.anyLive(ctx, siblings)
+			if err != nil {
+				return err
+			}
+			if !live {
+				b.log.Warn("billing: a subscription reported second was not canceled: the others ended at Stripe",
+					"subscription", subID, "others", siblings)
+				return nil
+			}
+		}
 		cp := &stripe.SubscriptionCancelParams{}
 		cp.SetIdempotencyKey("billing-cancel-second-" + subID)
 		err := b.call(ctx, write, func(ctx context.Context) (err error) {
@@ -154,4 +171,22 @@ func (b *Billing) cancelAndRefund(ctx context.Context, subID string) error {
 	}
 	b.log.Warn("billing: canceled a second live subscription and refunded it", "subscription", subID, "invoice", inv, "refunds", refunded)
 	return nil
+}
+
+// anyLive reports whether one of the subscriptions is live at Stripe.
+func (b *Billing) anyLive(ctx context.Context, ids []string) (bool, error) {
+	for _, id := range ids {
+		var sub *stripe.Subscription
+		err := b.call(ctx, read, func(ctx context.Context) (err error) {
+			sub, err = b.sc.V1Subscriptions.Retrieve(ctx, id, &stripe.SubscriptionRetrieveParams{})
+			return err
+		})
+		if err != nil {
+			return false, newStripeError("retrieve subscription "+id, err)
+		}
+		if SubscriptionStatus(sub.Status).Live() {
+			return true, nil
+		}
+	}
+	return false, nil
 }
