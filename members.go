@@ -39,7 +39,8 @@ var knownStatuses = []SubscriptionStatus{
 	SubscriptionPastDue, SubscriptionCanceled, SubscriptionUnpaid, SubscriptionPaused,
 }
 
-// ListSubscriptions lists the stored subscription records: by status,
+// ListSubscriptions lists the stored subscription records: by status
+// (every status Stripe has when none is given),
 // a page at a time (q.Limit, DefaultSubscriptionPage when zero, at most
 // 1000), by ID. It returns the records and the cursor of the next page
 // ("" after the last). A status Stripe does not have is an
@@ -49,6 +50,15 @@ func (b *Billing) ListSubscriptions(ctx context.Context, q SubscriptionQuery) ([
 	lister, ok := b.store.(SubscriptionLister)
 	if !ok {
 		return nil, "", fmt.Errorf("billing: list subscriptions: the Store is not a SubscriptionLister: %w", errors.ErrUnsupported)
+	}
+	// Each status once (a list of eight at most); none is every status
+	// (a record that holds only invoice facts has none, and is not
+	// listed).
+	statuses := slices.Clone(q.Statuses)
+	slices.Sort(statuses)
+	q.Statuses = slices.Compact(statuses)
+	if len(q.Statuses) == 0 {
+		q.Statuses = knownStatuses
 	}
 	for _, st := range q.Statuses {
 		if !slices.Contains(knownStatuses, st) {

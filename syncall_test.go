@@ -229,6 +229,23 @@ func TestListSubscriptions(t *testing.T) {
 	}
 	assert.ElementsMatch(t, users, all, "every trialing record once")
 
+	// A record with only invoice facts (no status yet) is not listed;
+	// a status given twice is one.
+	require.NoError(t, e.store.Apply(ctx, "", func(ctx context.Context, tx billing.Tx) error {
+		if _, _, err := tx.Subscription(ctx, "sub_invoice_only"); err != nil {
+			return err
+		}
+		return tx.SaveSubscription(ctx, billing.Subscription{ID: "sub_invoice_only", CustomerID: "cus_x", UserID: users[0],
+			Invoice: billing.Invoice{ID: "in_x", Created: time.Unix(1700000000, 0).UTC()}})
+	}))
+	every, _, err := e.b.ListSubscriptions(ctx, billing.SubscriptionQuery{Limit: 100})
+	require.NoError(t, err)
+	assert.Len(t, every, 5)
+	twice, _, err := e.b.ListSubscriptions(ctx, billing.SubscriptionQuery{Limit: 100,
+		Statuses: []billing.SubscriptionStatus{billing.SubscriptionTrialing, billing.SubscriptionTrialing}})
+	require.NoError(t, err)
+	assert.Len(t, twice, 5)
+
 	none, next, err := e.b.ListSubscriptions(ctx, billing.SubscriptionQuery{Statuses: []billing.SubscriptionStatus{billing.SubscriptionPastDue}})
 	require.NoError(t, err)
 	assert.Empty(t, none)

@@ -85,10 +85,14 @@ func (a *app) openStore(ctx context.Context, o dbOpts, current bool) (*sqlstore.
 	if err != nil {
 		return nil, "", nil, err
 	}
+	if _, err := sqlstore.PrefixedMigrations(dialect, o.prefix); err != nil {
+		db.Close()
+		return nil, "", nil, usagef("--table-prefix: %v", err)
+	}
 	st, err := sqlstore.New(ctx, db, dialect, sqlstore.Options{TablePrefix: o.prefix})
 	if err != nil {
 		db.Close()
-		return nil, "", nil, usageError{err}
+		return nil, "", nil, err
 	}
 	if current {
 		states, err := st.MigrationStatus(ctx)
@@ -117,14 +121,15 @@ var cliChanges = billing.ChangeHandlerFunc(func(context.Context, billing.Change)
 // (commands that only read and write the database) a missing key or
 // file is replaced by placeholders, and any Stripe call would fail.
 func (a *app) openBilling(ctx context.Context, o appOpts, needStripe bool) (*billing.Billing, *sqlstore.Store, func(), error) {
-	key, stripeURL := "", o.apiBase
-	if needStripe || o.keyFile != "" || a.io.getenv("STRIPE_SECRET_KEY") != "" {
+	// A command that does not call Stripe takes no key (a live one on a
+	// production host included): a placeholder, and any call would fail.
+	key, stripeURL := "sk_test_billing_command_offline", "http://stripe.invalid"
+	if needStripe {
 		var err error
 		if key, _, err = a.secretKey(setupOpts{keyFile: o.keyFile, live: o.live}); err != nil {
 			return nil, nil, nil, err
 		}
-	} else {
-		key, stripeURL = "sk_test_billing_command_offline", "http://stripe.invalid"
+		stripeURL = o.apiBase
 	}
 	plans, _, err := plansfile.Load(o.file)
 	switch {

@@ -322,6 +322,18 @@ func TestSyncCommand(t *testing.T) {
 	code, _, errs = e.run(t, "members", "--status", "late")
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errs, "past_due")
+	code, _, errs = e.run(t, "members", "--table-prefix", "Bad-Prefix")
+	assert.Equal(t, exitUsage, code, errs)
+
+	// On a production host STRIPE_SECRET_KEY is live: the commands that
+	// do not call Stripe do not need it, nor --live.
+	e.env["STRIPE_SECRET_KEY"] = "sk_live_" + strings.Repeat("z", 24)
+	out = e.mustRun(t, "members", "--status", "trialing", "--limit", "1")
+	assert.Contains(t, out, "More: billing members --cursor ")
+	code, _, errs = e.run(t, "sync")
+	assert.Equal(t, exitUsage, code, "sync calls Stripe: a live key needs --live")
+	assert.Contains(t, errs, "--live")
+	assert.NotContains(t, errs, e.env["STRIPE_SECRET_KEY"])
 }
 
 // TestCatchUpAndParkedCommands: deliveries missed while the app was down

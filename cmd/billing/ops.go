@@ -651,9 +651,10 @@ func (a *app) runMembers(ctx context.Context, o appOpts, statuses []string, curs
 		if !s.Invoice.Paid {
 			m.FailedAttempts = s.Invoice.AttemptCount
 		}
-		for _, it := range s.Items {
+		for i, it := range s.Items {
 			m.Prices = append(m.Prices, it.PriceID)
-			if it.CurrentPeriodEnd.After(m.PeriodEnd) {
+			// The subscription's period ends with its earliest item's.
+			if i == 0 || it.CurrentPeriodEnd.Before(m.PeriodEnd) {
 				m.PeriodEnd = it.CurrentPeriodEnd
 			}
 		}

@@ -1,7 +1,8 @@
 // Package dburl opens the database a DATABASE_URL names, in the forms the
 // example app and the billing command share: postgres://... (or
-// postgresql://), mysql://user:password@host:port/database?params, or
-// else the path of an SQLite file.
+// postgresql://), mysql://user:password@host:port/database?params,
+// sqlite://path, or a plain path of an SQLite file. Schemes are matched
+// whatever their case; any other scheme, or a driver's DSN, is refused.
 package dburl
 
 import (
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -33,19 +35,32 @@ func Open(ctx context.Context, dbURL string) (*sql.DB, sqlstore.Dialect, string,
 		where   string
 		err     error
 	)
+	scheme := ""
+	if m := schemeRE.FindStringSubmatch(dbURL); m != nil {
+		// The drivers take the scheme in lower case only.
+		scheme = strings.ToLower(m[1])
+		dbURL = scheme + dbURL[len(m[1]):]
+	}
 	switch {
 	case dbURL == "":
-		return nil, "", "", fmt.Errorf("no database: want postgres://..., mysql://user:password@host:port/database or an SQLite file's path")
-	case strings.HasPrefix(dbURL, "postgres://"), strings.HasPrefix(dbURL, "postgresql://"):
+		return nil, "", "", fmt.Errorf("no database: want %s", forms)
+	case scheme == "postgres" || scheme == "postgresql":
 		dialect, where = sqlstore.Postgres, Redact(dbURL)
 		db, err = sql.Open("pgx", dbURL)
-	case strings.HasPrefix(dbURL, "mysql://"):
+	case scheme == "mysql":
 		var dsn string
 		if dsn, err = MySQLDSN(dbURL); err != nil {
 			return nil, "", "", err
 		}
 		dialect, where = sqlstore.MySQL, Redact(dbURL)
 		db, err = sql.Open("mysql", dsn)
+	case scheme == "sqlite":
+		return Open(ctx, strings.TrimPrefix(dbURL[len(scheme)+3:], "//"))
+	case scheme != "" || strings.Contains(dbURL, "@"):
+		// Not a file's path: a URL of another scheme, or a driver's DSN
+		// (user:password@tcp(host:port)/db), which would otherwise become
+		// an SQLite file named after its credentials.
+		return nil, "", "", fmt.Errorf("DATABASE_URL %s: want %s", Redact(dbURL), forms)
 	default:
 		if err := os.MkdirAll(filepath.Dir(dbURL), 0o755); err != nil {
 			return nil, "", "", fmt.Errorf("create the database's directory: %w", err)
@@ -98,11 +113,40 @@ func MySQLDSN(dbURL string) (string, error) {
 	return dsn, nil
 }
 
-// Redact hides a URL's password.
+// forms are the forms Open takes, for its errors.
+const forms = "postgres://user:password@host:port/database, mysql://user:password@host:port/database, " +
+	"or an SQLite file's path (or sqlite://path)"
+
+// schemeRE finds a URL's scheme.
+var schemeRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*)://`)
+
+// secretParams are the query parameters that hold a password.
+var secretParams = []string{"password", "sslpassword", "passwd"}
+
+// Redact hides a URL's password, in its user information and in its
+// query (password=, as pgx takes it too). A value that is not a URL is
+// hidden whole unless it is plainly a path.
 func Redact(s string) string {
+	if !schemeRE.MatchString(s) {
+		if strings.ContainsAny(s, "@?") {
+			return "(a value that is not a URL, hidden)"
+		}
+		return s
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(unparsable URL)"
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			for _, secret := range secretParams {
+				if strings.EqualFold(k, secret) {
+					q.Set(k, "xxxxx")
+				}
+			}
+		}
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }

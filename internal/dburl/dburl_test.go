@@ -3,6 +3,7 @@ package dburl
 import (
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -76,4 +77,49 @@ func TestOpen(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "connect to the mysql database mysql://root:xxxxx@"+addr)
 	assert.NotContains(t, err.Error(), "hunter2")
+}
+
+func TestRedactQueryPasswords(t *testing.T) {
+	got := Redact("postgres://app@db:5432/club?sslmode=disable&password=S3cretPW&sslpassword=K3y")
+	assert.NotContains(t, got, "S3cretPW")
+	assert.NotContains(t, got, "K3y")
+	assert.Contains(t, got, "sslmode=disable")
+	assert.Equal(t, "data/billing.db", Redact("data/billing.db"), "a path is shown")
+	assert.NotContains(t, Redact("root:S3cretPW@tcp(127.0.0.1:3306)/db"), "S3cretPW", "a DSN is hidden")
+}
+
+// Values that are not a path are refused, never opened as an SQLite file
+// named after their credentials; schemes match whatever their case.
+func TestOpenRefusesWhatIsNotADatabaseURL(t *testing.T) {
+	t.Chdir(t.TempDir())
+	ctx := context.Background()
+	for _, bad := range []string{
+		"root:S3cretPW@tcp(127.0.0.1:3306)/db", // go-sql-driver's DSN
+		"mariadb://root:S3cretPW@127.0.0.1/db",
+		"redis://:S3cretPW@127.0.0.1:6379/0",
+	} {
+		_, _, _, err := Open(ctx, bad)
+		require.Error(t, err, bad)
+		assert.NotContains(t, err.Error(), "S3cretPW")
+		assert.Contains(t, err.Error(), "want postgres://")
+	}
+	entries, err := os.ReadDir(".")
+	require.NoError(t, err)
+	assert.Empty(t, entries, "no file or directory made")
+
+	// Upper case is the same scheme: a server that is not there.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	_, _, _, err = Open(ctx, "POSTGRES://app:S3cretPW@"+addr+"/club?connect_timeout=2")
+	require.ErrorContains(t, err, "connect to the postgres database")
+	assert.NotContains(t, err.Error(), "S3cretPW")
+
+	db, d, where, err := Open(ctx, "sqlite://var/app.db")
+	require.NoError(t, err)
+	defer db.Close()
+	assert.Equal(t, sqlstore.SQLite, d)
+	assert.Equal(t, "var/app.db", where)
+	assert.FileExists(t, filepath.Join("var", "app.db"))
 }
