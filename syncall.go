@@ -17,7 +17,8 @@ import (
 // Stripe's list under [SyncCheckpoint]). memstore and sqlstore implement
 // it.
 type Checkpointer interface {
-	// Checkpoint returns the value saved under name, or "" when none is.
+	// Checkpoint returns the value saved under name (at most 255 bytes),
+	// or "" when none is.
 	Checkpoint(ctx context.Context, name string) (string, error)
 	// SaveCheckpoint saves value under name, replacing the one saved
 	// before; an empty value removes it.
