@@ -9,12 +9,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
+
+	"github.com/gobilling/billing/billingtest"
 	"github.com/gobilling/billing/plansfile"
 )
 
@@ -31,11 +34,19 @@ type console struct {
 func (c *console) read() {
 	defer close(c.done)
 	b := make([]byte, 4096)
+	answered := 0
 	for {
 		n, err := c.f.Read(b)
 		c.mu.Lock()
 		c.buf.Write(b[:n])
+		// A terminal answers a cursor position query (termenv asks one,
+		// after its background colour query, when the program starts):
+		// without an answer the program waits 5 seconds for one.
+		queries := strings.Count(c.buf.String(), "\x1b[6n")
 		c.mu.Unlock()
+		for ; answered < queries; answered++ {
+			_, _ = io.WriteString(c.f, "\x1b[1;1R")
+		}
 		if err != nil {
 			return
 		}
@@ -162,19 +173,11 @@ func TestInitTerminalRefusesOverwrite(t *testing.T) {
 	if err := os.WriteFile(path, []byte("keep"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "init", "-o", path)
-	cmd.Env = append(os.Environ(), "BILLING_TEST_RUN_MAIN=1")
-	f, err := pty.Start(cmd)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no pseudo-terminal under CI: %v", err)
-		}
-		t.Skipf("cannot open a pseudo-terminal (%v)", err)
-	}
-	defer f.Close()
-	out, _ := io.ReadAll(f) // EIO once the CLI has exited
-	err = cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitFailure || !strings.Contains(string(out), "exists: --force replaces it") {
+	c, cmd := startOnTerminal(t, nil, "init", "-o", path)
+	err := cmd.Wait()
+	<-c.done // EIO once the CLI has exited
+	out := c.buf.String()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitFailure || !strings.Contains(out, "exists: --force replaces it") {
 		t.Errorf("exit %v: %q", err, out)
 	}
 	if b, _ := os.ReadFile(path); string(b) != "keep" {
@@ -212,5 +215,65 @@ func TestSyncProgressOnATerminal(t *testing.T) {
 	<-c.done
 	if strings.Contains(c.buf.String(), "\x1b[3") {
 		t.Errorf("colour with NO_COLOR set:\n%q", c.buf.String())
+	}
+}
+
+// startOnTerminal runs the test binary as billing args... on a
+// pseudo-terminal with env added, and returns its console.
+func startOnTerminal(t *testing.T, env []string, args ...string) (*console, *exec.Cmd) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(append(os.Environ(), "BILLING_TEST_RUN_MAIN=1", "TERM=xterm-256color", "NO_COLOR=1"), env...)
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 50, Cols: 200})
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no pseudo-terminal under CI: %v", err)
+		}
+		t.Skipf("cannot open a pseudo-terminal (%v): run where /dev/ptmx is usable (a container needs devpts mounted)", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		f.Close()
+	})
+	c := &console{t: t, f: f, done: make(chan struct{})}
+	go c.read()
+	return c, cmd
+}
+
+var whsec = regexp.MustCompile(`\twhsec_[A-Za-z0-9]{16,}\n`)
+
+// The one secret the command shows, a new endpoint's signing secret,
+// goes to a terminal (TestSetupSecretNotOnAPipe: never to a pipe).
+func TestSetupSecretOnATerminal(t *testing.T) {
+	fake := billingtest.New(billingtest.Options{})
+	defer fake.Close()
+	path := writePlans(t, 2900)
+	c, cmd := startOnTerminal(t, []string{"STRIPE_SECRET_KEY=sk_test_setup"},
+		"setup", "--api-base", fake.URL(), "-f", path, "--webhook-url", hookURL)
+	c.expect("The new endpoint's signing secret, for STRIPE_WEBHOOK_SECRET (shown once):")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	<-c.done
+	if !whsec.MatchString(strings.ReplaceAll(c.buf.String(), "\r\n", "\n")) {
+		t.Error("no signing secret on the terminal") // the output is not printed: it holds a secret
+	}
+}
+
+func TestStripeServeSecretOnATerminal(t *testing.T) {
+	c, cmd := startOnTerminal(t, nil, "stripe", "serve", "--addr", "127.0.0.1:0", "--webhook-url", "http://127.0.0.1:9/stripe/webhook")
+	c.expect("Ready.")
+	c.mu.Lock()
+	out := strings.ReplaceAll(c.buf.String(), "\r\n", "\n")
+	c.mu.Unlock()
+	if !whsec.MatchString(out) {
+		t.Error("no signing secret on the terminal")
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after an interrupt: %v", err)
 	}
 }
