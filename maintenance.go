@@ -64,7 +64,7 @@ type Lease interface {
 // than the store's retention (sqlstore's Options.EventRetention, 35 days
 // by default, measured on the store's clock) and says how many.
 // [Billing.Maintain] calls it daily when the store implements it
-// (sqlstore does; memstore keeps no event times, and does not).
+// (sqlstore and memstore do).
 type EventPruner interface {
 	PruneEvents(ctx context.Context) (int64, error)
 }

@@ -24,7 +24,13 @@ import (
 var (
 	_ billing.Store       = (*Store)(nil)
 	_ billing.EventLister = (*Store)(nil)
+	_ billing.EventPruner = (*Store)(nil)
 )
+
+// EventRetention is how long a Store keeps the record of a processed
+// event before [Store.PruneEvents] deletes it: sqlstore's default, longer
+// than the 30 days Stripe redelivers an event for.
+const EventRetention = 35 * 24 * time.Hour
 
 // errTxDone is returned by a Tx used after its Apply returned.
 var errTxDone = errors.New("memstore: transaction used after Apply returned")
@@ -49,6 +55,7 @@ type Store struct {
 	parked         map[string]billing.ParkedEvent
 	outbox         outbox
 	checkpoints    map[string]string // by name (listing.go)
+	now            func() time.Time  // stamps processed events (time.Now)
 }
 
 // New returns an empty Store.
@@ -63,6 +70,7 @@ func New() *Store {
 		parked:         make(map[string]billing.ParkedEvent),
 		outbox:         outbox{byKey: make(map[string]*billing.OutboxEntry)},
 		checkpoints:    make(map[string]string),
+		now:            time.Now,
 	}
 }
 
@@ -115,7 +123,7 @@ func (s *Store) Apply(ctx context.Context, eventID string, fn func(ctx context.C
 	if eventID != "" {
 		info, _ := billing.EventInfoFrom(ctx)
 		s.events[eventID] = billing.ProcessedEvent{ID: eventID, Type: info.Type, ObjectID: info.ObjectID, Via: info.Via,
-			ProcessedAt: time.Now().UTC()}
+			ProcessedAt: s.now().UTC()}
 	}
 	return nil
 }
@@ -137,6 +145,27 @@ func (s *Store) RecentEvents(ctx context.Context, limit int) ([]billing.Processe
 		return cmp.Compare(b.ID, a.ID)
 	})
 	return evs[:min(len(evs), limit)], nil
+}
+
+// PruneEvents deletes the records of the events processed longer ago than
+// EventRetention, and says how many (an event redelivered after its
+// record is gone is applied again). See [billing.EventPruner]:
+// Billing.Maintain calls it daily.
+func (s *Store) PruneEvents(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	cutoff := s.now().Add(-EventRetention)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for id, ev := range s.events {
+		if ev.ProcessedAt.Before(cutoff) {
+			delete(s.events, id)
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Processed reports whether eventID was recorded by a committed Apply.

@@ -127,3 +127,41 @@ func TestApplyCanceledContext(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, ok)
 }
+
+// PruneEvents forgets the events processed longer ago than
+// EventRetention, and only them.
+func TestPruneEvents(t *testing.T) {
+	st := memstore.New()
+	ctx := t.Context()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0
+	memstore.SetNow(st, func() time.Time { return now })
+	apply := func(id string) {
+		require.NoError(t, st.Apply(ctx, id, func(context.Context, billing.Tx) error { return nil }))
+	}
+	apply("evt_old")
+	now = t0.Add(10 * 24 * time.Hour)
+	apply("evt_new")
+
+	now = t0.Add(memstore.EventRetention) // evt_old is exactly as old as kept
+	n, err := st.PruneEvents(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	now = now.Add(time.Second)
+	n, err = st.PruneEvents(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+	for id, want := range map[string]bool{"evt_old": false, "evt_new": true} {
+		got, err := st.Processed(ctx, id)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, id)
+	}
+	evs, err := st.RecentEvents(ctx, 10)
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	assert.Equal(t, "evt_new", evs[0].ID)
+	// Forgotten, the event is applied again.
+	applied := false
+	require.NoError(t, st.Apply(ctx, "evt_old", func(context.Context, billing.Tx) error { applied = true; return nil }))
+	assert.True(t, applied)
+}
