@@ -524,3 +524,97 @@ func TestMaintainOnce(t *testing.T) {
 		assert.ErrorIs(t, e.b.Maintain(ctx, bad), billing.ErrInvalidArgument)
 	}
 }
+
+// The next catch-up is due CatchUpEvery after the last one began, not
+// after it ended: a catch-up slowed by Stripe (a retry on the clock) does
+// not push the hourly schedule later and later.
+func TestMaintainSchedulesFromEachRunsStart(t *testing.T) {
+	t.Parallel()
+	w := newMaintWorld(t)
+	a := w.replica(t, "a")
+	w.fake.SetFail("GET /v1/events", 500, 1) // the first listing is retried after a pause
+
+	ma := startMaintain(a.b, billing.MaintenanceOptions{CatchUpEvery: 30 * time.Minute, PruneEvery: -1})
+	w.clock.advance(t, 1, 10*time.Second) // through the retry's pause
+	require.Equal(t, 1, countLines(a.logs.String(), "maintenance: caught up"))
+	require.Equal(t, 2, w.fake.Calls()["GET /v1/events"], "the failed listing and its retry")
+
+	// 30 minutes and a quarter of a second after the first run began (the
+	// offline Stripe's clock also ticks in real time: a margin), before
+	// 30 minutes after it ended (the retry paused half a second).
+	w.clock.advance(t, 1, 30*time.Minute-10*time.Second+250*time.Millisecond)
+	assert.Equal(t, 2, countLines(a.logs.String(), "maintenance: caught up"), "due 30 minutes after the start")
+	ma.halt(t)
+}
+
+// stealingStore's lease is lost on demand to another holder, which takes
+// it at once, as a replica on another machine would.
+type stealingStore struct {
+	*replicaStore
+	mu     sync.Mutex
+	steal  bool
+	thief  billing.Lease
+	leaser billing.Leaser
+}
+
+func (s *stealingStore) Lease(ctx context.Context, name string) (billing.Lease, error) {
+	l, err := s.replicaStore.Lease(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return &stolenLease{Lease: l, s: s}, nil
+}
+
+type stolenLease struct {
+	billing.Lease
+	s *stealingStore
+}
+
+func (l *stolenLease) Check(ctx context.Context) error {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if !l.s.steal {
+		return l.Lease.Check(ctx)
+	}
+	l.s.steal = false
+	_ = l.Lease.Release(ctx)
+	thief, err := l.s.leaser.Lease(ctx, billing.MaintenanceLease)
+	if err != nil {
+		return err
+	}
+	l.s.thief = thief
+	return billing.ErrLeaseLost
+}
+
+// A replica that waited, held the lease, and lost it to another waits
+// again, and says so again: once per wait, not once per life.
+func TestMaintainSaysEachTimeItWaits(t *testing.T) {
+	t.Parallel()
+	w := newMaintWorld(t)
+	other, err := w.store.Lease(context.Background(), billing.MaintenanceLease) // another replica holds it
+	require.NoError(t, err)
+	ss := &stealingStore{replicaStore: &replicaStore{Store: w.store, name: "a", w: w.watch}, leaser: w.store}
+	a := newCoEnvWith(t, ss, users, func(c *billing.Config) { c.StripeURL = w.fake.URL(); c.Clock = w.clock })
+	waiting := func() int {
+		return countLines(a.logs.String(), "maintenance: another replica holds the lease; waiting to take over")
+	}
+
+	ma := startMaintain(a.b, billing.MaintenanceOptions{})
+	w.clock.advance(t, 1, 3*time.Minute)
+	assert.Equal(t, 1, waiting(), "said once while it waits")
+	require.NoError(t, other.Release(context.Background()))
+	w.clock.advance(t, 1, time.Minute)
+	require.Equal(t, 1, countLines(a.logs.String(), "maintenance: this replica holds the lease"))
+
+	ss.mu.Lock()
+	ss.steal = true
+	ss.mu.Unlock()
+	w.clock.advance(t, 1, 3*time.Minute)
+	assert.Equal(t, 1, countLines(a.logs.String(), "maintenance: lost the lease; trying to take it again"))
+	assert.Equal(t, 2, waiting(), "said again: a new wait")
+	ss.mu.Lock()
+	require.NotNil(t, ss.thief)
+	require.NoError(t, ss.thief.Release(context.Background()))
+	ss.mu.Unlock()
+	ma.halt(t)
+}

@@ -457,3 +457,33 @@ func TestSelfCheckFindingString(t *testing.T) {
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"severity":"error","code":"price_missing","subject":"price_x","problem":"gone","fix":"create it"}`, string(raw))
 }
+
+// denyPrice answers 403, as Stripe answers a restricted key, for one
+// price only.
+type denyPrice struct{ id string }
+
+func (d denyPrice) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodGet && r.URL.Path == "/v1/prices/"+d.id {
+		body := `{"error":{"type":"invalid_request_error","message":"The provided key does not have the required permissions"}}`
+		return &http.Response{StatusCode: http.StatusForbidden, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// A key refused a price after reading the ones before it reports no plan
+// rather than a partial list that would read as complete.
+func TestSelfCheckPricesDeniedHalfway(t *testing.T) {
+	t.Parallel()
+	e := newSCEnv(t)
+	e.endpoint(t, scWebhookURL, stripe.APIVersion)
+	plans := testcatalog.Plans()
+	require.Greater(t, len(plans), 1)
+	b := e.billing(t, func(c *billing.Config) {
+		c.HTTPClient = &http.Client{Transport: denyPrice{plans[1].PriceID}, Timeout: 30 * time.Second}
+	})
+	r := e.check(t, b)
+	assert.Equal(t, []string{"warning prices_unreadable "}, codes(r))
+	assert.Nil(t, r.Plans, "not the first plan alone")
+	assert.Equal(t, 1, e.fake.Calls()["GET /v1/prices/{id}"], "the first read; the second refused before it reached the fake")
+}
