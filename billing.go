@@ -188,12 +188,9 @@ func New(cfg Config, store Store, users UserResolver) (*Billing, error) {
 	if users == nil {
 		return nil, fmt.Errorf("%w: nil UserResolver", ErrConfig)
 	}
-	live, err := keyMode(cfg.SecretKey)
+	live, err := keyFor(cfg.SecretKey, cfg.StripeURL)
 	if err != nil {
 		return nil, err
-	}
-	if live && cfg.StripeURL != "" {
-		return nil, fmt.Errorf("%w: a live secret key must not be sent to StripeURL %q; use a test key (sk_test_...) with the offline Stripe or stripe-mock", ErrConfig, cfg.StripeURL)
 	}
 	if len(cfg.WebhookSecrets) == 0 {
 		return nil, fmt.Errorf("%w: no WebhookSecrets: add the endpoint's signing secret (whsec_...)", ErrConfig)
@@ -313,6 +310,19 @@ func newStripeClient(key, stripeURL string, hc *http.Client) (*stripe.Client, st
 	}
 	backends := stripe.NewBackendsWithConfig(bc)
 	return stripe.NewClient(key, stripe.WithBackends(backends)), backends.API
+}
+
+// keyFor checks a secret key's shape and that a live one goes to Stripe
+// itself (no StripeURL), and says whether it is live. The error never
+// contains the key.
+func keyFor(key, stripeURL string) (live bool, err error) {
+	if live, err = keyMode(key); err != nil {
+		return false, err
+	}
+	if live && stripeURL != "" {
+		return false, fmt.Errorf("%w: a live secret key must not be sent to StripeURL %q; use a test key (sk_test_...) with the offline Stripe or stripe-mock", ErrConfig, stripeURL)
+	}
+	return live, nil
 }
 
 // keyMode checks a secret key's shape and says whether it is live. The

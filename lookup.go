@@ -32,12 +32,8 @@ func ResolveLookupKeys(ctx context.Context, cfg Config) (Config, error) {
 	if len(keys) == 0 {
 		return cfg, nil
 	}
-	live, err := keyMode(cfg.SecretKey)
-	if err != nil {
+	if _, err := keyFor(cfg.SecretKey, cfg.StripeURL); err != nil {
 		return cfg, err
-	}
-	if live && cfg.StripeURL != "" {
-		return cfg, fmt.Errorf("%w: a live secret key must not be sent to StripeURL %q", ErrConfig, cfg.StripeURL)
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
