@@ -85,13 +85,25 @@ func replicaBilling(db *sql.DB, d sqlstore.Dialect, prefix, stripeURL, name stri
 	}
 	hooks := replicaHooks
 	hooks.Handler = logDelivery(db, d, prefix, name)
-	return billing.New(billing.Config{
-		SecretKey: "sk_test_sqlstore", WebhookSecrets: []string{webhookSecret}, SiteURL: "https://app.example",
-		Plans:  []billing.Plan{{PriceID: "price_basic", Tier: "basic"}, {PriceID: "price_pro", Tier: "pro"}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StripeURL: stripeURL, MaxRetries: -1, Hooks: hooks,
-	}, st, billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) {
-		return billing.User{ID: id, Email: id + "@example.com"}, nil
-	}))
+	return billing.New(replicaConfig("sk_test_sqlstore", webhookSecret, stripeURL, replicaPlans, hooks, nil), st, replicaUsers)
+}
+
+// replicaPlans are the plans of the dispatcher replicas' app.
+var replicaPlans = []billing.Plan{{PriceID: "price_basic", Tier: "basic"}, {PriceID: "price_pro", Tier: "pro"}}
+
+// replicaUsers resolves any user ID to a user with an email.
+var replicaUsers = billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) {
+	return billing.User{ID: id, Email: id + "@example.com", Name: "User " + id}, nil
+})
+
+// replicaConfig is the Config of a replica's Billing (and of the test's
+// own, beside them): no logs, no retries, the clock given (nil: the
+// system's).
+func replicaConfig(key, secret, stripeURL string, plans []billing.Plan, hooks billing.Hooks, clock billing.Clock) billing.Config {
+	return billing.Config{
+		SecretKey: key, WebhookSecrets: []string{secret}, SiteURL: "https://app.example", Plans: plans,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StripeURL: stripeURL, MaxRetries: -1, Hooks: hooks, Clock: clock,
+	}
 }
 
 // runReplica is a replica process: it runs the dispatcher until
@@ -138,13 +150,7 @@ func TestHookReplicas(t *testing.T) {
 		fake := newFake(t)
 		recorder := replicaHooks
 		recorder.Handler = billing.ChangeHandlerFunc(func(context.Context, billing.Change) error { return nil })
-		b, err := billing.New(billing.Config{
-			SecretKey: "sk_test_sqlstore", WebhookSecrets: []string{webhookSecret}, SiteURL: "https://app.example",
-			Plans:  []billing.Plan{{PriceID: "price_basic", Tier: "basic"}, {PriceID: "price_pro", Tier: "pro"}},
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: fake, StripeURL: fake.URL(), MaxRetries: -1, Hooks: recorder,
-		}, st, billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) {
-			return billing.User{ID: id, Email: id + "@example.com"}, nil
-		}))
+		b, err := billing.New(replicaConfig("sk_test_sqlstore", webhookSecret, fake.URL(), replicaPlans, recorder, fake), st, replicaUsers)
 		require.NoError(t, err)
 		h := b.WebhookHandler()
 		var subs []string
@@ -336,12 +342,7 @@ func worldBilling(db *sql.DB, d sqlstore.Dialect, clock billing.Clock, prefix, s
 	if records {
 		hooks.Handler = billing.ChangeHandlerFunc(func(context.Context, billing.Change) error { return nil }) // delivered by the world
 	}
-	return billing.New(billing.Config{
-		SecretKey: key, WebhookSecrets: []string{secret}, SiteURL: "https://app.example", Plans: testcatalog.Plans(),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StripeURL: stripeURL, MaxRetries: -1, Hooks: hooks, Clock: clock,
-	}, st, billing.UserResolverFunc(func(ctx context.Context, id string) (billing.User, error) {
-		return billing.User{ID: id, Email: id + "@example.com", Name: "User " + id}, nil
-	}))
+	return billing.New(replicaConfig(key, secret, stripeURL, testcatalog.Plans(), hooks, clock), st, replicaUsers)
 }
 
 // serveReplica is a replica process serving webhook deliveries for any
