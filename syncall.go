@@ -91,7 +91,7 @@ func (b *Billing) SyncAll(ctx context.Context, opts SyncAllOptions) (SyncReport,
 		rep.ResumedAfter = after
 	}
 	rec := b.recorder("")
-	var wentLive []string // the subscriptions this run made live
+	live := &liveWatch{suspect: map[string]bool{}}
 	for {
 		subs, version, more, err := b.subscriptionPage(ctx, after, &rep)
 		var se *StripeError
@@ -114,7 +114,7 @@ func (b *Billing) SyncAll(ctx context.Context, opts SyncAllOptions) (SyncReport,
 		}
 		rep.Pages++
 		for i := range subs {
-			if err := b.syncListed(ctx, &subs[i], version, rec, &rep, &wentLive); err != nil {
+			if err := b.syncListed(ctx, &subs[i], version, rec, &rep, live); err != nil {
 				return rep, err
 			}
 		}
@@ -134,7 +134,7 @@ func (b *Billing) SyncAll(ctx context.Context, opts SyncAllOptions) (SyncReport,
 			opts.Progress(rep)
 		}
 		if rep.Done {
-			if err := b.secondSubscriptions(ctx, wentLive, rec); err != nil {
+			if err := b.secondSubscriptions(ctx, live.toCheck(), rec); err != nil {
 				return rep, err
 			}
 			b.log.Info("sync", "pages", rep.Pages, "seen", rep.Seen, "stored", rep.Stored, "refetched", rep.Refetched,
@@ -193,13 +193,40 @@ func (b *Billing) subscriptionPage(ctx context.Context, after string, rep *SyncR
 	return w.Data, version, w.HasMore, nil
 }
 
-// syncListed writes one listed subscription as a fetched one.
-// A subscription that entered a live status is added to wentLive.
-func (b *Billing) syncListed(ctx context.Context, sub *wireSubscription, version time.Time, rec *recorder, rep *SyncReport, wentLive *[]string) error {
+// liveWatch follows the subscriptions a run made live, in listing order
+// (newest first), with their users, and the users of whom one went live
+// beside another live record.
+type liveWatch struct {
+	subs    []liveSub
+	suspect map[string]bool
+}
+
+type liveSub struct{ id, user string }
+
+// toCheck are the subscriptions the end of the run looks at: those of the
+// suspect users, and those whose user a fetch of their own hid.
+func (w *liveWatch) toCheck() []string {
+	var ids []string
+	for _, s := range w.subs {
+		if s.user == "" || w.suspect[s.user] {
+			ids = append(ids, s.id)
+		}
+	}
+	return ids
+}
+
+// syncListed writes one listed subscription as a fetched one, and notes
+// in live whether it entered a live status.
+func (b *Billing) syncListed(ctx context.Context, sub *wireSubscription, version time.Time, rec *recorder, rep *SyncReport, live *liveWatch) error {
 	rep.Seen++
 	f := fetchedFact(sub, version)
-	entered := false
+	var (
+		entered bool
+		user    string
+		beside  bool
+	)
 	err := b.applyWith(ctx, "", rec, func(ctx context.Context, tx Tx) error {
+		entered, beside = false, false
 		if err := lockUserFirst(ctx, tx, f.Sub); err != nil {
 			return err
 		}
@@ -207,18 +234,34 @@ func (b *Billing) syncListed(ctx context.Context, sub *wireSubscription, version
 		if err != nil {
 			return err
 		}
-		entered = after.Status.Live() && !(found && before.Status.Live()) && after.UserID != ""
-		return rec.subscription(ctx, tx, before, found, after, f.News)
+		if err := rec.subscription(ctx, tx, before, found, after, f.News); err != nil {
+			return err
+		}
+		if !after.Status.Live() || found && before.Status.Live() || after.UserID == "" {
+			return nil
+		}
+		// Entering a live status, beside another live record or not (it
+		// may be stale: the end of the run looks again).
+		entered, user = true, after.UserID
+		subs, err := tx.Subscriptions(ctx, after.UserID)
+		if err != nil {
+			return fmt.Errorf("read the subscriptions of user %s: %w", after.UserID, err)
+		}
+		beside = slices.ContainsFunc(subs, func(s Subscription) bool { return s.ID != after.ID && s.Status.Live() })
+		return nil
 	})
 	if errors.Is(err, errFetch) {
 		// The stored state is as new as the page: only a fetch of its own
 		// (later, if need be) tells which is newer.
 		rep.Refetched++
-		entered = true // perhaps: the end of the run looks
+		entered, user = true, "" // perhaps: the end of the run looks
 		err = b.applyFetched(ctx, "", sub.ID, version, rec)
 	}
 	if err == nil && entered {
-		*wentLive = append(*wentLive, sub.ID)
+		live.subs = append(live.subs, liveSub{id: sub.ID, user: user})
+		if beside {
+			live.suspect[user] = true
+		}
 	}
 	var unknown *errUnknownCustomer
 	var unstorable *errUnstorable

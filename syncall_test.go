@@ -285,7 +285,7 @@ func TestSyncAllReportsASecondSubscription(t *testing.T) {
 	for _, s := range facts.Subscriptions {
 		assert.Contains(t, lines[0], s.ID)
 	}
-	assert.Contains(t, lines[0], second.ID)
+	assert.Contains(t, lines[0], "subscription="+second.ID, "the one that went live second, as the webhook path says")
 }
 
 // A subscription the sync makes live beside a stored record that is
