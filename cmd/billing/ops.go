@@ -76,7 +76,11 @@ func (a *app) runSync(ctx context.Context, o appOpts, restart bool) error {
 		// Stripe does not say how many there are: a counter, not a bar.
 		bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(a.io.err), progressbar.OptionSetDescription("syncing subscriptions"),
 			progressbar.OptionShowCount(), progressbar.OptionSetItsString("subscriptions"), progressbar.OptionShowIts(),
-			progressbar.OptionEnableColorCodes(a.colour(a.io.err)), progressbar.OptionClearOnFinish())
+			progressbar.OptionEnableColorCodes(a.colour(a.io.err)), progressbar.OptionClearOnFinish(),
+			// Its spinner's own goroutine reads the bar's state without
+			// its lock (a data race in v3.19.1): the spinner turns on
+			// each page instead.
+			progressbar.OptionSetSpinnerChangeInterval(0))
 		opts.Progress = func(r billing.SyncReport) { _ = bar.Set(r.Seen) }
 	}
 	rep, err := b.SyncAll(ctx, opts)
