@@ -397,3 +397,47 @@ func TestSyncAllPageIsDatedBeforeItsRequest(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, m.CancelAt.IsZero(), "the cancellation made meanwhile stays")
 }
+
+// Only Stripe's resource_missing drops a checkpoint: a resumed run that
+// fails otherwise (rate limited past the retries) keeps it for the next.
+func TestSyncAllKeepsItsCheckpointOnOtherErrors(t *testing.T) {
+	t.Parallel()
+	e := newCoEnv(t, func(c *billing.Config) { c.MaxRetries = 1 })
+	ctx := context.Background()
+	makeSubscriptions(t, e, "", 3, true)
+	cp := e.store.(billing.Checkpointer)
+	var mid string
+	for sub, err := range e.otherDevice().V1Subscriptions.List(ctx, &stripe.SubscriptionListParams{}) {
+		require.NoError(t, err)
+		mid = sub.ID
+		break
+	}
+	require.NoError(t, cp.SaveCheckpoint(ctx, billing.SyncCheckpoint, mid))
+	e.fake.SetFail("GET /v1/subscriptions", http.StatusTooManyRequests, 10)
+	_, err := e.b.SyncAll(ctx, billing.SyncAllOptions{})
+	var se *billing.StripeError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, http.StatusTooManyRequests, se.HTTPStatus)
+	got, err := cp.Checkpoint(ctx, billing.SyncCheckpoint)
+	require.NoError(t, err)
+	assert.Equal(t, mid, got, "kept")
+}
+
+// failingCheckpoints is a store whose checkpoints cannot be saved.
+type failingCheckpoints struct{ *memstore.Store }
+
+var errCheckpointDown = errors.New("the checkpoint table is down")
+
+func (failingCheckpoints) SaveCheckpoint(context.Context, string, string) error {
+	return errCheckpointDown
+}
+
+// A checkpoint that cannot be saved stops the sync with the store's
+// error: a run that could not resume must not look like one that can.
+func TestSyncAllReportsACheckpointNotSaved(t *testing.T) {
+	t.Parallel()
+	e := newCoEnvWith(t, failingCheckpoints{memstore.New()}, users)
+	makeSubscriptions(t, e, "", 2, true)
+	_, err := e.b.SyncAll(context.Background(), billing.SyncAllOptions{})
+	require.ErrorIs(t, err, errCheckpointDown)
+}

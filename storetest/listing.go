@@ -135,6 +135,7 @@ func testListPages(t *testing.T, st billing.Store) {
 	after := ""
 	for range len(ids) + 1 {
 		page := listSubs(t, l, billing.SubscriptionQuery{After: after, Limit: 3})
+		require.LessOrEqual(t, len(page), 3, "at most Limit")
 		got = append(got, subIDs(page)...)
 		if len(page) < 3 {
 			break
@@ -151,6 +152,8 @@ func testListPages(t *testing.T, st billing.Store) {
 	}
 	slices.Sort(pastDue)
 	first := listSubs(t, l, billing.SubscriptionQuery{Statuses: []billing.SubscriptionStatus{billing.SubscriptionPastDue}, Limit: 2})
+	require.Len(t, first, 2, "Limit, with statuses")
+	require.Len(t, listSubs(t, l, billing.SubscriptionQuery{Limit: 1}), 1, "Limit, without")
 	rest := listSubs(t, l, billing.SubscriptionQuery{Statuses: []billing.SubscriptionStatus{billing.SubscriptionPastDue},
 		After: first[len(first)-1].ID, Limit: 10})
 	assert.Equal(t, pastDue, append(subIDs(first), subIDs(rest)...), "a status's pages")
@@ -173,6 +176,11 @@ func testListSeesCommitted(t *testing.T, st billing.Store) {
 	require.ErrorIs(t, err, errFn)
 	got := listSubs(t, l, billing.SubscriptionQuery{Limit: 10})
 	assert.Equal(t, normSubs([]billing.Subscription{kept}), normSubs(got), "a failed transaction's records are not listed")
+
+	// The records returned are copies.
+	got[0].Items[0].PriceID = "price_changed_by_the_caller"
+	again := listSubs(t, l, billing.SubscriptionQuery{Limit: 10})
+	assert.Equal(t, normSubs([]billing.Subscription{kept}), normSubs(again), "a caller's change to a listed record is not the store's")
 
 	saveSub(t, st, withStatus(kept, billing.SubscriptionCanceled))
 	assert.Empty(t, listSubs(t, l, billing.SubscriptionQuery{Statuses: []billing.SubscriptionStatus{billing.SubscriptionPastDue}, Limit: 10}),

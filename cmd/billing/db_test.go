@@ -167,6 +167,10 @@ func TestMigrateCommands(t *testing.T) {
 			migs := st["migrations"].([]any)
 			require.GreaterOrEqual(t, len(migs), 7)
 			assert.Equal(t, float64(len(migs)), st["pending"], "all pending on an empty database")
+			for _, m := range migs {
+				assert.Equal(t, false, m.(map[string]any)["applied"])
+				assert.NotContains(t, m, "applied_at")
+			}
 
 			code, _, errs := e.run(t, append([]string{"members", "-f", filepath.Join(t.TempDir(), "none.yaml")}, prefix...)...)
 			assert.Equal(t, exitFailure, code)
@@ -184,6 +188,10 @@ func TestMigrateCommands(t *testing.T) {
 			assert.Contains(t, out, "the schema is current")
 			assert.Contains(t, out, "nothing to do")
 
+			for _, m := range decodeJSON(t, e.mustRun(t, append([]string{"migrate", "status", "--json"}, prefix...)...))["migrations"].([]any) {
+				assert.Equal(t, true, m.(map[string]any)["applied"])
+				assert.NotEmpty(t, m.(map[string]any)["applied_at"])
+			}
 			out = e.mustRun(t, append([]string{"migrate", "status"}, prefix...)...)
 			assert.NotContains(t, out, "pending")
 			assert.Contains(t, out, "0007_checkpoints.sql")
@@ -250,6 +258,8 @@ func TestMigrateSQLWithoutADatabase(t *testing.T) {
 	assert.NotContains(t, out, "billing_")
 	code, _, errs := cli(t, "migrate", "sql", "--dialect", "oracle")
 	assert.Equal(t, exitUsage, code)
+	code, _, _ = cli(t, "migrate", "sql", "--dialect", "postgres", "--table-prefix", "Bad-Prefix")
+	assert.Equal(t, exitUsage, code, "a bad prefix is a usage error")
 	assert.Contains(t, errs, "want postgres, mysql or sqlite")
 	code, _, errs = cli(t, "migrate", "status")
 	assert.Equal(t, exitUsage, code, "no DATABASE_URL")
@@ -284,9 +294,18 @@ func TestSyncCommand(t *testing.T) {
 
 	// Stripe fails past the retries: exit 1, and how to resume.
 	e.fake.SetFail("GET /v1/subscriptions", http.StatusInternalServerError, 100)
-	code, _, errs = e.run(t, "sync")
+	code, out, errs = e.run(t, "sync")
 	assert.Equal(t, exitFailure, code)
 	assert.Contains(t, errs, "run billing sync again: it resumes")
+	assert.NotContains(t, out, "Done.")
+	code, out, _ = e.run(t, "sync", "--json")
+	assert.Equal(t, exitFailure, code)
+	dec := json.NewDecoder(strings.NewReader(out))
+	var doc map[string]any
+	require.NoError(t, dec.Decode(&doc))
+	assert.Contains(t, doc["error"], "resumes")
+	assert.NotNil(t, doc["report"])
+	assert.False(t, dec.More(), "one JSON document, even on failure")
 	e.fake.SetFail("GET /v1/subscriptions", 0, 0)
 
 	// A checkpoint after the first page, as an interrupted run leaves it.
@@ -312,8 +331,34 @@ func TestSyncCommand(t *testing.T) {
 
 	// members lists them by status.
 	out = e.mustRun(t, "members", "--status", "trialing", "--json")
-	subs := decodeJSON(t, out)["subscriptions"].([]any)
+	page := decodeJSON(t, out)
+	subs := page["subscriptions"].([]any)
 	assert.Len(t, subs, 100, "a page")
+	assert.Equal(t, subs[99].(map[string]any)["subscription"], page["next_cursor"])
+	one := subs[0].(map[string]any)
+	assert.Equal(t, float64(0), one["failed_attempts"])
+	assert.NotEmpty(t, one["current_period_end"])
+	code, _, _ = e.run(t, "members", "--limit", "0")
+	assert.Equal(t, exitUsage, code)
+
+	// --restart ignores a checkpoint.
+	require.NoError(t, st.SaveCheckpoint(t.Context(), billing.SyncCheckpoint, after))
+	out = e.mustRun(t, "sync", "--restart")
+	assert.NotContains(t, out, "Resumed")
+	assert.Contains(t, out, "250 subscription(s) in 3 page(s)")
+
+	// The plans file: required by the commands that call Stripe; one
+	// that is there but broken is refused by all.
+	good := e.plans
+	e.plans = filepath.Join(t.TempDir(), "missing.yaml")
+	code, _, errs = e.run(t, "sync")
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, errs, "no such file")
+	e.plans = filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(e.plans, []byte("version: [\n"), 0o644))
+	code, _, _ = e.run(t, "members")
+	assert.Equal(t, exitFailure, code, "a broken plans file")
+	e.plans = good
 	out = e.mustRun(t, "members", "--status", "past_due")
 	assert.Equal(t, "No subscription.\n", out)
 	out = e.mustRun(t, "members", "--status", "trialing", "--limit", "1000")

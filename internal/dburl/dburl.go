@@ -1,7 +1,8 @@
 // Package dburl opens the database a DATABASE_URL names, in the forms the
 // example app and the billing command share: postgres://... (or
 // postgresql://), mysql://user:password@host:port/database?params,
-// sqlite://path, or a plain path of an SQLite file. Schemes are matched
+// sqlite://path (sqlite:///abs/path for an absolute one), or a plain path
+// of an SQLite file. Schemes are matched
 // whatever their case; any other scheme, or a driver's DSN, is refused.
 package dburl
 
@@ -55,7 +56,9 @@ func Open(ctx context.Context, dbURL string) (*sql.DB, sqlstore.Dialect, string,
 		dialect, where = sqlstore.MySQL, Redact(dbURL)
 		db, err = sql.Open("mysql", dsn)
 	case scheme == "sqlite":
-		return Open(ctx, strings.TrimPrefix(dbURL[len(scheme)+3:], "//"))
+		// What follows sqlite:// is the path: sqlite://data/app.db is
+		// relative, sqlite:///var/app.db absolute.
+		return Open(ctx, dbURL[len(scheme)+3:])
 	case scheme != "" || strings.Contains(dbURL, "@"):
 		// Not a file's path: a URL of another scheme, or a driver's DSN
 		// (user:password@tcp(host:port)/db), which would otherwise become

@@ -34,6 +34,11 @@ func TestMySQLDSN(t *testing.T) {
 	cfg, err = mysql.ParseDSN(dsn)
 	require.NoError(t, err)
 	assert.Equal(t, "localhost:3306", cfg.Addr)
+	dsn, err = MySQLDSN("mysql://root@[::1]/club")
+	require.NoError(t, err)
+	cfg, err = mysql.ParseDSN(dsn)
+	require.NoError(t, err)
+	assert.Equal(t, "[::1]:3306", cfg.Addr, "the default port beside an IPv6 address")
 
 	for _, bad := range []string{"mysql://root@localhost", "mysql:///club", "mysql://h/db?tls=nonsense"} {
 		_, err := MySQLDSN(bad)
@@ -86,6 +91,8 @@ func TestRedactQueryPasswords(t *testing.T) {
 	assert.Contains(t, got, "sslmode=disable")
 	assert.Equal(t, "data/billing.db", Redact("data/billing.db"), "a path is shown")
 	assert.NotContains(t, Redact("root:S3cretPW@tcp(127.0.0.1:3306)/db"), "S3cretPW", "a DSN is hidden")
+	assert.NotContains(t, Redact("postgres://h/db?PASSWORD=S3cretPW"), "S3cretPW", "whatever the case")
+	assert.NotContains(t, Redact("data/app.db?password=S3cretPW"), "S3cretPW", "not a URL, not plainly a path")
 }
 
 // Values that are not a path are refused, never opened as an SQLite file
@@ -97,6 +104,8 @@ func TestOpenRefusesWhatIsNotADatabaseURL(t *testing.T) {
 		"root:S3cretPW@tcp(127.0.0.1:3306)/db", // go-sql-driver's DSN
 		"mariadb://root:S3cretPW@127.0.0.1/db",
 		"redis://:S3cretPW@127.0.0.1:6379/0",
+		"mariadb://127.0.0.1/db", // no credentials: still not a path
+		"redis://127.0.0.1:6379/0",
 	} {
 		_, _, _, err := Open(ctx, bad)
 		require.Error(t, err, bad)
@@ -115,6 +124,14 @@ func TestOpenRefusesWhatIsNotADatabaseURL(t *testing.T) {
 	_, _, _, err = Open(ctx, "POSTGRES://app:S3cretPW@"+addr+"/club?connect_timeout=2")
 	require.ErrorContains(t, err, "connect to the postgres database")
 	assert.NotContains(t, err.Error(), "S3cretPW")
+	_, _, _, err = Open(ctx, "postgresql://app:S3cretPW@"+addr+"/club?connect_timeout=2")
+	require.ErrorContains(t, err, "connect to the postgres database postgresql://app:xxxxx@")
+
+	abs := filepath.Join(t.TempDir(), "abs.db")
+	adb, _, awhere, err := Open(ctx, "sqlite://"+abs) // sqlite:///tmp/...: absolute
+	require.NoError(t, err)
+	adb.Close()
+	assert.Equal(t, abs, awhere)
 
 	db, d, where, err := Open(ctx, "sqlite://var/app.db")
 	require.NoError(t, err)
