@@ -407,3 +407,19 @@ func TestCancelSecondChecksTheOthersAtStripe(t *testing.T) {
 	require.Len(t, lines, 1, e.logs.String())
 	assert.Contains(t, lines[0], second)
 }
+
+// The check at Stripe counts any live status: a first subscription still
+// in its trial is live, and the second is canceled.
+func TestCancelSecondBesideATrial(t *testing.T) {
+	t.Parallel()
+	e := newCoEnv(t, withHooks(&hookLog{}, billing.Hooks{}), func(c *billing.Config) { c.SecondSubscription = billing.CancelSecond })
+	trial := e.checkout(t, "u1", billing.CheckoutOptions{PriceID: "price_basic", TrialDays: 14})
+	other := e.sessionAtStripe(t, e.customerOf(t, "u1"), "price_pro")
+	e.deliver(t, e.complete(t, trial.ID, billingtest.CardOK)...)
+	evs, err := e.fake.Pay(other, billingtest.CardOK)
+	require.NoError(t, err)
+	e.deliver(t, evs.Events...)
+	dispatch(t, e.b)
+	assert.Equal(t, stripe.SubscriptionStatusTrialing, e.fake.Subscription(e.subscriptionOf(t, trial.ID)).Status)
+	assert.Equal(t, stripe.SubscriptionStatusCanceled, e.fake.Subscription(e.subscriptionOf(t, other)).Status)
+}

@@ -615,3 +615,36 @@ func TestCommandsRecordAsTheAppIsConfigured(t *testing.T) {
 	cancelled := kinds(t, second, "sync", "--cancel-second")
 	assert.Contains(t, cancelled, "billing.cancel_second")
 }
+
+// members shows a subscription's period end as its earliest item's (the
+// subscription's period, as billing reads it), whether it cancels then,
+// and the failed attempts of an unpaid latest invoice.
+func TestMembersShowsPeriodCancellationAndFailures(t *testing.T) {
+	e := newDBEnv(t)
+	e.mustRun(t, "migrate")
+	st := e.store(t)
+	t1 := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	t2 := t1.AddDate(0, 1, 0)
+	require.NoError(t, st.Apply(t.Context(), "", func(ctx context.Context, tx billing.Tx) error {
+		if err := tx.LinkCustomer(ctx, "u1", "cus_members"); err != nil {
+			return err
+		}
+		if _, _, err := tx.Subscription(ctx, "sub_members"); err != nil {
+			return err
+		}
+		return tx.SaveSubscription(ctx, billing.Subscription{ID: "sub_members", CustomerID: "cus_members", UserID: "u1",
+			Status: billing.SubscriptionPastDue, CancelAtPeriodEnd: true, Version: t1.AddDate(0, 0, -20),
+			Items:   []billing.Item{{PriceID: "price_b", Quantity: 1, CurrentPeriodEnd: t2}, {PriceID: "price_a", Quantity: 1, CurrentPeriodEnd: t1}},
+			Invoice: billing.Invoice{ID: "in_members", Created: t1.AddDate(0, 0, -20), AttemptCount: 2}})
+	}))
+	out := e.mustRun(t, "members", "--status", "past_due", "--json")
+	subs := decodeJSON(t, out)["subscriptions"].([]any)
+	require.Len(t, subs, 1)
+	m := subs[0].(map[string]any)
+	assert.Equal(t, t1.Format(time.RFC3339), m["current_period_end"], "the earliest item's")
+	assert.Equal(t, true, m["cancel_at_period_end"])
+	assert.Equal(t, float64(2), m["failed_attempts"])
+	assert.Equal(t, []any{"price_b", "price_a"}, m["prices"])
+	out = e.mustRun(t, "members", "--status", "past_due")
+	assert.Contains(t, out, t1.Format(time.RFC3339)+" (cancels)")
+}
