@@ -57,22 +57,41 @@ func (s siblings) report(b *Billing, subID, customer, eventID string) {
 // locked, so two such events for one user are serialized and the second
 // sees the first) are kept in second for a report once committed.
 func putLiveSubscription(ctx context.Context, tx Tx, f subFact, second *siblings, rec *recorder) error {
-	// The user first, so that this transaction waits for any other of the
-	// user's before it reads the user's subscriptions.
+	after, entered, err := putEntering(ctx, tx, f, rec)
+	if err != nil || !entered {
+		return err // or not entering a live status (a stale or repeated event)
+	}
+	return recordSecond(ctx, tx, after, nil, second, rec)
+}
+
+// putEntering is putSubscription that also says whether the record
+// entered a live status, returning it as saved. It locks the user first,
+// so that the transaction waits for any other of the user's before the
+// caller reads the user's subscriptions.
+func putEntering(ctx context.Context, tx Tx, f subFact, rec *recorder) (after Subscription, entered bool, err error) {
 	if err := lockUserFirst(ctx, tx, f.Sub); err != nil {
-		return err
+		return after, false, err
 	}
 	before, found, after, err := reconcileAndSave(ctx, tx, f)
 	if err != nil {
-		return err
+		return after, false, err
 	}
 	if err := rec.subscription(ctx, tx, before, found, after, f.News); err != nil {
-		return err
+		return after, false, err
 	}
-	if !after.Status.Live() || found && before.Status.Live() || after.UserID == "" {
-		return nil // not entering a live status (a stale or repeated event)
+	return after, after.Status.Live() && !(found && before.Status.Live()) && after.UserID != "", nil
+}
+
+// otherLive returns the IDs of the live records of subs but id and those
+// skip reports true of (nil: none).
+func otherLive(subs []Subscription, id string, skip func(id string) bool) []string {
+	var out []string
+	for _, s := range subs {
+		if s.ID != id && s.Status.Live() && (skip == nil || !skip(s.ID)) {
+			out = append(out, s.ID)
+		}
 	}
-	return recordSecond(ctx, tx, after, nil, second, rec)
+	return out
 }
 
 // recordSecond finds the user's other live records beside after, which
@@ -84,12 +103,7 @@ func recordSecond(ctx context.Context, tx Tx, after Subscription, later func(id 
 	if err != nil {
 		return fmt.Errorf("read the subscriptions of user %s: %w", after.UserID, err)
 	}
-	second.user = after.UserID
-	for _, s := range subs {
-		if s.ID != after.ID && s.Status.Live() && (later == nil || !later(s.ID)) {
-			second.others = append(second.others, s.ID)
-		}
-	}
+	second.user, second.others = after.UserID, otherLive(subs, after.ID, later)
 	if len(second.others) == 0 {
 		return nil
 	}

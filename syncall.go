@@ -226,28 +226,20 @@ func (b *Billing) syncListed(ctx context.Context, sub *wireSubscription, version
 		beside  bool
 	)
 	err := b.applyWith(ctx, "", rec, func(ctx context.Context, tx Tx) error {
-		entered, beside = false, false
-		if err := lockUserFirst(ctx, tx, f.Sub); err != nil {
+		var after Subscription
+		var err error
+		beside = false
+		if after, entered, err = putEntering(ctx, tx, f, rec); err != nil || !entered {
 			return err
-		}
-		before, found, after, err := reconcileAndSave(ctx, tx, f)
-		if err != nil {
-			return err
-		}
-		if err := rec.subscription(ctx, tx, before, found, after, f.News); err != nil {
-			return err
-		}
-		if !after.Status.Live() || found && before.Status.Live() || after.UserID == "" {
-			return nil
 		}
 		// Entering a live status, beside another live record or not (it
 		// may be stale: the end of the run looks again).
-		entered, user = true, after.UserID
+		user = after.UserID
 		subs, err := tx.Subscriptions(ctx, after.UserID)
 		if err != nil {
 			return fmt.Errorf("read the subscriptions of user %s: %w", after.UserID, err)
 		}
-		beside = slices.ContainsFunc(subs, func(s Subscription) bool { return s.ID != after.ID && s.Status.Live() })
+		beside = len(otherLive(subs, after.ID, nil)) > 0
 		return nil
 	})
 	if errors.Is(err, errFetch) {
