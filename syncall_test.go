@@ -28,11 +28,7 @@ func makeSubscriptions(t *testing.T, e *coEnv, prefix string, n int, link bool) 
 	for i := range n {
 		cus, err := sc.V1Customers.Create(ctx, &stripe.CustomerCreateParams{Email: stripe.String(fmt.Sprintf("%s%d@example.com", prefix, i))})
 		require.NoError(t, err)
-		_, err = sc.V1Subscriptions.Create(ctx, &stripe.SubscriptionCreateParams{
-			Customer:        stripe.String(cus.ID),
-			TrialPeriodDays: stripe.Int64(14),
-			Items:           []*stripe.SubscriptionCreateItemParams{{Price: stripe.String("price_pro")}}})
-		require.NoError(t, err)
+		trialSubscription(t, sc, cus.ID, "price_pro", 14)
 		if !link {
 			out = append(out, cus.ID)
 			continue
@@ -42,6 +38,17 @@ func makeSubscriptions(t *testing.T, e *coEnv, prefix string, n int, link bool) 
 		out = append(out, user)
 	}
 	return out
+}
+
+// trialSubscription makes a trialing subscription of customer to price
+// through the API (no webhook delivered) and returns its ID.
+func trialSubscription(t *testing.T, sc *stripe.Client, customer, price string, days int64) string {
+	t.Helper()
+	sub, err := sc.V1Subscriptions.Create(context.Background(), &stripe.SubscriptionCreateParams{
+		Customer: stripe.String(customer), TrialPeriodDays: stripe.Int64(days),
+		Items: []*stripe.SubscriptionCreateItemParams{{Price: stripe.String(price)}}})
+	require.NoError(t, err)
+	return sub.ID
 }
 
 func requireStatus(t *testing.T, b *billing.Billing, want billing.Status, users ...string) {
@@ -269,9 +276,7 @@ func TestSyncAllReportsASecondSubscription(t *testing.T) {
 	users := makeSubscriptions(t, e, "", 1, true)
 	cus, err := e.store.CustomerID(ctx, users[0])
 	require.NoError(t, err)
-	second, err := e.otherDevice().V1Subscriptions.Create(ctx, &stripe.SubscriptionCreateParams{Customer: stripe.String(cus),
-		TrialPeriodDays: stripe.Int64(7), Items: []*stripe.SubscriptionCreateItemParams{{Price: stripe.String("price_basic")}}})
-	require.NoError(t, err)
+	second := trialSubscription(t, e.otherDevice(), cus, "price_basic", 7)
 	for range 2 {
 		_, err = e.b.SyncAll(ctx, billing.SyncAllOptions{})
 		require.NoError(t, err)
@@ -285,7 +290,7 @@ func TestSyncAllReportsASecondSubscription(t *testing.T) {
 	for _, s := range facts.Subscriptions {
 		assert.Contains(t, lines[0], s.ID)
 	}
-	assert.Contains(t, lines[0], "subscription="+second.ID, "the one that went live second, as the webhook path says")
+	assert.Contains(t, lines[0], "subscription="+second, "the one that went live second, as the webhook path says")
 }
 
 // A subscription the sync makes live beside a stored record that is
@@ -305,16 +310,14 @@ func TestSyncAllDoesNotReportBesideAStaleRecord(t *testing.T) {
 	first := facts.Subscriptions[0].ID
 	_, err = e.fake.CancelNow(first) // not delivered
 	require.NoError(t, err)
-	second, err := e.otherDevice().V1Subscriptions.Create(ctx, &stripe.SubscriptionCreateParams{Customer: stripe.String(facts.CustomerID),
-		TrialPeriodDays: stripe.Int64(7), Items: []*stripe.SubscriptionCreateItemParams{{Price: stripe.String("price_basic")}}})
-	require.NoError(t, err)
+	second := trialSubscription(t, e.otherDevice(), facts.CustomerID, "price_basic", 7)
 
 	_, err = e.b.SyncAll(ctx, billing.SyncAllOptions{})
 	require.NoError(t, err)
 	dispatch(t, e.b)
 	assert.Empty(t, warnLines(e.logs.String(), "second live subscription"))
 	assert.Zero(t, countKind(l.kinds(), billing.ChangeSecondSubscription))
-	assert.Equal(t, stripe.SubscriptionStatusTrialing, e.fake.Subscription(second.ID).Status, "not canceled")
+	assert.Equal(t, stripe.SubscriptionStatusTrialing, e.fake.Subscription(second).Status, "not canceled")
 	m, err := e.b.Membership(ctx, users[0])
 	require.NoError(t, err)
 	assert.Equal(t, billing.StatusTrialing, m.Status)
