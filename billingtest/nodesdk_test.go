@@ -4,9 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/stripe/stripe-go/v82"
 
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testenv"
 )
 
 // nodeSDK returns the node binary and the directory of the pinned Stripe
@@ -23,25 +23,7 @@ import (
 // missing, with how to get them; under CI=true it fails instead.
 func nodeSDK(t *testing.T) (node, dir string) {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("testdata", "node"))
-	require.NoError(t, err)
-	node, err = exec.LookPath("node")
-	missing := ""
-	switch {
-	case err != nil:
-		missing = "node is not installed (apt-get install nodejs npm)"
-	default:
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "stripe", "package.json")); err != nil {
-			missing = "the Stripe Node SDK is not installed: run `npm ci` in billingtest/testdata/node"
-		}
-	}
-	if missing != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true: %s", missing)
-		}
-		t.Skip(missing)
-	}
-	return node, dir
+	return testenv.NodeSDK(t, filepath.Join("testdata", "node"))
 }
 
 // Stripe's official Node SDK (stripe@18.5.0, 2025-08-27.basil) against
@@ -124,20 +106,12 @@ func TestNodeSDK(t *testing.T) {
 	}
 
 	mu.Lock()
-	in, err := json.Marshal(map[string]any{"url": srv.URL(), "key": "sk_test_node", "secret": ep.Secret, "ids": ids,
-		"counts": counts, "payloads": payloads, "price": "price_month", "liveSubscription": live,
-		"refundable": srv.CheckoutSession(cs.ID).PaymentIntent.ID})
+	input := map[string]any{"url": srv.URL(), "key": "sk_test_node", "secret": ep.Secret, "ids": ids,
+		"counts": counts, "payloads": slices.Clone(payloads), "price": "price_month", "liveSubscription": live,
+		"refundable": srv.CheckoutSession(cs.ID).PaymentIntent.ID}
 	n := len(payloads)
 	mu.Unlock()
-	require.NoError(t, err)
-	file := filepath.Join(t.TempDir(), "input.json")
-	require.NoError(t, os.WriteFile(file, in, 0o600))
-	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "sdk.mjs"), file)
-	cmd.Dir = dir
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "node: %s", stderr.String())
+	out := testenv.RunNode(t, ctx, node, dir, "sdk.mjs", input)
 	var res struct {
 		Calls    int
 		Failures []string

@@ -28,6 +28,7 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/gobilling/billing/billingtest"
+	"github.com/gobilling/billing/internal/testenv"
 )
 
 // stripeStart is when the served clocks start: April has 30 days, so 31
@@ -193,14 +194,10 @@ func stripeTo(u string) *stripe.Client {
 func needTool(t *testing.T, name, missing string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
+	if err != nil {
+		testenv.Unavailable(t, name+" is not installed", missing)
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true: %s", missing)
-	}
-	t.Skip(missing)
-	return ""
+	return p
 }
 
 // eventJSON is the part of an event the tests read.
@@ -405,28 +402,11 @@ func TestStripeServe(t *testing.T) {
 	// standalone.mjs).
 	t.Run("node", func(t *testing.T) {
 		t.Parallel()
-		dir, err := filepath.Abs(filepath.Join("..", "..", "billingtest", "testdata", "node"))
-		require.NoError(t, err)
-		node := needTool(t, "node", "node is not installed (apt-get install nodejs npm); then run `npm ci` in billingtest/testdata/node")
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "stripe", "package.json")); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("CI=true: the Stripe Node SDK is not installed: run `npm ci` in billingtest/testdata/node")
-			}
-			t.Skip("the Stripe Node SDK is not installed: run `npm ci` in billingtest/testdata/node")
-		}
+		node, dir := testenv.NodeSDK(t, filepath.Join("..", "..", "billingtest", "testdata", "node"))
 		srv := serveStripe(t, bin)
-		in, err := json.Marshal(map[string]string{"url": srv.URL, "key": "sk_test_node"})
-		require.NoError(t, err)
-		file := filepath.Join(t.TempDir(), "input.json")
-		require.NoError(t, os.WriteFile(file, in, 0o600))
 		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "standalone.mjs"), file)
-		cmd.Dir = dir
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		require.NoError(t, err, "node: %s", stderr.String())
+		out := testenv.RunNode(t, ctx, node, dir, "standalone.mjs", map[string]string{"url": srv.URL, "key": "sk_test_node"})
 		var res struct {
 			Calls                  int
 			Failures               []string
