@@ -157,7 +157,12 @@ func (b *Billing) subscriptionPage(ctx context.Context, after string, rep *SyncR
 	startAfter(&p.ListParams, after)
 	body := &form.Values{}
 	form.AppendTo(body, p)
-	var page stripe.SubscriptionList
+	// The page is decoded once, straight into billing's wire structs.
+	var page struct {
+		stripe.APIResource
+		Data    []wireSubscription `json:"data"`
+		HasMore bool               `json:"has_more"`
+	}
 	start := b.now()
 	err = b.call(ctx, read, func(ctx context.Context) error {
 		rep.Calls++
@@ -183,14 +188,7 @@ func (b *Billing) subscriptionPage(ctx context.Context, after string, rep *SyncR
 		back += time.Second
 	}
 	version = version.Add(-back - time.Second)
-	var w struct {
-		Data    []wireSubscription `json:"data"`
-		HasMore bool               `json:"has_more"`
-	}
-	if err := decodeResponse(page.LastResponse, &w); err != nil {
-		return nil, time.Time{}, false, fmt.Errorf("billing: list subscriptions: %w", err)
-	}
-	return w.Data, version, w.HasMore, nil
+	return page.Data, version, page.HasMore, nil
 }
 
 // liveWatch follows the subscriptions a run made live, in listing order
