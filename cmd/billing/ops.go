@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -331,25 +332,12 @@ func (a *app) runParkedShow(ctx context.Context, o appOpts, id string) error {
 	}
 	fmt.Fprintf(a.io.out, "Event:    %s\nType:     %s\nCustomer: %s\nParked:   %s\nReason:   %s\nPayload:\n",
 		ev.ID, ev.Type, ev.CustomerID, ev.ParkedAt.Format(time.RFC3339), ev.Reason)
-	var pretty strings.Builder
-	if err := jsonIndent(&pretty, ev.Payload); err != nil {
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, ev.Payload, "", "  "); err != nil {
 		pretty.Reset()
-		pretty.Write(ev.Payload)
+		pretty.Write(ev.Payload) // as Stripe sent it
 	}
 	fmt.Fprintln(a.io.out, pretty.String())
-	return nil
-}
-
-func jsonIndent(w *strings.Builder, raw []byte) error {
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	w.Write(b)
 	return nil
 }
 
