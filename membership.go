@@ -153,11 +153,8 @@ func (p policy) compute(f Facts, now time.Time) Membership {
 
 // one maps one subscription.
 func (p policy) one(s Subscription, now time.Time) Membership {
-	m := Membership{SubscriptionID: s.ID, StripeStatus: s.Status}
+	m := Membership{SubscriptionID: s.ID, StripeStatus: s.Status, CurrentPeriodEnd: s.PeriodEnd()}
 	for _, it := range s.Items {
-		if m.CurrentPeriodEnd.IsZero() || it.CurrentPeriodEnd.Before(m.CurrentPeriodEnd) {
-			m.CurrentPeriodEnd = it.CurrentPeriodEnd
-		}
 		r, ok := p.rank[p.plans[it.PriceID].Tier]
 		if ok && (m.Tier == "" || r > p.rank[m.Tier]) {
 			m.Tier, m.PriceID = p.plans[it.PriceID].Tier, it.PriceID

@@ -376,3 +376,14 @@ func TestBoundedKey(t *testing.T) {
 	assert.True(t, strings.HasPrefix(a, "payment_failed/"))
 	assert.Equal(t, a, boundedKey(ChangePaymentFailed, "payment_failed/sub_"+long+"/in_"+long+"/2"), "stable")
 }
+
+func TestSubscriptionPeriodEnd(t *testing.T) {
+	t1 := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	s := Subscription{Items: []Item{{CurrentPeriodEnd: t1.AddDate(0, 1, 0)}, {CurrentPeriodEnd: t1}, {CurrentPeriodEnd: t1.AddDate(1, 0, 0)}}}
+	if got := s.PeriodEnd(); !got.Equal(t1) {
+		t.Errorf("PeriodEnd = %v, want the earliest item's, %v", got, t1)
+	}
+	if got := (Subscription{}).PeriodEnd(); !got.IsZero() {
+		t.Errorf("no items: %v, want zero", got)
+	}
+}

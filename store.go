@@ -189,6 +189,18 @@ type Subscription struct {
 	Invoice Invoice
 }
 
+// PeriodEnd is when the subscription's current period ends: its earliest
+// item's (zero with no items), as [Membership].CurrentPeriodEnd reads it.
+func (s Subscription) PeriodEnd() time.Time {
+	var end time.Time
+	for _, it := range s.Items {
+		if end.IsZero() || it.CurrentPeriodEnd.Before(end) {
+			end = it.CurrentPeriodEnd
+		}
+	}
+	return end
+}
+
 // Item is one subscription item: a price and its current period.
 type Item struct {
 	PriceID            string

@@ -643,12 +643,9 @@ func (a *app) runMembers(ctx context.Context, o appOpts, statuses []string, curs
 		if !s.Invoice.Paid {
 			m.FailedAttempts = s.Invoice.AttemptCount
 		}
-		for i, it := range s.Items {
+		m.PeriodEnd = s.PeriodEnd()
+		for _, it := range s.Items {
 			m.Prices = append(m.Prices, it.PriceID)
-			// The subscription's period ends with its earliest item's.
-			if i == 0 || it.CurrentPeriodEnd.Before(m.PeriodEnd) {
-				m.PeriodEnd = it.CurrentPeriodEnd
-			}
 		}
 		rows = append(rows, m)
 	}
